@@ -1,0 +1,251 @@
+//! The append-only audit log. Each entry stores the hash of the one before it, so an
+//! edited or deleted row breaks the chain and `verify` finds it.
+
+use crate::db::schema::audit_log;
+use crate::db::DbConnection;
+use diesel::prelude::*;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::sync::Mutex;
+
+/// The chain starts from this value.
+const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+/// PostgreSQL advisory lock id that serialises appends across instances.
+const APPEND_LOCK_ID: i64 = 0x636f_6e6e_6175_6469;
+/// SQLite serves one process, so a process-wide lock serialises appends there.
+static SQLITE_APPEND: Mutex<()> = Mutex::new(());
+
+/// Who did it.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub kind: &'static str,
+    pub id: Option<String>,
+    pub label: String,
+}
+
+impl Actor {
+    pub fn user(id: &str, email: &str) -> Self {
+        Self {
+            kind: "user",
+            id: Some(id.to_string()),
+            label: email.to_string(),
+        }
+    }
+
+    pub fn anonymous(label: &str) -> Self {
+        Self {
+            kind: "anonymous",
+            id: None,
+            label: label.to_string(),
+        }
+    }
+
+    pub fn system() -> Self {
+        Self {
+            kind: "system",
+            id: None,
+            label: "connecthub".to_string(),
+        }
+    }
+}
+
+/// Where the request came from.
+#[derive(Debug, Clone, Default)]
+pub struct Origin {
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// One thing that happened, before it is chained and stored.
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub actor: Actor,
+    pub action: &'static str,
+    pub target: Option<(&'static str, String)>,
+    pub success: bool,
+    pub origin: Origin,
+    pub details: Value,
+}
+
+impl Event {
+    pub fn new(actor: Actor, action: &'static str) -> Self {
+        Self {
+            actor,
+            action,
+            target: None,
+            success: true,
+            origin: Origin::default(),
+            details: Value::Object(Default::default()),
+        }
+    }
+
+    pub fn target(mut self, kind: &'static str, id: impl Into<String>) -> Self {
+        self.target = Some((kind, id.into()));
+        self
+    }
+
+    pub fn failed(mut self) -> Self {
+        self.success = false;
+        self
+    }
+
+    pub fn origin(mut self, origin: &Origin) -> Self {
+        self.origin = origin.clone();
+        self
+    }
+
+    pub fn details(mut self, details: Value) -> Self {
+        self.details = details;
+        self
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = audit_log)]
+pub struct Entry {
+    #[diesel(skip_insertion)]
+    pub id: i64,
+    pub at: chrono::NaiveDateTime,
+    pub actor_type: String,
+    pub actor_id: Option<String>,
+    pub actor_label: String,
+    pub action: String,
+    pub target_type: Option<String>,
+    pub target_id: Option<String>,
+    pub outcome: String,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub details: String,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+impl Entry {
+    /// The hash over every stored field but `id` and `hash`, chained to the previous entry.
+    fn compute_hash(&self) -> String {
+        let canonical = serde_json::json!([
+            self.prev_hash,
+            self.at.and_utc().timestamp_micros(),
+            self.actor_type,
+            self.actor_id,
+            self.actor_label,
+            self.action,
+            self.target_type,
+            self.target_id,
+            self.outcome,
+            self.ip,
+            self.user_agent,
+            self.details,
+        ]);
+        hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
+    }
+}
+
+/// Appends one entry to the chain.
+pub fn append(conn: &mut DbConnection, event: Event) -> QueryResult<()> {
+    match conn {
+        DbConnection::Postgresql(_) => conn.transaction(|conn| {
+            diesel::sql_query(format!("SELECT pg_advisory_xact_lock({APPEND_LOCK_ID})"))
+                .execute(conn)?;
+            insert_chained(conn, event)
+        }),
+        DbConnection::Sqlite(_) => {
+            let _guard = SQLITE_APPEND.lock().unwrap_or_else(|p| p.into_inner());
+            insert_chained(conn, event)
+        }
+    }
+}
+
+fn insert_chained(conn: &mut DbConnection, event: Event) -> QueryResult<()> {
+    let prev_hash = audit_log::table
+        .select(audit_log::hash)
+        .order(audit_log::id.desc())
+        .first::<String>(conn)
+        .optional()?
+        .unwrap_or_else(|| GENESIS.to_string());
+    let (target_type, target_id) = match event.target {
+        Some((kind, id)) => (Some(kind.to_string()), Some(id)),
+        None => (None, None),
+    };
+    let mut entry = Entry {
+        id: 0,
+        at: crate::db::now(),
+        actor_type: event.actor.kind.to_string(),
+        actor_id: event.actor.id,
+        actor_label: event.actor.label,
+        action: event.action.to_string(),
+        target_type,
+        target_id,
+        outcome: if event.success { "success" } else { "failure" }.to_string(),
+        ip: event.origin.ip,
+        user_agent: event.origin.user_agent.map(|ua| ua.chars().take(512).collect()),
+        details: event.details.to_string(),
+        prev_hash,
+        hash: String::new(),
+    };
+    entry.hash = entry.compute_hash();
+    diesel::insert_into(audit_log::table)
+        .values(&entry)
+        .execute(conn)?;
+    Ok(())
+}
+
+/// What `verify` found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Intact { entries: u64 },
+    Broken { entry_id: i64, reason: &'static str },
+}
+
+/// Walks the whole chain in id order and reports the first entry that does not fit.
+pub fn verify(conn: &mut DbConnection) -> QueryResult<Verdict> {
+    const PAGE: i64 = 1000;
+    let mut expected_prev = GENESIS.to_string();
+    let mut after = 0_i64;
+    let mut count = 0_u64;
+    loop {
+        let page: Vec<Entry> = audit_log::table
+            .filter(audit_log::id.gt(after))
+            .order(audit_log::id.asc())
+            .limit(PAGE)
+            .select(Entry::as_select())
+            .load(conn)?;
+        for entry in &page {
+            if entry.prev_hash != expected_prev {
+                return Ok(Verdict::Broken {
+                    entry_id: entry.id,
+                    reason: "does not link to the entry before it (an entry was removed)",
+                });
+            }
+            if entry.compute_hash() != entry.hash {
+                return Ok(Verdict::Broken {
+                    entry_id: entry.id,
+                    reason: "its content does not match its hash (the entry was edited)",
+                });
+            }
+            expected_prev = entry.hash.clone();
+            count += 1;
+        }
+        match page.last() {
+            Some(last) if page.len() as i64 == PAGE => after = last.id,
+            _ => return Ok(Verdict::Intact { entries: count }),
+        }
+    }
+}
+
+/// The most recent entries, newest first; `actor_id` limits them to one user's actions.
+pub fn recent(
+    conn: &mut DbConnection,
+    actor_id: Option<&str>,
+    limit: i64,
+) -> QueryResult<Vec<Entry>> {
+    let mut query = audit_log::table.into_boxed();
+    if let Some(actor_id) = actor_id {
+        query = query.filter(audit_log::actor_id.eq(actor_id.to_string()));
+    }
+    query
+        .order(audit_log::id.desc())
+        .limit(limit)
+        .select(Entry::as_select())
+        .load(conn)
+}

@@ -1,0 +1,267 @@
+//! The command line: serve, demo, migrate, user, key.
+
+use crate::audit::{self, Actor, Event};
+use crate::auth::users::{self, Email, Role};
+use crate::auth::{password, session_store};
+use crate::config::{Config, ConfigError, Defaults, EncryptionKey, ProcessEnv, Source};
+use crate::db::{self, DatabaseUrl, DbPool};
+use crate::startup::Application;
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use secrecy::SecretString;
+use std::io::Read;
+use std::path::Path;
+
+#[derive(Parser)]
+#[command(name = "connecthub", version, about = "Self-hosted OAuth connection hub")]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server with settings from the environment (DATABASE_URL, BIND, PUBLIC_URL,
+    /// ENCRYPTION_KEY, LOG_LEVEL, LOG_FORMAT)
+    Serve,
+    /// Run the full app on a local SQLite file with defaults, for trying connecthub out
+    Demo,
+    /// Apply pending database migrations (DATABASE_URL) and exit
+    Migrate,
+    /// Manage user accounts
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage the encryption key
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a user and print its password (or read one with --password-stdin)
+    Add(UserAdd),
+    /// Set a new password for an existing user and end their sessions
+    Passwd(UserPasswd),
+}
+
+#[derive(Args)]
+struct UserAdd {
+    /// Sign-in email address
+    #[arg(long)]
+    email: String,
+    /// admin or member
+    #[arg(long, default_value = "member")]
+    role: Role,
+    /// Name shown in the app (defaults to the part of the email before @)
+    #[arg(long)]
+    name: Option<String>,
+    /// Read the password from standard input instead of generating one
+    #[arg(long)]
+    password_stdin: bool,
+}
+
+#[derive(Args)]
+struct UserPasswd {
+    #[arg(long)]
+    email: String,
+    /// Read the password from standard input instead of generating one
+    #[arg(long)]
+    password_stdin: bool,
+}
+
+#[derive(Subcommand)]
+enum KeyCommand {
+    /// Print a new random ENCRYPTION_KEY (32 bytes, base64)
+    Gen,
+}
+
+/// Where `demo` keeps its database and key unless told otherwise.
+const DEMO_DIR: &str = "data";
+const DEMO_ADMIN_EMAIL: &str = "admin@connecthub.local";
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve => serve(Config::from_env()?).await,
+        Command::Demo => demo().await,
+        Command::Migrate => {
+            let pool = pool_from_env().await?;
+            drop(pool);
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::User(UserCommand::Add(args)) => user_add(args).await,
+        Command::User(UserCommand::Passwd(args)) => user_passwd(args).await,
+        Command::Key(KeyCommand::Gen) => {
+            println!("{}", EncryptionKey::generate().to_base64());
+            Ok(())
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    crate::telemetry::init(&config.log_level, config.log_format);
+    let app = Application::build(config).await?;
+    tracing::info!(port = app.port(), "connecthub listening");
+    app.run_until_stopped().await?;
+    Ok(())
+}
+
+async fn demo() -> anyhow::Result<()> {
+    let bind = ProcessEnv
+        .get("BIND")
+        .unwrap_or_else(|| "127.0.0.1:8080".into());
+    let port = bind.rsplit(':').next().unwrap_or("8080");
+    let defaults = Defaults {
+        database_url: Some(format!("{DEMO_DIR}/connecthub.db")),
+        public_url: Some(format!("http://localhost:{port}")),
+        encryption_key: Some(demo_key(Path::new(DEMO_DIR))?),
+    };
+    let config = Config::load(&ProcessEnv, &defaults)?;
+    crate::telemetry::init(&config.log_level, config.log_format);
+    let public_url = config.public_url.clone();
+    let app = Application::build(config).await?;
+    let login = ensure_admin(app.pool()).await?;
+    println!();
+    println!("  connecthub demo is running");
+    println!("  Open   {public_url}");
+    println!("  Email  {DEMO_ADMIN_EMAIL}");
+    match login {
+        Some(password) => println!("  Password {password}   (shown once; keep it)"),
+        None => println!(
+            "  Password: the one printed on the first start \
+             (set a new one: connecthub user passwd --email {DEMO_ADMIN_EMAIL})"
+        ),
+    }
+    println!();
+    app.run_until_stopped().await?;
+    Ok(())
+}
+
+/// The demo's encryption key, kept in a file beside its database so restarts can read
+/// the tokens they stored.
+fn demo_key(dir: &Path) -> anyhow::Result<String> {
+    if let Some(key) = ProcessEnv.get("ENCRYPTION_KEY") {
+        return Ok(key);
+    }
+    let path = dir.join("demo.key");
+    if let Ok(existing) = std::fs::read_to_string(&path) {
+        return Ok(existing.trim().to_string());
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let key = EncryptionKey::generate().to_base64();
+    std::fs::write(&path, &key).with_context(|| format!("cannot write {}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(key)
+}
+
+/// Creates the demo admin when there is no admin yet; returns its new password.
+async fn ensure_admin(pool: &DbPool) -> anyhow::Result<Option<String>> {
+    let existing = db::run(pool, users::find_any_admin).await?;
+    if existing.is_some() {
+        return Ok(None);
+    }
+    let generated = password::generate();
+    let email = Email::parse(DEMO_ADMIN_EMAIL).map_err(anyhow::Error::msg)?;
+    create_user(pool, email, "Admin".into(), Role::Admin, SecretString::from(generated.clone())).await?;
+    Ok(Some(generated))
+}
+
+async fn pool_from_env() -> anyhow::Result<DbPool> {
+    let raw = ProcessEnv.get("DATABASE_URL").ok_or_else(|| ConfigError {
+        variable: "DATABASE_URL".into(),
+        expected: "is required: a SQLite file path or a postgres:// URL".into(),
+    })?;
+    let url = DatabaseUrl::parse(&raw).map_err(|why| ConfigError {
+        variable: "DATABASE_URL".into(),
+        expected: why,
+    })?;
+    tokio::task::spawn_blocking(move || {
+        let pool = db::connect(&url, 2)?;
+        db::run_migrations(&mut *pool.get()?)?;
+        Ok(pool)
+    })
+    .await?
+}
+
+/// The password to set: read from stdin when asked, else generated (and returned so the
+/// caller prints it).
+fn password_input(from_stdin: bool) -> anyhow::Result<(SecretString, Option<String>)> {
+    if !from_stdin {
+        let generated = password::generate();
+        return Ok((SecretString::from(generated.clone()), Some(generated)));
+    }
+    let mut input = String::new();
+    std::io::stdin().read_to_string(&mut input)?;
+    let input = input.trim_end_matches(['\r', '\n']).to_string();
+    if input.chars().count() < password::MIN_LENGTH {
+        anyhow::bail!("the password must have at least {} characters", password::MIN_LENGTH);
+    }
+    Ok((SecretString::from(input), None))
+}
+
+async fn create_user(
+    pool: &DbPool,
+    email: Email,
+    name: String,
+    role: Role,
+    secret: SecretString,
+) -> anyhow::Result<()> {
+    let hash = tokio::task::spawn_blocking(move || password::hash(&secret)).await??;
+    db::run(pool, move |conn| {
+        if users::find_by_email(conn, &email)?.is_some() {
+            return Err(anyhow::anyhow!("a user with email {} already exists", email.as_str()));
+        }
+        let user = users::create(conn, &email, &name, &hash, role)?;
+        let event = Event::new(Actor::system(), "user_created")
+            .target("user", user.id.clone())
+            .details(serde_json::json!({"email": user.email, "role": user.role, "via": "cli"}));
+        audit::append(conn, event)?;
+        Ok::<_, anyhow::Error>(())
+    })
+    .await?;
+    Ok(())
+}
+
+async fn user_add(args: UserAdd) -> anyhow::Result<()> {
+    let email = Email::parse(&args.email).map_err(anyhow::Error::msg)?;
+    let name = args
+        .name
+        .unwrap_or_else(|| email.as_str().split('@').next().unwrap_or("user").to_string());
+    let (secret, generated) = password_input(args.password_stdin)?;
+    let pool = pool_from_env().await?;
+    create_user(&pool, email.clone(), name, args.role, secret).await?;
+    println!("created {} ({})", email.as_str(), args.role.as_str());
+    if let Some(generated) = generated {
+        println!("password: {generated}");
+    }
+    Ok(())
+}
+
+async fn user_passwd(args: UserPasswd) -> anyhow::Result<()> {
+    let email = Email::parse(&args.email).map_err(anyhow::Error::msg)?;
+    let (secret, generated) = password_input(args.password_stdin)?;
+    let pool = pool_from_env().await?;
+    let hash = tokio::task::spawn_blocking(move || password::hash(&secret)).await??;
+    let shown = email.as_str().to_string();
+    db::run(&pool, move |conn| {
+        let user = users::find_by_email(conn, &email)?
+            .ok_or_else(|| anyhow::anyhow!("no user with email {}", email.as_str()))?;
+        users::set_password(conn, &user.id, &hash)?;
+        session_store::delete_for_user(conn, &user.id)?;
+        audit::append(
+            conn,
+            Event::new(Actor::system(), "password_reset").target("user", user.id.clone()),
+        )?;
+        Ok::<_, anyhow::Error>(())
+    })
+    .await?;
+    println!("password changed for {shown}; their sessions have ended");
+    if let Some(generated) = generated {
+        println!("password: {generated}");
+    }
+    Ok(())
+}

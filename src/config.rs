@@ -1,0 +1,294 @@
+//! Every setting, read from the environment and validated once at start.
+//!
+//! A bad or missing setting yields one line naming the variable and what it expects.
+
+use crate::db::DatabaseUrl;
+use base64::Engine;
+use secrecy::{ExposeSecret, SecretBox};
+use std::time::Duration;
+use url::Url;
+
+/// A configuration problem, shown to the operator as one line.
+#[derive(Debug, thiserror::Error)]
+#[error("{variable} {expected}")]
+pub struct ConfigError {
+    pub variable: String,
+    pub expected: String,
+}
+
+impl ConfigError {
+    fn new(variable: &str, expected: impl Into<String>) -> Self {
+        Self {
+            variable: variable.to_string(),
+            expected: expected.into(),
+        }
+    }
+}
+
+/// The 32-byte key that seals secrets; its Debug output never shows the bytes.
+pub struct EncryptionKey(SecretBox<[u8; 32]>);
+
+impl EncryptionKey {
+    pub const HINT: &'static str =
+        "must be 32 bytes of base64; generate one with `connecthub key gen`";
+
+    pub fn parse(encoded: &str) -> Option<Self> {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(encoded.trim())
+            .ok()?;
+        let array: [u8; 32] = bytes.try_into().ok()?;
+        Some(Self(SecretBox::new(Box::new(array))))
+    }
+
+    pub fn generate() -> Self {
+        Self(SecretBox::new(Box::new(rand::random())))
+    }
+
+    /// The key as base64, for `key gen` and the demo key file only.
+    pub fn to_base64(&self) -> String {
+        base64::engine::general_purpose::STANDARD.encode(self.0.expose_secret())
+    }
+
+    pub fn bytes(&self) -> &[u8; 32] {
+        self.0.expose_secret()
+    }
+}
+
+impl Clone for EncryptionKey {
+    fn clone(&self) -> Self {
+        Self(SecretBox::new(Box::new(*self.0.expose_secret())))
+    }
+}
+
+impl std::fmt::Debug for EncryptionKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EncryptionKey([REDACTED])")
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// How long a sign-in lasts.
+#[derive(Debug, Clone)]
+pub struct SessionPolicy {
+    /// Ends the session after this long without a request.
+    pub idle_timeout: Duration,
+    /// Ends the session this long after sign-in, however active.
+    pub absolute_timeout: Duration,
+}
+
+/// How many sign-in attempts are allowed before 429.
+#[derive(Debug, Clone)]
+pub struct LoginLimits {
+    /// Attempts per client address in a burst; one more is allowed every `period`.
+    pub per_ip_burst: u32,
+    /// Attempts per account in a burst.
+    pub per_account_burst: u32,
+    pub period: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub database_url: DatabaseUrl,
+    pub database_max_connections: u32,
+    pub bind: String,
+    pub public_url: Url,
+    pub encryption_key: EncryptionKey,
+    pub log_level: String,
+    pub log_format: LogFormat,
+    pub session: SessionPolicy,
+    pub login_limits: LoginLimits,
+}
+
+/// Where settings come from: the process environment, or a map in tests.
+pub trait Source {
+    fn get(&self, name: &str) -> Option<String>;
+}
+
+pub struct ProcessEnv;
+
+impl Source for ProcessEnv {
+    fn get(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+    }
+}
+
+impl<S: std::hash::BuildHasher> Source for std::collections::HashMap<String, String, S> {
+    fn get(&self, name: &str) -> Option<String> {
+        std::collections::HashMap::get(self, name).cloned()
+    }
+}
+
+/// Defaults that `demo` fills in before validation; `serve` has none for these.
+#[derive(Debug, Default, Clone)]
+pub struct Defaults {
+    pub database_url: Option<String>,
+    pub public_url: Option<String>,
+    pub encryption_key: Option<String>,
+}
+
+impl Config {
+    /// Production settings: every required variable must be present.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::load(&ProcessEnv, &Defaults::default())
+    }
+
+    pub fn load(source: &dyn Source, defaults: &Defaults) -> Result<Self, ConfigError> {
+        let get = |name: &str, default: &Option<String>| source.get(name).or(default.clone());
+        let database_url = get("DATABASE_URL", &defaults.database_url).ok_or_else(|| {
+            ConfigError::new(
+                "DATABASE_URL",
+                "is required: a SQLite file path (data/connecthub.db) or a postgres:// URL",
+            )
+        })?;
+        let database_url = DatabaseUrl::parse(&database_url)
+            .map_err(|why| ConfigError::new("DATABASE_URL", why))?;
+        let bind = source
+            .get("BIND")
+            .unwrap_or_else(|| "127.0.0.1:8080".to_string());
+        if bind.parse::<std::net::SocketAddr>().is_err() && !bind.contains(':') {
+            return Err(ConfigError::new(
+                "BIND",
+                "must be host:port, for example 0.0.0.0:8080",
+            ));
+        }
+        let public_url = get("PUBLIC_URL", &defaults.public_url)
+            .ok_or_else(|| {
+                ConfigError::new(
+                    "PUBLIC_URL",
+                    "is required: the https:// address users reach connecthub at",
+                )
+            })?;
+        let public_url = parse_public_url(&public_url)?;
+        let encryption_key = get("ENCRYPTION_KEY", &defaults.encryption_key)
+            .ok_or_else(|| ConfigError::new("ENCRYPTION_KEY", EncryptionKey::HINT))?;
+        let encryption_key = EncryptionKey::parse(&encryption_key)
+            .ok_or_else(|| ConfigError::new("ENCRYPTION_KEY", EncryptionKey::HINT))?;
+        let log_format = match source.get("LOG_FORMAT").as_deref() {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(_) => return Err(ConfigError::new("LOG_FORMAT", "must be text or json")),
+        };
+        let log_level = source.get("LOG_LEVEL").unwrap_or_else(|| "info".into());
+        if tracing_subscriber::EnvFilter::try_new(&log_level).is_err() {
+            return Err(ConfigError::new(
+                "LOG_LEVEL",
+                "must be a level (error, warn, info, debug, trace) or a tracing filter",
+            ));
+        }
+        Ok(Self {
+            database_url,
+            database_max_connections: number(source, "DATABASE_MAX_CONNECTIONS", 10)?,
+            bind,
+            public_url,
+            encryption_key,
+            log_level,
+            log_format,
+            session: SessionPolicy {
+                idle_timeout: minutes(source, "SESSION_IDLE_MINUTES", 120)?,
+                absolute_timeout: minutes(source, "SESSION_ABSOLUTE_MINUTES", 12 * 60)?,
+            },
+            login_limits: LoginLimits {
+                per_ip_burst: number(source, "LOGIN_MAX_ATTEMPTS_PER_IP", 20)?,
+                per_account_burst: number(source, "LOGIN_MAX_ATTEMPTS_PER_ACCOUNT", 5)?,
+                period: Duration::from_secs(60),
+            },
+        })
+    }
+
+    /// Cookies get the Secure flag when users reach connecthub over https.
+    pub fn secure_cookies(&self) -> bool {
+        self.public_url.scheme() == "https"
+    }
+}
+
+fn parse_public_url(raw: &str) -> Result<Url, ConfigError> {
+    let hint = "must be an absolute http(s) URL such as https://connecthub.example.com";
+    let url = Url::parse(raw).map_err(|_| ConfigError::new("PUBLIC_URL", hint))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(ConfigError::new("PUBLIC_URL", hint));
+    }
+    Ok(url)
+}
+
+fn number(source: &dyn Source, name: &str, default: u32) -> Result<u32, ConfigError> {
+    match source.get(name) {
+        None => Ok(default),
+        Some(raw) => raw
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| ConfigError::new(name, "must be a whole number above 0")),
+    }
+}
+
+fn minutes(source: &dyn Source, name: &str, default: u32) -> Result<Duration, ConfigError> {
+    number(source, name, default).map(|m| Duration::from_secs(u64::from(m) * 60))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    const KEY: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+
+    #[test]
+    fn complete_production_settings_load() {
+        let vars = env(&[
+            ("DATABASE_URL", "postgres://postgres@localhost/ch"),
+            ("PUBLIC_URL", "https://hub.example.com"),
+            ("ENCRYPTION_KEY", KEY),
+        ]);
+        let config = Config::load(&vars, &Defaults::default()).unwrap();
+        assert!(config.database_url.is_postgres());
+        assert!(config.secure_cookies());
+        assert_eq!(config.bind, "127.0.0.1:8080");
+    }
+
+    #[test]
+    fn each_bad_setting_names_its_variable() {
+        let base = [
+            ("DATABASE_URL", "data/x.db"),
+            ("PUBLIC_URL", "http://localhost:8080"),
+            ("ENCRYPTION_KEY", KEY),
+        ];
+        let cases = [
+            ("ENCRYPTION_KEY", "c2hvcnQ=", "ENCRYPTION_KEY must be 32 bytes of base64"),
+            ("ENCRYPTION_KEY", "", "ENCRYPTION_KEY must be 32 bytes"),
+            ("DATABASE_URL", "mysql://x/y", "DATABASE_URL must be"),
+            ("PUBLIC_URL", "not a url", "PUBLIC_URL must be"),
+            ("LOG_FORMAT", "xml", "LOG_FORMAT must be text or json"),
+            ("SESSION_IDLE_MINUTES", "-3", "SESSION_IDLE_MINUTES must be"),
+        ];
+        for (name, value, message) in cases {
+            let mut vars = env(&base);
+            if value.is_empty() {
+                vars.remove(name);
+            } else {
+                vars.insert(name.into(), value.into());
+            }
+            let err = Config::load(&vars, &Defaults::default()).unwrap_err();
+            assert!(err.to_string().starts_with(message), "{name}: {err}");
+        }
+    }
+
+    #[test]
+    fn key_debug_is_redacted() {
+        let key = EncryptionKey::parse(KEY).unwrap();
+        assert_eq!(format!("{key:?}"), "EncryptionKey([REDACTED])");
+        assert_eq!(key.to_base64(), KEY);
+    }
+}

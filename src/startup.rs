@@ -1,0 +1,133 @@
+//! Builds the application from a `Config`: pool, migrations, middleware, routes. `main`
+//! and every test start the server through `Application::build`, so tests run the real
+//! wiring.
+
+use crate::auth::login_limiter::LoginLimiter;
+use crate::auth::session_store::DbSessionStore;
+use crate::config::Config;
+use crate::db::{self, DbPool};
+use actix_session::config::{BrowserSession, CookieContentSecurity, TtlExtensionPolicy};
+use actix_session::SessionMiddleware;
+use actix_web::cookie::{time, Key, SameSite};
+use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
+use actix_web::{web, App, HttpServer};
+use sha2::{Digest, Sha512};
+use std::net::TcpListener;
+use std::sync::Arc;
+
+/// What every handler can reach.
+pub struct AppState {
+    pub pool: DbPool,
+    pub config: Arc<Config>,
+    pub login_limiter: LoginLimiter,
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    pool: DbPool,
+}
+
+impl Application {
+    /// Connects, migrates, binds (`BIND` may use port 0) and prepares the server.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let pool = connect_and_migrate(&config).await?;
+        let listener = TcpListener::bind(&config.bind)
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.bind))?;
+        let port = listener.local_addr()?.port();
+        let state = web::Data::new(AppState {
+            pool: pool.clone(),
+            login_limiter: LoginLimiter::new(&config.login_limits),
+            config: Arc::new(config),
+        });
+        let server = serve(listener, state)?;
+        Ok(Self { port, server, pool })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn pool(&self) -> &DbPool {
+        &self.pool
+    }
+
+    /// Runs until the process is asked to stop (SIGINT/SIGTERM stop it gracefully).
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        spawn_session_purger(self.pool.clone());
+        self.server.await
+    }
+}
+
+/// Opens the pool and applies pending migrations.
+pub async fn connect_and_migrate(config: &Config) -> anyhow::Result<DbPool> {
+    let url = config.database_url.clone();
+    let max = config.database_max_connections;
+    tokio::task::spawn_blocking(move || {
+        let pool = db::connect(&url, max)?;
+        db::run_migrations(&mut *pool.get()?)?;
+        Ok(pool)
+    })
+    .await?
+}
+
+/// The cookie signing key, derived from the encryption key so operators manage one secret.
+fn session_key(config: &Config) -> Key {
+    let mut hasher = Sha512::new();
+    hasher.update(b"connecthub session cookie");
+    hasher.update(config.encryption_key.bytes());
+    Key::from(&hasher.finalize())
+}
+
+fn session_middleware(state: &AppState) -> SessionMiddleware<DbSessionStore> {
+    let config = &state.config;
+    let secure = config.secure_cookies();
+    // The __Host- prefix pins the cookie to this host and path; browsers accept it only
+    // with Secure, so plain-http development uses a normal name.
+    let name = if secure { "__Host-connecthub" } else { "connecthub" };
+    let idle = time::Duration::seconds(config.session.idle_timeout.as_secs() as i64);
+    SessionMiddleware::builder(DbSessionStore::new(state.pool.clone()), session_key(config))
+        .cookie_name(name.to_string())
+        .cookie_secure(secure)
+        .cookie_http_only(true)
+        .cookie_same_site(SameSite::Lax)
+        .cookie_content_security(CookieContentSecurity::Signed)
+        .session_lifecycle(
+            BrowserSession::default()
+                .state_ttl(idle)
+                .state_ttl_extension_policy(TtlExtensionPolicy::OnEveryRequest),
+        )
+        .build()
+}
+
+fn serve(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Server> {
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .app_data(web::FormConfig::default().limit(64 * 1024))
+            .configure(crate::web::routes)
+            .wrap(from_fn(crate::auth::csrf::guard))
+            .wrap(session_middleware(&state))
+            .wrap(crate::web::middleware::security_headers())
+            .wrap(from_fn(crate::web::middleware::request_log))
+    })
+    .listen(listener)?
+    .shutdown_timeout(10)
+    .run();
+    Ok(server)
+}
+
+/// Deletes expired sessions every hour; sessions are also refused on load once expired.
+fn spawn_session_purger(pool: DbPool) {
+    tokio::spawn(async move {
+        let mut every_hour = tokio::time::interval(std::time::Duration::from_secs(3600));
+        loop {
+            every_hour.tick().await;
+            let purged = db::run(&pool, crate::auth::session_store::purge_expired).await;
+            if let Err(e) = purged {
+                tracing::warn!(error = %e, "session purge failed");
+            }
+        }
+    });
+}

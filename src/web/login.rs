@@ -1,0 +1,151 @@
+//! Sign in and sign out.
+
+use super::layout::Layout;
+use super::{redirect, render};
+use super::local_path::LocalPath;
+use crate::audit::{self, Actor, Event};
+use crate::auth::users::{self, Email, User};
+use crate::auth::{password, start_session, CurrentUser};
+use crate::error::AppError;
+use crate::startup::AppState;
+use actix_session::Session;
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse};
+use askama::Template;
+use secrecy::SecretString;
+
+/// Where a signed-in user lands when no other page was asked for.
+pub const HOME: &str = "/admin/clients";
+const BAD_CREDENTIALS: &str = "Incorrect email or password.";
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    layout: Layout,
+    next: String,
+    email: String,
+    error: Option<String>,
+    notice: Option<&'static str>,
+}
+
+#[derive(serde::Deserialize)]
+pub struct LoginQuery {
+    next: Option<String>,
+    signed_out: Option<String>,
+}
+
+pub async fn show(
+    session: Session,
+    query: web::Query<LoginQuery>,
+    user: Option<CurrentUser>,
+) -> Result<HttpResponse, AppError> {
+    let next = LocalPath::or(query.next.as_deref(), HOME);
+    if user.is_some() {
+        return Ok(redirect(next.as_str()));
+    }
+    let page = LoginPage {
+        layout: Layout::new(&session, None, "login"),
+        next: next.as_str().to_string(),
+        email: String::new(),
+        error: None,
+        notice: query.signed_out.as_ref().map(|_| "You have signed out."),
+    };
+    render(page, StatusCode::OK)
+}
+
+#[derive(serde::Deserialize)]
+pub struct LoginForm {
+    email: String,
+    password: SecretString,
+    next: Option<String>,
+}
+
+pub async fn submit(
+    req: HttpRequest,
+    session: Session,
+    state: web::Data<AppState>,
+    form: web::Form<LoginForm>,
+) -> Result<HttpResponse, AppError> {
+    let form = form.into_inner();
+    let next = LocalPath::or(form.next.as_deref(), HOME);
+    let origin = super::origin(&req);
+    let typed_email = form.email.trim().to_lowercase();
+    let retry = |error: String, status| {
+        render(
+            LoginPage {
+                layout: Layout::new(&session, None, "login"),
+                next: next.as_str().to_string(),
+                email: typed_email.chars().take(254).collect(),
+                error: Some(error),
+                notice: None,
+            },
+            status,
+        )
+    };
+    let ip = origin.ip.clone().unwrap_or_default();
+    if let Err(wait) = state.login_limiter.check(&ip, &typed_email) {
+        let secs = wait.as_secs().max(1);
+        let mut response = retry(
+            format!("Too many sign-in attempts. Try again in {secs} seconds."),
+            StatusCode::TOO_MANY_REQUESTS,
+        )?;
+        response.headers_mut().insert(header::RETRY_AFTER, secs.into());
+        return Ok(response);
+    }
+    let user = check_credentials(&state, &form.email, form.password).await?;
+    let event = match &user {
+        Some(user) => Event::new(Actor::user(&user.id, &user.email), "login"),
+        None => Event::new(Actor::anonymous(&typed_email), "login_failed").failed(),
+    }
+    .origin(&origin);
+    crate::db::run(&state.pool, move |conn| audit::append(conn, event)).await?;
+    match user {
+        Some(user) => {
+            start_session(&session, &user)?;
+            Ok(redirect(next.as_str()))
+        }
+        None => retry(BAD_CREDENTIALS.to_string(), StatusCode::UNAUTHORIZED),
+    }
+}
+
+/// The active user with this email and password; unknown emails cost the same time as
+/// wrong passwords so the answer does not reveal which accounts exist.
+async fn check_credentials(
+    state: &AppState,
+    email: &str,
+    password: SecretString,
+) -> Result<Option<User>, AppError> {
+    let user = match Email::parse(email) {
+        Ok(email) => crate::db::run(&state.pool, move |conn| users::find_by_email(conn, &email)).await?,
+        Err(_) => None,
+    };
+    let checked = tokio::task::spawn_blocking(move || match user {
+        Some(user) if password::verify(&password, &user.password_hash) => Some(user),
+        Some(_) => None,
+        None => {
+            password::verify_against_dummy(&password);
+            None
+        }
+    })
+    .await?;
+    Ok(checked.filter(User::is_active))
+}
+
+pub async fn logout(
+    req: HttpRequest,
+    session: Session,
+    state: web::Data<AppState>,
+    user: Option<CurrentUser>,
+) -> Result<HttpResponse, AppError> {
+    if let Some(CurrentUser(user)) = user {
+        let event = Event::new(Actor::user(&user.id, &user.email), "logout").origin(&super::origin(&req));
+        crate::db::run(&state.pool, move |conn| audit::append(conn, event)).await?;
+    }
+    session.purge();
+    Ok(redirect("/login?signed_out=1"))
+}
+
+pub async fn home() -> HttpResponse {
+    redirect(HOME)
+}
+

@@ -1,0 +1,62 @@
+//! The HTML side of connecthub: routes, pages and their shared helpers.
+
+pub mod assets;
+mod clients;
+mod health;
+pub mod layout;
+pub mod local_path;
+mod login;
+pub mod middleware;
+mod admin;
+
+use crate::audit::Origin;
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse};
+use askama::Template;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/", web::get().to(login::home))
+        .route("/healthz", web::get().to(health::healthz))
+        .route("/static/{file}", web::get().to(assets::serve))
+        .route("/login", web::get().to(login::show))
+        .route("/login", web::post().to(login::submit))
+        .route("/logout", web::post().to(login::logout))
+        .route("/admin/clients", web::get().to(clients::index))
+        .route("/admin/users", web::get().to(admin::users))
+        .route("/admin/audit", web::get().to(admin::audit))
+        .route("/admin/usage", web::get().to(admin::usage))
+        .default_service(web::to(not_found));
+}
+
+async fn not_found() -> Result<HttpResponse, crate::error::AppError> {
+    Err(crate::error::AppError::NotFound)
+}
+
+/// The caller's address and browser, for the audit log. The peer address is used, not
+/// X-Forwarded-For, which any client can forge.
+pub fn origin(req: &HttpRequest) -> Origin {
+    Origin {
+        ip: req.peer_addr().map(|addr| addr.ip().to_string()),
+        user_agent: req
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+    }
+}
+
+pub fn urlencode(raw: &str) -> String {
+    url::form_urlencoded::byte_serialize(raw.as_bytes()).collect()
+}
+
+pub fn redirect(location: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, location))
+        .finish()
+}
+
+pub fn render(page: impl Template, status: StatusCode) -> Result<HttpResponse, crate::error::AppError> {
+    Ok(HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .body(page.render()?))
+}
