@@ -178,7 +178,10 @@ fn insert_chained(conn: &mut DbConnection, event: Event) -> QueryResult<()> {
         target_id,
         outcome: if event.success { "success" } else { "failure" }.to_string(),
         ip: event.origin.ip,
-        user_agent: event.origin.user_agent.map(|ua| ua.chars().take(512).collect()),
+        user_agent: event
+            .origin
+            .user_agent
+            .map(|ua| ua.chars().take(512).collect()),
         details: event.details.to_string(),
         prev_hash,
         hash: String::new(),

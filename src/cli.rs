@@ -13,7 +13,11 @@ use std::io::Read;
 use std::path::Path;
 
 #[derive(Parser)]
-#[command(name = "connecthub", version, about = "Self-hosted OAuth connection hub")]
+#[command(
+    name = "connecthub",
+    version,
+    about = "Self-hosted OAuth connection hub"
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -166,7 +170,14 @@ async fn ensure_admin(pool: &DbPool) -> anyhow::Result<Option<String>> {
     }
     let generated = password::generate();
     let email = Email::parse(DEMO_ADMIN_EMAIL).map_err(anyhow::Error::msg)?;
-    create_user(pool, email, "Admin".into(), Role::Admin, SecretString::from(generated.clone())).await?;
+    create_user(
+        pool,
+        email,
+        "Admin".into(),
+        Role::Admin,
+        SecretString::from(generated.clone()),
+    )
+    .await?;
     Ok(Some(generated))
 }
 
@@ -198,7 +209,10 @@ fn password_input(from_stdin: bool) -> anyhow::Result<(SecretString, Option<Stri
     std::io::stdin().read_to_string(&mut input)?;
     let input = input.trim_end_matches(['\r', '\n']).to_string();
     if input.chars().count() < password::MIN_LENGTH {
-        anyhow::bail!("the password must have at least {} characters", password::MIN_LENGTH);
+        anyhow::bail!(
+            "the password must have at least {} characters",
+            password::MIN_LENGTH
+        );
     }
     Ok((SecretString::from(input), None))
 }
@@ -210,17 +224,20 @@ async fn create_user(
     role: Role,
     secret: SecretString,
 ) -> anyhow::Result<()> {
+    let lookup = email.clone();
+    if db::run(pool, move |conn| users::find_by_email(conn, &lookup))
+        .await?
+        .is_some()
+    {
+        anyhow::bail!("a user with email {} already exists", email.as_str());
+    }
     let hash = tokio::task::spawn_blocking(move || password::hash(&secret)).await??;
     db::run(pool, move |conn| {
-        if users::find_by_email(conn, &email)?.is_some() {
-            return Err(anyhow::anyhow!("a user with email {} already exists", email.as_str()));
-        }
         let user = users::create(conn, &email, &name, &hash, role)?;
         let event = Event::new(Actor::system(), "user_created")
             .target("user", user.id.clone())
             .details(serde_json::json!({"email": user.email, "role": user.role, "via": "cli"}));
-        audit::append(conn, event)?;
-        Ok::<_, anyhow::Error>(())
+        audit::append(conn, event)
     })
     .await?;
     Ok(())
@@ -228,9 +245,14 @@ async fn create_user(
 
 async fn user_add(args: UserAdd) -> anyhow::Result<()> {
     let email = Email::parse(&args.email).map_err(anyhow::Error::msg)?;
-    let name = args
-        .name
-        .unwrap_or_else(|| email.as_str().split('@').next().unwrap_or("user").to_string());
+    let name = args.name.unwrap_or_else(|| {
+        email
+            .as_str()
+            .split('@')
+            .next()
+            .unwrap_or("user")
+            .to_string()
+    });
     let (secret, generated) = password_input(args.password_stdin)?;
     let pool = pool_from_env().await?;
     create_user(&pool, email.clone(), name, args.role, secret).await?;
@@ -246,17 +268,18 @@ async fn user_passwd(args: UserPasswd) -> anyhow::Result<()> {
     let (secret, generated) = password_input(args.password_stdin)?;
     let pool = pool_from_env().await?;
     let hash = tokio::task::spawn_blocking(move || password::hash(&secret)).await??;
-    let shown = email.as_str().to_string();
+    let lookup = email.clone();
+    let user = db::run(&pool, move |conn| users::find_by_email(conn, &lookup))
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no user with email {}", email.as_str()))?;
+    let shown = user.email.clone();
     db::run(&pool, move |conn| {
-        let user = users::find_by_email(conn, &email)?
-            .ok_or_else(|| anyhow::anyhow!("no user with email {}", email.as_str()))?;
         users::set_password(conn, &user.id, &hash)?;
         session_store::delete_for_user(conn, &user.id)?;
         audit::append(
             conn,
             Event::new(Actor::system(), "password_reset").target("user", user.id.clone()),
-        )?;
-        Ok::<_, anyhow::Error>(())
+        )
     })
     .await?;
     println!("password changed for {shown}; their sessions have ended");

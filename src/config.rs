@@ -156,13 +156,12 @@ impl Config {
                 "must be host:port, for example 0.0.0.0:8080",
             ));
         }
-        let public_url = get("PUBLIC_URL", &defaults.public_url)
-            .ok_or_else(|| {
-                ConfigError::new(
-                    "PUBLIC_URL",
-                    "is required: the https:// address users reach connecthub at",
-                )
-            })?;
+        let public_url = get("PUBLIC_URL", &defaults.public_url).ok_or_else(|| {
+            ConfigError::new(
+                "PUBLIC_URL",
+                "is required: the https:// address users reach connecthub at",
+            )
+        })?;
         let public_url = parse_public_url(&public_url)?;
         let encryption_key = get("ENCRYPTION_KEY", &defaults.encryption_key)
             .ok_or_else(|| ConfigError::new("ENCRYPTION_KEY", EncryptionKey::HINT))?;
@@ -266,7 +265,11 @@ mod tests {
             ("ENCRYPTION_KEY", KEY),
         ];
         let cases = [
-            ("ENCRYPTION_KEY", "c2hvcnQ=", "ENCRYPTION_KEY must be 32 bytes of base64"),
+            (
+                "ENCRYPTION_KEY",
+                "c2hvcnQ=",
+                "ENCRYPTION_KEY must be 32 bytes of base64",
+            ),
             ("ENCRYPTION_KEY", "", "ENCRYPTION_KEY must be 32 bytes"),
             ("DATABASE_URL", "mysql://x/y", "DATABASE_URL must be"),
             ("PUBLIC_URL", "not a url", "PUBLIC_URL must be"),

@@ -30,11 +30,17 @@ pub struct Application {
 }
 
 impl Application {
-    /// Connects, migrates, binds (`BIND` may use port 0) and prepares the server.
+    /// Connects, migrates, binds `BIND` and prepares the server.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let pool = connect_and_migrate(&config).await?;
         let listener = TcpListener::bind(&config.bind)
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.bind))?;
+        Self::build_on(config, listener).await
+    }
+
+    /// Like `build`, on a listener bound by the caller (tests bind port 0 first so they
+    /// know the public URL before the app starts).
+    pub async fn build_on(config: Config, listener: TcpListener) -> anyhow::Result<Self> {
+        let pool = connect_and_migrate(&config).await?;
         let port = listener.local_addr()?.port();
         let state = web::Data::new(AppState {
             pool: pool.clone(),
@@ -85,7 +91,11 @@ fn session_middleware(state: &AppState) -> SessionMiddleware<DbSessionStore> {
     let secure = config.secure_cookies();
     // The __Host- prefix pins the cookie to this host and path; browsers accept it only
     // with Secure, so plain-http development uses a normal name.
-    let name = if secure { "__Host-connecthub" } else { "connecthub" };
+    let name = if secure {
+        "__Host-connecthub"
+    } else {
+        "connecthub"
+    };
     let idle = time::Duration::seconds(config.session.idle_timeout.as_secs() as i64);
     SessionMiddleware::builder(DbSessionStore::new(state.pool.clone()), session_key(config))
         .cookie_name(name.to_string())

@@ -35,7 +35,10 @@ pub fn rotate(session: &Session) -> String {
 }
 
 fn is_state_changing(method: &Method) -> bool {
-    !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE)
+    !matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
+    )
 }
 
 fn matches(expected: &str, given: &str) -> bool {
@@ -88,7 +91,10 @@ mod tests {
 
     #[test]
     fn reads_the_token_from_a_form_body() {
-        assert_eq!(form_token(b"a=1&csrf_token=abc%2Bd&b=2").as_deref(), Some("abc+d"));
+        assert_eq!(
+            form_token(b"a=1&csrf_token=abc%2Bd&b=2").as_deref(),
+            Some("abc+d")
+        );
         assert_eq!(form_token(b"a=1"), None);
         assert!(matches("abc", "abc"));
         assert!(!matches("abc", "abd"));

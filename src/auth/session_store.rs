@@ -60,9 +60,11 @@ impl SessionStore for DbSessionStore {
         .await
         .map_err(LoadError::Other)?;
         match row {
-            Some((data, expires_at)) if expires_at > crate::db::now() => serde_json::from_str(&data)
-                .map(Some)
-                .map_err(|e| LoadError::Deserialization(e.into())),
+            Some((data, expires_at)) if expires_at > crate::db::now() => {
+                serde_json::from_str(&data)
+                    .map(Some)
+                    .map_err(|e| LoadError::Deserialization(e.into()))
+            }
             _ => Ok(None),
         }
     }

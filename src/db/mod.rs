@@ -6,11 +6,11 @@
 
 pub mod schema;
 
+use crate::error::AppError;
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::r2d2::{self, ManageConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
-use crate::error::AppError;
 use std::time::Duration;
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
@@ -155,8 +155,12 @@ mod tests {
 
     #[test]
     fn url_scheme_picks_the_backend() {
-        assert!(DatabaseUrl::parse("postgres://u@h/db").unwrap().is_postgres());
-        assert!(DatabaseUrl::parse("postgresql://u@h/db").unwrap().is_postgres());
+        assert!(DatabaseUrl::parse("postgres://u@h/db")
+            .unwrap()
+            .is_postgres());
+        assert!(DatabaseUrl::parse("postgresql://u@h/db")
+            .unwrap()
+            .is_postgres());
         assert_eq!(
             DatabaseUrl::parse("sqlite://data/x.db").unwrap(),
             DatabaseUrl::Sqlite("data/x.db".into())

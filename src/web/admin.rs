@@ -45,8 +45,10 @@ pub async fn audit(
     CurrentUser(user): CurrentUser,
 ) -> Result<HttpResponse, AppError> {
     let actor = (!user.is_admin()).then(|| user.id.clone());
-    let entries =
-        crate::db::run(&state.pool, move |conn| audit::recent(conn, actor.as_deref(), 100)).await?;
+    let entries = crate::db::run(&state.pool, move |conn| {
+        audit::recent(conn, actor.as_deref(), 100)
+    })
+    .await?;
     let page = AuditPage {
         layout: Layout::new(&session, Some(&user), "audit"),
         entries,
@@ -60,7 +62,10 @@ struct UsagePage {
     layout: Layout,
 }
 
-pub async fn usage(session: Session, CurrentUser(user): CurrentUser) -> Result<HttpResponse, AppError> {
+pub async fn usage(
+    session: Session,
+    CurrentUser(user): CurrentUser,
+) -> Result<HttpResponse, AppError> {
     let page = UsagePage {
         layout: Layout::new(&session, Some(&user), "usage"),
     };

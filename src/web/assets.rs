@@ -7,9 +7,21 @@ use sha2::{Digest, Sha256};
 use std::sync::OnceLock;
 
 const FILES: [(&str, &str, &str); 3] = [
-    ("htmx-2.0.4.min.js", "text/javascript; charset=utf-8", include_str!("../../static/htmx-2.0.4.min.js")),
-    ("app.js", "text/javascript; charset=utf-8", include_str!("../../static/app.js")),
-    ("app.css", "text/css; charset=utf-8", include_str!("../../static/app.css")),
+    (
+        "htmx-2.0.4.min.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../static/htmx-2.0.4.min.js"),
+    ),
+    (
+        "app.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../static/app.js"),
+    ),
+    (
+        "app.css",
+        "text/css; charset=utf-8",
+        include_str!("../../static/app.css"),
+    ),
 ];
 
 /// A short hash of every asset, appended to their URLs by the layout.

@@ -14,7 +14,10 @@ struct ClientsPage {
     layout: Layout,
 }
 
-pub async fn index(session: Session, CurrentUser(user): CurrentUser) -> Result<HttpResponse, AppError> {
+pub async fn index(
+    session: Session,
+    CurrentUser(user): CurrentUser,
+) -> Result<HttpResponse, AppError> {
     let page = ClientsPage {
         layout: Layout::new(&session, Some(&user), "clients"),
     };

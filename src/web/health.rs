@@ -5,10 +5,7 @@ use actix_web::{web, HttpResponse};
 use diesel::connection::SimpleConnection;
 
 pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
-    let database = crate::db::run(&state.pool, |conn| {
-        conn.batch_execute("SELECT 1")
-    })
-    .await;
+    let database = crate::db::run(&state.pool, |conn| conn.batch_execute("SELECT 1")).await;
     match database {
         Ok(()) => HttpResponse::Ok().json(serde_json::json!({"status": "ok", "database": "ok"})),
         Err(e) => {

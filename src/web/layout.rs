@@ -26,11 +26,17 @@ pub struct Flash {
 
 impl Flash {
     pub fn success(message: impl Into<String>) -> Self {
-        Self { kind: FlashKind::Success, message: message.into() }
+        Self {
+            kind: FlashKind::Success,
+            message: message.into(),
+        }
     }
 
     pub fn error(message: impl Into<String>) -> Self {
-        Self { kind: FlashKind::Error, message: message.into() }
+        Self {
+            kind: FlashKind::Error,
+            message: message.into(),
+        }
     }
 
     pub fn kind_name(&self) -> &'static str {

@@ -32,9 +32,20 @@ mod tests {
     #[test]
     fn only_local_paths_pass() {
         assert!(LocalPath::parse("/admin/clients?x=1").is_some());
-        for bad in ["//evil.example", "/\\evil.example", "https://evil.example", "evil", "", "/a\nb", "/a\\b"] {
+        for bad in [
+            "//evil.example",
+            "/\\evil.example",
+            "https://evil.example",
+            "evil",
+            "",
+            "/a\nb",
+            "/a\\b",
+        ] {
             assert!(LocalPath::parse(bad).is_none(), "{bad}");
         }
-        assert_eq!(LocalPath::or(Some("//evil"), "/admin/clients").as_str(), "/admin/clients");
+        assert_eq!(
+            LocalPath::or(Some("//evil"), "/admin/clients").as_str(),
+            "/admin/clients"
+        );
     }
 }

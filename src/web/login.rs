@@ -1,8 +1,8 @@
 //! Sign in and sign out.
 
 use super::layout::Layout;
-use super::{redirect, render};
 use super::local_path::LocalPath;
+use super::{redirect, render};
 use crate::audit::{self, Actor, Event};
 use crate::auth::users::{self, Email, User};
 use crate::auth::{password, start_session, CurrentUser};
@@ -89,7 +89,9 @@ pub async fn submit(
             format!("Too many sign-in attempts. Try again in {secs} seconds."),
             StatusCode::TOO_MANY_REQUESTS,
         )?;
-        response.headers_mut().insert(header::RETRY_AFTER, secs.into());
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, secs.into());
         return Ok(response);
     }
     let user = check_credentials(&state, &form.email, form.password).await?;
@@ -116,7 +118,9 @@ async fn check_credentials(
     password: SecretString,
 ) -> Result<Option<User>, AppError> {
     let user = match Email::parse(email) {
-        Ok(email) => crate::db::run(&state.pool, move |conn| users::find_by_email(conn, &email)).await?,
+        Ok(email) => {
+            crate::db::run(&state.pool, move |conn| users::find_by_email(conn, &email)).await?
+        }
         Err(_) => None,
     };
     let checked = tokio::task::spawn_blocking(move || match user {
@@ -138,7 +142,8 @@ pub async fn logout(
     user: Option<CurrentUser>,
 ) -> Result<HttpResponse, AppError> {
     if let Some(CurrentUser(user)) = user {
-        let event = Event::new(Actor::user(&user.id, &user.email), "logout").origin(&super::origin(&req));
+        let event =
+            Event::new(Actor::user(&user.id, &user.email), "logout").origin(&super::origin(&req));
         crate::db::run(&state.pool, move |conn| audit::append(conn, event)).await?;
     }
     session.purge();
@@ -148,4 +153,3 @@ pub async fn logout(
 pub async fn home() -> HttpResponse {
     redirect(HOME)
 }
-

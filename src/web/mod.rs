@@ -1,5 +1,6 @@
 //! The HTML side of connecthub: routes, pages and their shared helpers.
 
+mod admin;
 pub mod assets;
 mod clients;
 mod health;
@@ -7,7 +8,6 @@ pub mod layout;
 pub mod local_path;
 mod login;
 pub mod middleware;
-mod admin;
 
 use crate::audit::Origin;
 use actix_web::http::{header, StatusCode};
@@ -55,7 +55,10 @@ pub fn redirect(location: &str) -> HttpResponse {
         .finish()
 }
 
-pub fn render(page: impl Template, status: StatusCode) -> Result<HttpResponse, crate::error::AppError> {
+pub fn render(
+    page: impl Template,
+    status: StatusCode,
+) -> Result<HttpResponse, crate::error::AppError> {
     Ok(HttpResponse::build(status)
         .content_type("text/html; charset=utf-8")
         .body(page.render()?))

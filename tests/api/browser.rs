@@ -1,0 +1,224 @@
+//! Pages in headless Chromium (Debian's chromium + chromium-driver), driven over WebDriver.
+//! Skipped with a clear message where Chromium is missing; mandatory when CI=true.
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// A headless Chromium with its own profile, closed when dropped.
+pub struct Browser {
+    pub client: Client,
+    driver: Child,
+    _profile: tempfile::TempDir,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+fn chromium_installed() -> bool {
+    let present = Path::new(CHROMEDRIVER).exists() && Path::new(CHROMIUM).exists();
+    if !present {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("CI=true but {CHROMIUM} or {CHROMEDRIVER} is missing (apt-get install chromium chromium-driver)");
+        }
+        eprintln!("SKIPPED: browser test needs {CHROMIUM} and {CHROMEDRIVER} (apt-get install chromium chromium-driver)");
+    }
+    present
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Browser {
+    /// Starts chromedriver and a fresh headless Chromium; None when they are not installed.
+    pub async fn start() -> Option<Browser> {
+        if !chromium_installed() {
+            return None;
+        }
+        let port = free_port();
+        let driver = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromedriver");
+        let profile = tempfile::tempdir().unwrap();
+        let capabilities = serde_json::json!({
+            "goog:chromeOptions": {
+                "binary": CHROMIUM,
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                    "--disable-dev-shm-usage", "--window-size=1280,900",
+                    format!("--user-data-dir={}", profile.path().display()),
+                ]
+            }
+        });
+        let capabilities = match capabilities {
+            serde_json::Value::Object(map) => map,
+            _ => unreachable!(),
+        };
+        let url = format!("http://127.0.0.1:{port}");
+        let mut last_error = String::new();
+        for _ in 0..50 {
+            let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+            match ClientBuilder::new(connector)
+                .capabilities(capabilities.clone())
+                .connect(&url)
+                .await
+            {
+                Ok(client) => {
+                    return Some(Browser {
+                        client,
+                        driver,
+                        _profile: profile,
+                    })
+                }
+                Err(e) => last_error = e.to_string(),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("chromedriver did not start: {last_error}");
+    }
+
+    pub async fn goto(&self, url: &str) {
+        self.client.goto(url).await.expect("navigate");
+    }
+
+    pub async fn fill(&self, css: &str, value: &str) {
+        let field = self
+            .client
+            .wait()
+            .for_element(Locator::Css(css))
+            .await
+            .expect(css);
+        field.clear().await.unwrap();
+        field.send_keys(value).await.unwrap();
+    }
+
+    pub async fn click(&self, css: &str) {
+        self.client
+            .wait()
+            .for_element(Locator::Css(css))
+            .await
+            .expect(css)
+            .click()
+            .await
+            .expect(css);
+    }
+
+    /// Waits (up to 5 s, across page loads) until `css` shows `expected`.
+    pub async fn wait_for_text(&self, css: &str, expected: &str) {
+        let mut seen = String::new();
+        for _ in 0..50 {
+            if let Ok(element) = self.client.find(Locator::Css(css)).await {
+                if let Ok(text) = element.text().await {
+                    if text.trim() == expected {
+                        return;
+                    }
+                    seen = text;
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("{css} never showed {expected:?}; last seen {seen:?}");
+    }
+
+    pub async fn path(&self) -> String {
+        let url = self.client.current_url().await.unwrap();
+        match url.query() {
+            Some(q) => format!("{}?{q}", url.path()),
+            None => url.path().to_string(),
+        }
+    }
+
+    /// Saves a PNG under target/screenshots/ for people to look at.
+    pub async fn screenshot(&self, name: &str) -> PathBuf {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!("{name}.png"));
+        std::fs::write(&path, self.client.screenshot().await.unwrap()).unwrap();
+        path
+    }
+
+    pub async fn close(self) {
+        let _ = self.client.clone().close().await;
+    }
+}
+
+mod walkthrough {
+    use super::Browser;
+    use crate::helpers::{spawn_app, Backend};
+    use connecthub::auth::users::Role;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sign_in_through_the_login_page_and_see_the_clients_page() {
+        let Some(browser) = Browser::start().await else {
+            return;
+        };
+        let app = spawn_app(Backend::Sqlite).await;
+        let user = app.create_user(Role::Admin).await;
+
+        browser.goto(&app.url("/admin/clients")).await;
+        assert!(
+            browser.path().await.starts_with("/login?next="),
+            "anonymous users land on the login page"
+        );
+        browser.screenshot("login").await;
+
+        browser.fill("#email", &user.email).await;
+        browser.fill("#password", "wrong password").await;
+        browser.click("button[type=submit]").await;
+        browser
+            .wait_for_text("[role=alert]", "Incorrect email or password.")
+            .await;
+
+        browser.fill("#password", &user.password).await;
+        browser.click("button[type=submit]").await;
+        browser.wait_for_text("h1", "Clients").await;
+        assert_eq!(browser.path().await, "/admin/clients");
+        browser
+            .wait_for_text("#connect-klaviyo", "Connect Klaviyo")
+            .await;
+        browser
+            .wait_for_text("#connect-kustomer", "Connect Kustomer")
+            .await;
+        // The stylesheet loaded under the CSP (the primary button has its colour).
+        let styled = browser
+            .client
+            .execute(
+                "return getComputedStyle(document.querySelector('#connect-klaviyo')).borderRadius",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(styled, serde_json::json!("8px"));
+        // htmx loaded from static/ without CSP violations.
+        let htmx = browser
+            .client
+            .execute("return typeof window.htmx", vec![])
+            .await
+            .unwrap();
+        assert_eq!(htmx, serde_json::json!("object"));
+        browser.screenshot("clients").await;
+
+        browser.click(".account button[type=submit]").await;
+        browser
+            .wait_for_text(".notice", "You have signed out.")
+            .await;
+        browser.close().await;
+    }
+}

@@ -1,0 +1,213 @@
+//! The binary: configuration errors, `user add`, `key gen`, `migrate`.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_connecthub");
+
+fn run(args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> Output {
+    let mut command = Command::new(BIN);
+    command
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().expect("run connecthub");
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    }
+    drop(child.stdin.take());
+    child.wait_with_output().unwrap()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).to_string()
+}
+
+#[test]
+fn bad_configuration_stops_serve_with_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("x.db").display().to_string();
+    let key = crate::helpers::TEST_KEY;
+    let good = [
+        ("DATABASE_URL", db.as_str()),
+        ("PUBLIC_URL", "http://localhost:1"),
+        ("ENCRYPTION_KEY", key),
+        ("BIND", "127.0.0.1:0"),
+    ];
+    let cases: [(&str, Option<&str>, &str); 6] = [
+        ("ENCRYPTION_KEY", None, "error: ENCRYPTION_KEY must be 32 bytes of base64; generate one with `connecthub key gen`"),
+        ("ENCRYPTION_KEY", Some("dG9vLXNob3J0"), "error: ENCRYPTION_KEY must be 32 bytes of base64"),
+        ("DATABASE_URL", None, "error: DATABASE_URL is required"),
+        ("DATABASE_URL", Some("mysql://db/x"), "error: DATABASE_URL must be a SQLite file path or a postgres:// URL"),
+        ("PUBLIC_URL", Some("ftp://x"), "error: PUBLIC_URL must be an absolute http(s) URL"),
+        ("LOG_FORMAT", Some("yaml"), "error: LOG_FORMAT must be text or json"),
+    ];
+    for (variable, value, expected) in cases {
+        let mut env: Vec<(&str, &str)> = good
+            .iter()
+            .copied()
+            .filter(|(k, _)| *k != variable)
+            .collect();
+        if let Some(value) = value {
+            env.push((variable, value));
+        }
+        let output = run(&["serve"], &env, None);
+        let message = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "{variable}: {message}");
+        assert!(message.starts_with(expected), "{variable}: {message}");
+        assert_eq!(
+            message.trim_end().lines().count(),
+            1,
+            "one line only: {message}"
+        );
+        assert!(!message.contains("panicked") && !message.contains("backtrace"));
+    }
+}
+
+#[test]
+fn unreachable_postgres_reports_the_real_error() {
+    let env = [
+        ("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none"),
+        ("PUBLIC_URL", "http://localhost:1"),
+        ("ENCRYPTION_KEY", crate::helpers::TEST_KEY),
+    ];
+    let output = run(&["migrate"], &env, None);
+    let message = stderr(&output);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        message.starts_with("error: cannot open the database:"),
+        "{message}"
+    );
+    assert!(
+        message.contains("127.0.0.1") || message.contains("onnection"),
+        "{message}"
+    );
+}
+
+#[test]
+fn key_gen_prints_a_usable_key() {
+    let output = run(&["key", "gen"], &[], None);
+    assert!(output.status.success());
+    let key = String::from_utf8(output.stdout).unwrap();
+    assert!(connecthub::config::EncryptionKey::parse(key.trim()).is_some());
+    let other = String::from_utf8(run(&["key", "gen"], &[], None).stdout).unwrap();
+    assert_ne!(key, other);
+}
+
+#[test]
+fn help_is_available_for_every_command() {
+    for args in [
+        vec!["--help"],
+        vec!["serve", "--help"],
+        vec!["demo", "--help"],
+        vec!["migrate", "--help"],
+        vec!["user", "add", "--help"],
+        vec!["key", "gen", "--help"],
+    ] {
+        let output = run(&args, &[], None);
+        assert!(output.status.success(), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&output.stdout).contains("Usage"),
+            "{args:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn user_add_creates_an_account_that_can_sign_in() {
+    let app = crate::helpers::spawn_app(crate::helpers::Backend::Sqlite).await;
+    let env = [("DATABASE_URL", app.database_url.as_str())];
+    let output = run(
+        &[
+            "user",
+            "add",
+            "--email",
+            "Ops@Example.com",
+            "--role",
+            "admin",
+        ],
+        &env,
+        None,
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        stdout.contains("created ops@example.com (admin)"),
+        "{stdout}"
+    );
+    let password = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("password: "))
+        .expect("password printed")
+        .to_string();
+    assert_eq!(app.login("ops@example.com", &password).await.status(), 303);
+    assert_eq!(app.get("/admin/users").await.status(), 200);
+
+    // --password-stdin, and the clear errors.
+    let scripted = run(
+        &[
+            "user",
+            "add",
+            "--email",
+            "bot@example.com",
+            "--password-stdin",
+        ],
+        &env,
+        Some("a-long-enough-secret\n"),
+    );
+    assert!(scripted.status.success(), "{}", stderr(&scripted));
+    assert!(!String::from_utf8_lossy(&scripted.stdout).contains("a-long-enough-secret"));
+    let browser = app.new_browser();
+    assert_eq!(
+        browser
+            .login("bot@example.com", "a-long-enough-secret")
+            .await
+            .status(),
+        303
+    );
+    assert_eq!(
+        browser.get("/admin/users").await.status(),
+        403,
+        "default role is member"
+    );
+
+    let duplicate = run(&["user", "add", "--email", "ops@example.com"], &env, None);
+    assert_eq!(
+        stderr(&duplicate).trim(),
+        "error: a user with email ops@example.com already exists"
+    );
+    let bad_role = run(
+        &["user", "add", "--email", "x@example.com", "--role", "owner"],
+        &env,
+        None,
+    );
+    assert!(stderr(&bad_role).contains("role must be admin or member"));
+    let bad_email = run(&["user", "add", "--email", "nope"], &env, None);
+    assert!(stderr(&bad_email).contains("\"nope\" is not a valid email address"));
+    let short = run(
+        &[
+            "user",
+            "add",
+            "--email",
+            "y@example.com",
+            "--password-stdin",
+        ],
+        &env,
+        Some("short"),
+    );
+    assert!(stderr(&short).contains("at least 12 characters"));
+    let actions = app.audit_actions().await;
+    assert_eq!(actions.iter().filter(|a| *a == "user_created").count(), 2);
+}

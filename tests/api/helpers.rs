@@ -1,0 +1,331 @@
+//! The test harness: starts the real server on a random port against a brand-new
+//! database (a temp SQLite file, or a fresh uuid-named PostgreSQL database), and drives
+//! it over HTTP with a cookie jar.
+
+use connecthub::auth::password;
+use connecthub::auth::users::{self, Email, Role};
+use connecthub::config::{Config, Defaults};
+use connecthub::db::{DbConnection, DbPool};
+use connecthub::startup::Application;
+use diesel::prelude::*;
+use reqwest::header::HeaderMap;
+use secrecy::SecretString;
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+pub const TEST_KEY: &str = "dGVzdC1rZXktZm9yLWNvbm5lY3RodWItdGVzdHMtMzI=";
+pub const PASSWORD: &str = "correct-horse-battery";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Where the PostgreSQL server for tests is (trust auth); override with TEST_POSTGRES_URL.
+fn postgres_server() -> String {
+    std::env::var("TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+/// PostgreSQL tests run when the server answers, and must run when CI=true.
+pub fn postgres_available() -> bool {
+    let url = format!("{}/postgres", postgres_server());
+    match PgConnection::establish(&url) {
+        Ok(_) => true,
+        Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!(
+                "CI=true but PostgreSQL at {} is not reachable: {e}",
+                postgres_server()
+            )
+        }
+        Err(_) => {
+            eprintln!(
+                "SKIPPED: PostgreSQL not reachable at {}; set TEST_POSTGRES_URL or start it",
+                postgres_server()
+            );
+            false
+        }
+    }
+}
+
+/// A database that exists for one test and is removed afterwards.
+enum TestDatabase {
+    Sqlite(#[allow(dead_code)] tempfile::TempDir, String),
+    Postgres(String),
+}
+
+impl TestDatabase {
+    fn create(backend: Backend) -> Self {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let path = dir.path().join("connecthub.db").display().to_string();
+                Self::Sqlite(dir, path)
+            }
+            Backend::Postgres => {
+                let name = format!("connecthub_test_{}", uuid::Uuid::new_v4().simple());
+                let mut admin = PgConnection::establish(&format!("{}/postgres", postgres_server()))
+                    .expect("connect to PostgreSQL");
+                diesel::sql_query(format!("CREATE DATABASE {name}"))
+                    .execute(&mut admin)
+                    .expect("create test database");
+                Self::Postgres(name)
+            }
+        }
+    }
+
+    fn url(&self) -> String {
+        match self {
+            Self::Sqlite(_, path) => path.clone(),
+            Self::Postgres(name) => format!("{}/{name}", postgres_server()),
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let Self::Postgres(name) = self {
+            if let Ok(mut admin) =
+                PgConnection::establish(&format!("{}/postgres", postgres_server()))
+            {
+                let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&mut admin);
+            }
+        }
+    }
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub port: u16,
+    pub pool: DbPool,
+    pub backend: Backend,
+    pub client: reqwest::Client,
+    pub database_url: String,
+    _database: std::sync::Arc<TestDatabase>,
+}
+
+fn init_logs() {
+    if std::env::var("TEST_LOG").is_ok() {
+        connecthub::telemetry::init("info", connecthub::config::LogFormat::Text);
+    }
+}
+
+/// The settings a test app starts with; `extra` adds or overrides variables.
+pub fn test_config(database_url: &str, public_url: &str, extra: &[(&str, &str)]) -> Config {
+    let mut vars: HashMap<String, String> = [
+        ("DATABASE_URL", database_url),
+        ("PUBLIC_URL", public_url),
+        ("ENCRYPTION_KEY", TEST_KEY),
+        ("DATABASE_MAX_CONNECTIONS", "5"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    for (k, v) in extra {
+        vars.insert(k.to_string(), v.to_string());
+    }
+    Config::load(&vars, &Defaults::default()).expect("test config is valid")
+}
+
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, &[]).await
+}
+
+pub async fn spawn_app_with(backend: Backend, extra: &[(&str, &str)]) -> TestApp {
+    init_logs();
+    let database = TestDatabase::create(backend);
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a port");
+    let port = listener.local_addr().unwrap().port();
+    let address = format!("http://127.0.0.1:{port}");
+    let public_url = extra
+        .iter()
+        .find(|(k, _)| *k == "PUBLIC_URL")
+        .map(|(_, v)| v.to_string())
+        .unwrap_or_else(|| address.clone());
+    let config = test_config(&database.url(), &public_url, extra);
+    let app = Application::build_on(config, listener)
+        .await
+        .expect("app starts");
+    let pool = app.pool().clone();
+    tokio::spawn(app.run_until_stopped());
+    TestApp {
+        address,
+        port,
+        pool,
+        backend,
+        client: new_client(),
+        database_url: database.url(),
+        _database: std::sync::Arc::new(database),
+    }
+}
+
+/// A browser-like client: keeps cookies, does not follow redirects (tests check them).
+pub fn new_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+static USER_COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+pub struct TestUser {
+    pub id: String,
+    pub email: String,
+    pub password: String,
+}
+
+/// Extracts the CSRF token from a page's `<meta name="csrf-token">`.
+pub fn csrf_from(html: &str) -> String {
+    let marker = r#"<meta name="csrf-token" content=""#;
+    let start = html.find(marker).expect("page has a csrf meta tag") + marker.len();
+    html[start..].split('"').next().unwrap().to_string()
+}
+
+pub fn location(response: &reqwest::Response) -> String {
+    header(response.headers(), "location")
+}
+
+pub fn header(headers: &HeaderMap, name: &str) -> String {
+    headers
+        .get(name)
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default()
+}
+
+impl TestApp {
+    /// Another browser on the same app: same server and database, its own cookie jar.
+    pub fn new_browser(&self) -> TestApp {
+        TestApp {
+            address: self.address.clone(),
+            port: self.port,
+            pool: self.pool.clone(),
+            backend: self.backend,
+            client: new_client(),
+            database_url: self.database_url.clone(),
+            _database: self._database.clone(),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn get_html(&self, path: &str) -> String {
+        self.get(path).await.text().await.unwrap()
+    }
+
+    /// Posts a form with the session's CSRF token added.
+    pub async fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+        let token = self.csrf_token().await;
+        let mut form: Vec<(&str, &str)> = fields.to_vec();
+        form.push(("csrf_token", &token));
+        self.client
+            .post(self.url(path))
+            .form(&form)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// The current session's CSRF token, read from a page.
+    pub async fn csrf_token(&self) -> String {
+        // The login page redirects signed-in users; any page of the app carries the token.
+        let login = self.get("/login").await;
+        let html = if login.status() == 200 {
+            login.text().await.unwrap()
+        } else {
+            self.get_html(&location(&login)).await
+        };
+        csrf_from(&html)
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> reqwest::Response {
+        self.post_form("/login", &[("email", email), ("password", password)])
+            .await
+    }
+
+    pub async fn create_user(&self, role: Role) -> TestUser {
+        let n = USER_COUNTER.fetch_add(1, Ordering::SeqCst);
+        let email = format!("{}{n}@example.com", role.as_str());
+        let hash = password::hash(&SecretString::from(PASSWORD)).unwrap();
+        let parsed = Email::parse(&email).unwrap();
+        let user = self
+            .db(move |conn| users::create(conn, &parsed, &format!("Test {n}"), &hash, role))
+            .await;
+        TestUser {
+            id: user.id,
+            email,
+            password: PASSWORD.to_string(),
+        }
+    }
+
+    /// Creates a user and signs this client in as them.
+    pub async fn login_as(&self, role: Role) -> TestUser {
+        let user = self.create_user(role).await;
+        let response = self.login(&user.email, &user.password).await;
+        assert_eq!(response.status(), 303, "login as {} failed", user.email);
+        user
+    }
+
+    /// Runs a query against the app's database.
+    pub async fn db<T, F>(&self, work: F) -> T
+    where
+        F: FnOnce(&mut DbConnection) -> QueryResult<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        connecthub::db::run(&self.pool, work)
+            .await
+            .expect("test query")
+    }
+
+    /// Audit actions, oldest first.
+    pub async fn audit_actions(&self) -> Vec<String> {
+        let mut entries = self
+            .db(|conn| connecthub::audit::recent(conn, None, 1000))
+            .await;
+        entries.reverse();
+        entries.into_iter().map(|e| e.action).collect()
+    }
+}
+
+/// Declares each listed scenario `async fn name(app: TestApp)` once per backend:
+/// `sqlite::name` always, `postgres::name` when PostgreSQL is reachable (always under CI).
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let app = $crate::helpers::spawn_app($crate::helpers::Backend::Sqlite).await;
+                    super::$name(app).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if !$crate::helpers::postgres_available() {
+                        return;
+                    }
+                    let app = $crate::helpers::spawn_app($crate::helpers::Backend::Postgres).await;
+                    super::$name(app).await;
+                }
+            )*
+        }
+    };
+}

@@ -1,0 +1,390 @@
+//! Signing in and out, sessions, CSRF and the sign-in rate limit.
+
+use crate::helpers::{csrf_from, header, location, new_client, spawn_app_with, Backend, TestApp};
+use crate::on_both_backends;
+use connecthub::auth::users::Role;
+use connecthub::db::schema::{sessions, users};
+use diesel::prelude::*;
+
+on_both_backends!(
+    login_succeeds_and_shows_the_clients_page,
+    wrong_password_and_unknown_email_get_the_same_answer,
+    logout_ends_the_session_and_the_old_cookie_is_useless,
+    session_id_is_renewed_at_login,
+    member_is_refused_admin_pages,
+    anonymous_user_is_sent_to_login_and_back,
+    open_redirects_are_refused,
+    missing_csrf_token_is_refused_and_changes_nothing,
+    repeated_failures_are_slowed_down,
+    disabled_user_cannot_sign_in_and_loses_sessions,
+    expired_sessions_are_refused,
+    auth_events_are_audited_in_an_intact_chain,
+);
+
+async fn session_cookie(app: &TestApp) -> Option<String> {
+    let rows: Vec<String> = app
+        .db(|conn| sessions::table.select(sessions::id).load(conn))
+        .await;
+    rows.into_iter().next()
+}
+
+async fn login_succeeds_and_shows_the_clients_page(app: TestApp) {
+    let user = app.create_user(Role::Admin).await;
+    let response = app.login(&user.email, &user.password).await;
+    assert_eq!(response.status(), 303);
+    assert_eq!(location(&response), "/admin/clients");
+    let cookie = header(response.headers(), "set-cookie");
+    assert!(cookie.contains("HttpOnly"), "{cookie}");
+    assert!(cookie.contains("SameSite=Lax"), "{cookie}");
+    assert!(
+        !cookie.contains("Secure"),
+        "plain http must not set Secure: {cookie}"
+    );
+
+    let page = app.get("/admin/clients").await;
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    for expected in [
+        "Connect Klaviyo",
+        "Connect Kustomer",
+        "Sign out",
+        &user.email,
+        "Users",
+        "Audit log",
+        "Usage",
+    ] {
+        assert!(html.contains(expected), "clients page lacks {expected}");
+    }
+}
+
+async fn wrong_password_and_unknown_email_get_the_same_answer(app: TestApp) {
+    let user = app.create_user(Role::Member).await;
+    let wrong = app.login(&user.email, "not-the-password").await;
+    assert_eq!(wrong.status(), 401);
+    let wrong = wrong.text().await.unwrap();
+    let unknown = app.login("nobody@example.com", "not-the-password").await;
+    assert_eq!(unknown.status(), 401);
+    let unknown = unknown.text().await.unwrap();
+    assert!(wrong.contains("Incorrect email or password."));
+    assert!(unknown.contains("Incorrect email or password."));
+    let message = |html: &str| {
+        html.lines()
+            .find(|l| l.contains("role=\"alert\""))
+            .map(str::to_string)
+    };
+    assert_eq!(message(&wrong), message(&unknown));
+    // Still signed out.
+    assert_eq!(app.get("/admin/clients").await.status(), 303);
+}
+
+async fn logout_ends_the_session_and_the_old_cookie_is_useless(app: TestApp) {
+    let user = app.create_user(Role::Admin).await;
+    let response = app.login(&user.email, &user.password).await;
+    let cookie = header(response.headers(), "set-cookie");
+    let cookie_pair = cookie.split(';').next().unwrap().to_string();
+    assert_eq!(app.get("/admin/clients").await.status(), 200);
+
+    let html = app.get_html("/admin/clients").await;
+    let token = csrf_from(&html);
+    let logout = app
+        .client
+        .post(app.url("/logout"))
+        .form(&[("csrf_token", token)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logout.status(), 303);
+    assert_eq!(location(&logout), "/login?signed_out=1");
+    assert!(app
+        .get_html("/login?signed_out=1")
+        .await
+        .contains("You have signed out."));
+
+    // Replaying the stolen cookie from another client gets the login page.
+    let thief = new_client();
+    let replay = thief
+        .get(app.url("/admin/clients"))
+        .header("cookie", cookie_pair)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replay.status(), 303);
+    assert!(location(&replay).starts_with("/login?next="));
+    let user_sessions: i64 = app
+        .db({
+            let id = user.id.clone();
+            move |conn| {
+                sessions::table
+                    .filter(sessions::user_id.eq(id))
+                    .count()
+                    .get_result(conn)
+            }
+        })
+        .await;
+    assert_eq!(user_sessions, 0);
+}
+
+async fn session_id_is_renewed_at_login(app: TestApp) {
+    let user = app.create_user(Role::Member).await;
+    app.get("/login").await;
+    let before = session_cookie(&app)
+        .await
+        .expect("anonymous session for the login form");
+    app.login(&user.email, &user.password).await;
+    let after: Vec<String> = app
+        .db(|conn| sessions::table.select(sessions::id).load(conn))
+        .await;
+    assert!(
+        !after.contains(&before),
+        "the pre-login session id must not survive sign-in"
+    );
+    assert_eq!(after.len(), 1);
+}
+
+async fn member_is_refused_admin_pages(app: TestApp) {
+    app.login_as(Role::Member).await;
+    let users_page = app.get("/admin/users").await;
+    assert_eq!(users_page.status(), 403);
+    assert!(users_page
+        .text()
+        .await
+        .unwrap()
+        .contains("you do not have access"));
+    let clients = app.get_html("/admin/clients").await;
+    assert!(
+        !clients.contains("href=\"/admin/users\""),
+        "members do not see the Users link"
+    );
+
+    let admin_client = app.new_browser();
+    admin_client.login_as(Role::Admin).await;
+    assert_eq!(admin_client.get("/admin/users").await.status(), 200);
+}
+
+async fn anonymous_user_is_sent_to_login_and_back(app: TestApp) {
+    let response = app.get("/admin/users?sort=email").await;
+    assert_eq!(response.status(), 303);
+    assert_eq!(
+        location(&response),
+        "/login?next=%2Fadmin%2Fusers%3Fsort%3Demail"
+    );
+    let form = app
+        .get_html("/login?next=%2Fadmin%2Fusers%3Fsort%3Demail")
+        .await;
+    assert!(form.contains(r#"name="next" value="/admin/users?sort=email""#));
+    let user = app.create_user(Role::Admin).await;
+    let token = csrf_from(&form);
+    let response = app
+        .client
+        .post(app.url("/login"))
+        .form(&[
+            ("email", user.email.as_str()),
+            ("password", &user.password),
+            ("next", "/admin/users?sort=email"),
+            ("csrf_token", &token),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(location(&response), "/admin/users?sort=email");
+}
+
+async fn open_redirects_are_refused(app: TestApp) {
+    let form = app.get_html("/login?next=//evil.example").await;
+    assert!(form.contains(r#"name="next" value="/admin/clients""#));
+    let user = app.create_user(Role::Admin).await;
+    for next in [
+        "//evil.example",
+        "https://evil.example/",
+        "/\\evil.example",
+        "evil.example",
+    ] {
+        let client = app.new_browser();
+        let token = client.csrf_token().await;
+        let response = client
+            .client
+            .post(client.url("/login"))
+            .form(&[
+                ("email", user.email.as_str()),
+                ("password", &user.password),
+                ("next", next),
+                ("csrf_token", &token),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 303);
+        assert_eq!(location(&response), "/admin/clients", "next={next}");
+    }
+}
+
+async fn missing_csrf_token_is_refused_and_changes_nothing(app: TestApp) {
+    let user = app.create_user(Role::Admin).await;
+    // Sign-in form without the token.
+    app.get("/login").await;
+    let response = app
+        .client
+        .post(app.url("/login"))
+        .form(&[("email", user.email.as_str()), ("password", &user.password)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+    assert!(response.text().await.unwrap().contains("reload the page"));
+    assert_eq!(
+        app.get("/admin/clients").await.status(),
+        303,
+        "still signed out"
+    );
+
+    // Sign out with a wrong token, then with a wrong header: still signed in.
+    app.login(&user.email, &user.password).await;
+    let bad = app
+        .client
+        .post(app.url("/logout"))
+        .form(&[("csrf_token", "forged")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 403);
+    let bad = app
+        .client
+        .post(app.url("/logout"))
+        .header("X-CSRF-Token", "forged")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 403);
+    assert_eq!(
+        app.get("/admin/clients").await.status(),
+        200,
+        "still signed in"
+    );
+    // The htmx header form works.
+    let token = app.csrf_token().await;
+    let good = app
+        .client
+        .post(app.url("/logout"))
+        .header("X-CSRF-Token", token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(good.status(), 303);
+    assert_eq!(app.get("/admin/clients").await.status(), 303);
+}
+
+async fn repeated_failures_are_slowed_down(app: TestApp) {
+    let user = app.create_user(Role::Member).await;
+    for _ in 0..5 {
+        assert_eq!(app.login(&user.email, "wrong-password").await.status(), 401);
+    }
+    let limited = app.login(&user.email, &user.password).await;
+    assert_eq!(limited.status(), 429);
+    let retry_after: u64 = header(limited.headers(), "retry-after")
+        .parse()
+        .expect("Retry-After seconds");
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    assert!(limited
+        .text()
+        .await
+        .unwrap()
+        .contains("Too many sign-in attempts"));
+    assert_eq!(
+        app.get("/admin/clients").await.status(),
+        303,
+        "not signed in while limited"
+    );
+    // Another account from the same address is still allowed.
+    let other = app.create_user(Role::Member).await;
+    assert_eq!(app.login(&other.email, &other.password).await.status(), 303);
+}
+
+async fn disabled_user_cannot_sign_in_and_loses_sessions(app: TestApp) {
+    let user = app.login_as(Role::Member).await;
+    assert_eq!(app.get("/admin/clients").await.status(), 200);
+    let id = user.id.clone();
+    app.db(move |conn| {
+        diesel::update(users::table.find(id))
+            .set(users::disabled_at.eq(Some(connecthub::db::now())))
+            .execute(conn)
+    })
+    .await;
+    assert_eq!(
+        app.get("/admin/clients").await.status(),
+        303,
+        "a disabled user's session stops working"
+    );
+    let again = app.new_browser();
+    assert_eq!(again.login(&user.email, &user.password).await.status(), 401);
+}
+
+async fn expired_sessions_are_refused(app: TestApp) {
+    app.login_as(Role::Member).await;
+    // Idle expiry: the row's expiry has passed.
+    app.db(|conn| {
+        diesel::update(sessions::table)
+            .set(sessions::expires_at.eq(connecthub::db::now() - chrono::TimeDelta::seconds(1)))
+            .execute(conn)
+    })
+    .await;
+    assert_eq!(app.get("/admin/clients").await.status(), 303);
+
+    // Absolute expiry: signed in 13 hours ago, however active since.
+    let app = app.new_browser();
+    app.login_as(Role::Member).await;
+    let stale = (chrono::Utc::now().timestamp() - 13 * 3600).to_string();
+    app.db(move |conn| {
+        let rows: Vec<(String, String)> = sessions::table
+            .select((sessions::id, sessions::data))
+            .load(conn)?;
+        for (id, data) in rows {
+            let mut map: std::collections::HashMap<String, String> =
+                serde_json::from_str(&data).unwrap();
+            if map.contains_key("login_at") {
+                map.insert("login_at".into(), stale.clone());
+                diesel::update(sessions::table.find(id))
+                    .set(sessions::data.eq(serde_json::to_string(&map).unwrap()))
+                    .execute(conn)?;
+            }
+        }
+        Ok(())
+    })
+    .await;
+    assert_eq!(app.get("/admin/clients").await.status(), 303);
+}
+
+async fn auth_events_are_audited_in_an_intact_chain(app: TestApp) {
+    let user = app.create_user(Role::Admin).await;
+    app.login(&user.email, "wrong-password").await;
+    app.login(&user.email, &user.password).await;
+    app.post_form("/logout", &[]).await;
+    assert_eq!(
+        app.audit_actions().await,
+        ["login_failed", "login", "logout"]
+    );
+    let entries = app
+        .db(|conn| connecthub::audit::recent(conn, None, 10))
+        .await;
+    assert!(entries.iter().all(|e| e.ip.as_deref() == Some("127.0.0.1")));
+    assert!(entries
+        .iter()
+        .all(|e| !e.details.contains(crate::helpers::PASSWORD)));
+    let verdict = app.db(connecthub::audit::verify).await;
+    assert_eq!(verdict, connecthub::audit::Verdict::Intact { entries: 3 });
+}
+
+#[tokio::test]
+async fn secure_cookie_under_https_public_url() {
+    let app = spawn_app_with(
+        Backend::Sqlite,
+        &[("PUBLIC_URL", "https://hub.example.com")],
+    )
+    .await;
+    let response = app.get("/login").await;
+    let cookie = header(response.headers(), "set-cookie");
+    assert!(cookie.starts_with("__Host-connecthub="), "{cookie}");
+    assert!(
+        cookie.contains("Secure") && cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
+}

@@ -1,0 +1,8 @@
+//! One integration-test binary (links once): a module per feature.
+
+mod helpers;
+
+mod browser;
+mod cli;
+mod login;
+mod pages;
