@@ -6,14 +6,11 @@ use crate::db::DbConnection;
 use diesel::prelude::*;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use std::sync::Mutex;
 
 /// The chain starts from this value.
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 /// PostgreSQL advisory lock id that serialises appends across instances.
 const APPEND_LOCK_ID: i64 = 0x636f_6e6e_6175_6469;
-/// SQLite serves one process, so a process-wide lock serialises appends there.
-static SQLITE_APPEND: Mutex<()> = Mutex::new(());
 
 /// Who did it.
 #[derive(Debug, Clone)]
@@ -141,19 +138,16 @@ impl Entry {
     }
 }
 
-/// Appends one entry to the chain.
+/// Appends one entry to the chain. Appends are serialised so two never claim the same
+/// predecessor: an advisory lock on PostgreSQL, the immediate write lock on SQLite.
 pub fn append(conn: &mut DbConnection, event: Event) -> QueryResult<()> {
-    match conn {
-        DbConnection::Postgresql(_) => conn.transaction(|conn| {
+    crate::db::transaction(conn, |conn| {
+        if matches!(conn, DbConnection::Postgresql(_)) {
             diesel::sql_query(format!("SELECT pg_advisory_xact_lock({APPEND_LOCK_ID})"))
                 .execute(conn)?;
-            insert_chained(conn, event)
-        }),
-        DbConnection::Sqlite(_) => {
-            let _guard = SQLITE_APPEND.lock().unwrap_or_else(|p| p.into_inner());
-            insert_chained(conn, event)
         }
-    }
+        insert_chained(conn, event)
+    })
 }
 
 fn insert_chained(conn: &mut DbConnection, event: Event) -> QueryResult<()> {

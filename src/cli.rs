@@ -119,6 +119,7 @@ async fn demo() -> anyhow::Result<()> {
         database_url: Some(format!("{DEMO_DIR}/connecthub.db")),
         public_url: Some(format!("http://localhost:{port}")),
         encryption_key: Some(demo_key(Path::new(DEMO_DIR))?),
+        sandbox: true,
     };
     let config = Config::load(&ProcessEnv, &defaults)?;
     crate::telemetry::init(&config.log_level, config.log_format);

@@ -3,6 +3,8 @@
 //! A bad or missing setting yields one line naming the variable and what it expects.
 
 use crate::db::DatabaseUrl;
+use crate::oauth::provider_http::RetryPolicy;
+use crate::providers::{Endpoints, Registry};
 use base64::Engine;
 use secrecy::{ExposeSecret, SecretBox};
 use std::time::Duration;
@@ -17,7 +19,7 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    fn new(variable: &str, expected: impl Into<String>) -> Self {
+    pub(crate) fn new(variable: &str, expected: impl Into<String>) -> Self {
         Self {
             variable: variable.to_string(),
             expected: expected.into(),
@@ -98,10 +100,22 @@ pub struct Config {
     pub bind: String,
     pub public_url: Url,
     pub encryption_key: EncryptionKey,
+    /// The key being rotated away from: still opens old secrets, never seals new ones.
+    pub encryption_key_previous: Option<EncryptionKey>,
     pub log_level: String,
     pub log_format: LogFormat,
     pub session: SessionPolicy,
     pub login_limits: LoginLimits,
+    pub providers: Registry,
+    /// How provider calls are retried and timed out.
+    pub provider_retry: RetryPolicy,
+    /// The built-in provider sandbox, mounted only by `demo` and tests.
+    pub sandbox: Option<SandboxConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SandboxConfig {
+    pub access_token_ttl: Duration,
 }
 
 /// Where settings come from: the process environment, or a map in tests.
@@ -129,6 +143,8 @@ pub struct Defaults {
     pub database_url: Option<String>,
     pub public_url: Option<String>,
     pub encryption_key: Option<String>,
+    /// Mount the sandbox and point the built-in providers at it (`demo`, tests).
+    pub sandbox: bool,
 }
 
 impl Config {
@@ -167,6 +183,13 @@ impl Config {
             .ok_or_else(|| ConfigError::new("ENCRYPTION_KEY", EncryptionKey::HINT))?;
         let encryption_key = EncryptionKey::parse(&encryption_key)
             .ok_or_else(|| ConfigError::new("ENCRYPTION_KEY", EncryptionKey::HINT))?;
+        let encryption_key_previous =
+            match source.get("ENCRYPTION_KEY_PREVIOUS") {
+                None => None,
+                Some(raw) => Some(EncryptionKey::parse(&raw).ok_or_else(|| {
+                    ConfigError::new("ENCRYPTION_KEY_PREVIOUS", EncryptionKey::HINT)
+                })?),
+            };
         let log_format = match source.get("LOG_FORMAT").as_deref() {
             None | Some("text") => LogFormat::Text,
             Some("json") => LogFormat::Json,
@@ -179,12 +202,54 @@ impl Config {
                 "must be a level (error, warn, info, debug, trace) or a tracing filter",
             ));
         }
+        let sandbox = defaults
+            .sandbox
+            .then(|| -> Result<SandboxConfig, ConfigError> {
+                Ok(SandboxConfig {
+                    access_token_ttl: Duration::from_secs(u64::from(number(
+                        source,
+                        "SANDBOX_ACCESS_TOKEN_TTL_SECS",
+                        3600,
+                    )?)),
+                })
+            });
+        let sandbox = sandbox.transpose()?;
+        let endpoints = match sandbox {
+            Some(_) => Endpoints::Sandbox {
+                base: public_url.as_str().trim_end_matches('/').to_string(),
+            },
+            None => Endpoints::Real,
+        };
+        let providers = Registry::load(
+            source,
+            public_url.as_str().trim_end_matches('/'),
+            &endpoints,
+        )?;
+        let defaults_retry = RetryPolicy::default();
+        let provider_retry = RetryPolicy {
+            max_retries: number(
+                source,
+                "PROVIDER_MAX_RETRIES",
+                defaults_retry.max_retries as u32,
+            )? as usize,
+            min_delay: Duration::from_millis(u64::from(number(
+                source,
+                "PROVIDER_RETRY_DELAY_MS",
+                200,
+            )?)),
+            timeout: Duration::from_secs(u64::from(number(source, "PROVIDER_TIMEOUT_SECS", 10)?)),
+            ..defaults_retry
+        };
         Ok(Self {
+            providers,
+            provider_retry,
+            sandbox,
             database_url,
             database_max_connections: number(source, "DATABASE_MAX_CONNECTIONS", 10)?,
             bind,
             public_url,
             encryption_key,
+            encryption_key_previous,
             log_level,
             log_format,
             session: SessionPolicy {

@@ -63,6 +63,14 @@ impl ResponseError for AppError {
     fn error_response(&self) -> HttpResponse {
         let status = self.status_code();
         match self {
+            // JSON endpoints answer 401; browsers are sent to the login page.
+            Self::Unauthenticated { next }
+                if next.starts_with("/api/") && !next.contains("/oauth/") =>
+            {
+                return HttpResponse::Unauthorized().json(
+                    serde_json::json!({"error": "unauthenticated", "message": "sign in first"}),
+                );
+            }
             Self::Unauthenticated { next } => {
                 let location = format!("/login?next={}", crate::web::urlencode(next));
                 return HttpResponse::SeeOther()

@@ -1,12 +1,17 @@
 //! connecthub: a self-hosted OAuth connection hub.
 
+pub mod api;
 pub mod audit;
 pub mod auth;
 pub mod cli;
+pub mod clients;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod oauth;
+pub mod providers;
 pub mod sandbox;
 pub mod startup;
 pub mod telemetry;
+pub mod vault;
 pub mod web;

@@ -6,6 +6,10 @@ use crate::auth::login_limiter::LoginLimiter;
 use crate::auth::session_store::DbSessionStore;
 use crate::config::Config;
 use crate::db::{self, DbPool};
+use crate::oauth::provider_http::RetryPolicy;
+use crate::providers::Registry;
+use crate::sandbox::{Sandbox, SandboxSettings};
+use crate::vault::Vault;
 use actix_session::config::{BrowserSession, CookieContentSecurity, TtlExtensionPolicy};
 use actix_session::SessionMiddleware;
 use actix_web::cookie::{time, Key, SameSite};
@@ -21,6 +25,16 @@ pub struct AppState {
     pub pool: DbPool,
     pub config: Arc<Config>,
     pub login_limiter: LoginLimiter,
+    pub vault: Arc<Vault>,
+    /// For provider calls: no redirects followed (a token must not follow one elsewhere).
+    pub http: reqwest::Client,
+    pub retry: RetryPolicy,
+}
+
+impl AppState {
+    pub fn providers(&self) -> &Registry {
+        &self.config.providers
+    }
 }
 
 pub struct Application {
@@ -42,12 +56,26 @@ impl Application {
     pub async fn build_on(config: Config, listener: TcpListener) -> anyhow::Result<Self> {
         let pool = connect_and_migrate(&config).await?;
         let port = listener.local_addr()?.port();
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(config.provider_retry.timeout)
+            .user_agent(concat!("connecthub/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        let sandbox = config.sandbox.as_ref().map(|settings| {
+            Sandbox::new(SandboxSettings {
+                base_url: config.public_url.as_str().trim_end_matches('/').to_string(),
+                access_token_ttl: settings.access_token_ttl,
+            })
+        });
         let state = web::Data::new(AppState {
             pool: pool.clone(),
             login_limiter: LoginLimiter::new(&config.login_limits),
+            vault: Arc::new(Vault::from_config(&config)),
+            http,
+            retry: config.provider_retry.clone(),
             config: Arc::new(config),
         });
-        let server = serve(listener, state)?;
+        let server = serve(listener, state, sandbox)?;
         Ok(Self { port, server, pool })
     }
 
@@ -111,11 +139,21 @@ fn session_middleware(state: &AppState) -> SessionMiddleware<DbSessionStore> {
         .build()
 }
 
-fn serve(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Server> {
+fn serve(
+    listener: TcpListener,
+    state: web::Data<AppState>,
+    sandbox: Option<Sandbox>,
+) -> anyhow::Result<Server> {
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
             .app_data(web::FormConfig::default().limit(64 * 1024))
+            .configure(|cfg| {
+                if let Some(sandbox) = &sandbox {
+                    crate::sandbox::routes(cfg, sandbox.clone());
+                }
+            })
+            .configure(crate::api::routes)
             .configure(crate::web::routes)
             .wrap(from_fn(crate::auth::csrf::guard))
             .wrap(session_middleware(&state))

@@ -27,6 +27,13 @@ pub fn token(session: &Session) -> String {
     }
 }
 
+/// A value that identifies this browser session without revealing the token: OAuth
+/// states are bound to it, so a callback from another session is refused.
+pub fn session_binding(session: &Session) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(token(session).as_bytes()))
+}
+
 /// Replaces the token (at sign-in, so a token seen before sign-in is worthless after).
 pub fn rotate(session: &Session) -> String {
     let token = Alphanumeric.sample_string(&mut rand::thread_rng(), 43);

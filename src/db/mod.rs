@@ -128,6 +128,46 @@ pub fn run_migrations(conn: &mut DbConnection) -> anyhow::Result<()> {
     result.map_err(|e| anyhow::anyhow!("migrations failed: {e}"))
 }
 
+/// Runs `work` in a transaction. On SQLite the transaction starts with `BEGIN IMMEDIATE`:
+/// a deferred one that reads first could not upgrade to a writer once another connection
+/// has committed (SQLITE_BUSY_SNAPSHOT), whereas an immediate one waits its turn. Nested
+/// calls become savepoints on both backends.
+pub fn transaction<T, E, F>(conn: &mut DbConnection, work: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    use diesel::connection::{AnsiTransactionManager, TransactionManager};
+    let outermost_sqlite = match conn {
+        DbConnection::Sqlite(inner) => {
+            AnsiTransactionManager::transaction_manager_status_mut(inner)
+                .transaction_depth()?
+                .is_none()
+        }
+        DbConnection::Postgresql(_) => false,
+    };
+    if !outermost_sqlite {
+        return conn.transaction(work);
+    }
+    if let DbConnection::Sqlite(inner) = &mut *conn {
+        AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN IMMEDIATE")?;
+    }
+    let result = work(conn);
+    let DbConnection::Sqlite(inner) = conn else {
+        unreachable!("checked above")
+    };
+    match result {
+        Ok(value) => {
+            AnsiTransactionManager::commit_transaction(inner)?;
+            Ok(value)
+        }
+        Err(error) => {
+            let _ = AnsiTransactionManager::rollback_transaction(inner);
+            Err(error)
+        }
+    }
+}
+
 /// Runs blocking database work on the blocking thread pool.
 pub async fn run<T, E, F>(pool: &DbPool, work: F) -> Result<T, AppError>
 where

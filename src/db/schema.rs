@@ -43,4 +43,66 @@ diesel::table! {
 }
 
 diesel::joinable!(sessions -> users (user_id));
-diesel::allow_tables_to_appear_in_same_query!(users, sessions, audit_log);
+
+diesel::table! {
+    oauth_states (id) {
+        id -> Text,
+        provider -> Text,
+        user_id -> Text,
+        session_binding -> Text,
+        pkce_verifier -> Text,
+        redirect_path -> Text,
+        params -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        consumed_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    clients (id) {
+        id -> Text,
+        owner_user_id -> Text,
+        provider -> Text,
+        provider_account_id -> Text,
+        display_name -> Text,
+        status -> Text,
+        auth_type -> Text,
+        tags -> Text,
+        profile -> Text,
+        scopes -> Text,
+        is_default -> Bool,
+        connected_at -> Timestamp,
+        last_refreshed_at -> Nullable<Timestamp>,
+        last_used_at -> Nullable<Timestamp>,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    credentials (client_id) {
+        client_id -> Text,
+        key_id -> Text,
+        access_token -> Nullable<Text>,
+        refresh_token -> Nullable<Text>,
+        api_key -> Nullable<Text>,
+        token_type -> Text,
+        expires_at -> Nullable<Timestamp>,
+        refresh_lease_until -> Nullable<Timestamp>,
+        refresh_failures -> Integer,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(clients -> users (owner_user_id));
+diesel::joinable!(credentials -> clients (client_id));
+diesel::allow_tables_to_appear_in_same_query!(
+    users,
+    sessions,
+    audit_log,
+    oauth_states,
+    clients,
+    credentials
+);

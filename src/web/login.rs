@@ -2,7 +2,7 @@
 
 use super::layout::Layout;
 use super::local_path::LocalPath;
-use super::{redirect, render};
+use super::{redirect, render, HOME};
 use crate::audit::{self, Actor, Event};
 use crate::auth::users::{self, Email, User};
 use crate::auth::{password, start_session, CurrentUser};
@@ -14,8 +14,6 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use secrecy::SecretString;
 
-/// Where a signed-in user lands when no other page was asked for.
-pub const HOME: &str = "/admin/clients";
 const BAD_CREDENTIALS: &str = "Incorrect email or password.";
 
 #[derive(Template)]

@@ -14,6 +14,9 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 
+/// Where a signed-in user lands when no other page was asked for.
+pub const HOME: &str = "/admin/clients";
+
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(login::home))
         .route("/healthz", web::get().to(health::healthz))

@@ -5,4 +5,5 @@ mod helpers;
 mod browser;
 mod cli;
 mod login;
+mod oauth;
 mod pages;

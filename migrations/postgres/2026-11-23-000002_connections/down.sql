@@ -1,0 +1,3 @@
+DROP TABLE credentials;
+DROP TABLE clients;
+DROP TABLE oauth_states;

@@ -1,0 +1,241 @@
+//! `/api/integrations/{provider}/…`: start and finish OAuth, connect with an API key or
+//! client credentials, and report the caller's connections. Handlers parse, call the flow,
+//! and answer with a redirect plus toast (browsers) or JSON.
+
+use crate::auth::{csrf, CurrentUser};
+use crate::clients;
+use crate::error::AppError;
+use crate::oauth::flow::{self, CallbackParams, ConnectError};
+use crate::providers::Provider;
+use crate::startup::AppState;
+use crate::web::layout::Flash;
+use crate::web::local_path::LocalPath;
+use crate::web::{origin, redirect, HOME};
+use actix_session::Session;
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use secrecy::SecretString;
+use std::sync::Arc;
+
+fn provider(state: &AppState, name: &str) -> Result<Arc<Provider>, AppError> {
+    state.providers().get(name).ok_or(AppError::NotFound)
+}
+
+#[derive(serde::Deserialize)]
+pub struct StartQuery {
+    redirect_path: Option<String>,
+}
+
+pub async fn start(
+    req: HttpRequest,
+    session: Session,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    query: web::Query<StartQuery>,
+    CurrentUser(user): CurrentUser,
+) -> Result<HttpResponse, AppError> {
+    let provider = provider(&state, &path)?;
+    let redirect_path = LocalPath::or(query.redirect_path.as_deref(), HOME);
+    let binding = csrf::session_binding(&session);
+    match flow::start(
+        &state,
+        &user,
+        &binding,
+        &provider,
+        &redirect_path,
+        &origin(&req),
+    )
+    .await
+    {
+        Ok(authorize_url) => Ok(HttpResponse::Found()
+            .insert_header((header::LOCATION, authorize_url))
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .finish()),
+        Err(ConnectError::App(e)) => Err(e),
+        Err(e) => {
+            Flash::error(e.to_string()).store(&session);
+            Ok(redirect(redirect_path.as_str()))
+        }
+    }
+}
+
+pub async fn callback(
+    req: HttpRequest,
+    session: Session,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    CurrentUser(user): CurrentUser,
+) -> Result<HttpResponse, AppError> {
+    let provider = provider(&state, &path)?;
+    // Parsed by hand so a malformed query still ends in a clear message, not a bare 400.
+    let params: CallbackParams = serde_urlencoded::from_str(req.query_string()).unwrap_or_default();
+    let binding = csrf::session_binding(&session);
+    let outcome = flow::complete(&state, &user, &binding, &provider, params, &origin(&req)).await?;
+    let flash = if outcome.success {
+        Flash::success(outcome.message)
+    } else {
+        Flash::error(outcome.message)
+    };
+    flash.store(&session);
+    // The page the browser ends on carries no code, state or error.
+    Ok(redirect(outcome.redirect_path.as_str()))
+}
+
+#[derive(serde::Serialize)]
+struct ConnectionStatus {
+    id: String,
+    account_id: String,
+    account_name: String,
+    status: String,
+    auth_type: String,
+    is_default: bool,
+    expires_at: Option<String>,
+    scopes: Vec<String>,
+    connected_at: String,
+    updated_at: String,
+}
+
+fn utc(time: chrono::NaiveDateTime) -> String {
+    time.and_utc()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// The caller's own connections for the provider; never a token.
+pub async fn status(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    CurrentUser(user): CurrentUser,
+) -> Result<HttpResponse, AppError> {
+    let provider = provider(&state, &path)?;
+    let (owner, name) = (user.id.clone(), provider.name.clone());
+    let rows = crate::db::run(&state.pool, move |conn| {
+        clients::connections_of(conn, &owner, &name)
+    })
+    .await?;
+    let connections: Vec<ConnectionStatus> = rows
+        .into_iter()
+        .map(|(client, expires_at)| ConnectionStatus {
+            scopes: client
+                .scope_list()
+                .into_iter()
+                .map(str::to_string)
+                .collect(),
+            expires_at: expires_at.map(utc),
+            connected_at: utc(client.connected_at),
+            updated_at: utc(client.updated_at),
+            id: client.id,
+            account_id: client.provider_account_id,
+            account_name: client.display_name,
+            status: client.status,
+            auth_type: client.auth_type,
+            is_default: client.is_default,
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "provider": provider.name,
+        "configured": provider.is_configured(),
+        "connected": connections.iter().any(|c| c.status == "active"),
+        "connections": connections,
+    })))
+}
+
+#[derive(serde::Deserialize)]
+pub struct ApiKeyForm {
+    api_key: SecretString,
+    redirect_path: Option<String>,
+}
+
+fn wants_json(req: &HttpRequest) -> bool {
+    let header = |name| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    };
+    header(header::CONTENT_TYPE).starts_with("application/json")
+        || header(header::ACCEPT).starts_with("application/json")
+}
+
+/// Reads the API-key form from JSON or a form body.
+async fn api_key_form(req: &HttpRequest, body: web::Bytes) -> Result<ApiKeyForm, AppError> {
+    let parsed = if req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .starts_with("application/json")
+    {
+        serde_json::from_slice(&body).map_err(|_| ())
+    } else {
+        serde_urlencoded::from_bytes(&body).map_err(|_| ())
+    };
+    parsed.map_err(|_| AppError::BadRequest("send api_key (and optionally redirect_path)".into()))
+}
+
+pub async fn test_connection(
+    req: HttpRequest,
+    session: Session,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Bytes,
+    CurrentUser(user): CurrentUser,
+) -> Result<HttpResponse, AppError> {
+    let provider = provider(&state, &path)?;
+    let form = api_key_form(&req, body).await?;
+    let redirect_path = LocalPath::or(form.redirect_path.as_deref(), HOME);
+    let result = flow::connect_api_key(&state, &user, &provider, form.api_key, &origin(&req)).await;
+    respond(&req, &session, &provider, redirect_path, result)
+}
+
+#[derive(serde::Deserialize)]
+pub struct ConnectForm {
+    redirect_path: Option<String>,
+}
+
+/// Connects a client-credentials provider (no consent page).
+pub async fn connect_machine(
+    req: HttpRequest,
+    session: Session,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    form: web::Form<ConnectForm>,
+    CurrentUser(user): CurrentUser,
+) -> Result<HttpResponse, AppError> {
+    let provider = provider(&state, &path)?;
+    let redirect_path = LocalPath::or(form.redirect_path.as_deref(), HOME);
+    let result = flow::connect_client_credentials(&state, &user, &provider, &origin(&req)).await;
+    respond(&req, &session, &provider, redirect_path, result)
+}
+
+/// JSON for API callers; a redirect with a toast for the pages.
+fn respond(
+    req: &HttpRequest,
+    session: &Session,
+    provider: &Provider,
+    redirect_path: LocalPath,
+    result: Result<clients::Client, ConnectError>,
+) -> Result<HttpResponse, AppError> {
+    let outcome = match result {
+        Err(ConnectError::App(e)) => return Err(e),
+        Ok(client) => Ok(client),
+        Err(e) => Err(e),
+    };
+    if wants_json(req) {
+        return Ok(match outcome {
+            Ok(client) => HttpResponse::Ok().json(serde_json::json!({
+                "ok": true,
+                "client": {"id": client.id, "account_id": client.provider_account_id, "account_name": client.display_name, "status": client.status},
+            })),
+            Err(e) => HttpResponse::UnprocessableEntity().json(serde_json::json!({"ok": false, "error": e.to_string()})),
+        });
+    }
+    let flash = match outcome {
+        Ok(client) => Flash::success(format!(
+            "Connected {} account {}",
+            provider.display_name, client.display_name
+        )),
+        Err(e) => Flash::error(format!("Could not connect {}: {e}", provider.display_name)),
+    };
+    flash.store(session);
+    Ok(redirect(redirect_path.as_str()))
+}

@@ -1,0 +1,157 @@
+//! A client's secrets, sealed by the vault. Only this module reads or writes them.
+
+use crate::db::schema::credentials;
+use crate::db::DbConnection;
+use crate::vault::{Binding, Vault, VaultError};
+use diesel::prelude::*;
+use secrecy::SecretString;
+
+/// The secrets to store for a client (any may be absent).
+pub struct Secrets<'a> {
+    pub access_token: Option<&'a SecretString>,
+    pub refresh_token: Option<&'a SecretString>,
+    pub api_key: Option<&'a SecretString>,
+    pub expires_at: Option<chrono::NaiveDateTime>,
+}
+
+fn binding<'a>(client_id: &'a str, field: &'a str) -> Binding<'a> {
+    Binding {
+        table: "credentials",
+        row: client_id,
+        field,
+    }
+}
+
+fn seal(
+    vault: &Vault,
+    client_id: &str,
+    field: &str,
+    secret: Option<&SecretString>,
+) -> Result<Option<String>, VaultError> {
+    secret
+        .map(|s| vault.seal(s, &binding(client_id, field)))
+        .transpose()
+}
+
+/// Seals and stores the secrets, replacing what the client had.
+pub fn store(
+    conn: &mut DbConnection,
+    vault: &Vault,
+    client_id: &str,
+    secrets: &Secrets,
+) -> anyhow::Result<()> {
+    let access = seal(vault, client_id, "access_token", secrets.access_token)?;
+    let refresh = seal(vault, client_id, "refresh_token", secrets.refresh_token)?;
+    let api_key = seal(vault, client_id, "api_key", secrets.api_key)?;
+    let now = crate::db::now();
+    let values = (
+        credentials::key_id.eq(vault.current_key_id()),
+        credentials::access_token.eq(&access),
+        credentials::refresh_token.eq(&refresh),
+        credentials::api_key.eq(&api_key),
+        credentials::token_type.eq("Bearer"),
+        credentials::expires_at.eq(secrets.expires_at),
+        credentials::refresh_failures.eq(0),
+        credentials::updated_at.eq(now),
+    );
+    // The caller holds the client's row in a transaction, so update-then-insert is safe.
+    let updated = diesel::update(credentials::table.find(client_id))
+        .set(values)
+        .execute(conn)?;
+    if updated == 0 {
+        diesel::insert_into(credentials::table)
+            .values((credentials::client_id.eq(client_id), values))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// The opened secrets of a client.
+pub struct Opened {
+    pub access_token: Option<SecretString>,
+    pub refresh_token: Option<SecretString>,
+    pub api_key: Option<SecretString>,
+    pub expires_at: Option<chrono::NaiveDateTime>,
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = credentials)]
+struct Row {
+    client_id: String,
+    key_id: String,
+    access_token: Option<String>,
+    refresh_token: Option<String>,
+    api_key: Option<String>,
+    expires_at: Option<chrono::NaiveDateTime>,
+}
+
+pub fn open(
+    conn: &mut DbConnection,
+    vault: &Vault,
+    client_id: &str,
+) -> anyhow::Result<Option<Opened>> {
+    let row: Option<Row> = credentials::table
+        .find(client_id)
+        .select(Row::as_select())
+        .first(conn)
+        .optional()?;
+    let Some(row) = row else { return Ok(None) };
+    let open = |field: &str, sealed: &Option<String>| -> Result<Option<SecretString>, VaultError> {
+        sealed
+            .as_deref()
+            .map(|s| vault.open(s, &binding(&row.client_id, field)))
+            .transpose()
+    };
+    Ok(Some(Opened {
+        access_token: open("access_token", &row.access_token)?,
+        refresh_token: open("refresh_token", &row.refresh_token)?,
+        api_key: open("api_key", &row.api_key)?,
+        expires_at: row.expires_at,
+    }))
+}
+
+/// Re-seals every credential not yet under the current key, in batches; returns how many
+/// rows changed. Each row is rewritten in its own transaction, so an interrupted rotation
+/// loses nothing and can simply be run again.
+pub fn rotate(conn: &mut DbConnection, vault: &Vault) -> anyhow::Result<usize> {
+    let mut rotated = 0;
+    loop {
+        let batch: Vec<Row> = credentials::table
+            .filter(credentials::key_id.ne(vault.current_key_id()))
+            .select(Row::as_select())
+            .limit(200)
+            .load(conn)?;
+        if batch.is_empty() {
+            return Ok(rotated);
+        }
+        for row in batch {
+            let reseal =
+                |field: &str, sealed: &Option<String>| -> Result<Option<String>, VaultError> {
+                    sealed
+                        .as_deref()
+                        .map(|s| vault.reseal(s, &binding(&row.client_id, field)))
+                        .transpose()
+                };
+            let access = reseal("access_token", &row.access_token)?;
+            let refresh = reseal("refresh_token", &row.refresh_token)?;
+            let api_key = reseal("api_key", &row.api_key)?;
+            // Only rewrite the row if nobody changed it meanwhile (a refresh seals under
+            // the current key anyway).
+            conn.transaction(|conn| {
+                diesel::update(
+                    credentials::table
+                        .filter(credentials::client_id.eq(&row.client_id))
+                        .filter(credentials::key_id.eq(&row.key_id)),
+                )
+                .set((
+                    credentials::key_id.eq(vault.current_key_id()),
+                    credentials::access_token.eq(&access),
+                    credentials::refresh_token.eq(&refresh),
+                    credentials::api_key.eq(&api_key),
+                ))
+                .execute(conn)
+            })?;
+            rotated += 1;
+        }
+    }
+}

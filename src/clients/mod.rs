@@ -1,0 +1,212 @@
+//! The clients repository: one row per connected provider account per owner. Connecting
+//! the same account again updates its row; it never creates a second one.
+
+pub mod credentials;
+
+use crate::db::schema::{clients, users};
+use crate::db::DbConnection;
+use diesel::prelude::*;
+use diesel::Connection as _;
+use serde_json::Value;
+
+#[derive(Debug, Clone, Queryable, Selectable, serde::Serialize)]
+#[diesel(table_name = clients)]
+pub struct Client {
+    pub id: String,
+    pub owner_user_id: String,
+    pub provider: String,
+    pub provider_account_id: String,
+    pub display_name: String,
+    pub status: String,
+    pub auth_type: String,
+    pub tags: String,
+    pub profile: String,
+    pub scopes: String,
+    pub is_default: bool,
+    pub connected_at: chrono::NaiveDateTime,
+    pub last_refreshed_at: Option<chrono::NaiveDateTime>,
+    pub last_used_at: Option<chrono::NaiveDateTime>,
+    pub last_error: Option<String>,
+    pub created_at: chrono::NaiveDateTime,
+    pub updated_at: chrono::NaiveDateTime,
+}
+
+impl Client {
+    pub fn tag_list(&self) -> Vec<String> {
+        serde_json::from_str(&self.tags).unwrap_or_default()
+    }
+
+    pub fn profile_value(&self) -> Value {
+        serde_json::from_str(&self.profile).unwrap_or(Value::Null)
+    }
+
+    pub fn scope_list(&self) -> Vec<&str> {
+        self.scopes.split_whitespace().collect()
+    }
+
+    /// The status as people read it.
+    pub fn status_label(&self) -> &'static str {
+        match self.status.as_str() {
+            "active" => "Active",
+            "needs_reauth" => "Reconnect needed",
+            "error" => "Error",
+            _ => "Disconnected",
+        }
+    }
+}
+
+/// A connection just made, before it is stored.
+pub struct Connection<'a> {
+    pub owner_user_id: &'a str,
+    pub provider: &'a str,
+    pub provider_account_id: &'a str,
+    pub display_name: &'a str,
+    pub auth_type: &'a str,
+    pub profile: &'a Value,
+    pub scopes: &'a str,
+}
+
+fn is_unique_violation(error: &diesel::result::Error) -> bool {
+    matches!(
+        error,
+        diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)
+    )
+}
+
+/// Inserts the client, or updates the existing row for the same (provider, account, owner).
+/// The UNIQUE constraint decides between racing callbacks: the loser's insert fails and it
+/// updates the winner's row instead. Returns the row and whether it was created.
+pub fn upsert(conn: &mut DbConnection, new: &Connection) -> QueryResult<(Client, bool)> {
+    crate::db::transaction(conn, |conn| {
+        let now = crate::db::now();
+        let has_default: bool = diesel::select(diesel::dsl::exists(
+            clients::table
+                .filter(clients::owner_user_id.eq(new.owner_user_id))
+                .filter(clients::provider.eq(new.provider))
+                .filter(clients::is_default.eq(true)),
+        ))
+        .get_result(conn)?;
+        let id = uuid::Uuid::new_v4().to_string();
+        let tags = serde_json::json!([
+            "new",
+            if new.auth_type == "api_key" {
+                "api_key"
+            } else {
+                "oauth"
+            }
+        ]);
+        let profile = new.profile.to_string();
+        // A savepoint, so a failed insert leaves the outer transaction usable (PostgreSQL).
+        let inserted = conn.transaction(|conn| {
+            diesel::insert_into(clients::table)
+                .values((
+                    clients::id.eq(&id),
+                    clients::owner_user_id.eq(new.owner_user_id),
+                    clients::provider.eq(new.provider),
+                    clients::provider_account_id.eq(new.provider_account_id),
+                    clients::display_name.eq(new.display_name),
+                    clients::status.eq("active"),
+                    clients::auth_type.eq(new.auth_type),
+                    clients::tags.eq(tags.to_string()),
+                    clients::profile.eq(&profile),
+                    clients::scopes.eq(new.scopes),
+                    clients::is_default.eq(!has_default),
+                    clients::connected_at.eq(now),
+                    clients::created_at.eq(now),
+                    clients::updated_at.eq(now),
+                ))
+                .execute(conn)
+        });
+        let created = match inserted {
+            Ok(_) => true,
+            Err(e) if is_unique_violation(&e) => false,
+            Err(e) => return Err(e),
+        };
+        if !created {
+            diesel::update(
+                clients::table
+                    .filter(clients::owner_user_id.eq(new.owner_user_id))
+                    .filter(clients::provider.eq(new.provider))
+                    .filter(clients::provider_account_id.eq(new.provider_account_id)),
+            )
+            .set((
+                clients::display_name.eq(new.display_name),
+                clients::status.eq("active"),
+                clients::auth_type.eq(new.auth_type),
+                clients::profile.eq(&profile),
+                clients::scopes.eq(new.scopes),
+                clients::connected_at.eq(now),
+                clients::last_error.eq(None::<String>),
+                clients::updated_at.eq(now),
+            ))
+            .execute(conn)?;
+        }
+        let client = clients::table
+            .filter(clients::owner_user_id.eq(new.owner_user_id))
+            .filter(clients::provider.eq(new.provider))
+            .filter(clients::provider_account_id.eq(new.provider_account_id))
+            .select(Client::as_select())
+            .first(conn)?;
+        Ok((client, created))
+    })
+}
+
+pub fn find(conn: &mut DbConnection, id: &str) -> QueryResult<Option<Client>> {
+    clients::table
+        .find(id)
+        .select(Client::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// A client with its owner's email and token expiry, as lists show it.
+pub struct ListedClient {
+    pub client: Client,
+    pub owner_email: String,
+    pub expires_at: Option<chrono::NaiveDateTime>,
+}
+
+/// Clients newest first: every client for admins (`owner` None), else the owner's own.
+pub fn list(conn: &mut DbConnection, owner: Option<&str>) -> QueryResult<Vec<ListedClient>> {
+    use crate::db::schema::credentials;
+    let mut query = clients::table
+        .inner_join(users::table)
+        .left_join(credentials::table)
+        .select((
+            Client::as_select(),
+            users::email,
+            credentials::expires_at.nullable(),
+        ))
+        .into_boxed();
+    if let Some(owner) = owner {
+        query = query.filter(clients::owner_user_id.eq(owner.to_string()));
+    }
+    let rows: Vec<(Client, String, Option<chrono::NaiveDateTime>)> = query
+        .order(clients::updated_at.desc())
+        .limit(500)
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(client, owner_email, expires_at)| ListedClient {
+            client,
+            owner_email,
+            expires_at,
+        })
+        .collect())
+}
+
+/// The owner's clients for one provider with their token expiry, default first.
+pub fn connections_of(
+    conn: &mut DbConnection,
+    owner: &str,
+    provider: &str,
+) -> QueryResult<Vec<(Client, Option<chrono::NaiveDateTime>)>> {
+    use crate::db::schema::credentials;
+    clients::table
+        .left_join(credentials::table)
+        .filter(clients::owner_user_id.eq(owner))
+        .filter(clients::provider.eq(provider))
+        .order((clients::is_default.desc(), clients::created_at.asc()))
+        .select((Client::as_select(), credentials::expires_at.nullable()))
+        .load(conn)
+}

@@ -1,0 +1,533 @@
+//! The authorization-code flow with PKCE, for every provider: `start` sends the browser to
+//! the provider, `complete` handles its return, and `connect_api_key` and
+//! `connect_client_credentials` cover the two flows without a consent page.
+
+use super::pkce;
+use super::profile::{self, AccountProfile};
+use super::provider_http::CallError;
+use super::states::{self, PendingAuthorization, StateProblem};
+use super::token_client::{self, TokenSet};
+use crate::audit::{self, Actor, Event, Origin};
+use crate::auth::users::User;
+use crate::clients::{self, credentials, Client, Connection};
+use crate::error::AppError;
+use crate::providers::{AuthType, Provider};
+use crate::startup::AppState;
+use crate::vault::Binding;
+use crate::web::local_path::LocalPath;
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::json;
+
+/// Longest value accepted in any callback parameter.
+pub const MAX_PARAM_LEN: usize = 2048;
+
+/// The RFC 6749 §4.1.2.1 error codes, with what they mean to a person.
+const PROVIDER_ERRORS: [(&str, &str); 7] = [
+    ("access_denied", "access was denied on the consent page"),
+    ("invalid_request", "the authorization request was invalid"),
+    (
+        "unauthorized_client",
+        "this app is not allowed to ask for authorization",
+    ),
+    (
+        "unsupported_response_type",
+        "the provider does not support this kind of request",
+    ),
+    ("invalid_scope", "the requested permissions were refused"),
+    ("server_error", "the provider had an internal error"),
+    (
+        "temporarily_unavailable",
+        "the provider is temporarily unavailable",
+    ),
+];
+
+/// How a flow ended, for the page the browser returns to.
+pub struct Outcome {
+    pub redirect_path: LocalPath,
+    pub success: bool,
+    pub message: String,
+}
+
+/// Why a connection could not be made, in words for the person connecting.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("{0} OAuth not configured")]
+    NotConfigured(String),
+    #[error("{provider} refused: {reason}")]
+    Provider { provider: String, reason: String },
+    #[error("{0} did not answer; try again in a minute")]
+    Unavailable(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    App(#[from] AppError),
+}
+
+impl ConnectError {
+    fn from_call(provider: &Provider, step: &str, error: CallError) -> Self {
+        let name = provider.display_name.clone();
+        match error {
+            CallError::Transient { .. } => ConnectError::Unavailable(name),
+            CallError::Rejected {
+                code, description, ..
+            } => ConnectError::Provider {
+                provider: name,
+                reason: match description {
+                    Some(d) => format!("{step} failed ({code}: {d})"),
+                    None => format!("{step} failed ({code})"),
+                },
+            },
+            CallError::InvalidResponse(why) => ConnectError::Provider {
+                provider: name,
+                reason: format!("{step} failed ({why})"),
+            },
+        }
+    }
+}
+
+/// Creates the pending authorization and returns the provider's authorize URL.
+pub async fn start(
+    state: &AppState,
+    user: &User,
+    session_binding: &str,
+    provider: &Provider,
+    redirect_path: &LocalPath,
+    origin: &Origin,
+) -> Result<String, ConnectError> {
+    let app = provider
+        .app
+        .as_ref()
+        .filter(|_| provider.auth_type == AuthType::Oauth2)
+        .ok_or_else(|| ConnectError::NotConfigured(provider.display_name.clone()))?;
+    let state_token = pkce::random_token();
+    let verifier = pkce::random_token();
+    let id = pkce::state_id(state_token.expose_secret());
+    let sealed_verifier = state
+        .vault
+        .seal(
+            &verifier,
+            &Binding {
+                table: "oauth_states",
+                row: &id,
+                field: "pkce_verifier",
+            },
+        )
+        .map_err(|e| AppError::Internal(e.into()))?;
+    let now = crate::db::now();
+    let pending = PendingAuthorization {
+        id,
+        provider: provider.name.clone(),
+        user_id: user.id.clone(),
+        session_binding: session_binding.to_string(),
+        pkce_verifier: sealed_verifier,
+        redirect_path: redirect_path.as_str().to_string(),
+        params: "{}".into(),
+        created_at: now,
+        expires_at: now + chrono::TimeDelta::minutes(states::LIFETIME_MINUTES),
+        consumed_at: None,
+    };
+    let event = Event::new(Actor::user(&user.id, &user.email), "oauth_initiated")
+        .target("provider", provider.name.clone())
+        .origin(origin);
+    crate::db::run(&state.pool, move |conn| {
+        states::insert(conn, &pending)?;
+        audit::append(conn, event)
+    })
+    .await?;
+
+    let mut url =
+        url::Url::parse(&provider.authorize_url).map_err(|e| AppError::Internal(e.into()))?;
+    {
+        let mut query = url.query_pairs_mut();
+        query
+            .append_pair("response_type", "code")
+            .append_pair("client_id", &app.client_id)
+            .append_pair("redirect_uri", &app.redirect_uri)
+            .append_pair("state", state_token.expose_secret());
+        if !provider.scopes.is_empty() {
+            query.append_pair("scope", &provider.scope_string());
+        }
+        if provider.pkce {
+            query
+                .append_pair("code_challenge", &pkce::challenge(&verifier))
+                .append_pair("code_challenge_method", "S256");
+        }
+        for (name, value) in &provider.authorize_params {
+            query.append_pair(name, value);
+        }
+    }
+    Ok(url.to_string())
+}
+
+/// What the provider sent back to the callback.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct CallbackParams {
+    pub code: Option<String>,
+    pub state: Option<String>,
+    pub error: Option<String>,
+    pub error_description: Option<String>,
+    pub iss: Option<String>,
+}
+
+impl CallbackParams {
+    fn oversized(&self) -> bool {
+        [
+            &self.code,
+            &self.state,
+            &self.error,
+            &self.error_description,
+            &self.iss,
+        ]
+        .into_iter()
+        .flatten()
+        .any(|v| v.len() > MAX_PARAM_LEN)
+    }
+}
+
+/// Handles the provider's return: every failure becomes a clear message and an audit
+/// entry, and nothing is stored unless the whole flow succeeded.
+pub async fn complete(
+    state: &AppState,
+    user: &User,
+    session_binding: &str,
+    provider: &Provider,
+    params: CallbackParams,
+    origin: &Origin,
+) -> Result<Outcome, AppError> {
+    let fallback = LocalPath::or(None, crate::web::HOME);
+    let pending = match check_state(state, user, session_binding, provider, &params).await? {
+        Ok(pending) => pending,
+        Err(reason) => return fail(state, user, provider, origin, fallback, reason).await,
+    };
+    let redirect_path = LocalPath::or(Some(&pending.redirect_path), crate::web::HOME);
+    match finish(state, user, provider, &pending, params).await {
+        Ok((client, created)) => {
+            let event = Event::new(Actor::user(&user.id, &user.email), "oauth_completed")
+                .target("client", client.id.clone())
+                .origin(origin)
+                .details(json!({"provider": provider.name, "account_id": client.provider_account_id, "created": created}));
+            crate::db::run(&state.pool, move |conn| audit::append(conn, event)).await?;
+            Ok(Outcome {
+                redirect_path,
+                success: true,
+                message: format!(
+                    "Connected {} account {}",
+                    provider.display_name, client.display_name
+                ),
+            })
+        }
+        Err(ConnectError::App(e)) => Err(e),
+        Err(e) => fail(state, user, provider, origin, redirect_path, e.to_string()).await,
+    }
+}
+
+async fn fail(
+    state: &AppState,
+    user: &User,
+    provider: &Provider,
+    origin: &Origin,
+    redirect_path: LocalPath,
+    reason: String,
+) -> Result<Outcome, AppError> {
+    let event = Event::new(Actor::user(&user.id, &user.email), "oauth_failed")
+        .target("provider", provider.name.clone())
+        .failed()
+        .origin(origin)
+        .details(json!({"reason": reason}));
+    crate::db::run(&state.pool, move |conn| audit::append(conn, event)).await?;
+    Ok(Outcome {
+        redirect_path,
+        success: false,
+        message: format!("Could not connect {}: {reason}", provider.display_name),
+    })
+}
+
+/// Finds and consumes the pending authorization the callback refers to.
+async fn check_state(
+    state: &AppState,
+    user: &User,
+    session_binding: &str,
+    provider: &Provider,
+    params: &CallbackParams,
+) -> Result<Result<PendingAuthorization, String>, AppError> {
+    if params.oversized() {
+        return Ok(Err("the provider's answer was too large".into()));
+    }
+    let Some(state_token) = params.state.as_deref().filter(|s| !s.is_empty()) else {
+        return Ok(Err("the answer had no state; start again".into()));
+    };
+    let id = pkce::state_id(state_token);
+    let provider_name = provider.name.clone();
+    let consumed = crate::db::run(&state.pool, move |conn| {
+        states::consume(conn, &id, &provider_name)
+    })
+    .await?;
+    let pending = match consumed {
+        Ok(pending) => pending,
+        Err(StateProblem::Unknown) => {
+            return Ok(Err("the authorization is unknown; start again".into()))
+        }
+        Err(StateProblem::AlreadyUsed) => {
+            return Ok(Err(
+                "this authorization was already used; start again".into()
+            ))
+        }
+        Err(StateProblem::Expired) => {
+            return Ok(Err(
+                "the authorization expired after 10 minutes; start again".into(),
+            ))
+        }
+    };
+    let same_session = orion::util::secure_cmp(
+        pending.session_binding.as_bytes(),
+        session_binding.as_bytes(),
+    )
+    .is_ok();
+    if pending.user_id != user.id || !same_session {
+        return Ok(Err(
+            "the authorization was started in another session; start again".into(),
+        ));
+    }
+    Ok(Ok(pending))
+}
+
+/// The rest of a valid callback: provider error, issuer, code exchange, profile, storage.
+async fn finish(
+    state: &AppState,
+    user: &User,
+    provider: &Provider,
+    pending: &PendingAuthorization,
+    params: CallbackParams,
+) -> Result<(Client, bool), ConnectError> {
+    if let Some(code) = params.error.as_deref() {
+        let meaning = PROVIDER_ERRORS
+            .iter()
+            .find(|(known, _)| *known == code)
+            .map_or("the provider reported an unknown error", |(_, meaning)| {
+                meaning
+            });
+        return Err(ConnectError::Invalid(meaning.to_string()));
+    }
+    if let (Some(expected), Some(given)) = (&provider.issuer, &params.iss) {
+        if expected != given {
+            return Err(ConnectError::Invalid(
+                "the answer came from an unexpected issuer (iss)".into(),
+            ));
+        }
+    }
+    let code = params
+        .code
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| ConnectError::Invalid("the answer had no authorization code".into()))?;
+    let app = provider
+        .app
+        .as_ref()
+        .ok_or_else(|| ConnectError::NotConfigured(provider.display_name.clone()))?;
+    let verifier = state
+        .vault
+        .open(
+            &pending.pkce_verifier,
+            &Binding {
+                table: "oauth_states",
+                row: &pending.id,
+                field: "pkce_verifier",
+            },
+        )
+        .map_err(|e| AppError::Internal(e.into()))?;
+    let verifier = provider.pkce.then_some(&verifier);
+    let tokens =
+        token_client::exchange_code(&state.http, &state.retry, provider, app, &code, verifier)
+            .await
+            .map_err(|e| ConnectError::from_call(provider, "the code exchange", e))?;
+    let profile = profile::fetch(&state.http, &state.retry, provider, &tokens.access_token)
+        .await
+        .map_err(|e| ConnectError::from_call(provider, "reading the account", e))?;
+    save(
+        state,
+        user,
+        provider,
+        AuthType::Oauth2,
+        &profile,
+        Stored::Tokens(&tokens),
+    )
+    .await
+}
+
+/// What is sealed for the new client.
+pub enum Stored<'a> {
+    Tokens(&'a TokenSet),
+    ApiKey(&'a SecretString),
+}
+
+/// Upserts the client and its sealed secrets in one transaction.
+pub async fn save(
+    state: &AppState,
+    user: &User,
+    provider: &Provider,
+    auth_type: AuthType,
+    profile: &AccountProfile,
+    stored: Stored<'_>,
+) -> Result<(Client, bool), ConnectError> {
+    let now = crate::db::now();
+    let (access, refresh, api_key, expires_at, scopes) = match stored {
+        Stored::Tokens(tokens) => (
+            Some(tokens.access_token.clone()),
+            tokens.refresh_token.clone(),
+            None,
+            tokens
+                .expires_in
+                .map(|s| now + chrono::TimeDelta::seconds(s.clamp(0, 10 * 365 * 86400))),
+            tokens
+                .scope
+                .clone()
+                .unwrap_or_else(|| provider.scopes.join(" ")),
+        ),
+        Stored::ApiKey(key) => (None, None, Some(key.clone()), None, String::new()),
+    };
+    let (owner, provider_name, profile, auth) = (
+        user.id.clone(),
+        provider.name.clone(),
+        profile.clone(),
+        auth_type.as_str(),
+    );
+    let scopes = scopes
+        .split([' ', ','])
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let vault = state.vault.clone();
+    let event_actor = Actor::user(&user.id, &user.email);
+    let saved = crate::db::run(&state.pool, move |conn| {
+        crate::db::transaction(conn, |conn| {
+            let (client, created) = clients::upsert(
+                conn,
+                &Connection {
+                    owner_user_id: &owner,
+                    provider: &provider_name,
+                    provider_account_id: &profile.account_id,
+                    display_name: &profile.display_name,
+                    auth_type: auth,
+                    profile: &profile.details,
+                    scopes: &scopes,
+                },
+            )?;
+            let secrets = credentials::Secrets {
+                access_token: access.as_ref(),
+                refresh_token: refresh.as_ref(),
+                api_key: api_key.as_ref(),
+                expires_at,
+            };
+            credentials::store(conn, &vault, &client.id, &secrets)?;
+            let action = if auth == "api_key" {
+                "api_key_stored"
+            } else {
+                "token_exchanged"
+            };
+            audit::append(
+                conn,
+                Event::new(event_actor, action).target("client", client.id.clone()),
+            )?;
+            Ok::<_, anyhow::Error>((client, created))
+        })
+    })
+    .await?;
+    Ok(saved)
+}
+
+/// Connects with an API key: the key is checked against the provider before anything is
+/// stored.
+pub async fn connect_api_key(
+    state: &AppState,
+    user: &User,
+    provider: &Provider,
+    api_key: SecretString,
+    origin: &Origin,
+) -> Result<Client, ConnectError> {
+    let Some(check_path) = &provider.api_key_check_path else {
+        return Err(ConnectError::Invalid(format!(
+            "{} does not accept API keys",
+            provider.display_name
+        )));
+    };
+    let key = api_key.expose_secret().trim();
+    if key.is_empty() || key.len() > 512 || key.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(ConnectError::Invalid(
+            "enter the API key exactly as the provider shows it".into(),
+        ));
+    }
+    let api_key = SecretString::from(key.to_string());
+    let url = format!(
+        "{}{check_path}",
+        provider.api_base_url.trim_end_matches('/')
+    );
+    let checked = state
+        .retry
+        .run(|| profile::api_get(&state.http, provider, &api_key, &url))
+        .await;
+    if let Err(error) = checked {
+        let reason = match error {
+            CallError::Rejected {
+                status: 401 | 403, ..
+            } => ConnectError::Provider {
+                provider: provider.display_name.clone(),
+                reason: "the API key was rejected".into(),
+            },
+            other => ConnectError::from_call(provider, "checking the key", other),
+        };
+        return Err(reason);
+    }
+    let profile = profile::fetch(&state.http, &state.retry, provider, &api_key)
+        .await
+        .map_err(|e| ConnectError::from_call(provider, "reading the account", e))?;
+    let (client, created) = save(
+        state,
+        user,
+        provider,
+        AuthType::ApiKey,
+        &profile,
+        Stored::ApiKey(&api_key),
+    )
+    .await?;
+    let event = Event::new(Actor::user(&user.id, &user.email), "api_key_connected")
+        .target("client", client.id.clone())
+        .origin(origin)
+        .details(json!({"provider": provider.name, "created": created}));
+    crate::db::run(&state.pool, move |conn| audit::append(conn, event)).await?;
+    Ok(client)
+}
+
+/// Connects a machine-to-machine provider with the client-credentials grant.
+pub async fn connect_client_credentials(
+    state: &AppState,
+    user: &User,
+    provider: &Provider,
+    origin: &Origin,
+) -> Result<Client, ConnectError> {
+    let app = provider
+        .app
+        .as_ref()
+        .filter(|_| provider.auth_type == AuthType::ClientCredentials)
+        .ok_or_else(|| ConnectError::NotConfigured(provider.display_name.clone()))?;
+    let tokens = token_client::client_credentials(&state.http, &state.retry, provider, app)
+        .await
+        .map_err(|e| ConnectError::from_call(provider, "the client-credentials grant", e))?;
+    let profile = profile::fetch(&state.http, &state.retry, provider, &tokens.access_token)
+        .await
+        .map_err(|e| ConnectError::from_call(provider, "reading the account", e))?;
+    let (client, _) = save(
+        state,
+        user,
+        provider,
+        AuthType::ClientCredentials,
+        &profile,
+        Stored::Tokens(&tokens),
+    )
+    .await?;
+    let event = Event::new(Actor::user(&user.id, &user.email), "oauth_completed")
+        .target("client", client.id.clone())
+        .origin(origin)
+        .details(json!({"provider": provider.name, "grant": "client_credentials"}));
+    crate::db::run(&state.pool, move |conn| audit::append(conn, event)).await?;
+    Ok(client)
+}

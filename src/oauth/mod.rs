@@ -1,0 +1,8 @@
+//! OAuth 2.0 client side: the flow, the token endpoint, profiles and the retry policy.
+
+pub mod flow;
+pub mod pkce;
+pub mod profile;
+pub mod provider_http;
+pub mod states;
+pub mod token_client;

@@ -1,0 +1,254 @@
+//! Reads who a token (or API key) belongs to, so the client record can be created from it.
+
+use super::provider_http::{CallError, RetryPolicy};
+use crate::providers::{ProfileSource, Provider};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{json, Value};
+
+/// At most this many pages are read when counting Klaviyo lists or segments.
+const MAX_PAGES: usize = 50;
+
+#[derive(Debug, Clone)]
+pub struct AccountProfile {
+    pub account_id: String,
+    pub display_name: String,
+    /// Everything shown on the client's page, as stored in `clients.profile`.
+    pub details: Value,
+}
+
+/// A GET on the provider's API with its fixed headers; refuses URLs outside the API base
+/// (a `links.next` from the provider must not send our token elsewhere).
+pub async fn api_get(
+    http: &reqwest::Client,
+    provider: &Provider,
+    token: &SecretString,
+    url: &str,
+) -> Result<Value, CallError> {
+    if !url.starts_with(provider.api_base_url.trim_end_matches('/')) {
+        return Err(CallError::InvalidResponse(
+            "the provider pointed outside its API".into(),
+        ));
+    }
+    let mut request = http
+        .get(url)
+        .bearer_auth(token.expose_secret())
+        .header("accept", "application/json");
+    for (name, value) in &provider.headers {
+        request = request.header(name.as_str(), value.as_str());
+    }
+    let body = super::provider_http::send(request).await?;
+    serde_json::from_slice(&body)
+        .map_err(|_| CallError::InvalidResponse("the API answer is not valid JSON".into()))
+}
+
+fn api_url(provider: &Provider, path: &str) -> String {
+    format!("{}{}", provider.api_base_url.trim_end_matches('/'), path)
+}
+
+/// Fetches the profile of the account behind `token`, retrying transient failures.
+pub async fn fetch(
+    http: &reqwest::Client,
+    retry: &RetryPolicy,
+    provider: &Provider,
+    token: &SecretString,
+) -> Result<AccountProfile, CallError> {
+    match &provider.profile {
+        ProfileSource::Klaviyo => klaviyo(http, retry, provider, token).await,
+        ProfileSource::Kustomer => kustomer(http, retry, provider, token).await,
+        ProfileSource::Url {
+            url,
+            account_id_field,
+            account_name_field,
+        } => {
+            let body = retry
+                .run(|| api_get_any(http, provider, token, url))
+                .await?;
+            let id = text_at(&body, account_id_field).ok_or_else(|| {
+                CallError::InvalidResponse(format!("the profile has no {account_id_field}"))
+            })?;
+            let name = text_at(&body, account_name_field).unwrap_or_else(|| id.clone());
+            Ok(AccountProfile {
+                account_id: id,
+                display_name: name,
+                details: body,
+            })
+        }
+        ProfileSource::None => {
+            let app_id = provider
+                .app
+                .as_ref()
+                .map(|a| a.client_id.clone())
+                .unwrap_or_default();
+            Ok(AccountProfile {
+                account_id: app_id.clone(),
+                display_name: format!("{} ({app_id})", provider.display_name),
+                details: json!({}),
+            })
+        }
+    }
+}
+
+/// A profile URL from a provider file may sit outside the API base; it is configuration,
+/// not provider input, so it is trusted.
+async fn api_get_any(
+    http: &reqwest::Client,
+    provider: &Provider,
+    token: &SecretString,
+    url: &str,
+) -> Result<Value, CallError> {
+    let trusted = Provider {
+        api_base_url: url.to_string(),
+        ..provider.clone()
+    };
+    api_get(http, &trusted, token, url).await
+}
+
+/// Reads a dotted path such as `data.0.id`; numbers index arrays.
+pub fn text_at(value: &Value, path: &str) -> Option<String> {
+    let mut current = value;
+    for part in path.split('.') {
+        current = match part.parse::<usize>() {
+            Ok(index) => current.get(index)?,
+            Err(_) => current.get(part)?,
+        };
+    }
+    match current {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+async fn klaviyo(
+    http: &reqwest::Client,
+    retry: &RetryPolicy,
+    provider: &Provider,
+    token: &SecretString,
+) -> Result<AccountProfile, CallError> {
+    let url = api_url(provider, "/api/accounts");
+    let body = retry.run(|| api_get(http, provider, token, &url)).await?;
+    let account = body
+        .pointer("/data/0")
+        .ok_or_else(|| CallError::InvalidResponse("Klaviyo returned no account".into()))?;
+    let id = text_at(account, "id")
+        .ok_or_else(|| CallError::InvalidResponse("the Klaviyo account has no id".into()))?;
+    let attributes = account.get("attributes").cloned().unwrap_or(json!({}));
+    let contact = attributes
+        .get("contact_information")
+        .cloned()
+        .unwrap_or(json!({}));
+    let name = text_at(&contact, "organization_name").unwrap_or_else(|| id.clone());
+    let contact_email = text_at(&contact, "default_sender_email");
+    let email_domain = contact_email
+        .as_deref()
+        .and_then(|e| e.split_once('@'))
+        .map(|(_, d)| d.to_string());
+    let lists_count = count_pages(http, retry, provider, token, "/api/lists").await?;
+    let segments_count = count_pages(http, retry, provider, token, "/api/segments").await?;
+    let details = json!({
+        "account_id": id,
+        "account_name": name,
+        "email_domain": email_domain,
+        "company_id": text_at(&attributes, "public_api_key"),
+        "contact_email": contact_email,
+        "lists_count": lists_count,
+        "segments_count": segments_count,
+        "test_account": attributes.get("test_account").and_then(Value::as_bool).unwrap_or(false),
+        "timezone": text_at(&attributes, "timezone"),
+        "preferred_currency": text_at(&attributes, "preferred_currency"),
+        "locale": text_at(&attributes, "locale"),
+        "industry": text_at(&attributes, "industry"),
+        "website_url": text_at(&contact, "website_url"),
+    });
+    Ok(AccountProfile {
+        account_id: id,
+        display_name: name,
+        details,
+    })
+}
+
+/// Klaviyo has no total count: follow `links.next` and count the items.
+async fn count_pages(
+    http: &reqwest::Client,
+    retry: &RetryPolicy,
+    provider: &Provider,
+    token: &SecretString,
+    path: &str,
+) -> Result<u64, CallError> {
+    let mut url = Some(api_url(provider, path));
+    let mut count = 0u64;
+    for _ in 0..MAX_PAGES {
+        let Some(current) = url.take() else { break };
+        let page = retry
+            .run(|| api_get(http, provider, token, &current))
+            .await?;
+        count += page
+            .get("data")
+            .and_then(Value::as_array)
+            .map_or(0, |items| items.len() as u64);
+        url = page
+            .pointer("/links/next")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+    }
+    Ok(count)
+}
+
+async fn kustomer(
+    http: &reqwest::Client,
+    retry: &RetryPolicy,
+    provider: &Provider,
+    token: &SecretString,
+) -> Result<AccountProfile, CallError> {
+    let org_url = api_url(provider, "/v1/orgs/current");
+    let org = retry
+        .run(|| api_get(http, provider, token, &org_url))
+        .await?;
+    let id = text_at(&org, "data.id")
+        .ok_or_else(|| CallError::InvalidResponse("Kustomer returned no organisation".into()))?;
+    let org_name = text_at(&org, "data.attributes.name");
+    let display = text_at(&org, "data.attributes.displayName")
+        .or_else(|| org_name.clone())
+        .unwrap_or_else(|| id.clone());
+    let teams_url = api_url(provider, "/v1/teams");
+    let teams = retry
+        .run(|| api_get(http, provider, token, &teams_url))
+        .await?;
+    let teams: Vec<Value> = teams
+        .get("data")
+        .and_then(Value::as_array)
+        .map(|items| {
+            items
+                .iter()
+                .map(|t| json!({"id": text_at(t, "id"), "name": text_at(t, "attributes.name")}))
+                .collect()
+        })
+        .unwrap_or_default();
+    let details = json!({
+        "org_id": id,
+        "org_name": org_name,
+        "display_name": display,
+        "domain": text_at(&org, "data.attributes.domain"),
+        "teams": teams,
+    });
+    Ok(AccountProfile {
+        account_id: id,
+        display_name: display,
+        details,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::text_at;
+    use serde_json::json;
+
+    #[test]
+    fn dotted_paths_read_objects_and_arrays() {
+        let value = json!({"data": [{"id": "a1", "n": 7}], "name": ""});
+        assert_eq!(text_at(&value, "data.0.id").as_deref(), Some("a1"));
+        assert_eq!(text_at(&value, "data.0.n").as_deref(), Some("7"));
+        assert_eq!(text_at(&value, "name"), None);
+        assert_eq!(text_at(&value, "data.1.id"), None);
+    }
+}
