@@ -77,6 +77,9 @@ struct UserPasswd {
 enum KeyCommand {
     /// Print a new random ENCRYPTION_KEY (32 bytes, base64)
     Gen,
+    /// Re-seal every stored secret under ENCRYPTION_KEY; ENCRYPTION_KEY_PREVIOUS must hold
+    /// the key being replaced. Safe to interrupt and run again.
+    Rotate,
 }
 
 /// Where `demo` keeps its database and key unless told otherwise.
@@ -99,6 +102,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", EncryptionKey::generate().to_base64());
             Ok(())
         }
+        Command::Key(KeyCommand::Rotate) => key_rotate().await,
     }
 }
 
@@ -287,5 +291,34 @@ async fn user_passwd(args: UserPasswd) -> anyhow::Result<()> {
     if let Some(generated) = generated {
         println!("password: {generated}");
     }
+    Ok(())
+}
+
+fn key_from_env(variable: &str) -> anyhow::Result<EncryptionKey> {
+    let raw = ProcessEnv.get(variable).ok_or_else(|| ConfigError {
+        variable: variable.into(),
+        expected: EncryptionKey::HINT.into(),
+    })?;
+    Ok(EncryptionKey::parse(&raw).ok_or_else(|| ConfigError {
+        variable: variable.into(),
+        expected: EncryptionKey::HINT.into(),
+    })?)
+}
+
+async fn key_rotate() -> anyhow::Result<()> {
+    let current = key_from_env("ENCRYPTION_KEY")?;
+    let previous = key_from_env("ENCRYPTION_KEY_PREVIOUS")?;
+    let vault = std::sync::Arc::new(crate::vault::Vault::new(&current, Some(&previous)));
+    let pool = pool_from_env().await?;
+    let key_id = vault.current_key_id().to_string();
+    let rotated = db::run(&pool, move |conn| {
+        let rotated = crate::clients::credentials::rotate(conn, &vault)?;
+        let event = Event::new(Actor::system(), "key_rotated")
+            .details(serde_json::json!({"key_id": vault.current_key_id(), "credentials": rotated}));
+        audit::append(conn, event)?;
+        Ok::<_, anyhow::Error>(rotated)
+    })
+    .await?;
+    println!("re-sealed {rotated} credentials under key {key_id}; ENCRYPTION_KEY_PREVIOUS can be removed");
     Ok(())
 }

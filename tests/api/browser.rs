@@ -221,4 +221,43 @@ mod walkthrough {
             .await;
         browser.close().await;
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn connect_klaviyo_through_the_sandbox_consent_page() {
+        let Some(browser) = Browser::start().await else {
+            return;
+        };
+        let app = spawn_app(Backend::Sqlite).await;
+        let user = app.create_user(Role::Admin).await;
+        browser.goto(&app.url("/login")).await;
+        browser.fill("#email", &user.email).await;
+        browser.fill("#password", &user.password).await;
+        browser.click("button[type=submit]").await;
+        browser.wait_for_text("h1", "Clients").await;
+
+        browser.click("#connect-klaviyo").await;
+        browser.wait_for_text("#allow", "Allow").await;
+        assert!(browser
+            .path()
+            .await
+            .starts_with("/sandbox/klaviyo/oauth/authorize?"));
+        browser.screenshot("sandbox-consent").await;
+        browser.click("label[for=account-GlobexK2]").await;
+        browser.click("#allow").await;
+
+        browser
+            .wait_for_text("#toasts .toast", "Connected Klaviyo account Globex Retail")
+            .await;
+        assert_eq!(
+            browser.path().await,
+            "/admin/clients",
+            "no code or state left in the URL"
+        );
+        browser
+            .wait_for_text("#clients-table .client-name", "Globex Retail")
+            .await;
+        browser.screenshot("clients-connected").await;
+        assert_eq!(app.clients().await.len(), 1);
+        browser.close().await;
+    }
 }

@@ -150,7 +150,23 @@ pub async fn spawn_app_with(backend: Backend, extra: &[(&str, &str)]) -> TestApp
         .find(|(k, _)| *k == "PUBLIC_URL")
         .map(|(_, v)| v.to_string())
         .unwrap_or_else(|| address.clone());
-    let config = test_config(&database.url(), &public_url, extra);
+    // "{address}" in a value stands for this app's own address; PROVIDERS_TOML is written
+    // to a file that PROVIDERS_FILE then names.
+    let mut vars: Vec<(String, String)> = extra
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.replace("{address}", &address)))
+        .collect();
+    if let Some(index) = vars.iter().position(|(k, _)| k == "PROVIDERS_TOML") {
+        let (_, toml) = vars.remove(index);
+        let path = std::env::temp_dir().join(format!(
+            "connecthub-providers-{}.toml",
+            uuid::Uuid::new_v4()
+        ));
+        std::fs::write(&path, toml).unwrap();
+        vars.push(("PROVIDERS_FILE".into(), path.display().to_string()));
+    }
+    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let config = test_config(&database.url(), &public_url, &vars);
     let app = Application::build_on(config, listener)
         .await
         .expect("app starts");

@@ -7,3 +7,4 @@ mod cli;
 mod login;
 mod oauth;
 mod pages;
+mod providers;
