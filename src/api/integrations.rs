@@ -236,6 +236,18 @@ fn respond(
         )),
         Err(e) => Flash::error(format!("Could not connect {}: {e}", provider.display_name)),
     };
+    // htmx forms: a failure is a toast on the same page (the typed key stays for fixing);
+    // a success reloads the list, which shows the toast.
+    if req.headers().contains_key("hx-request") {
+        let mut response = HttpResponse::Ok();
+        if flash.kind == crate::web::layout::FlashKind::Success {
+            flash.store(session);
+            response.insert_header(("HX-Redirect", redirect_path.as_str()));
+        } else {
+            flash.trigger(&mut response);
+        }
+        return Ok(response.finish());
+    }
     flash.store(session);
     Ok(redirect(redirect_path.as_str()))
 }

@@ -235,6 +235,19 @@ mod walkthrough {
         browser.click("button[type=submit]").await;
         browser.wait_for_text("h1", "Clients").await;
 
+        // The htmx API-key form: a wrong key gives a toast on the same page, nothing stored.
+        browser.click("details.disclosure summary").await;
+        browser.fill("#api-key-kustomer", "wrong-key").await;
+        browser.click("form.inline-form button[type=submit]").await;
+        browser
+            .wait_for_text(
+                "#toasts .toast-error",
+                "Could not connect Kustomer: Kustomer refused: the API key was rejected",
+            )
+            .await;
+        assert_eq!(browser.path().await, "/admin/clients");
+        assert!(app.clients().await.is_empty());
+
         browser.click("#connect-klaviyo").await;
         browser.wait_for_text("#allow", "Allow").await;
         assert!(browser

@@ -712,3 +712,67 @@ async fn key_rotation_keeps_every_token() {
         .await
         .contains(&"key_rotated".to_string()));
 }
+
+/// The API-key form submitted by htmx: a failure is a toast event on the same page, a
+/// success reloads the list (which then shows its toast).
+#[tokio::test]
+async fn htmx_api_key_form_answers_with_toasts() {
+    let app = crate::helpers::spawn_app(crate::helpers::Backend::Sqlite).await;
+    app.login_as(Role::Admin).await;
+    let token = app.csrf_token().await;
+    let post = |key: &'static str| {
+        app.client
+            .post(app.url("/api/integrations/kustomer/test-connection"))
+            .header("HX-Request", "true")
+            .header("X-CSRF-Token", token.clone())
+            .form(&[("api_key", key), ("redirect_path", "/admin/clients")])
+            .send()
+    };
+    let bad = post("wrong-key").await.unwrap();
+    assert_eq!(bad.status(), 200);
+    let trigger: serde_json::Value =
+        serde_json::from_str(&crate::helpers::header(bad.headers(), "hx-trigger")).unwrap();
+    assert_eq!(trigger["toast"]["kind"], "error");
+    assert_eq!(
+        trigger["toast"]["message"],
+        "Could not connect Kustomer: Kustomer refused: the API key was rejected"
+    );
+    assert!(app.clients().await.is_empty());
+    let good = post(connecthub::sandbox::KUSTOMER_API_KEYS[1].1)
+        .await
+        .unwrap();
+    assert_eq!(
+        crate::helpers::header(good.headers(), "hx-redirect"),
+        "/admin/clients"
+    );
+    assert_eq!(
+        app.toast_on("/admin/clients").await,
+        "success: Connected Kustomer account Initech Helpdesk"
+    );
+}
+
+/// A token endpoint that does not answer in time is retried, then reported.
+#[tokio::test]
+async fn token_endpoint_timeout_is_reported() {
+    let app = crate::helpers::spawn_app_with(
+        crate::helpers::Backend::Sqlite,
+        &[
+            ("PROVIDER_TIMEOUT_SECS", "1"),
+            ("PROVIDER_MAX_RETRIES", "1"),
+        ],
+    )
+    .await;
+    app.login_as(Role::Admin).await;
+    app.sandbox_faults(json!({"provider": "klaviyo", "token_failures": 2, "token_fault": {"kind": "delay", "ms": 1500}})).await;
+    let done = app.connect("klaviyo", None).await;
+    assert_eq!(
+        app.toast_on(&location(&done)).await,
+        "error: Could not connect Klaviyo: Klaviyo did not answer; try again in a minute"
+    );
+    assert!(app.clients().await.is_empty());
+    assert_eq!(
+        app.sandbox_stats("klaviyo").await["token_calls"]["authorization_code"],
+        2,
+        "one try and one retry"
+    );
+}
