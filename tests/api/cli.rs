@@ -211,3 +211,149 @@ async fn user_add_creates_an_account_that_can_sign_in() {
     let actions = app.audit_actions().await;
     assert_eq!(actions.iter().filter(|a| *a == "user_created").count(), 2);
 }
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts `connecthub demo` in `dir` and reads its banner; returns the child and the lines.
+fn start_demo(dir: &std::path::Path, port: u16) -> (std::process::Child, Vec<String>) {
+    use std::io::BufRead;
+    let mut child = Command::new(BIN)
+        .arg("demo")
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("BIND", format!("127.0.0.1:{port}"))
+        .env("LOG_LEVEL", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = Vec::new();
+    for line in std::io::BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        let done = line.trim_start().starts_with("Password");
+        lines.push(line);
+        if done {
+            break;
+        }
+    }
+    (child, lines)
+}
+
+#[tokio::test]
+async fn demo_starts_on_a_local_sqlite_file_and_keeps_its_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let (mut child, banner) = start_demo(dir.path(), port);
+    let text = banner.join("\n");
+    assert!(
+        text.contains(&format!("Open   http://localhost:{port}/")),
+        "{text}"
+    );
+    assert!(text.contains("Email  admin@connecthub.local"), "{text}");
+    let password = banner
+        .iter()
+        .find_map(|l| l.trim().strip_prefix("Password "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("a password on first start")
+        .to_string();
+    assert!(dir.path().join("data/connecthub.db").exists());
+    assert!(dir.path().join("data/demo.key").exists());
+
+    let client = crate::helpers::new_client();
+    let base = format!("http://127.0.0.1:{port}");
+    let login_page = client
+        .get(format!("{base}/login"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let token = crate::helpers::csrf_from(&login_page);
+    let login = client
+        .post(format!("{base}/login"))
+        .form(&[
+            ("email", "admin@connecthub.local"),
+            ("password", password.as_str()),
+            ("csrf_token", token.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 303);
+    let clients = client
+        .get(format!("{base}/admin/clients"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(clients.contains("Connect Klaviyo"));
+    // The sandbox is mounted in demo mode.
+    assert_eq!(
+        client
+            .get(format!("{base}/sandbox/_control/stats?provider=klaviyo"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    // A second start keeps the admin and prints no new password.
+    let (mut again, banner) = start_demo(dir.path(), port);
+    let text = banner.join("\n");
+    assert!(
+        text.contains("the one printed on the first start"),
+        "{text}"
+    );
+    again.kill().unwrap();
+    again.wait().unwrap();
+}
+
+#[tokio::test]
+async fn serve_never_mounts_the_sandbox() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut child = Command::new(BIN)
+        .arg("serve")
+        .env_clear()
+        .env("DATABASE_URL", dir.path().join("serve.db"))
+        .env("PUBLIC_URL", format!("http://127.0.0.1:{port}"))
+        .env("ENCRYPTION_KEY", crate::helpers::TEST_KEY)
+        .env("BIND", format!("127.0.0.1:{port}"))
+        .env("LOG_LEVEL", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let client = crate::helpers::new_client();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut health = None;
+    for _ in 0..100 {
+        if let Ok(response) = client.get(format!("{base}/healthz")).send().await {
+            health = Some(response.status());
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(health, Some(reqwest::StatusCode::OK));
+    let sandbox = client
+        .get(format!("{base}/sandbox/klaviyo/oauth/authorize"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sandbox.status(), 404);
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
