@@ -130,18 +130,18 @@ async fn demo() -> anyhow::Result<()> {
     let public_url = config.public_url.clone();
     let app = Application::build(config).await?;
     let login = ensure_admin(app.pool()).await?;
-    println!();
-    println!("  connecthub demo is running");
-    println!("  Open   {public_url}");
-    println!("  Email  {DEMO_ADMIN_EMAIL}");
-    match login {
-        Some(password) => println!("  Password {password}   (shown once; keep it)"),
-        None => println!(
+    let password_line = match login {
+        Some(password) => format!("  Password {password}   (shown once; keep it)"),
+        None => format!(
             "  Password: the one printed on the first start \
              (set a new one: connecthub user passwd --email {DEMO_ADMIN_EMAIL})"
         ),
-    }
-    println!();
+    };
+    let banner = format!(
+        "\n  connecthub demo is running\n  Open   {public_url}\n  Email  {DEMO_ADMIN_EMAIL}\n{password_line}\n\n"
+    );
+    // A closed stdout must not stop the server.
+    let _ = std::io::Write::write_all(&mut std::io::stdout(), banner.as_bytes());
     app.run_until_stopped().await?;
     Ok(())
 }

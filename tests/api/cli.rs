@@ -234,8 +234,9 @@ fn start_demo(dir: &std::path::Path, port: u16) -> (std::process::Child, Vec<Str
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    let mut reader = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
     let mut lines = Vec::new();
-    for line in std::io::BufReader::new(child.stdout.take().unwrap()).lines() {
+    for line in reader.by_ref() {
         let line = line.unwrap();
         let done = line.trim_start().starts_with("Password");
         lines.push(line);
@@ -243,6 +244,8 @@ fn start_demo(dir: &std::path::Path, port: u16) -> (std::process::Child, Vec<Str
             break;
         }
     }
+    // Keep draining what the server prints later.
+    std::thread::spawn(move || reader.for_each(drop));
     (child, lines)
 }
 
