@@ -246,3 +246,17 @@ pub fn recent(
         .select(Entry::as_select())
         .load(conn)
 }
+
+/// How many entries of each of `actions` were written since `since`.
+pub fn count_since(
+    conn: &mut DbConnection,
+    actions: &[&str],
+    since: chrono::NaiveDateTime,
+) -> QueryResult<Vec<(String, i64)>> {
+    audit_log::table
+        .filter(audit_log::at.ge(since))
+        .filter(audit_log::action.eq_any(actions.iter().map(|a| a.to_string()).collect::<Vec<_>>()))
+        .group_by(audit_log::action)
+        .select((audit_log::action, diesel::dsl::count_star()))
+        .load(conn)
+}

@@ -109,6 +109,12 @@ pub struct Config {
     pub providers: Registry,
     /// How provider calls are retried and timed out.
     pub provider_retry: RetryPolicy,
+    /// Tokens with less than this left are refreshed before they are handed out.
+    pub refresh_margin: Duration,
+    /// The background refresher renews tokens expiring within this window.
+    pub refresh_window: Duration,
+    /// When set, `/metrics` wants it as a Bearer token.
+    pub metrics_token: Option<secrecy::SecretString>,
     /// The built-in provider sandbox, mounted only by `demo` and tests.
     pub sandbox: Option<SandboxConfig>,
 }
@@ -243,6 +249,17 @@ impl Config {
         Ok(Self {
             providers,
             provider_retry,
+            refresh_margin: Duration::from_secs(u64::from(number(
+                source,
+                "TOKEN_REFRESH_MARGIN_SECS",
+                300,
+            )?)),
+            refresh_window: Duration::from_secs(u64::from(number(
+                source,
+                "TOKEN_REFRESH_WINDOW_SECS",
+                900,
+            )?)),
+            metrics_token: source.get("METRICS_TOKEN").map(secrecy::SecretString::from),
             sandbox,
             database_url,
             database_max_connections: number(source, "DATABASE_MAX_CONNECTIONS", 10)?,

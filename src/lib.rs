@@ -1,6 +1,7 @@
 //! connecthub: a self-hosted OAuth connection hub.
 
 pub mod api;
+pub mod api_keys;
 pub mod audit;
 pub mod auth;
 pub mod cli;
@@ -8,6 +9,7 @@ pub mod clients;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod metrics;
 pub mod oauth;
 pub mod providers;
 pub mod sandbox;

@@ -6,6 +6,8 @@ use crate::auth::login_limiter::LoginLimiter;
 use crate::auth::session_store::DbSessionStore;
 use crate::config::Config;
 use crate::db::{self, DbPool};
+use crate::metrics::Metrics;
+use crate::oauth::lifecycle::TokenManager;
 use crate::oauth::provider_http::RetryPolicy;
 use crate::providers::Registry;
 use crate::sandbox::{Sandbox, SandboxSettings};
@@ -29,6 +31,8 @@ pub struct AppState {
     /// For provider calls: no redirects followed (a token must not follow one elsewhere).
     pub http: reqwest::Client,
     pub retry: RetryPolicy,
+    pub tokens: TokenManager,
+    pub metrics: Metrics,
 }
 
 impl AppState {
@@ -41,6 +45,7 @@ pub struct Application {
     port: u16,
     server: Server,
     pool: DbPool,
+    state: web::Data<AppState>,
 }
 
 impl Application {
@@ -73,10 +78,17 @@ impl Application {
             vault: Arc::new(Vault::from_config(&config)),
             http,
             retry: config.provider_retry.clone(),
+            tokens: TokenManager::default(),
+            metrics: Metrics::new(),
             config: Arc::new(config),
         });
-        let server = serve(listener, state, sandbox)?;
-        Ok(Self { port, server, pool })
+        let server = serve(listener, state.clone(), sandbox)?;
+        Ok(Self {
+            port,
+            server,
+            pool,
+            state,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -87,10 +99,16 @@ impl Application {
         &self.pool
     }
 
-    /// Runs until the process is asked to stop (SIGINT/SIGTERM stop it gracefully).
+    /// Runs until the process is asked to stop (SIGINT/SIGTERM stop it gracefully), with
+    /// the background refresher beside it; the refresher stops with the server.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         spawn_session_purger(self.pool.clone());
-        self.server.await
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let refresher = tokio::spawn(crate::oauth::refresher::run(self.state.clone(), stopped));
+        let result = self.server.await;
+        let _ = stop.send(true);
+        let _ = refresher.await;
+        result
     }
 }
 

@@ -2,17 +2,20 @@
 //! client credentials, and report the caller's connections. Handlers parse, call the flow,
 //! and answer with a redirect plus toast (browsers) or JSON.
 
+use crate::auth::users::User;
 use crate::auth::{csrf, CurrentUser};
 use crate::clients;
 use crate::error::AppError;
+use crate::oauth::disconnect::{self, Revocation};
 use crate::oauth::flow::{self, CallbackParams, ConnectError};
+use crate::oauth::lifecycle::{self, TokenError};
 use crate::providers::Provider;
 use crate::startup::AppState;
-use crate::web::layout::Flash;
+use crate::web::layout::{Flash, FlashKind};
 use crate::web::local_path::LocalPath;
 use crate::web::{origin, redirect, HOME};
 use actix_session::Session;
-use actix_web::http::header;
+use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use secrecy::SecretString;
 use std::sync::Arc;
@@ -215,39 +218,169 @@ fn respond(
     redirect_path: LocalPath,
     result: Result<clients::Client, ConnectError>,
 ) -> Result<HttpResponse, AppError> {
-    let outcome = match result {
+    let answer = match result {
         Err(ConnectError::App(e)) => return Err(e),
-        Ok(client) => Ok(client),
-        Err(e) => Err(e),
-    };
-    if wants_json(req) {
-        return Ok(match outcome {
-            Ok(client) => HttpResponse::Ok().json(serde_json::json!({
+        Ok(client) => Answer {
+            flash: Flash::success(format!(
+                "Connected {} account {}",
+                provider.display_name, client.display_name
+            )),
+            status: StatusCode::OK,
+            json: serde_json::json!({
                 "ok": true,
                 "client": {"id": client.id, "account_id": client.provider_account_id, "account_name": client.display_name, "status": client.status},
-            })),
-            Err(e) => HttpResponse::UnprocessableEntity().json(serde_json::json!({"ok": false, "error": e.to_string()})),
-        });
-    }
-    let flash = match outcome {
-        Ok(client) => Flash::success(format!(
-            "Connected {} account {}",
-            provider.display_name, client.display_name
-        )),
-        Err(e) => Flash::error(format!("Could not connect {}: {e}", provider.display_name)),
+            }),
+        },
+        Err(e) => Answer {
+            json: serde_json::json!({"ok": false, "error": e.to_string()}),
+            flash: Flash::error(format!("Could not connect {}: {e}", provider.display_name)),
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+        },
     };
-    // htmx forms: a failure is a toast on the same page (the typed key stays for fixing);
-    // a success reloads the list, which shows the toast.
-    if req.headers().contains_key("hx-request") {
-        let mut response = HttpResponse::Ok();
-        if flash.kind == crate::web::layout::FlashKind::Success {
-            flash.store(session);
-            response.insert_header(("HX-Redirect", redirect_path.as_str()));
-        } else {
-            flash.trigger(&mut response);
+    Ok(answer.send(req, session, &redirect_path))
+}
+
+/// How an action ends, for each kind of caller.
+pub struct Answer {
+    pub flash: Flash,
+    pub status: StatusCode,
+    pub json: serde_json::Value,
+}
+
+impl Answer {
+    /// JSON for API callers; for htmx a toast on failure and a reload (showing the toast)
+    /// on success; for plain forms a redirect with the toast.
+    pub fn send(
+        self,
+        req: &HttpRequest,
+        session: &Session,
+        redirect_path: &LocalPath,
+    ) -> HttpResponse {
+        if wants_json(req) {
+            return HttpResponse::build(self.status).json(self.json);
         }
-        return Ok(response.finish());
+        if req.headers().contains_key("hx-request") {
+            let mut response = HttpResponse::Ok();
+            if self.flash.kind == FlashKind::Success {
+                self.flash.store(session);
+                response.insert_header(("HX-Redirect", redirect_path.as_str()));
+            } else {
+                self.flash.trigger(&mut response);
+            }
+            return response.finish();
+        }
+        self.flash.store(session);
+        redirect(redirect_path.as_str())
     }
-    flash.store(session);
-    Ok(redirect(redirect_path.as_str()))
+}
+
+#[derive(serde::Deserialize)]
+pub struct ActionForm {
+    redirect_path: Option<String>,
+}
+
+/// The client named in the path, if the caller may act on it and it belongs to the provider.
+async fn client_for(
+    state: &AppState,
+    user: &User,
+    provider: &str,
+    id: &str,
+) -> Result<clients::Client, AppError> {
+    let (user, id) = (user.clone(), id.to_string());
+    let client =
+        crate::db::run(&state.pool, move |conn| clients::find_for(conn, &user, &id)).await?;
+    if client.provider != provider {
+        return Err(AppError::NotFound);
+    }
+    Ok(client)
+}
+
+/// `POST /api/integrations/{provider}/oauth/refresh/{client_id}`: refresh now.
+pub async fn refresh_now(
+    req: HttpRequest,
+    session: Session,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    form: Option<web::Form<ActionForm>>,
+    CurrentUser(user): CurrentUser,
+) -> Result<HttpResponse, AppError> {
+    let (provider_name, client_id) = path.into_inner();
+    let provider = provider(&state, &provider_name)?;
+    let client = client_for(&state, &user, &provider.name, &client_id).await?;
+    let redirect_path = LocalPath::or(form.as_ref().and_then(|f| f.redirect_path.as_deref()), HOME);
+    let answer = match lifecycle::refresh(&state, &client, true).await {
+        Ok(token) => {
+            let expires_at = match token {
+                lifecycle::FreshToken::Bearer { expires_at, .. } => expires_at.map(utc),
+                lifecycle::FreshToken::ApiKey(_) => None,
+            };
+            Answer {
+                flash: Flash::success(format!("Refreshed the token of {}", client.display_name)),
+                status: StatusCode::OK,
+                json: serde_json::json!({"ok": true, "client_id": client.id, "expires_at": expires_at}),
+            }
+        }
+        Err(TokenError::App(e)) => return Err(e),
+        Err(e) => Answer {
+            flash: Flash::error(format!("Could not refresh {}: {e}", client.display_name)),
+            status: match e {
+                TokenError::NeedsReauth(_) => StatusCode::CONFLICT,
+                TokenError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+                _ => StatusCode::BAD_GATEWAY,
+            },
+            json: serde_json::json!({"ok": false, "error": e.to_string(), "status": status_after(&state, &client.id).await?}),
+        },
+    };
+    Ok(answer.send(&req, &session, &redirect_path))
+}
+
+async fn status_after(state: &AppState, id: &str) -> Result<String, AppError> {
+    let id = id.to_string();
+    let client = crate::db::run(&state.pool, move |conn| clients::find(conn, &id)).await?;
+    Ok(client.map(|c| c.status).unwrap_or_default())
+}
+
+/// `POST /api/integrations/{provider}/disconnect/{client_id}`.
+pub async fn disconnect(
+    req: HttpRequest,
+    session: Session,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    form: Option<web::Form<ActionForm>>,
+    CurrentUser(user): CurrentUser,
+) -> Result<HttpResponse, AppError> {
+    let (provider_name, client_id) = path.into_inner();
+    let provider = provider(&state, &provider_name)?;
+    let client = client_for(&state, &user, &provider.name, &client_id).await?;
+    let redirect_path = LocalPath::or(form.as_ref().and_then(|f| f.redirect_path.as_deref()), HOME);
+    let revocation = disconnect::disconnect(&state, &user, &client, &origin(&req)).await?;
+    Ok(disconnect_answer(&provider, &client, revocation).send(&req, &session, &redirect_path))
+}
+
+pub fn disconnect_answer(
+    provider: &Provider,
+    client: &clients::Client,
+    revocation: Revocation,
+) -> Answer {
+    let (flash, revoked, error) = match revocation {
+        Revocation::Done => (
+            Flash::success(format!("Disconnected {}; {} revoked its tokens", client.display_name, provider.display_name)),
+            Some(true),
+            None,
+        ),
+        Revocation::NotSupported => (Flash::success(format!("Disconnected {}; its secrets were deleted", client.display_name)), None, None),
+        Revocation::Failed(reason) => (
+            Flash::error(format!(
+                "Disconnected {} and deleted its secrets, but {} did not confirm the revocation ({reason})",
+                client.display_name, provider.display_name
+            )),
+            Some(false),
+            Some(reason),
+        ),
+    };
+    Answer {
+        flash,
+        status: StatusCode::OK,
+        json: serde_json::json!({"ok": true, "client_id": client.id, "revoked": revoked, "revoke_error": error}),
+    }
 }

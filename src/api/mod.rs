@@ -1,7 +1,11 @@
 //! JSON and redirect endpoints under /api: the integrations API the pages and the
-//! requirements name.
+//! requirements name, and the service API (`/api/v1`) for the team's own backends.
 
-mod integrations;
+pub mod error;
+pub mod integrations;
+mod service;
+pub mod service_auth;
+mod tokens;
 
 use actix_web::web;
 
@@ -15,6 +19,26 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 "/test-connection",
                 web::post().to(integrations::test_connection),
             )
-            .route("/connect", web::post().to(integrations::connect_machine)),
+            .route("/connect", web::post().to(integrations::connect_machine))
+            .route(
+                "/oauth/refresh/{client_id}",
+                web::post().to(integrations::refresh_now),
+            )
+            .route(
+                "/disconnect/{client_id}",
+                web::post().to(integrations::disconnect),
+            ),
     );
+    cfg.service(
+        web::scope("/api/v1")
+            .configure(service_routes)
+            .default_service(web::to(service::unknown_endpoint)),
+    );
+}
+
+/// The service API, authenticated with API keys (`service_auth::ServiceKey`), not sessions.
+/// More `/api/v1` routes go here.
+fn service_routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/clients", web::get().to(service::list_clients))
+        .route("/clients/{id}/token", web::get().to(tokens::client_token));
 }

@@ -72,6 +72,8 @@ pub struct Opened {
     pub refresh_token: Option<SecretString>,
     pub api_key: Option<SecretString>,
     pub expires_at: Option<chrono::NaiveDateTime>,
+    /// Failed refreshes in a row.
+    pub refresh_failures: i32,
 }
 
 #[derive(Queryable, Selectable)]
@@ -83,6 +85,7 @@ struct Row {
     refresh_token: Option<String>,
     api_key: Option<String>,
     expires_at: Option<chrono::NaiveDateTime>,
+    refresh_failures: i32,
 }
 
 pub fn open(
@@ -107,6 +110,7 @@ pub fn open(
         refresh_token: open("refresh_token", &row.refresh_token)?,
         api_key: open("api_key", &row.api_key)?,
         expires_at: row.expires_at,
+        refresh_failures: row.refresh_failures,
     }))
 }
 
@@ -154,4 +158,132 @@ pub fn rotate(conn: &mut DbConnection, vault: &Vault) -> anyhow::Result<usize> {
             rotated += 1;
         }
     }
+}
+
+/// Claims the right to refresh this client for `lease` — a conditional update, so of
+/// several instances on one database exactly one wins until it stores or the lease ends.
+pub fn take_lease(
+    conn: &mut DbConnection,
+    client_id: &str,
+    lease: chrono::TimeDelta,
+) -> QueryResult<bool> {
+    let now = crate::db::now();
+    let claimed = diesel::update(
+        credentials::table.find(client_id).filter(
+            credentials::refresh_lease_until
+                .is_null()
+                .or(credentials::refresh_lease_until.lt(now)),
+        ),
+    )
+    .set(credentials::refresh_lease_until.eq(now + lease))
+    .execute(conn)?;
+    Ok(claimed == 1)
+}
+
+/// Stores refreshed tokens and ends the lease in one statement. Without a new refresh
+/// token the old one is kept (re-sealed under the current key, so rotation stays exact).
+pub fn store_refreshed(
+    conn: &mut DbConnection,
+    vault: &Vault,
+    client_id: &str,
+    access_token: &SecretString,
+    new_refresh_token: Option<&SecretString>,
+    expires_at: Option<chrono::NaiveDateTime>,
+) -> anyhow::Result<()> {
+    let access = vault.seal(access_token, &binding(client_id, "access_token"))?;
+    let refresh = match new_refresh_token {
+        Some(token) => Some(vault.seal(token, &binding(client_id, "refresh_token"))?),
+        None => {
+            let current: Option<String> = credentials::table
+                .find(client_id)
+                .select(credentials::refresh_token)
+                .first(conn)?;
+            current
+                .map(|sealed| vault.reseal(&sealed, &binding(client_id, "refresh_token")))
+                .transpose()?
+        }
+    };
+    diesel::update(credentials::table.find(client_id))
+        .set((
+            credentials::key_id.eq(vault.current_key_id()),
+            credentials::access_token.eq(Some(access)),
+            credentials::refresh_token.eq(refresh),
+            credentials::expires_at.eq(expires_at),
+            credentials::refresh_lease_until.eq(None::<chrono::NaiveDateTime>),
+            credentials::refresh_failures.eq(0),
+            credentials::retry_after.eq(None::<chrono::NaiveDateTime>),
+            credentials::updated_at.eq(crate::db::now()),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Counts a failed refresh, sets when to try again, and ends the lease.
+pub fn record_failure(
+    conn: &mut DbConnection,
+    client_id: &str,
+    retry_after: Option<chrono::NaiveDateTime>,
+) -> QueryResult<i32> {
+    diesel::update(credentials::table.find(client_id))
+        .set((
+            credentials::refresh_failures.eq(credentials::refresh_failures + 1),
+            credentials::retry_after.eq(retry_after),
+            credentials::refresh_lease_until.eq(None::<chrono::NaiveDateTime>),
+        ))
+        .execute(conn)?;
+    credentials::table
+        .find(client_id)
+        .select(credentials::refresh_failures)
+        .first(conn)
+}
+
+/// Destroys every secret of a client (disconnect).
+pub fn destroy(conn: &mut DbConnection, client_id: &str) -> QueryResult<usize> {
+    diesel::delete(credentials::table.find(client_id)).execute(conn)
+}
+
+/// Clients whose tokens expire before `before` and may be refreshed now, soonest first.
+pub fn due_for_refresh(
+    conn: &mut DbConnection,
+    before: chrono::NaiveDateTime,
+    limit: i64,
+) -> QueryResult<Vec<String>> {
+    use crate::db::schema::clients;
+    let now = crate::db::now();
+    credentials::table
+        .inner_join(clients::table)
+        .filter(clients::status.eq("active"))
+        .filter(clients::auth_type.ne("api_key"))
+        .filter(credentials::expires_at.lt(before))
+        .filter(
+            credentials::retry_after
+                .is_null()
+                .or(credentials::retry_after.le(now)),
+        )
+        .filter(
+            credentials::refresh_lease_until
+                .is_null()
+                .or(credentials::refresh_lease_until.lt(now)),
+        )
+        .order(credentials::expires_at.asc())
+        .select(credentials::client_id)
+        .limit(limit)
+        .load(conn)
+}
+
+/// The earliest moment something may need refreshing: an expiry or a retry time.
+pub fn next_due(conn: &mut DbConnection) -> QueryResult<Option<chrono::NaiveDateTime>> {
+    use crate::db::schema::clients;
+    use diesel::dsl::min;
+    let active = credentials::table
+        .inner_join(clients::table)
+        .filter(clients::status.eq("active"))
+        .filter(clients::auth_type.ne("api_key"));
+    let expiry: Option<chrono::NaiveDateTime> = active
+        .filter(credentials::retry_after.is_null())
+        .select(min(credentials::expires_at))
+        .first(conn)?;
+    let retry: Option<chrono::NaiveDateTime> =
+        active.select(min(credentials::retry_after)).first(conn)?;
+    Ok([expiry, retry].into_iter().flatten().min())
 }

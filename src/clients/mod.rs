@@ -210,3 +210,74 @@ pub fn connections_of(
         .select((Client::as_select(), credentials::expires_at.nullable()))
         .load(conn)
 }
+
+/// Sets a client's status and last error (None clears it).
+pub fn set_status(
+    conn: &mut DbConnection,
+    id: &str,
+    status: &str,
+    last_error: Option<&str>,
+) -> QueryResult<usize> {
+    diesel::update(clients::table.find(id))
+        .set((
+            clients::status.eq(status),
+            clients::last_error.eq(last_error),
+            clients::updated_at.eq(crate::db::now()),
+        ))
+        .execute(conn)
+}
+
+/// Records a successful refresh.
+pub fn mark_refreshed(conn: &mut DbConnection, id: &str) -> QueryResult<usize> {
+    let now = crate::db::now();
+    diesel::update(clients::table.find(id))
+        .set((
+            clients::status.eq("active"),
+            clients::last_error.eq(None::<String>),
+            clients::last_refreshed_at.eq(Some(now)),
+            clients::updated_at.eq(now),
+        ))
+        .execute(conn)
+}
+
+/// A disconnected client stays listed (with its history) but is no one's default.
+pub fn mark_disconnected(conn: &mut DbConnection, id: &str) -> QueryResult<usize> {
+    diesel::update(clients::table.find(id))
+        .set((
+            clients::status.eq("disconnected"),
+            clients::is_default.eq(false),
+            clients::updated_at.eq(crate::db::now()),
+        ))
+        .execute(conn)
+}
+
+/// (provider, status, count) for the metrics.
+pub fn count_by_status(conn: &mut DbConnection) -> QueryResult<Vec<(String, String, i64)>> {
+    clients::table
+        .group_by((clients::provider, clients::status))
+        .select((
+            clients::provider,
+            clients::status,
+            diesel::dsl::count_star(),
+        ))
+        .load(conn)
+}
+
+/// The client with this id if `user` may act on it: admins on every client, members on
+/// their own. Checked here, in the domain, not only by hiding buttons.
+pub fn find_for(
+    conn: &mut DbConnection,
+    user: &crate::auth::users::User,
+    id: &str,
+) -> Result<Client, crate::error::AppError> {
+    use crate::error::AppError;
+    if id.len() > 64 {
+        return Err(AppError::NotFound);
+    }
+    let client = find(conn, id)?.ok_or(AppError::NotFound)?;
+    if user.is_admin() || client.owner_user_id == user.id {
+        Ok(client)
+    } else {
+        Err(AppError::Forbidden)
+    }
+}

@@ -93,16 +93,33 @@ diesel::table! {
         refresh_lease_until -> Nullable<Timestamp>,
         refresh_failures -> Integer,
         updated_at -> Timestamp,
+        retry_after -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    api_keys (id) {
+        id -> Text,
+        name -> Text,
+        prefix -> Text,
+        key_hash -> Text,
+        scopes -> Text,
+        created_by -> Text,
+        created_at -> Timestamp,
+        last_used_at -> Nullable<Timestamp>,
+        revoked_at -> Nullable<Timestamp>,
     }
 }
 
 diesel::joinable!(clients -> users (owner_user_id));
 diesel::joinable!(credentials -> clients (client_id));
+diesel::joinable!(api_keys -> users (created_by));
 diesel::allow_tables_to_appear_in_same_query!(
     users,
     sessions,
     audit_log,
     oauth_states,
     clients,
-    credentials
+    credentials,
+    api_keys
 );

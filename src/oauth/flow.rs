@@ -134,6 +134,7 @@ pub async fn start(
         audit::append(conn, event)
     })
     .await?;
+    state.metrics.flow(&provider.name, "started");
 
     let mut url =
         url::Url::parse(&provider.authorize_url).map_err(|e| AppError::Internal(e.into()))?;
@@ -207,6 +208,8 @@ pub async fn complete(
                 .origin(origin)
                 .details(json!({"provider": provider.name, "account_id": client.provider_account_id, "created": created}));
             crate::db::run(&state.pool, move |conn| audit::append(conn, event)).await?;
+            state.metrics.flow(&provider.name, "completed");
+            state.tokens.schedule_changed.notify_one();
             Ok(Outcome {
                 redirect_path,
                 success: true,
@@ -235,6 +238,7 @@ async fn fail(
         .origin(origin)
         .details(json!({"reason": reason}));
     crate::db::run(&state.pool, move |conn| audit::append(conn, event)).await?;
+    state.metrics.flow(&provider.name, "failed");
     Ok(Outcome {
         redirect_path,
         success: false,

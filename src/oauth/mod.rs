@@ -1,8 +1,11 @@
 //! OAuth 2.0 client side: the flow, the token endpoint, profiles and the retry policy.
 
+pub mod disconnect;
 pub mod flow;
+pub mod lifecycle;
 pub mod pkce;
 pub mod profile;
 pub mod provider_http;
+pub mod refresher;
 pub mod states;
 pub mod token_client;

@@ -75,6 +75,70 @@ pub async fn client_credentials(
     retry.run(|| post_token(http, provider, app, &form)).await
 }
 
+/// Refresh grant (RFC 6749 §6). Only failures that never reached the provider's decision
+/// are retried; a provider that rotates refresh tokens answers a lost-and-retried request
+/// with invalid_grant, which marks the client for reconnection rather than looping.
+pub async fn refresh(
+    http: &reqwest::Client,
+    retry: &RetryPolicy,
+    provider: &Provider,
+    app: &OAuthApp,
+    refresh_token: &SecretString,
+) -> Result<TokenSet, CallError> {
+    let form = vec![
+        ("grant_type", "refresh_token".to_string()),
+        ("refresh_token", refresh_token.expose_secret().to_string()),
+    ];
+    retry.run(|| post_token(http, provider, app, &form)).await
+}
+
+/// Revokes a token at the provider (RFC 7009); any 2xx counts as done.
+pub async fn revoke(
+    http: &reqwest::Client,
+    retry: &RetryPolicy,
+    provider: &Provider,
+    app: &OAuthApp,
+    token: &SecretString,
+    hint: &str,
+) -> Result<(), CallError> {
+    let Some(url) = &provider.revoke_url else {
+        return Ok(());
+    };
+    let form = vec![
+        ("token", token.expose_secret().to_string()),
+        ("token_type_hint", hint.to_string()),
+    ];
+    retry
+        .run(|| async {
+            let mut form: Vec<(&str, String)> = form.clone();
+            let request = authenticate(http.post(url), provider, app, &mut form);
+            super::provider_http::send(request.form(&form))
+                .await
+                .map(|_| ())
+        })
+        .await
+}
+
+/// Adds the provider's client authentication to a token or revocation request.
+fn authenticate(
+    request: reqwest::RequestBuilder,
+    provider: &Provider,
+    app: &OAuthApp,
+    form: &mut Vec<(&str, String)>,
+) -> reqwest::RequestBuilder {
+    match provider.client_auth {
+        ClientAuth::Basic => request.header("authorization", basic_credentials(app)),
+        ClientAuth::Post => {
+            form.push(("client_id", app.client_id.clone()));
+            form.push((
+                "client_secret",
+                app.client_secret.expose_secret().to_string(),
+            ));
+            request
+        }
+    }
+}
+
 /// `application/x-www-form-urlencoded` then Basic, as RFC 6749 §2.3.1 asks.
 fn basic_credentials(app: &OAuthApp) -> String {
     let encode = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
@@ -93,19 +157,10 @@ async fn post_token(
     form: &[(&str, String)],
 ) -> Result<TokenSet, CallError> {
     let mut form: Vec<(&str, String)> = form.to_vec();
-    let mut request = http
+    let request = http
         .post(&provider.token_url)
         .header("accept", "application/json");
-    match provider.client_auth {
-        ClientAuth::Basic => request = request.header("authorization", basic_credentials(app)),
-        ClientAuth::Post => {
-            form.push(("client_id", app.client_id.clone()));
-            form.push((
-                "client_secret",
-                app.client_secret.expose_secret().to_string(),
-            ));
-        }
-    }
+    let request = authenticate(request, provider, app, &mut form);
     let body = super::provider_http::send(request.form(&form)).await?;
     parse_token_response(&body)
 }

@@ -34,6 +34,17 @@ struct ClientRow {
     is_default: bool,
     expires: String,
     connected: String,
+    last_error: Option<String>,
+}
+
+impl ClientRow {
+    fn can_refresh(&self) -> bool {
+        self.auth_type != "api_key" && matches!(self.status.as_str(), "active" | "error")
+    }
+
+    fn is_connected(&self) -> bool {
+        self.status != "disconnected"
+    }
 }
 
 #[derive(Template)]
@@ -44,6 +55,7 @@ struct ClientsPage {
     api_key_providers: Vec<ConnectButton>,
     rows: Vec<ClientRow>,
     show_owner: bool,
+    alert: Option<String>,
 }
 
 fn button(provider: &Arc<Provider>) -> ConnectButton {
@@ -96,7 +108,100 @@ fn row(listed: ListedClient, now: chrono::NaiveDateTime) -> ClientRow {
         status: client.status,
         auth_type: client.auth_type,
         is_default: client.is_default,
+        last_error: client.last_error,
     }
+}
+
+#[derive(serde::Deserialize)]
+struct BulkForm {
+    action: String,
+    ids: Vec<String>,
+}
+
+/// Reads `action=…&client_id=…&client_id=…` (repeated fields).
+fn bulk_form(body: &[u8]) -> Result<BulkForm, AppError> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
+        .map_err(|_| AppError::BadRequest("the form could not be read".into()))?;
+    let action = pairs
+        .iter()
+        .find(|(k, _)| k == "action")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    let ids: Vec<String> = pairs
+        .into_iter()
+        .filter(|(k, _)| k == "client_id")
+        .map(|(_, v)| v)
+        .collect();
+    if ids.is_empty() {
+        return Err(AppError::BadRequest("select at least one client".into()));
+    }
+    if ids.len() > 500 {
+        return Err(AppError::BadRequest(
+            "select at most 500 clients at once".into(),
+        ));
+    }
+    Ok(BulkForm { action, ids })
+}
+
+/// `POST /admin/clients/bulk`: refresh or disconnect many clients (admins).
+pub async fn bulk(
+    req: actix_web::HttpRequest,
+    session: Session,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+    crate::auth::AdminUser(admin): crate::auth::AdminUser,
+) -> Result<HttpResponse, AppError> {
+    let form = bulk_form(&body)?;
+    if !matches!(form.action.as_str(), "refresh" | "disconnect") {
+        return Err(AppError::BadRequest(
+            "the bulk action must be refresh or disconnect".into(),
+        ));
+    }
+    let origin = super::origin(&req);
+    let (mut done, mut failed) = (0, 0);
+    for id in form.ids {
+        let admin_copy = admin.clone();
+        let client = match crate::db::run(&state.pool, move |conn| {
+            clients::find_for(conn, &admin_copy, &id)
+        })
+        .await
+        {
+            Ok(client) => client,
+            Err(AppError::NotFound) => {
+                failed += 1;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let ok = match form.action.as_str() {
+            "refresh" => crate::oauth::lifecycle::refresh(&state, &client, true)
+                .await
+                .is_ok(),
+            _ => {
+                let revocation =
+                    crate::oauth::disconnect::disconnect(&state, &admin, &client, &origin).await?;
+                !matches!(revocation, crate::oauth::disconnect::Revocation::Failed(_))
+            }
+        };
+        if ok {
+            done += 1
+        } else {
+            failed += 1
+        }
+    }
+    let verb = if form.action == "refresh" {
+        "Refreshed"
+    } else {
+        "Disconnected"
+    };
+    let message = format!("{verb} {done} client(s); {failed} failed");
+    let flash = if failed == 0 {
+        super::layout::Flash::success(message)
+    } else {
+        super::layout::Flash::error(message)
+    };
+    flash.store(&session);
+    Ok(super::redirect(super::HOME))
 }
 
 pub async fn index(
@@ -125,6 +230,7 @@ pub async fn index(
             .collect(),
         rows: listed.into_iter().map(|l| row(l, now)).collect(),
         show_owner: user.is_admin(),
+        alert: crate::oauth::lifecycle::refresh_alert(&state).await?,
     };
     super::render(page, StatusCode::OK)
 }

@@ -1,6 +1,7 @@
 //! The HTML side of connecthub: routes, pages and their shared helpers.
 
 mod admin;
+mod api_keys;
 pub mod assets;
 mod clients;
 mod health;
@@ -25,7 +26,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/login", web::post().to(login::submit))
         .route("/logout", web::post().to(login::logout))
         .route("/admin/clients", web::get().to(clients::index))
+        .route("/admin/clients/bulk", web::post().to(clients::bulk))
+        .route("/metrics", web::get().to(health::metrics))
         .route("/admin/users", web::get().to(admin::users))
+        .route("/admin/api-keys", web::get().to(api_keys::index))
+        .route("/admin/api-keys", web::post().to(api_keys::create))
+        .route(
+            "/admin/api-keys/{id}/revoke",
+            web::post().to(api_keys::revoke),
+        )
         .route("/admin/audit", web::get().to(admin::audit))
         .route("/admin/usage", web::get().to(admin::usage))
         .default_service(web::to(not_found));

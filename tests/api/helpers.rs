@@ -141,7 +141,36 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 
 pub async fn spawn_app_with(backend: Backend, extra: &[(&str, &str)]) -> TestApp {
     init_logs();
-    let database = TestDatabase::create(backend);
+    let database = std::sync::Arc::new(TestDatabase::create(backend));
+    start_instance(backend, database, extra).await
+}
+
+/// Starts one more connecthub instance on this app's database, using this app's sandbox
+/// as its providers (as two instances behind a load balancer would share them).
+pub async fn second_instance(app: &TestApp) -> TestApp {
+    let sandbox = |path: &str| format!("{}/sandbox/klaviyo{path}", app.address);
+    let (authorize, token, revoke, api, issuer) = (
+        sandbox("/oauth/authorize"),
+        sandbox("/oauth/token"),
+        sandbox("/oauth/revoke"),
+        sandbox(""),
+        sandbox(""),
+    );
+    let extra = [
+        ("KLAVIYO_AUTHORIZE_URL", authorize.as_str()),
+        ("KLAVIYO_TOKEN_URL", token.as_str()),
+        ("KLAVIYO_REVOKE_URL", revoke.as_str()),
+        ("KLAVIYO_API_BASE_URL", api.as_str()),
+        ("KLAVIYO_ISSUER", issuer.as_str()),
+    ];
+    start_instance(app.backend, app._database.clone(), &extra).await
+}
+
+async fn start_instance(
+    backend: Backend,
+    database: std::sync::Arc<TestDatabase>,
+    extra: &[(&str, &str)],
+) -> TestApp {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind a port");
     let port = listener.local_addr().unwrap().port();
     let address = format!("http://127.0.0.1:{port}");
@@ -179,7 +208,7 @@ pub async fn spawn_app_with(backend: Backend, extra: &[(&str, &str)]) -> TestApp
         backend,
         client: new_client(),
         database_url: database.url(),
-        _database: std::sync::Arc::new(database),
+        _database: database,
     }
 }
 
@@ -310,6 +339,27 @@ impl TestApp {
         connecthub::db::run(&self.pool, work)
             .await
             .expect("test query")
+    }
+
+    /// Creates a service API key with these scopes; returns the secret.
+    pub async fn api_key(&self, scopes: &[connecthub::api_keys::Scope]) -> String {
+        use secrecy::ExposeSecret;
+        let owner = self.create_user(Role::Admin).await;
+        let scopes = scopes.to_vec();
+        let created = self
+            .db(move |conn| connecthub::api_keys::create(conn, "test service", &scopes, &owner.id))
+            .await;
+        created.secret.expose_secret().to_string()
+    }
+
+    /// `GET /api/v1/clients/{id}/token` with a service key.
+    pub async fn service_token(&self, key: &str, client_id: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(&format!("/api/v1/clients/{client_id}/token")))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap()
     }
 
     /// Audit actions, oldest first.

@@ -2,9 +2,12 @@
 
 mod helpers;
 
+mod api_keys;
 mod browser;
 mod cli;
+mod lifecycle;
 mod login;
 mod oauth;
 mod pages;
 mod providers;
+mod service_tokens;

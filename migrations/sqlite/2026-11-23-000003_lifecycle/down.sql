@@ -1,0 +1,2 @@
+DROP TABLE api_keys;
+ALTER TABLE credentials DROP COLUMN retry_after;

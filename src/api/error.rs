@@ -1,0 +1,159 @@
+//! Errors of the service API (`/api/v1`): JSON `{"error": code, "message": ..., ...extra}`
+//! that a program can branch on. Internal details go to the log, never into the body.
+
+use crate::api_keys::Scope;
+use crate::error::AppError;
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+use serde_json::{Map, Value};
+
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    extra: Map<String, Value>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            extra: Map::new(),
+        }
+    }
+
+    /// Missing, malformed, unknown or revoked key: the answer does not say which.
+    pub fn unauthorized() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_api_key",
+            "send a valid API key as Authorization: Bearer chk_…",
+        )
+    }
+
+    pub fn forbidden_scope(scope: Scope) -> Self {
+        let mut error = Self::new(
+            StatusCode::FORBIDDEN,
+            "insufficient_scope",
+            format!("this API key lacks the {} scope", scope.as_str()),
+        );
+        error.extra.insert("scope".into(), scope.as_str().into());
+        error
+    }
+
+    pub fn not_found(what: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{what} not found"),
+        )
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_request", message)
+    }
+
+    pub fn conflict(
+        code: &'static str,
+        message: impl Into<String>,
+        extra: Map<String, Value>,
+    ) -> Self {
+        Self {
+            extra,
+            ..Self::new(StatusCode::CONFLICT, code, message)
+        }
+    }
+
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "provider_unavailable",
+            message,
+        )
+    }
+
+    /// Something broke on our side; the caller should log the details before.
+    pub fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "something went wrong on our side; try again later",
+        )
+    }
+
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut body = Map::new();
+        body.insert("error".into(), self.code.into());
+        body.insert("message".into(), self.message.clone().into());
+        for (key, value) in &self.extra {
+            body.entry(key.clone()).or_insert_with(|| value.clone());
+        }
+        let mut response = HttpResponse::build(self.status);
+        response.insert_header((header::CACHE_CONTROL, "no-store"));
+        if self.status == StatusCode::UNAUTHORIZED {
+            // RFC 6750: tell the client which scheme to use.
+            response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        }
+        response.json(Value::Object(body))
+    }
+}
+
+/// Maps the app's errors to JSON ones, logging what must not reach the caller.
+impl From<AppError> for ApiError {
+    fn from(error: AppError) -> Self {
+        match error {
+            AppError::NotFound => Self::not_found("resource"),
+            AppError::BadRequest(message) => Self::bad_request(message),
+            AppError::Unauthenticated { .. } => Self::unauthorized(),
+            AppError::Forbidden | AppError::Csrf => {
+                Self::new(StatusCode::FORBIDDEN, "forbidden", error.to_string())
+            }
+            AppError::TooManyRequests { retry_after_secs } => {
+                let mut limited = Self::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limited",
+                    error.to_string(),
+                );
+                limited
+                    .extra
+                    .insert("retry_after".into(), retry_after_secs.into());
+                limited
+            }
+            AppError::Pool(e) => {
+                tracing::error!(error = %e, "database pool error");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "service_unavailable",
+                    "the database is unavailable; try again later",
+                )
+            }
+            AppError::Database(e) => {
+                tracing::error!(error = %e, "database error");
+                Self::internal()
+            }
+            AppError::Internal(e) => {
+                tracing::error!(error = format!("{e:#}"), "internal error");
+                Self::internal()
+            }
+        }
+    }
+}

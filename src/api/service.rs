@@ -1,0 +1,150 @@
+//! `/api/v1` endpoints for the team's own backends, authenticated with service API keys.
+//! They answer JSON only, errors included (`ApiError`).
+
+use super::error::ApiError;
+use super::service_auth::ServiceKey;
+use crate::api_keys::Scope;
+use crate::clients::{self, ListedClient};
+use crate::startup::AppState;
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::SecondsFormat;
+
+const FILTER_MAX_LEN: usize = 100;
+
+/// `?provider=&owner=`; owner is a user id or an email address. Empty means no filter.
+#[derive(Debug, Default, serde::Deserialize)]
+struct ClientFilter {
+    provider: Option<String>,
+    owner: Option<String>,
+}
+
+/// A client as services see it: never a token.
+#[derive(serde::Serialize)]
+struct ClientView {
+    id: String,
+    provider: String,
+    account_id: String,
+    account_name: String,
+    owner_user_id: String,
+    owner_email: String,
+    status: String,
+    auth_type: String,
+    is_default: bool,
+    scopes: Vec<String>,
+    tags: Vec<String>,
+    connected_at: String,
+    updated_at: String,
+}
+
+fn rfc3339(at: chrono::NaiveDateTime) -> String {
+    at.and_utc().to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+impl From<ListedClient> for ClientView {
+    fn from(listed: ListedClient) -> Self {
+        let c = listed.client;
+        Self {
+            scopes: c.scope_list().into_iter().map(str::to_string).collect(),
+            tags: c.tag_list(),
+            connected_at: rfc3339(c.connected_at),
+            updated_at: rfc3339(c.updated_at),
+            id: c.id,
+            provider: c.provider,
+            account_id: c.provider_account_id,
+            account_name: c.display_name,
+            owner_user_id: c.owner_user_id,
+            owner_email: listed.owner_email,
+            status: c.status,
+            auth_type: c.auth_type,
+            is_default: c.is_default,
+        }
+    }
+}
+
+/// A filter value: absent or empty is None; too long or odd characters are refused.
+fn filter_value(name: &str, raw: Option<String>) -> Result<Option<String>, ApiError> {
+    let Some(value) = raw.filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "_@.-".contains(c);
+    if value.len() > FILTER_MAX_LEN || !value.chars().all(allowed) {
+        return Err(ApiError::bad_request(format!(
+            "{name} must be at most {FILTER_MAX_LEN} characters of A-Z a-z 0-9 _ @ . -"
+        )));
+    }
+    Ok(Some(value))
+}
+
+fn parse_filter(query: &str) -> Result<ClientFilter, ApiError> {
+    // Parsed by hand so a malformed query gets a JSON answer, not actix's plain text.
+    let raw: ClientFilter = serde_urlencoded::from_str(query)
+        .map_err(|_| ApiError::bad_request("the query string could not be read"))?;
+    Ok(ClientFilter {
+        provider: filter_value("provider", raw.provider)?,
+        owner: filter_value("owner", raw.owner)?,
+    })
+}
+
+/// The clients matching the filter, newest first. An owner id is filtered in the query;
+/// an owner email (it has an @) is matched on the listed rows.
+async fn matching_clients(
+    state: &AppState,
+    filter: ClientFilter,
+) -> Result<Vec<ListedClient>, ApiError> {
+    let owner_id = filter.owner.clone().filter(|o| !o.contains('@'));
+    let listed = crate::db::run(&state.pool, move |conn| {
+        clients::list(conn, owner_id.as_deref())
+    })
+    .await?;
+    let keep = |l: &ListedClient| {
+        filter
+            .provider
+            .as_ref()
+            .is_none_or(|p| &l.client.provider == p)
+            && filter
+                .owner
+                .as_ref()
+                .filter(|o| o.contains('@'))
+                .is_none_or(|email| l.owner_email.eq_ignore_ascii_case(email))
+    };
+    Ok(listed.into_iter().filter(keep).collect())
+}
+
+/// `GET /api/v1/clients` (scope `clients:read`).
+pub async fn list_clients(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    key: ServiceKey,
+) -> Result<HttpResponse, ApiError> {
+    key.require(Scope::ClientsRead)?;
+    let filter = parse_filter(req.query_string())?;
+    let clients: Vec<ClientView> = matching_clients(&state, filter)
+        .await?
+        .into_iter()
+        .map(ClientView::from)
+        .collect();
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(serde_json::json!({ "clients": clients })))
+}
+
+/// Anything else under `/api/v1`: JSON like every answer there, not the HTML 404 page.
+pub async fn unknown_endpoint() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::not_found("endpoint"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_are_checked() {
+        let ok = parse_filter("provider=klaviyo&owner=ops%40example.com").unwrap();
+        assert_eq!(ok.provider.as_deref(), Some("klaviyo"));
+        assert_eq!(ok.owner.as_deref(), Some("ops@example.com"));
+        assert!(parse_filter("provider=").unwrap().provider.is_none());
+        assert!(parse_filter("provider=a%20b").is_err());
+        assert!(parse_filter(&format!("owner={}", "a".repeat(101))).is_err());
+    }
+}

@@ -1,0 +1,84 @@
+//! Disconnecting a client: revoke at the provider (RFC 7009) where it can, then destroy
+//! the stored secrets whatever the provider said.
+
+use super::token_client;
+use crate::audit::{self, Actor, Event, Origin};
+use crate::auth::users::User;
+use crate::clients::{self, credentials, Client};
+use crate::error::AppError;
+use crate::startup::AppState;
+use serde_json::json;
+
+/// What happened at the provider.
+pub enum Revocation {
+    Done,
+    /// The provider has no revocation endpoint (or the client is an API key).
+    NotSupported,
+    Failed(String),
+}
+
+pub async fn disconnect(
+    state: &AppState,
+    actor: &User,
+    client: &Client,
+    origin: &Origin,
+) -> Result<Revocation, AppError> {
+    let vault = state.vault.clone();
+    let id = client.id.clone();
+    let stored = crate::db::run(&state.pool, move |conn| {
+        credentials::open(conn, &vault, &id)
+    })
+    .await?;
+    let revocation = match (state.providers().get(&client.provider), stored) {
+        (Some(provider), Some(stored))
+            if provider.revoke_url.is_some() && provider.app.is_some() =>
+        {
+            let app = provider.app.as_ref().expect("checked above");
+            // The refresh token first: revoking it ends the grant at most providers.
+            let mut failure = None;
+            for (token, hint) in [
+                (stored.refresh_token, "refresh_token"),
+                (stored.access_token, "access_token"),
+            ] {
+                if let Some(token) = token {
+                    if let Err(e) = token_client::revoke(
+                        &state.http,
+                        &state.retry,
+                        &provider,
+                        app,
+                        &token,
+                        hint,
+                    )
+                    .await
+                    {
+                        failure = Some(e.to_string());
+                    }
+                }
+            }
+            failure.map_or(Revocation::Done, Revocation::Failed)
+        }
+        _ => Revocation::NotSupported,
+    };
+    let (revoked, reason) = match &revocation {
+        Revocation::Done => (Some(true), None),
+        Revocation::NotSupported => (None, None),
+        Revocation::Failed(reason) => (Some(false), Some(reason.clone())),
+    };
+    let mut event = Event::new(Actor::user(&actor.id, &actor.email), "client_disconnected")
+        .target("client", client.id.clone())
+        .origin(origin)
+        .details(json!({"provider": client.provider, "revoked_at_provider": revoked, "revoke_error": reason}));
+    if matches!(revocation, Revocation::Failed(_)) {
+        event = event.failed();
+    }
+    let id = client.id.clone();
+    crate::db::run(&state.pool, move |conn| {
+        crate::db::transaction(conn, |conn| {
+            credentials::destroy(conn, &id)?;
+            clients::mark_disconnected(conn, &id)?;
+            audit::append(conn, event)
+        })
+    })
+    .await?;
+    Ok(revocation)
+}

@@ -1,0 +1,352 @@
+//! Keeping tokens alive: `fresh_token` hands out a token with time left, refreshing first
+//! when needed. Exactly one refresh runs per client: callers in one process queue on a
+//! per-client lock (single flight) and find the new token when their turn comes; other
+//! instances on the same database are kept out by a lease row taken with a conditional
+//! update.
+
+use super::provider_http::CallError;
+use super::token_client::{self, TokenSet};
+use crate::audit::{self, Actor, Event};
+use crate::clients::{self, credentials, Client};
+use crate::error::AppError;
+use crate::providers::{AuthType, Provider};
+use crate::startup::AppState;
+use secrecy::SecretString;
+use serde_json::json;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long one instance may hold a client's refresh before others may take over.
+const LEASE: Duration = Duration::from_secs(30);
+/// How often a caller looks again while another instance holds the lease.
+const LEASE_POLL: Duration = Duration::from_millis(100);
+
+/// A token ready to use.
+pub enum FreshToken {
+    Bearer {
+        token: SecretString,
+        expires_at: Option<chrono::NaiveDateTime>,
+    },
+    /// API-key connections have no expiry; the key is the credential.
+    ApiKey(SecretString),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("the client has no stored credentials")]
+    Missing,
+    #[error("the client was disconnected")]
+    Disconnected,
+    #[error("the provider refused the refresh ({0}); reconnect the account")]
+    NeedsReauth(String),
+    #[error("the provider did not answer ({0})")]
+    Unavailable(String),
+    #[error("the provider refused the refresh ({0})")]
+    Failed(String),
+    #[error(transparent)]
+    App(#[from] AppError),
+}
+
+/// Per-client locks for the in-process single flight, and the refresher's wake-up call.
+#[derive(Default)]
+pub struct TokenManager {
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Rung when tokens are stored, so the background refresher recomputes its schedule.
+    pub schedule_changed: tokio::sync::Notify,
+}
+
+impl TokenManager {
+    fn lock_for(&self, client_id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+        locks.entry(client_id.to_string()).or_default().clone()
+    }
+
+    /// Drops the lock entry once nobody else waits on it, so the map stays small.
+    fn release(&self, client_id: &str, lock: Arc<tokio::sync::Mutex<()>>) {
+        let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+        if Arc::strong_count(&lock) == 2 {
+            locks.remove(client_id);
+        }
+    }
+}
+
+fn margin(state: &AppState) -> chrono::TimeDelta {
+    chrono::TimeDelta::from_std(state.config.refresh_margin)
+        .unwrap_or(chrono::TimeDelta::minutes(5))
+}
+
+/// The stored token while it has more than the margin left; otherwise a refreshed one.
+pub async fn fresh_token(state: &AppState, client: &Client) -> Result<FreshToken, TokenError> {
+    check_status(client)?;
+    let stored = load(state, &client.id).await?;
+    if let Some(token) = usable(&stored, margin(state)) {
+        return Ok(token);
+    }
+    refresh(state, client, false).await
+}
+
+fn check_status(client: &Client) -> Result<(), TokenError> {
+    match client.status.as_str() {
+        "disconnected" => Err(TokenError::Disconnected),
+        "needs_reauth" => Err(TokenError::NeedsReauth(
+            client
+                .last_error
+                .clone()
+                .unwrap_or_else(|| "invalid_grant".into()),
+        )),
+        _ => Ok(()),
+    }
+}
+
+async fn load(state: &AppState, client_id: &str) -> Result<credentials::Opened, TokenError> {
+    let vault = state.vault.clone();
+    let id = client_id.to_string();
+    crate::db::run(&state.pool, move |conn| {
+        credentials::open(conn, &vault, &id)
+    })
+    .await?
+    .ok_or(TokenError::Missing)
+}
+
+/// The stored token when it is an API key or has more than `margin` left.
+fn usable(stored: &credentials::Opened, margin: chrono::TimeDelta) -> Option<FreshToken> {
+    if let Some(key) = &stored.api_key {
+        return Some(FreshToken::ApiKey(key.clone()));
+    }
+    let token = stored.access_token.as_ref()?;
+    let fresh = match stored.expires_at {
+        Some(expires_at) => expires_at - margin > crate::db::now(),
+        None => true,
+    };
+    fresh.then(|| FreshToken::Bearer {
+        token: token.clone(),
+        expires_at: stored.expires_at,
+    })
+}
+
+/// Refreshes the client's token (`force`: even if the stored one is still fresh).
+pub async fn refresh(
+    state: &AppState,
+    client: &Client,
+    force: bool,
+) -> Result<FreshToken, TokenError> {
+    check_status(client)?;
+    let lock = state.tokens.lock_for(&client.id);
+    let result = {
+        let _turn = lock.lock().await;
+        refresh_in_turn(state, client, force).await
+    };
+    state.tokens.release(&client.id, lock);
+    result
+}
+
+async fn refresh_in_turn(
+    state: &AppState,
+    client: &Client,
+    force: bool,
+) -> Result<FreshToken, TokenError> {
+    let waited_since = Instant::now();
+    loop {
+        let stored = load(state, &client.id).await?;
+        // Whoever had the turn before us may have refreshed already.
+        if !force {
+            if let Some(token) = usable(&stored, margin(state)) {
+                return Ok(token);
+            }
+        }
+        let id = client.id.clone();
+        let lease = chrono::TimeDelta::from_std(LEASE).unwrap_or(chrono::TimeDelta::seconds(30));
+        let leased = crate::db::run(&state.pool, move |conn| {
+            credentials::take_lease(conn, &id, lease)
+        })
+        .await?;
+        if leased {
+            return refresh_with_lease(state, client, stored).await;
+        }
+        // Another instance is refreshing; wait for its result rather than refresh twice.
+        if waited_since.elapsed() > LEASE * 2 {
+            return Err(TokenError::Unavailable(
+                "another instance holds the refresh".into(),
+            ));
+        }
+        tokio::time::sleep(LEASE_POLL).await;
+    }
+}
+
+/// Calls the provider and records the outcome; the lease is released by either write.
+async fn refresh_with_lease(
+    state: &AppState,
+    client: &Client,
+    stored: credentials::Opened,
+) -> Result<FreshToken, TokenError> {
+    let provider = state.providers().get(&client.provider).ok_or_else(|| {
+        TokenError::Failed(format!("provider {} is not configured", client.provider))
+    })?;
+    let started = Instant::now();
+    let answer = call_provider(state, &provider, client, &stored).await;
+    state
+        .metrics
+        .refresh_seconds
+        .with_label_values(&[provider.name.as_str()])
+        .observe(started.elapsed().as_secs_f64());
+    match answer {
+        Ok(tokens) => store(state, client, &provider, tokens).await,
+        Err(error) => Err(record_failure(state, client, &provider, &stored, error).await?),
+    }
+}
+
+async fn call_provider(
+    state: &AppState,
+    provider: &Provider,
+    client: &Client,
+    stored: &credentials::Opened,
+) -> Result<TokenSet, CallError> {
+    let app = provider.app.as_ref().ok_or_else(|| {
+        CallError::InvalidResponse(format!("{} OAuth not configured", provider.display_name))
+    })?;
+    if client.auth_type == AuthType::ClientCredentials.as_str() {
+        return token_client::client_credentials(&state.http, &state.retry, provider, app).await;
+    }
+    let refresh_token = stored
+        .refresh_token
+        .as_ref()
+        .ok_or_else(|| CallError::Rejected {
+            status: 400,
+            code: "invalid_grant".into(),
+            description: Some("no refresh token was issued".into()),
+        })?;
+    token_client::refresh(&state.http, &state.retry, provider, app, refresh_token).await
+}
+
+async fn store(
+    state: &AppState,
+    client: &Client,
+    provider: &Provider,
+    tokens: TokenSet,
+) -> Result<FreshToken, TokenError> {
+    let now = crate::db::now();
+    let expires_at = tokens
+        .expires_in
+        .map(|s| now + chrono::TimeDelta::seconds(s.clamp(0, 10 * 365 * 86400)));
+    let vault = state.vault.clone();
+    let id = client.id.clone();
+    let access = tokens.access_token.clone();
+    let handed_out = tokens.access_token.clone();
+    let rotated = tokens.refresh_token.is_some();
+    let event = Event::new(Actor::system(), "token_refreshed")
+        .target("client", client.id.clone())
+        .details(json!({"provider": provider.name, "rotated": rotated}));
+    crate::db::run(&state.pool, move |conn| {
+        crate::db::transaction(conn, |conn| {
+            credentials::store_refreshed(
+                conn,
+                &vault,
+                &id,
+                &access,
+                tokens.refresh_token.as_ref(),
+                expires_at,
+            )?;
+            clients::mark_refreshed(conn, &id)?;
+            audit::append(conn, event)?;
+            Ok::<_, anyhow::Error>(())
+        })
+    })
+    .await?;
+    state
+        .metrics
+        .refreshes
+        .with_label_values(&[provider.name.as_str(), "success"])
+        .inc();
+    state.tokens.schedule_changed.notify_one();
+    Ok(FreshToken::Bearer {
+        token: handed_out,
+        expires_at,
+    })
+}
+
+/// Records a failed refresh: invalid_grant means the grant is gone (reconnect needed);
+/// transient failures are retried later with backoff.
+async fn record_failure(
+    state: &AppState,
+    client: &Client,
+    provider: &Provider,
+    stored: &credentials::Opened,
+    error: CallError,
+) -> Result<TokenError, AppError> {
+    let (outcome, status, reason, token_error) = match &error {
+        CallError::Rejected { code, .. } if code == "invalid_grant" => (
+            "invalid_grant",
+            Some("needs_reauth"),
+            error.to_string(),
+            TokenError::NeedsReauth(code.clone()),
+        ),
+        CallError::Transient { reason, .. } => {
+            let expired = stored.expires_at.is_some_and(|at| at <= crate::db::now());
+            (
+                "transient",
+                expired.then_some("error"),
+                format!("provider unavailable: {reason}"),
+                TokenError::Unavailable(reason.clone()),
+            )
+        }
+        other => (
+            "rejected",
+            Some("error"),
+            other.to_string(),
+            TokenError::Failed(other.to_string()),
+        ),
+    };
+    let id = client.id.clone();
+    let current_status = client.status.clone();
+    // 1, 2, 4 … minutes between background attempts, at most a day.
+    let backoff_minutes = 2_i64
+        .saturating_pow(stored.refresh_failures.clamp(0, 10) as u32)
+        .min(24 * 60);
+    let retry_after = (outcome != "invalid_grant")
+        .then(|| crate::db::now() + chrono::TimeDelta::minutes(backoff_minutes));
+    let event = Event::new(Actor::system(), "token_refresh_failed")
+        .target("client", client.id.clone())
+        .failed()
+        .details(json!({"provider": provider.name, "reason": reason}));
+    crate::db::run(&state.pool, move |conn| {
+        credentials::record_failure(conn, &id, retry_after)?;
+        // The status changes only when the token can no longer be used; the reason is
+        // always kept for the client's page.
+        clients::set_status(conn, &id, status.unwrap_or(&current_status), Some(&reason))?;
+        audit::append(conn, event)
+    })
+    .await?;
+    state
+        .metrics
+        .refreshes
+        .with_label_values(&[provider.name.as_str(), outcome])
+        .inc();
+    tracing::warn!(client_id = %client.id, provider = %provider.name, outcome, "token refresh failed");
+    Ok(token_error)
+}
+
+/// The alert from requirement 004: more than 5 % of refreshes failed in the last five
+/// minutes. Counted from the audit log, so it covers every instance.
+pub async fn refresh_alert(state: &AppState) -> Result<Option<String>, AppError> {
+    let since = crate::db::now() - chrono::TimeDelta::minutes(5);
+    let counts = crate::db::run(&state.pool, move |conn| {
+        audit::count_since(conn, &["token_refreshed", "token_refresh_failed"], since)
+    })
+    .await?;
+    let count = |action: &str| {
+        counts
+            .iter()
+            .find(|(a, _)| a == action)
+            .map_or(0, |(_, n)| *n)
+    };
+    let (ok, failed) = (count("token_refreshed"), count("token_refresh_failed"));
+    let total = ok + failed;
+    if total == 0 || failed * 100 <= total * 5 {
+        return Ok(None);
+    }
+    Ok(Some(format!(
+        "{failed} of {total} token refreshes failed in the last 5 minutes ({}%). Check the clients marked Reconnect needed or Error.",
+        failed * 100 / total
+    )))
+}

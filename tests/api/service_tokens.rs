@@ -1,0 +1,262 @@
+//! `GET /api/v1/clients/{id}/token`: fresh tokens for services, refresh first when needed,
+//! exactly one refresh under concurrency (one process, and two instances on PostgreSQL).
+
+use crate::helpers::{location, second_instance, TestApp};
+use crate::on_both_backends;
+use connecthub::api_keys::Scope;
+use connecthub::auth::users::Role;
+use connecthub::db::schema::credentials;
+use diesel::prelude::*;
+use serde_json::json;
+
+on_both_backends!(
+    a_fresh_token_is_handed_out_without_refreshing,
+    an_expired_token_is_refreshed_first,
+    api_key_clients_get_their_key,
+    errors_have_stable_codes,
+    concurrent_requests_share_one_refresh,
+);
+
+async fn connected_client(app: &TestApp) -> connecthub::clients::Client {
+    app.login_as(Role::Admin).await;
+    let done = app.connect("klaviyo", Some("AcmeK1")).await;
+    assert_eq!(location(&done), "/admin/clients");
+    app.clients().await.remove(0)
+}
+
+/// Makes the stored token look expired, as if an hour had passed.
+async fn expire(app: &TestApp, client_id: &str) {
+    let id = client_id.to_string();
+    app.db(move |conn| {
+        diesel::update(credentials::table.find(id))
+            .set(
+                credentials::expires_at
+                    .eq(Some(connecthub::db::now() - chrono::TimeDelta::seconds(5))),
+            )
+            .execute(conn)
+    })
+    .await;
+}
+
+async fn a_fresh_token_is_handed_out_without_refreshing(app: TestApp) {
+    let client = connected_client(&app).await;
+    let key = app.api_key(&[Scope::TokensRead]).await;
+    let response = app.service_token(&key, &client.id).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        crate::helpers::header(response.headers(), "cache-control"),
+        "no-store"
+    );
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["token_type"], "bearer");
+    assert_eq!(body["client_id"], client.id.as_str());
+    assert_eq!(body["provider"], "klaviyo");
+    assert!(body["expires_at"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(
+        body["scopes"],
+        json!([
+            "accounts:read",
+            "lists:read",
+            "segments:read",
+            "profiles:read"
+        ])
+    );
+    let token = body["access_token"].as_str().unwrap();
+    assert!(app.sandbox_token_active("klaviyo", token).await);
+    assert_eq!(
+        app.sandbox_stats("klaviyo").await["token_calls"]["refresh_token"],
+        0
+    );
+    // Audited without the token.
+    let entries = app
+        .db(|conn| connecthub::audit::recent(conn, None, 5))
+        .await;
+    let handed = entries
+        .iter()
+        .find(|e| e.action == "token_handed_out")
+        .expect("audited");
+    assert_eq!(handed.actor_type, "api_key");
+    assert_eq!(handed.target_id.as_deref(), Some(client.id.as_str()));
+    assert!(!handed.details.contains(token));
+}
+
+async fn an_expired_token_is_refreshed_first(app: TestApp) {
+    let client = connected_client(&app).await;
+    let key = app.api_key(&[Scope::TokensRead]).await;
+    let before: serde_json::Value = app
+        .service_token(&key, &client.id)
+        .await
+        .json()
+        .await
+        .unwrap();
+    expire(&app, &client.id).await;
+    let after: serde_json::Value = app
+        .service_token(&key, &client.id)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_ne!(before["access_token"], after["access_token"]);
+    assert!(
+        app.sandbox_token_active("klaviyo", after["access_token"].as_str().unwrap())
+            .await
+    );
+    assert_eq!(
+        app.sandbox_stats("klaviyo").await["token_calls"]["refresh_token"],
+        1
+    );
+    // The new one is fresh: no second refresh.
+    let again: serde_json::Value = app
+        .service_token(&key, &client.id)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(again["access_token"], after["access_token"]);
+    assert_eq!(
+        app.sandbox_stats("klaviyo").await["token_calls"]["refresh_token"],
+        1
+    );
+}
+
+async fn api_key_clients_get_their_key(app: TestApp) {
+    app.login_as(Role::Admin).await;
+    let (_, secret) = connecthub::sandbox::KUSTOMER_API_KEYS[0];
+    app.post_form(
+        "/api/integrations/kustomer/test-connection",
+        &[("api_key", secret)],
+    )
+    .await;
+    let client = app.clients().await.remove(0);
+    let key = app.api_key(&[Scope::TokensRead]).await;
+    let body: serde_json::Value = app
+        .service_token(&key, &client.id)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["token_type"], "api_key");
+    assert_eq!(body["api_key"], secret);
+    assert_eq!(body["expires_at"], serde_json::Value::Null);
+}
+
+async fn errors_have_stable_codes(app: TestApp) {
+    let client = connected_client(&app).await;
+    let key = app.api_key(&[Scope::TokensRead]).await;
+    let status_and_code = |response: reqwest::Response| async move {
+        let status = response.status().as_u16();
+        let body: serde_json::Value = response.json().await.unwrap();
+        (
+            status,
+            body["error"].as_str().unwrap_or_default().to_string(),
+            body,
+        )
+    };
+    let anonymous = app
+        .client
+        .get(app.url(&format!("/api/v1/clients/{}/token", client.id)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status_and_code(anonymous).await.1, "invalid_api_key");
+    let (status, code, _) =
+        status_and_code(app.service_token("chk_not-a-real-key", &client.id).await).await;
+    assert_eq!((status, code.as_str()), (401, "invalid_api_key"));
+    let listing_only = app.api_key(&[Scope::ClientsRead]).await;
+    let (status, code, _) =
+        status_and_code(app.service_token(&listing_only, &client.id).await).await;
+    assert_eq!((status, code.as_str()), (403, "insufficient_scope"));
+    let (status, code, _) = status_and_code(app.service_token(&key, "no-such-client").await).await;
+    assert_eq!((status, code.as_str()), (404, "not_found"));
+    let (status, _, _) = status_and_code(app.service_token(&key, &"x".repeat(5000)).await).await;
+    assert_eq!(status, 404);
+
+    // Provider down after retries: 503, and the client keeps its refresh token.
+    expire(&app, &client.id).await;
+    app.sandbox_faults(json!({"provider": "klaviyo", "token_failures": 20, "token_fault": {"kind": "status", "status": 502}})).await;
+    let (status, code, _) = status_and_code(app.service_token(&key, &client.id).await).await;
+    assert_eq!((status, code.as_str()), (503, "provider_unavailable"));
+    app.client
+        .post(app.url("/sandbox/_control/reset"))
+        .send()
+        .await
+        .unwrap();
+
+    // Grant revoked at the provider: 409 with the way back.
+    app.sandbox_faults(json!({"provider": "klaviyo", "revoke_all": true}))
+        .await;
+    let (status, code, body) = status_and_code(app.service_token(&key, &client.id).await).await;
+    assert_eq!((status, code.as_str()), (409, "needs_reauth"));
+    assert_eq!(
+        body["reconnect_url"],
+        format!(
+            "{}/api/integrations/klaviyo/oauth/start?redirect_path=/admin/clients",
+            app.address
+        )
+    );
+    // Disconnected: 409 disconnected.
+    app.post_form(
+        &format!("/api/integrations/klaviyo/disconnect/{}", client.id),
+        &[],
+    )
+    .await;
+    let (status, code, _) = status_and_code(app.service_token(&key, &client.id).await).await;
+    assert_eq!((status, code.as_str()), (409, "disconnected"));
+}
+
+/// 500 concurrent requests for one expired client: one refresh at the provider, and all
+/// 500 get the same new token.
+async fn concurrent_requests_share_one_refresh(app: TestApp) {
+    let client = connected_client(&app).await;
+    let key = app.api_key(&[Scope::TokensRead]).await;
+    expire(&app, &client.id).await;
+    let requests = (0..500).map(|_| async {
+        let response = app.service_token(&key, &client.id).await;
+        assert_eq!(response.status(), 200);
+        let body: serde_json::Value = response.json().await.unwrap();
+        body["access_token"].as_str().unwrap().to_string()
+    });
+    let tokens = futures_util::future::join_all(requests).await;
+    assert_eq!(
+        app.sandbox_stats("klaviyo").await["token_calls"]["refresh_token"],
+        1
+    );
+    assert!(
+        tokens.iter().all(|t| t == &tokens[0]),
+        "every caller got the new token"
+    );
+    assert!(app.sandbox_token_active("klaviyo", &tokens[0]).await);
+}
+
+/// Two instances on one PostgreSQL race for the same expired client: the lease lets one
+/// refresh; the other waits and hands out the same new token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_instances_on_postgres_refresh_once() {
+    if !crate::helpers::postgres_available() {
+        return;
+    }
+    let app = crate::helpers::spawn_app(crate::helpers::Backend::Postgres).await;
+    let other = second_instance(&app).await;
+    let client = connected_client(&app).await;
+    let key = app.api_key(&[Scope::TokensRead]).await;
+    expire(&app, &client.id).await;
+    let requests = (0..100).map(|i| {
+        let (instance, key, id) = (
+            if i % 2 == 0 { &app } else { &other },
+            key.clone(),
+            client.id.clone(),
+        );
+        async move {
+            let response = instance.service_token(&key, &id).await;
+            assert_eq!(response.status(), 200);
+            let body: serde_json::Value = response.json().await.unwrap();
+            body["access_token"].as_str().unwrap().to_string()
+        }
+    });
+    let tokens = futures_util::future::join_all(requests).await;
+    assert_eq!(
+        app.sandbox_stats("klaviyo").await["token_calls"]["refresh_token"],
+        1
+    );
+    assert!(tokens.iter().all(|t| t == &tokens[0]));
+}
