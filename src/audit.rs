@@ -260,3 +260,100 @@ pub fn count_since(
         .select((audit_log::action, diesel::dsl::count_star()))
         .load(conn)
 }
+
+/// Appends several entries in one transaction (one lock, one commit).
+pub fn append_many(conn: &mut DbConnection, events: Vec<Event>) -> QueryResult<()> {
+    crate::db::transaction(conn, |conn| {
+        if matches!(conn, DbConnection::Postgresql(_)) {
+            diesel::sql_query(format!("SELECT pg_advisory_xact_lock({APPEND_LOCK_ID})"))
+                .execute(conn)?;
+        }
+        events
+            .into_iter()
+            .try_for_each(|event| insert_chained(conn, event))
+    })
+}
+
+/// Entries for frequent events (token hand-outs). Identical events (same actor, action and
+/// target) are counted in memory and written once a second as one entry carrying the
+/// count and the first and last time, so a busy service neither waits for the audit log's
+/// lock nor floods it. Security events (sign-in, connect, disconnect …) are still appended
+/// synchronously with `append`.
+#[derive(Default)]
+pub struct Buffer {
+    pending: std::sync::Mutex<std::collections::HashMap<String, Pending>>,
+}
+
+struct Pending {
+    event: Event,
+    count: u64,
+    first: chrono::NaiveDateTime,
+    last: chrono::NaiveDateTime,
+}
+
+/// How often counted events are written.
+const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+impl Buffer {
+    pub fn record(&self, event: Event) {
+        let key = format!(
+            "{}|{:?}|{}|{:?}",
+            event.actor.kind, event.actor.id, event.action, event.target
+        );
+        let now = crate::db::now();
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        pending
+            .entry(key)
+            .and_modify(|p| {
+                p.count += 1;
+                p.last = now;
+            })
+            .or_insert(Pending {
+                event,
+                count: 1,
+                first: now,
+                last: now,
+            });
+    }
+
+    fn take(&self) -> Vec<Event> {
+        let drained = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()));
+        drained
+            .into_values()
+            .map(|p| {
+                let mut event = p.event;
+                if let Value::Object(details) = &mut event.details {
+                    details.insert("count".into(), p.count.into());
+                    details.insert("first_at".into(), p.first.and_utc().to_rfc3339().into());
+                    details.insert("last_at".into(), p.last.and_utc().to_rfc3339().into());
+                }
+                event
+            })
+            .collect()
+    }
+}
+
+/// Writes counted events every second until `stop` is set, then once more and returns.
+pub async fn write_buffered(
+    pool: crate::db::DbPool,
+    buffer: std::sync::Arc<Buffer>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut every = tokio::time::interval(FLUSH_EVERY);
+    loop {
+        let stopping = tokio::select! {
+            _ = every.tick() => false,
+            _ = stop.changed() => true,
+        };
+        let batch = buffer.take();
+        if !batch.is_empty() {
+            let count = batch.len();
+            if let Err(e) = crate::db::run(&pool, move |conn| append_many(conn, batch)).await {
+                tracing::error!(error = %e, entries = count, "audit entries could not be written");
+            }
+        }
+        if stopping {
+            return;
+        }
+    }
+}

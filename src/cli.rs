@@ -38,6 +38,28 @@ enum Command {
     /// Manage the encryption key
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Manage service API keys (for scripts; admins also have /admin/api-keys)
+    #[command(subcommand, name = "api-key")]
+    ApiKey(ApiKeyCommand),
+}
+
+#[derive(Subcommand)]
+enum ApiKeyCommand {
+    /// Create a key and print it once
+    Create(ApiKeyCreate),
+}
+
+#[derive(Args)]
+struct ApiKeyCreate {
+    /// What the key is for, e.g. billing-service production
+    #[arg(long)]
+    name: String,
+    /// tokens:read, clients:read or proxy; repeat for several
+    #[arg(long = "scope", required = true)]
+    scopes: Vec<String>,
+    /// Email of the admin the key is recorded as created by
+    #[arg(long)]
+    owner: String,
 }
 
 #[derive(Subcommand)]
@@ -103,6 +125,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Key(KeyCommand::Rotate) => key_rotate().await,
+        Command::ApiKey(ApiKeyCommand::Create(args)) => api_key_create(args).await,
     }
 }
 
@@ -320,5 +343,28 @@ async fn key_rotate() -> anyhow::Result<()> {
     })
     .await?;
     println!("re-sealed {rotated} credentials under key {key_id}; ENCRYPTION_KEY_PREVIOUS can be removed");
+    Ok(())
+}
+
+async fn api_key_create(args: ApiKeyCreate) -> anyhow::Result<()> {
+    let request =
+        crate::api_keys::validate(&args.name, &args.scopes).map_err(anyhow::Error::msg)?;
+    let owner = Email::parse(&args.owner).map_err(anyhow::Error::msg)?;
+    let pool = pool_from_env().await?;
+    let lookup = owner.clone();
+    let user = db::run(&pool, move |conn| users::find_by_email(conn, &lookup))
+        .await?
+        .filter(|u| u.is_admin())
+        .ok_or_else(|| anyhow::anyhow!("no admin with email {}", owner.as_str()))?;
+    let created = db::run(&pool, move |conn| {
+        let created = crate::api_keys::create(conn, &request.name, &request.scopes, &user.id)?;
+        let event = Event::new(Actor::user(&user.id, &user.email), "api_key_created")
+            .target("api_key", created.key.id.clone())
+            .details(serde_json::json!({"name": created.key.name, "scopes": created.key.scopes, "prefix": created.key.prefix, "via": "cli"}));
+        audit::append(conn, event)?;
+        Ok::<_, anyhow::Error>(created)
+    })
+    .await?;
+    println!("{}", secrecy::ExposeSecret::expose_secret(&created.secret));
     Ok(())
 }

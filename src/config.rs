@@ -113,6 +113,8 @@ pub struct Config {
     pub refresh_margin: Duration,
     /// The background refresher renews tokens expiring within this window.
     pub refresh_window: Duration,
+    /// How long the service API keeps API keys and handed-out tokens in memory.
+    pub service_cache_ttl: Duration,
     /// When set, `/metrics` wants it as a Bearer token.
     pub metrics_token: Option<secrecy::SecretString>,
     /// The built-in provider sandbox, mounted only by `demo` and tests.
@@ -258,6 +260,11 @@ impl Config {
                 source,
                 "TOKEN_REFRESH_WINDOW_SECS",
                 900,
+            )?)),
+            service_cache_ttl: Duration::from_secs(u64::from(number(
+                source,
+                "SERVICE_CACHE_SECS",
+                10,
             )?)),
             metrics_token: source.get("METRICS_TOKEN").map(secrecy::SecretString::from),
             sandbox,

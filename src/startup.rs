@@ -33,6 +33,10 @@ pub struct AppState {
     pub retry: RetryPolicy,
     pub tokens: TokenManager,
     pub metrics: Metrics,
+    pub audit: Arc<crate::audit::Buffer>,
+    /// Service API keys seen recently (by hash), so a busy service does not cost a query
+    /// per request. Revoking a key here clears it; other instances notice within the TTL.
+    pub api_key_cache: mini_moka::sync::Cache<String, crate::api_keys::ApiKey>,
 }
 
 impl AppState {
@@ -73,12 +77,17 @@ impl Application {
             })
         });
         let state = web::Data::new(AppState {
+            audit: Arc::default(),
+            api_key_cache: mini_moka::sync::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(config.service_cache_ttl)
+                .build(),
             pool: pool.clone(),
             login_limiter: LoginLimiter::new(&config.login_limits),
             vault: Arc::new(Vault::from_config(&config)),
             http,
             retry: config.provider_retry.clone(),
-            tokens: TokenManager::default(),
+            tokens: TokenManager::new(config.service_cache_ttl),
             metrics: Metrics::new(),
             config: Arc::new(config),
         });
@@ -104,10 +113,19 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         spawn_session_purger(self.pool.clone());
         let (stop, stopped) = tokio::sync::watch::channel(false);
-        let refresher = tokio::spawn(crate::oauth::refresher::run(self.state.clone(), stopped));
+        let refresher = tokio::spawn(crate::oauth::refresher::run(
+            self.state.clone(),
+            stopped.clone(),
+        ));
+        let audit_writer = tokio::spawn(crate::audit::write_buffered(
+            self.pool.clone(),
+            self.state.audit.clone(),
+            stopped,
+        ));
         let result = self.server.await;
         let _ = stop.send(true);
         let _ = refresher.await;
+        let _ = audit_writer.await;
         result
     }
 }

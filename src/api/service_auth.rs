@@ -41,11 +41,17 @@ async fn authenticate(
         tracing::error!("app state missing");
         ApiError::internal()
     })?;
+    let hash = api_keys::hash(presented.expose_secret());
+    if let Some(key) = state.api_key_cache.get(&hash) {
+        return Ok(ServiceKey(key));
+    }
     let key = crate::db::run(&state.pool, move |conn| {
         api_keys::authenticate(conn, presented.expose_secret())
     })
     .await?;
-    key.map(ServiceKey).ok_or_else(ApiError::unauthorized)
+    let key = key.ok_or_else(ApiError::unauthorized)?;
+    state.api_key_cache.insert(hash, key.clone());
+    Ok(ServiceKey(key))
 }
 
 impl FromRequest for ServiceKey {

@@ -80,5 +80,6 @@ pub async fn disconnect(
         })
     })
     .await?;
+    state.tokens.forget(&client.id);
     Ok(revocation)
 }

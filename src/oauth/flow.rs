@@ -435,6 +435,7 @@ pub async fn save(
         })
     })
     .await?;
+    state.tokens.forget(&saved.0.id);
     Ok(saved)
 }
 

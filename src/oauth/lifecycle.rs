@@ -23,6 +23,7 @@ const LEASE: Duration = Duration::from_secs(30);
 const LEASE_POLL: Duration = Duration::from_millis(100);
 
 /// A token ready to use.
+#[derive(Clone)]
 pub enum FreshToken {
     Bearer {
         token: SecretString,
@@ -48,15 +49,41 @@ pub enum TokenError {
     App(#[from] AppError),
 }
 
-/// Per-client locks for the in-process single flight, and the refresher's wake-up call.
-#[derive(Default)]
+/// A client and its usable token, as the service API hands them out.
+pub struct CachedToken {
+    pub client: Client,
+    pub token: FreshToken,
+}
+
+/// Per-client locks for the in-process single flight, the token cache of the service API,
+/// and the refresher's wake-up call.
 pub struct TokenManager {
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    cache: mini_moka::sync::Cache<String, Arc<CachedToken>>,
     /// Rung when tokens are stored, so the background refresher recomputes its schedule.
     pub schedule_changed: tokio::sync::Notify,
 }
 
 impl TokenManager {
+    /// `cache_ttl`: how long a handed-out token is served from memory. Changes made by
+    /// this instance drop the entry at once; the TTL bounds how long a change made by
+    /// another instance (a disconnect, say) takes to be seen here.
+    pub fn new(cache_ttl: Duration) -> Self {
+        Self {
+            locks: Mutex::default(),
+            cache: mini_moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(cache_ttl)
+                .build(),
+            schedule_changed: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// Drops what is cached for a client (its tokens or status changed).
+    pub fn forget(&self, client_id: &str) {
+        self.cache.invalidate(&client_id.to_string());
+    }
+
     fn lock_for(&self, client_id: &str) -> Arc<tokio::sync::Mutex<()>> {
         let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
         locks.entry(client_id.to_string()).or_default().clone()
@@ -123,6 +150,40 @@ fn usable(stored: &credentials::Opened, margin: chrono::TimeDelta) -> Option<Fre
         token: token.clone(),
         expires_at: stored.expires_at,
     })
+}
+
+/// For the service API: the client and a token with time left, from memory when this
+/// instance handed it out recently. `Ok(None)` when there is no such client.
+pub async fn token_for_service(
+    state: &AppState,
+    client_id: &str,
+) -> Result<Option<Arc<CachedToken>>, TokenError> {
+    let key = client_id.to_string();
+    if let Some(hit) = state.tokens.cache.get(&key) {
+        if still_fresh(&hit.token, margin(state)) {
+            return Ok(Some(hit));
+        }
+    }
+    let Some(client) = crate::db::run(&state.pool, move |conn| clients::find(conn, &key)).await?
+    else {
+        return Ok(None);
+    };
+    let token = fresh_token(state, &client).await?;
+    let entry = Arc::new(CachedToken { client, token });
+    state
+        .tokens
+        .cache
+        .insert(client_id.to_string(), entry.clone());
+    Ok(Some(entry))
+}
+
+fn still_fresh(token: &FreshToken, margin: chrono::TimeDelta) -> bool {
+    match token {
+        FreshToken::ApiKey(_) => true,
+        FreshToken::Bearer { expires_at, .. } => {
+            expires_at.is_none_or(|at| at - margin > crate::db::now())
+        }
+    }
 }
 
 /// Refreshes the client's token (`force`: even if the stored one is still fresh).
@@ -259,6 +320,7 @@ async fn store(
         .with_label_values(&[provider.name.as_str(), "success"])
         .inc();
     state.tokens.schedule_changed.notify_one();
+    state.tokens.forget(&client.id);
     Ok(FreshToken::Bearer {
         token: handed_out,
         expires_at,
@@ -322,6 +384,7 @@ async fn record_failure(
         .refreshes
         .with_label_values(&[provider.name.as_str(), outcome])
         .inc();
+    state.tokens.forget(&client.id);
     tracing::warn!(client_id = %client.id, provider = %provider.name, outcome, "token refresh failed");
     Ok(token_error)
 }

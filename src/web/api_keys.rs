@@ -206,6 +206,8 @@ pub async fn revoke(
         },
         None => return Err(AppError::NotFound),
     };
+    // A revoked key must stop working here at once, not when its cache entry expires.
+    state.api_key_cache.invalidate_all();
     flash.store(&session);
     Ok(super::redirect(PAGE))
 }

@@ -234,3 +234,19 @@ pub async fn index(
     };
     super::render(page, StatusCode::OK)
 }
+
+/// `GET /admin/clients/{id}/reconnect`: reruns the OAuth flow for this client's provider;
+/// the consent for the same account updates the same row.
+pub async fn reconnect(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    CurrentUser(user): CurrentUser,
+) -> Result<HttpResponse, AppError> {
+    let id = path.into_inner();
+    let client =
+        crate::db::run(&state.pool, move |conn| clients::find_for(conn, &user, &id)).await?;
+    Ok(super::redirect(&format!(
+        "/api/integrations/{}/oauth/start?redirect_path=/admin/clients",
+        client.provider
+    )))
+}

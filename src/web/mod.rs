@@ -27,6 +27,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/logout", web::post().to(login::logout))
         .route("/admin/clients", web::get().to(clients::index))
         .route("/admin/clients/bulk", web::post().to(clients::bulk))
+        .route(
+            "/admin/clients/{id}/reconnect",
+            web::get().to(clients::reconnect),
+        )
         .route("/metrics", web::get().to(health::metrics))
         .route("/admin/users", web::get().to(admin::users))
         .route("/admin/api-keys", web::get().to(api_keys::index))

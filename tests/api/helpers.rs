@@ -121,6 +121,7 @@ pub fn test_config(database_url: &str, public_url: &str, extra: &[(&str, &str)])
         ("ENCRYPTION_KEY", TEST_KEY),
         ("DATABASE_MAX_CONNECTIONS", "5"),
         ("PROVIDER_RETRY_DELAY_MS", "20"),
+        ("SERVICE_CACHE_SECS", "1"),
     ]
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))

@@ -67,28 +67,30 @@ async fn a_fresh_token_is_handed_out_without_refreshing(app: TestApp) {
         app.sandbox_stats("klaviyo").await["token_calls"]["refresh_token"],
         0
     );
-    // Audited without the token.
-    let entries = app
-        .db(|conn| connecthub::audit::recent(conn, None, 5))
-        .await;
-    let handed = entries
-        .iter()
-        .find(|e| e.action == "token_handed_out")
-        .expect("audited");
+    // Audited (counted, written within a second or two) without the token.
+    let mut handed = None;
+    for _ in 0..150 {
+        let entries = app
+            .db(|conn| connecthub::audit::recent(conn, None, 5))
+            .await;
+        handed = entries.into_iter().find(|e| e.action == "token_handed_out");
+        if handed.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let handed = handed.expect("audited");
     assert_eq!(handed.actor_type, "api_key");
     assert_eq!(handed.target_id.as_deref(), Some(client.id.as_str()));
     assert!(!handed.details.contains(token));
+    let details: serde_json::Value = serde_json::from_str(&handed.details).unwrap();
+    assert_eq!(details["count"], 1, "each hand-out is counted");
 }
 
 async fn an_expired_token_is_refreshed_first(app: TestApp) {
     let client = connected_client(&app).await;
     let key = app.api_key(&[Scope::TokensRead]).await;
-    let before: serde_json::Value = app
-        .service_token(&key, &client.id)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let (before, _) = crate::lifecycle::stored_tokens(&app, &client.id).await;
     expire(&app, &client.id).await;
     let after: serde_json::Value = app
         .service_token(&key, &client.id)
@@ -96,7 +98,7 @@ async fn an_expired_token_is_refreshed_first(app: TestApp) {
         .json()
         .await
         .unwrap();
-    assert_ne!(before["access_token"], after["access_token"]);
+    assert_ne!(before.as_deref(), after["access_token"].as_str());
     assert!(
         app.sandbox_token_active("klaviyo", after["access_token"].as_str().unwrap())
             .await
@@ -189,10 +191,7 @@ async fn errors_have_stable_codes(app: TestApp) {
     assert_eq!((status, code.as_str()), (409, "needs_reauth"));
     assert_eq!(
         body["reconnect_url"],
-        format!(
-            "{}/api/integrations/klaviyo/oauth/start?redirect_path=/admin/clients",
-            app.address
-        )
+        format!("{}/admin/clients/{}/reconnect", app.address, client.id)
     );
     // Disconnected: 409 disconnected.
     app.post_form(

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Token hand-out throughput: GET /api/v1/clients/{id}/token for a connected client with a
+# valid cached token, against a minimal actix-web hello-world on the same machine, in one
+# run; prints requests/s, p99 and the ratio for SQLite and PostgreSQL.
+# Needs wrk (apt-get install wrk) and, for PostgreSQL, a server at $BENCH_POSTGRES_URL.
+# Usage: scripts/bench.sh [seconds] [connections]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds=${1:-10}
+connections=${2:-64}
+pg_server=${BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432}
+command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk"; exit 1; }
+cargo build --release -q --bin connecthub --example hello
+bin=./target/release/connecthub
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# wrk → "requests_per_second p99_ms"
+measure() {
+  local out
+  out=$(wrk -t2 -c"$connections" -d"${seconds}s" --latency "$@")
+  local rps p99
+  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+  p99=$(awk '$1 == "99%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v*=1000}; print v}' <<<"$out")
+  echo "$rps $p99"
+}
+
+hello_port=$(port)
+BIND=127.0.0.1:$hello_port ./target/release/examples/hello & pids+=($!)
+until curl -sf "http://127.0.0.1:$hello_port/" >/dev/null; do sleep 0.1; done
+read -r hello_rps hello_p99 < <(measure "http://127.0.0.1:$hello_port/")
+echo "hello-world        ${hello_rps} req/s  p99 ${hello_p99} ms"
+
+bench_backend() { # name database_url
+  local name=$1 url=$2 p base jar token password client key
+  p=$(port); base=http://localhost:$p; jar=$work/$name.jar  # the demo's PUBLIC_URL host, so the session cookie matches
+  (cd "$work" && DATABASE_URL=$url BIND=127.0.0.1:$p LOG_LEVEL=warn "$OLDPWD/$bin" demo >"$work/$name.out" 2>&1) & pids+=($!)
+  until grep -q Password "$work/$name.out" 2>/dev/null; do sleep 0.1; done
+  password=$(awk '/Password/ {print $2}' "$work/$name.out")
+  token=$(curl -s -c "$jar" -b "$jar" "$base/login" | grep -o 'csrf-token" content="[^"]*' | cut -d'"' -f3)
+  curl -s -o /dev/null -c "$jar" -b "$jar" -d "email=admin@connecthub.local&password=$password&csrf_token=$token" "$base/login"
+  local authorize callback
+  authorize=$(curl -s -o /dev/null -w '%{redirect_url}' -c "$jar" -b "$jar" "$base/api/integrations/klaviyo/oauth/start?redirect_path=/admin/clients")
+  callback=$(curl -s -o /dev/null -w '%{redirect_url}' -c "$jar" -b "$jar" -d "${authorize#*\?}&decision=allow&account=AcmeK1" "$base/sandbox/klaviyo/oauth/authorize")
+  curl -s -o /dev/null -c "$jar" -b "$jar" "$callback"
+  key=$(DATABASE_URL=$url "$bin" api-key create --name bench --scope tokens:read --scope clients:read --owner admin@connecthub.local)
+  client=$(curl -s -H "Authorization: Bearer $key" "$base/api/v1/clients" | python3 -c 'import json,sys; print(json.load(sys.stdin)["clients"][0]["id"])')
+  curl -sf -o /dev/null -H "Authorization: Bearer $key" "$base/api/v1/clients/$client/token"
+  read -r rps p99 < <(measure -H "Authorization: Bearer $key" "$base/api/v1/clients/$client/token")
+  awk -v n="$name" -v r="$rps" -v p="$p99" -v h="$hello_rps" \
+    'BEGIN { printf "token (%-8s)   %s req/s  p99 %s ms  ratio to hello-world %.2f\n", n, r, p, r / h }'
+}
+
+bench_backend sqlite "$work/bench.db"
+if psql "$pg_server/postgres" -qc 'select 1' >/dev/null 2>&1; then
+  db=connecthub_bench_$$
+  psql "$pg_server/postgres" -qc "CREATE DATABASE $db"
+  bench_backend postgres "$pg_server/$db"
+  kill "${pids[-1]}" 2>/dev/null || true; sleep 0.5
+  psql "$pg_server/postgres" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)"
+else
+  echo "PostgreSQL not reachable at $pg_server: skipped"
+fi
