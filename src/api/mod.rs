@@ -3,6 +3,7 @@
 
 pub mod error;
 pub mod integrations;
+pub mod openapi;
 mod service;
 pub mod service_auth;
 mod tokens;
@@ -40,5 +41,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 /// More `/api/v1` routes go here.
 fn service_routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/clients", web::get().to(service::list_clients))
-        .route("/clients/{id}/token", web::get().to(tokens::client_token));
+        .route("/clients/{id}/token", web::get().to(tokens::client_token))
+        .route("/openapi.json", web::get().to(openapi::document));
 }

@@ -20,21 +20,21 @@ struct ClientFilter {
 }
 
 /// A client as services see it: never a token.
-#[derive(serde::Serialize)]
-struct ClientView {
-    id: String,
-    provider: String,
-    account_id: String,
-    account_name: String,
-    owner_user_id: String,
-    owner_email: String,
-    status: String,
-    auth_type: String,
-    is_default: bool,
-    scopes: Vec<String>,
-    tags: Vec<String>,
-    connected_at: String,
-    updated_at: String,
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ClientView {
+    pub id: String,
+    pub provider: String,
+    pub account_id: String,
+    pub account_name: String,
+    pub owner_user_id: String,
+    pub owner_email: String,
+    pub status: String,
+    pub auth_type: String,
+    pub is_default: bool,
+    pub scopes: Vec<String>,
+    pub tags: Vec<String>,
+    pub connected_at: String,
+    pub updated_at: String,
 }
 
 fn rfc3339(at: chrono::NaiveDateTime) -> String {
@@ -111,7 +111,28 @@ async fn matching_clients(
     Ok(listed.into_iter().filter(keep).collect())
 }
 
+/// What `GET /api/v1/clients` answers.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ClientList {
+    pub clients: Vec<ClientView>,
+}
+
 /// `GET /api/v1/clients` (scope `clients:read`).
+#[utoipa::path(
+    get,
+    path = "/api/v1/clients",
+    params(
+        ("provider" = Option<String>, Query, description = "Only this provider, e.g. klaviyo"),
+        ("owner" = Option<String>, Query, description = "Only this owner: a user id or an email"),
+    ),
+    responses(
+        (status = 200, description = "Clients, newest first; never a token", body = ClientList),
+        (status = 400, description = "A filter value is malformed (`invalid_request`)", body = super::openapi::ErrorBody),
+        (status = 401, description = "Missing, unknown or revoked API key (`invalid_api_key`)", body = super::openapi::ErrorBody),
+        (status = 403, description = "The key lacks `clients:read` (`insufficient_scope`)", body = super::openapi::ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
 pub async fn list_clients(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -126,7 +147,7 @@ pub async fn list_clients(
         .collect();
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(serde_json::json!({ "clients": clients })))
+        .json(ClientList { clients }))
 }
 
 /// Anything else under `/api/v1`: JSON like every answer there, not the HTML 404 page.

@@ -259,3 +259,46 @@ async fn two_instances_on_postgres_refresh_once() {
     );
     assert!(tokens.iter().all(|t| t == &tokens[0]));
 }
+
+/// The published OpenAPI document describes the endpoints as they answer.
+#[tokio::test]
+async fn openapi_document_describes_the_service_api() {
+    let app = crate::helpers::spawn_app(crate::helpers::Backend::Sqlite).await;
+    let response = app.get("/api/v1/openapi.json").await;
+    assert_eq!(response.status(), 200);
+    let doc: serde_json::Value = response.json().await.unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let token = &doc["paths"]["/api/v1/clients/{id}/token"]["get"];
+    for status in ["200", "401", "403", "404", "409", "503"] {
+        assert!(
+            token["responses"][status].is_object(),
+            "token endpoint documents {status}"
+        );
+    }
+    assert!(
+        doc["paths"]["/api/v1/clients"]["get"]["parameters"]
+            .as_array()
+            .unwrap()
+            .len()
+            == 2
+    );
+    assert_eq!(
+        doc["components"]["securitySchemes"]["api_key"]["scheme"],
+        "bearer"
+    );
+    // The documented fields are the ones a real answer has.
+    let client = connected_client(&app).await;
+    let key = app.api_key(&[Scope::TokensRead]).await;
+    let real: serde_json::Value = app
+        .service_token(&key, &client.id)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let documented = doc["components"]["schemas"]["TokenResponse"]["properties"]
+        .as_object()
+        .unwrap();
+    for field in real.as_object().unwrap().keys() {
+        assert!(documented.contains_key(field), "{field} is documented");
+    }
+}

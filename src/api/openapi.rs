@@ -1,0 +1,47 @@
+//! The OpenAPI document of the service API, generated from the handlers' annotations and
+//! served at `/api/v1/openapi.json`.
+
+use actix_web::HttpResponse;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+/// Every error of `/api/v1`: a stable code to branch on and a message for people.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// invalid_api_key, insufficient_scope, not_found, invalid_request, needs_reauth,
+    /// disconnected, provider_unavailable, internal_error
+    pub error: String,
+    pub message: String,
+}
+
+struct ApiKeyAuth;
+
+impl Modify for ApiKeyAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("chk_…")
+                    .description(Some("A service API key from /admin/api-keys"))
+                    .build(),
+            ),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "connecthub service API", description = "Fresh OAuth tokens and client lists for your own backends."),
+    paths(super::service::list_clients, super::tokens::client_token),
+    components(schemas(ErrorBody, super::service::ClientList, super::service::ClientView, super::tokens::TokenResponse)),
+    modifiers(&ApiKeyAuth)
+)]
+struct ServiceApi;
+
+/// `GET /api/v1/openapi.json` (public: it describes, it does not grant).
+pub async fn document() -> HttpResponse {
+    HttpResponse::Ok().json(ServiceApi::openapi())
+}
