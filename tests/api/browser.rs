@@ -271,6 +271,15 @@ mod walkthrough {
             .await;
         browser.screenshot("clients-connected").await;
         assert_eq!(app.clients().await.len(), 1);
+
+        // Refresh now, from the row.
+        browser
+            .click("#clients-table .row-actions button.btn-small:not(.btn-danger)")
+            .await;
+        browser
+            .wait_for_text("#toasts .toast", "Refreshed the token of Globex Retail")
+            .await;
+        assert!(app.clients().await[0].last_refreshed_at.is_some());
         browser.close().await;
     }
 }

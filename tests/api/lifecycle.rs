@@ -498,3 +498,20 @@ async fn background_refresher_renews_expiring_tokens() {
         "one refresh per expiry, not a busy loop: {calls}"
     );
 }
+
+/// A token endpoint that times out once is retried and the refresh succeeds.
+#[tokio::test]
+async fn refresh_timeout_then_success() {
+    let app = spawn_app_with(Backend::Sqlite, &[("PROVIDER_TIMEOUT_SECS", "1")]).await;
+    app.login_as(Role::Admin).await;
+    let client = connected(&app, "AcmeK1").await;
+    app.sandbox_faults(json!({"provider": "klaviyo", "token_failures": 1, "token_fault": {"kind": "delay", "ms": 1500}}))
+        .await;
+    let response = post_json(&app, &refresh_path(&client)).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        app.sandbox_stats("klaviyo").await["token_calls"]["refresh_token"],
+        2
+    );
+    assert!(app.clients().await[0].last_refreshed_at.is_some());
+}
