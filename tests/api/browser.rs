@@ -280,6 +280,7 @@ mod walkthrough {
             .wait_for_text("#toasts .toast", "Refreshed the token of Globex Retail")
             .await;
         assert!(app.clients().await[0].last_refreshed_at.is_some());
+        browser.screenshot("clients-refreshed").await;
         browser.close().await;
     }
 }
