@@ -108,6 +108,11 @@ impl Application {
         &self.pool
     }
 
+    /// Stops the server from elsewhere (tests stop theirs when they end).
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
     /// Runs until the process is asked to stop (SIGINT/SIGTERM stop it gracefully), with
     /// the background refresher beside it; the refresher stops with the server.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {

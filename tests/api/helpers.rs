@@ -29,9 +29,13 @@ fn postgres_server() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
 }
 
+/// Local test connections skip TLS: libpq's OpenSSL clean-up at process exit can crash
+/// ("double free") while servers of finished tests still hold connections.
+const PG_OPTIONS: &str = "?sslmode=disable";
+
 /// PostgreSQL tests run when the server answers, and must run when CI=true.
 pub fn postgres_available() -> bool {
-    let url = format!("{}/postgres", postgres_server());
+    let url = format!("{}/postgres{PG_OPTIONS}", postgres_server());
     match PgConnection::establish(&url) {
         Ok(_) => true,
         Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
@@ -66,8 +70,9 @@ impl TestDatabase {
             }
             Backend::Postgres => {
                 let name = format!("connecthub_test_{}", uuid::Uuid::new_v4().simple());
-                let mut admin = PgConnection::establish(&format!("{}/postgres", postgres_server()))
-                    .expect("connect to PostgreSQL");
+                let mut admin =
+                    PgConnection::establish(&format!("{}/postgres{PG_OPTIONS}", postgres_server()))
+                        .expect("connect to PostgreSQL");
                 diesel::sql_query(format!("CREATE DATABASE {name}"))
                     .execute(&mut admin)
                     .expect("create test database");
@@ -79,7 +84,7 @@ impl TestDatabase {
     fn url(&self) -> String {
         match self {
             Self::Sqlite(_, path) => path.clone(),
-            Self::Postgres(name) => format!("{}/{name}", postgres_server()),
+            Self::Postgres(name) => format!("{}/{name}{PG_OPTIONS}", postgres_server()),
         }
     }
 }
@@ -88,7 +93,7 @@ impl Drop for TestDatabase {
     fn drop(&mut self) {
         if let Self::Postgres(name) = self {
             if let Ok(mut admin) =
-                PgConnection::establish(&format!("{}/postgres", postgres_server()))
+                PgConnection::establish(&format!("{}/postgres{PG_OPTIONS}", postgres_server()))
             {
                 let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
                     .execute(&mut admin);
@@ -105,6 +110,16 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub database_url: String,
     _database: std::sync::Arc<TestDatabase>,
+    server: Option<actix_web::dev::ServerHandle>,
+}
+
+impl Drop for TestApp {
+    /// Stops this test's server, so finished tests leave no workers running.
+    fn drop(&mut self) {
+        if let Some(server) = self.server.take() {
+            drop(server.stop(false));
+        }
+    }
 }
 
 fn init_logs() {
@@ -201,6 +216,7 @@ async fn start_instance(
         .await
         .expect("app starts");
     let pool = app.pool().clone();
+    let handle = app.handle();
     tokio::spawn(app.run_until_stopped());
     TestApp {
         address,
@@ -210,6 +226,7 @@ async fn start_instance(
         client: new_client(),
         database_url: database.url(),
         _database: database,
+        server: Some(handle),
     }
 }
 
@@ -259,6 +276,7 @@ impl TestApp {
             client: new_client(),
             database_url: self.database_url.clone(),
             _database: self._database.clone(),
+            server: None,
         }
     }
 
