@@ -248,8 +248,8 @@ pub struct Answer {
 }
 
 impl Answer {
-    /// JSON for API callers; for htmx a toast on failure and a reload (showing the toast)
-    /// on success; for plain forms a redirect with the toast.
+    /// JSON for API callers; for htmx a toast (and, on success, a `clients-changed` event
+    /// that re-renders the client list in place); for plain forms a redirect with the toast.
     pub fn send(
         self,
         req: &HttpRequest,
@@ -260,12 +260,15 @@ impl Answer {
             return HttpResponse::build(self.status).json(self.json);
         }
         if req.headers().contains_key("hx-request") {
+            // The page stays; the toast shows and the client list re-renders itself.
             let mut response = HttpResponse::Ok();
-            if self.flash.kind == FlashKind::Success {
-                self.flash.store(session);
-                response.insert_header(("HX-Redirect", redirect_path.as_str()));
-            } else {
-                self.flash.trigger(&mut response);
+            let success = self.flash.kind == FlashKind::Success;
+            let mut events = serde_json::json!({ "toast": self.flash });
+            if success {
+                events["clients-changed"] = serde_json::Value::Bool(true);
+            }
+            if let Ok(value) = header::HeaderValue::from_str(&events.to_string()) {
+                response.insert_header(("HX-Trigger", value));
             }
             return response.finish();
         }

@@ -66,6 +66,21 @@ pub struct Connection<'a> {
     pub scopes: &'a str,
 }
 
+/// What the search box matches: name, account id and email domain, lowercased.
+fn search_text(new: &Connection) -> String {
+    let domain = new
+        .profile
+        .get("email_domain")
+        .or_else(|| new.profile.get("domain"))
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    format!(
+        "{} {} {}",
+        new.display_name, new.provider_account_id, domain
+    )
+    .to_lowercase()
+}
+
 fn is_unique_violation(error: &diesel::result::Error) -> bool {
     matches!(
         error,
@@ -96,6 +111,7 @@ pub fn upsert(conn: &mut DbConnection, new: &Connection) -> QueryResult<(Client,
             }
         ]);
         let profile = new.profile.to_string();
+        let search_text = search_text(new);
         // A savepoint, so a failed insert leaves the outer transaction usable (PostgreSQL).
         let inserted = conn.transaction(|conn| {
             diesel::insert_into(clients::table)
@@ -114,6 +130,7 @@ pub fn upsert(conn: &mut DbConnection, new: &Connection) -> QueryResult<(Client,
                     clients::connected_at.eq(now),
                     clients::created_at.eq(now),
                     clients::updated_at.eq(now),
+                    clients::search_text.eq(&search_text),
                 ))
                 .execute(conn)
         });
@@ -138,6 +155,7 @@ pub fn upsert(conn: &mut DbConnection, new: &Connection) -> QueryResult<(Client,
                 clients::connected_at.eq(now),
                 clients::last_error.eq(None::<String>),
                 clients::updated_at.eq(now),
+                clients::search_text.eq(&search_text),
             ))
             .execute(conn)?;
         }
@@ -280,4 +298,173 @@ pub fn find_for(
     } else {
         Err(AppError::Forbidden)
     }
+}
+
+/// Which clients the list shows, already validated by the page.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// Matched (case-insensitively, anywhere) against name, account id, email domain and
+    /// the owner's email.
+    pub search: Option<String>,
+    pub provider: Option<String>,
+    pub status: Option<String>,
+    pub owner: Option<String>,
+    pub tag: Option<String>,
+    pub sort: Sort,
+    pub offset: i64,
+    pub limit: i64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Sort {
+    /// Recently changed first.
+    #[default]
+    Updated,
+    Name,
+    /// Soonest token expiry first.
+    Expires,
+}
+
+/// Escapes LIKE wildcards in user input.
+fn like_pattern(text: &str) -> String {
+    let escaped = text
+        .to_lowercase()
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    format!("%{escaped}%")
+}
+
+type Boxed<'a> = diesel::helper_types::IntoBoxed<
+    'a,
+    diesel::helper_types::LeftJoin<
+        diesel::helper_types::InnerJoin<clients::table, users::table>,
+        crate::db::schema::credentials::table,
+    >,
+    crate::db::MultiBackend,
+>;
+
+/// The joined, filtered query both the page and its count start from.
+fn filtered<'a>(owner_scope: Option<&'a str>, filter: &'a Filter) -> Boxed<'a> {
+    use crate::db::schema::credentials;
+    let mut query = clients::table
+        .inner_join(users::table)
+        .left_join(credentials::table)
+        .into_boxed();
+    if let Some(owner) = owner_scope {
+        query = query.filter(clients::owner_user_id.eq(owner));
+    }
+    if let Some(search) = &filter.search {
+        let pattern = like_pattern(search);
+        query = query.filter(
+            clients::search_text
+                .like(pattern.clone())
+                .escape('\\')
+                .or(users::email.like(pattern).escape('\\')),
+        );
+    }
+    if let Some(provider) = &filter.provider {
+        query = query.filter(clients::provider.eq(provider));
+    }
+    if let Some(status) = &filter.status {
+        query = query.filter(clients::status.eq(status));
+    }
+    if let Some(owner) = &filter.owner {
+        query = query.filter(clients::owner_user_id.eq(owner));
+    }
+    if let Some(tag) = &filter.tag {
+        // Tags are a JSON array of strings; a tag matches as a whole quoted item.
+        let item = format!(
+            "%\"{}\"%",
+            tag.replace('\\', "").replace('%', "").replace('_', "\\_")
+        );
+        query = query.filter(clients::tags.like(item).escape('\\'));
+    }
+    query
+}
+
+/// One page of the filtered clients and how many match in all.
+pub fn search(
+    conn: &mut DbConnection,
+    owner_scope: Option<&str>,
+    filter: &Filter,
+) -> QueryResult<(Vec<ListedClient>, i64)> {
+    use crate::db::schema::credentials;
+    let total: i64 = filtered(owner_scope, filter).count().get_result(conn)?;
+    let query = filtered(owner_scope, filter).select((
+        Client::as_select(),
+        users::email,
+        credentials::expires_at.nullable(),
+    ));
+    let query = match filter.sort {
+        Sort::Updated => query.order((clients::updated_at.desc(), clients::id.asc())),
+        Sort::Name => query.order((clients::display_name.asc(), clients::id.asc())),
+        Sort::Expires => query.order((
+            credentials::expires_at.is_null().asc(),
+            credentials::expires_at.asc(),
+            clients::id.asc(),
+        )),
+    };
+    let rows: Vec<(Client, String, Option<chrono::NaiveDateTime>)> =
+        query.offset(filter.offset).limit(filter.limit).load(conn)?;
+    let listed = rows
+        .into_iter()
+        .map(|(client, owner_email, expires_at)| ListedClient {
+            client,
+            owner_email,
+            expires_at,
+        })
+        .collect();
+    Ok((listed, total))
+}
+
+/// Changes whenever a client in scope is added or changed: the list polls it to know
+/// whether to re-render.
+pub fn version(conn: &mut DbConnection, owner_scope: Option<&str>) -> QueryResult<String> {
+    let mut query = clients::table.into_boxed();
+    if let Some(owner) = owner_scope {
+        query = query.filter(clients::owner_user_id.eq(owner.to_string()));
+    }
+    let (latest, count): (Option<chrono::NaiveDateTime>, i64) = query
+        .select((
+            diesel::dsl::max(clients::updated_at),
+            diesel::dsl::count_star(),
+        ))
+        .first(conn)?;
+    Ok(format!(
+        "{}-{count}",
+        latest.map_or(0, |t| t.and_utc().timestamp_micros())
+    ))
+}
+
+/// A tag as stored: trimmed, lowercased, 1–32 of a-z 0-9 - _.
+pub fn normalise_tag(raw: &str) -> Result<String, String> {
+    let tag = raw.trim().to_lowercase();
+    let valid = (1..=32).contains(&tag.len())
+        && tag
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+    if valid {
+        Ok(tag)
+    } else {
+        Err("a tag is 1 to 32 of a-z, 0-9, - and _".into())
+    }
+}
+
+/// Adds a tag to a client (once), keeping its others.
+pub fn add_tag(conn: &mut DbConnection, id: &str, tag: &str) -> QueryResult<()> {
+    let Some(client) = find(conn, id)? else {
+        return Ok(());
+    };
+    let mut tags = client.tag_list();
+    if !tags.iter().any(|t| t == tag) {
+        tags.push(tag.to_string());
+        diesel::update(clients::table.find(id))
+            .set((
+                clients::tags.eq(serde_json::to_string(&tags).unwrap_or_else(|_| "[]".into())),
+                clients::updated_at.eq(crate::db::now()),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
 }

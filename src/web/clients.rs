@@ -1,7 +1,9 @@
 //! The Clients page: every connected provider account (members see their own), the
 //! Connect buttons and the API-key form.
 
+use super::client_query::{ListQuery, PAGE_SIZE};
 use super::layout::Layout;
+use crate::auth::users::User;
 use crate::auth::CurrentUser;
 use crate::clients::{self, ListedClient};
 use crate::error::AppError;
@@ -9,7 +11,7 @@ use crate::providers::{AuthType, Provider};
 use crate::startup::AppState;
 use actix_session::Session;
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use std::sync::Arc;
 
@@ -33,6 +35,8 @@ struct ClientRow {
     tags: Vec<String>,
     is_default: bool,
     expires: String,
+    expires_at: String,
+    last_used: String,
     connected: String,
     last_error: Option<String>,
 }
@@ -47,15 +51,33 @@ impl ClientRow {
     }
 }
 
+/// The list part of the page: re-rendered alone for htmx searches and live updates.
+#[derive(Template)]
+#[template(path = "_client_list.html")]
+struct ClientList {
+    rows: Vec<ClientRow>,
+    show_owner: bool,
+    query: ListQuery,
+    total: i64,
+    first: i64,
+    last: i64,
+    previous_page: Option<String>,
+    next_page: Option<String>,
+    /// Query string that polls for changes of this view.
+    poll: String,
+    csrf_token: String,
+}
+
 #[derive(Template)]
 #[template(path = "clients.html")]
 struct ClientsPage {
     layout: Layout,
     buttons: Vec<ConnectButton>,
     api_key_providers: Vec<ConnectButton>,
-    rows: Vec<ClientRow>,
-    show_owner: bool,
+    owners: Vec<(String, String)>,
+    list: ClientList,
     alert: Option<String>,
+    no_clients_at_all: bool,
 }
 
 fn button(provider: &Arc<Provider>) -> ConnectButton {
@@ -94,6 +116,8 @@ fn row(listed: ListedClient, now: chrono::NaiveDateTime) -> ClientRow {
     ClientRow {
         status_label: client.status_label(),
         tags: client.tag_list(),
+        expires_at: client_time(expires_at),
+        last_used: relative(client.last_used_at, now),
         expires: if client.auth_type == "api_key" {
             "does not expire".into()
         } else {
@@ -112,21 +136,41 @@ fn row(listed: ListedClient, now: chrono::NaiveDateTime) -> ClientRow {
     }
 }
 
-#[derive(serde::Deserialize)]
+/// What the bulk bar asks for.
+enum BulkAction {
+    Refresh,
+    Disconnect,
+    Tag(String),
+}
+
 struct BulkForm {
-    action: String,
+    action: BulkAction,
     ids: Vec<String>,
 }
 
-/// Reads `action=…&client_id=…&client_id=…` (repeated fields).
+/// Reads `action=…&tag=…&client_id=…&client_id=…` (repeated fields).
 fn bulk_form(body: &[u8]) -> Result<BulkForm, AppError> {
     let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
         .map_err(|_| AppError::BadRequest("the form could not be read".into()))?;
-    let action = pairs
-        .iter()
-        .find(|(k, _)| k == "action")
-        .map(|(_, v)| v.clone())
-        .unwrap_or_default();
+    let field = |name: &str| {
+        pairs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.trim().to_string())
+    };
+    let action = match field("action").as_deref() {
+        Some("refresh") => BulkAction::Refresh,
+        Some("disconnect") => BulkAction::Disconnect,
+        Some("tag") => BulkAction::Tag(
+            clients::normalise_tag(&field("tag").unwrap_or_default())
+                .map_err(AppError::BadRequest)?,
+        ),
+        _ => {
+            return Err(AppError::BadRequest(
+                "the bulk action must be refresh, disconnect or tag".into(),
+            ))
+        }
+    };
     let ids: Vec<String> = pairs
         .into_iter()
         .filter(|(k, _)| k == "client_id")
@@ -143,29 +187,24 @@ fn bulk_form(body: &[u8]) -> Result<BulkForm, AppError> {
     Ok(BulkForm { action, ids })
 }
 
-/// `POST /admin/clients/bulk`: refresh or disconnect many clients (admins).
+/// `POST /admin/clients/bulk`: refresh, disconnect or tag many clients (admins).
 pub async fn bulk(
-    req: actix_web::HttpRequest,
+    req: HttpRequest,
     session: Session,
     state: web::Data<AppState>,
     body: web::Bytes,
     crate::auth::AdminUser(admin): crate::auth::AdminUser,
 ) -> Result<HttpResponse, AppError> {
     let form = bulk_form(&body)?;
-    if !matches!(form.action.as_str(), "refresh" | "disconnect") {
-        return Err(AppError::BadRequest(
-            "the bulk action must be refresh or disconnect".into(),
-        ));
-    }
     let origin = super::origin(&req);
     let (mut done, mut failed) = (0, 0);
     for id in form.ids {
         let admin_copy = admin.clone();
-        let client = match crate::db::run(&state.pool, move |conn| {
+        let found = crate::db::run(&state.pool, move |conn| {
             clients::find_for(conn, &admin_copy, &id)
         })
-        .await
-        {
+        .await;
+        let client = match found {
             Ok(client) => client,
             Err(AppError::NotFound) => {
                 failed += 1;
@@ -173,26 +212,16 @@ pub async fn bulk(
             }
             Err(e) => return Err(e),
         };
-        let ok = match form.action.as_str() {
-            "refresh" => crate::oauth::lifecycle::refresh(&state, &client, true)
-                .await
-                .is_ok(),
-            _ => {
-                let revocation =
-                    crate::oauth::disconnect::disconnect(&state, &admin, &client, &origin).await?;
-                !matches!(revocation, crate::oauth::disconnect::Revocation::Failed(_))
-            }
-        };
-        if ok {
+        if apply(&state, &admin, &client, &form.action, &origin).await? {
             done += 1
         } else {
             failed += 1
         }
     }
-    let verb = if form.action == "refresh" {
-        "Refreshed"
-    } else {
-        "Disconnected"
+    let verb = match form.action {
+        BulkAction::Refresh => "Refreshed",
+        BulkAction::Disconnect => "Disconnected",
+        BulkAction::Tag(_) => "Tagged",
     };
     let message = format!("{verb} {done} client(s); {failed} failed");
     let flash = if failed == 0 {
@@ -204,20 +233,119 @@ pub async fn bulk(
     Ok(super::redirect(super::HOME))
 }
 
+/// One client of a bulk action; false when it did not work for that client.
+async fn apply(
+    state: &AppState,
+    admin: &User,
+    client: &clients::Client,
+    action: &BulkAction,
+    origin: &crate::audit::Origin,
+) -> Result<bool, AppError> {
+    Ok(match action {
+        BulkAction::Refresh => crate::oauth::lifecycle::refresh(state, client, true)
+            .await
+            .is_ok(),
+        BulkAction::Disconnect => {
+            let revocation =
+                crate::oauth::disconnect::disconnect(state, admin, client, origin).await?;
+            !matches!(revocation, crate::oauth::disconnect::Revocation::Failed(_))
+        }
+        BulkAction::Tag(tag) => {
+            let (id, tag) = (client.id.clone(), tag.clone());
+            let event = crate::audit::Event::new(
+                crate::audit::Actor::user(&admin.id, &admin.email),
+                "client_tags_changed",
+            )
+            .target("client", client.id.clone())
+            .origin(origin)
+            .details(serde_json::json!({"added": tag}));
+            crate::db::run(&state.pool, move |conn| {
+                crate::db::transaction(conn, |conn| {
+                    clients::add_tag(conn, &id, &tag)?;
+                    crate::audit::append(conn, event)
+                })
+            })
+            .await?;
+            true
+        }
+    })
+}
+
+fn client_time(time: Option<chrono::NaiveDateTime>) -> String {
+    time.map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_default()
+}
+
+/// Loads one page of the view and its change stamp.
+async fn load_list(
+    state: &AppState,
+    user: &User,
+    query: ListQuery,
+    csrf_token: String,
+) -> Result<(ClientList, String), AppError> {
+    let scope = (!user.is_admin()).then(|| user.id.clone());
+    let filter = query.filter();
+    let (listed, total, version) = crate::db::run(&state.pool, move |conn| {
+        let (listed, total) = clients::search(conn, scope.as_deref(), &filter)?;
+        let version = clients::version(conn, scope.as_deref())?;
+        Ok::<_, diesel::result::Error>((listed, total, version))
+    })
+    .await?;
+    let now = crate::db::now();
+    let first = (query.page - 1) * PAGE_SIZE;
+    let shown = listed.len() as i64;
+    let list = ClientList {
+        rows: listed.into_iter().map(|l| row(l, now)).collect(),
+        show_owner: user.is_admin(),
+        total,
+        first: if shown == 0 { 0 } else { first + 1 },
+        last: first + shown,
+        previous_page: (query.page > 1).then(|| query.with_page(query.page - 1)),
+        next_page: (first + shown < total).then(|| query.with_page(query.page + 1)),
+        poll: format!(
+            "{}{}version={version}",
+            query.with_page(query.page),
+            if query.with_page(query.page).is_empty() {
+                ""
+            } else {
+                "&"
+            }
+        ),
+        csrf_token,
+        query,
+    };
+    Ok((list, version))
+}
+
+/// `GET /admin/clients`: the whole page, or only the list for htmx searches.
 pub async fn index(
+    req: HttpRequest,
     session: Session,
     state: web::Data<AppState>,
     CurrentUser(user): CurrentUser,
 ) -> Result<HttpResponse, AppError> {
-    let owner = (!user.is_admin()).then(|| user.id.clone());
-    let listed = crate::db::run(&state.pool, move |conn| {
-        clients::list(conn, owner.as_deref())
-    })
-    .await?;
-    let now = crate::db::now();
+    let query = ListQuery::parse(req.query_string())?;
+    let is_filtered = query.is_filtered();
+    let layout = Layout::new(&session, Some(&user), "clients");
+    let (list, _) = load_list(&state, &user, query, layout.csrf_token.clone()).await?;
+    if req.headers().contains_key("hx-request")
+        && !req.headers().contains_key("hx-history-restore-request")
+    {
+        return super::render(list, StatusCode::OK);
+    }
     let providers = state.providers();
+    let owners = if user.is_admin() {
+        crate::db::run(&state.pool, crate::auth::users::list)
+            .await?
+            .into_iter()
+            .map(|u| (u.id, u.email))
+            .collect()
+    } else {
+        Vec::new()
+    };
     let page = ClientsPage {
-        layout: Layout::new(&session, Some(&user), "clients"),
+        no_clients_at_all: list.total == 0 && !is_filtered,
+        layout,
         buttons: providers
             .enabled()
             .filter(|p| p.auth_type != AuthType::ApiKey)
@@ -228,11 +356,43 @@ pub async fn index(
             .filter(|p| p.accepts_api_keys())
             .map(button)
             .collect(),
-        rows: listed.into_iter().map(|l| row(l, now)).collect(),
-        show_owner: user.is_admin(),
+        owners,
+        list,
         alert: crate::oauth::lifecycle::refresh_alert(&state).await?,
     };
     super::render(page, StatusCode::OK)
+}
+
+#[derive(serde::Deserialize)]
+struct PollVersion {
+    version: Option<String>,
+}
+
+/// `GET /admin/clients/rows?…&version=`: 204 while nothing in view changed, else the
+/// list. The page polls it, so clients connected by someone else appear by themselves.
+pub async fn rows(
+    req: HttpRequest,
+    session: Session,
+    state: web::Data<AppState>,
+    CurrentUser(user): CurrentUser,
+) -> Result<HttpResponse, AppError> {
+    let seen: PollVersion =
+        serde_urlencoded::from_str(req.query_string()).unwrap_or(PollVersion { version: None });
+    let query = ListQuery::parse(&strip_version(req.query_string()))?;
+    let (list, version) =
+        load_list(&state, &user, query, crate::auth::csrf::token(&session)).await?;
+    if seen.version.as_deref() == Some(version.as_str()) {
+        return Ok(HttpResponse::NoContent().finish());
+    }
+    super::render(list, StatusCode::OK)
+}
+
+fn strip_version(query: &str) -> String {
+    query
+        .split('&')
+        .filter(|pair| !pair.starts_with("version="))
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
 /// `GET /admin/clients/{id}/reconnect`: reruns the OAuth flow for this client's provider;

@@ -3,6 +3,7 @@
 mod admin;
 mod api_keys;
 pub mod assets;
+mod client_query;
 mod clients;
 mod health;
 pub mod layout;
@@ -27,6 +28,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/logout", web::post().to(login::logout))
         .route("/admin/clients", web::get().to(clients::index))
         .route("/admin/clients/bulk", web::post().to(clients::bulk))
+        .route("/admin/clients/rows", web::get().to(clients::rows))
         .route(
             "/admin/clients/{id}/reconnect",
             web::get().to(clients::reconnect),

@@ -120,16 +120,19 @@ impl Browser {
             .expect(css);
     }
 
-    /// Waits (up to 5 s, across page loads) until `css` shows `expected`.
+    /// Waits (up to 5 s, across page loads) until an element matching `css` shows `expected`.
     pub async fn wait_for_text(&self, css: &str, expected: &str) {
         let mut seen = String::new();
         for _ in 0..50 {
-            if let Ok(element) = self.client.find(Locator::Css(css)).await {
-                if let Ok(text) = element.text().await {
-                    if text.trim() == expected {
-                        return;
+            // Any of the matching elements (several toasts may be showing).
+            if let Ok(elements) = self.client.find_all(Locator::Css(css)).await {
+                for element in elements {
+                    if let Ok(text) = element.text().await {
+                        if text.trim() == expected {
+                            return;
+                        }
+                        seen = text;
                     }
-                    seen = text;
                 }
             }
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;

@@ -1,0 +1,175 @@
+//! The Clients list's view state as it sits in the URL (`?q=&provider=&status=&owner=&tag=
+//! &sort=&page=`): parsed and checked once, turned into a repository filter, and written
+//! back into links so a view can be bookmarked and the back button works.
+
+use crate::clients::{Filter, Sort};
+use crate::error::AppError;
+
+pub const PAGE_SIZE: i64 = 50;
+const MAX_SEARCH: usize = 100;
+const MAX_VALUE: usize = 64;
+const MAX_PAGE: i64 = 100_000;
+const STATUSES: [&str; 4] = ["active", "needs_reauth", "error", "disconnected"];
+
+#[derive(Debug, Default, serde::Deserialize)]
+struct Raw {
+    q: Option<String>,
+    provider: Option<String>,
+    status: Option<String>,
+    owner: Option<String>,
+    tag: Option<String>,
+    sort: Option<String>,
+    page: Option<String>,
+}
+
+/// The validated view state; empty values mean "no filter".
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListQuery {
+    pub q: String,
+    pub provider: String,
+    pub status: String,
+    pub owner: String,
+    pub tag: String,
+    pub sort: String,
+    pub page: i64,
+}
+
+fn bad(message: String) -> AppError {
+    AppError::BadRequest(message)
+}
+
+/// A filter value: letters, digits and `_ @ . -`, at most 64 characters.
+fn value(name: &str, raw: Option<String>) -> Result<String, AppError> {
+    let value = raw.unwrap_or_default().trim().to_string();
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "_@.-".contains(c);
+    if value.len() > MAX_VALUE || !value.chars().all(allowed) {
+        return Err(bad(format!(
+            "the {name} filter must be at most {MAX_VALUE} letters, digits or _ @ . -"
+        )));
+    }
+    Ok(value)
+}
+
+impl ListQuery {
+    pub fn parse(query_string: &str) -> Result<Self, AppError> {
+        let raw: Raw = serde_urlencoded::from_str(query_string)
+            .map_err(|_| bad("the address has a malformed query".into()))?;
+        let q = raw.q.unwrap_or_default().trim().to_string();
+        if q.chars().count() > MAX_SEARCH || q.chars().any(char::is_control) {
+            return Err(bad(format!("search for at most {MAX_SEARCH} characters")));
+        }
+        let status = value("status", raw.status)?;
+        if !status.is_empty() && !STATUSES.contains(&status.as_str()) {
+            return Err(bad(
+                "status must be active, needs_reauth, error or disconnected".into(),
+            ));
+        }
+        let sort = raw.sort.unwrap_or_default();
+        if !matches!(sort.as_str(), "" | "updated" | "name" | "expires") {
+            return Err(bad("sort must be updated, name or expires".into()));
+        }
+        let page = match raw.page.as_deref().map(str::trim) {
+            None | Some("") => 1,
+            Some(p) => p
+                .parse::<i64>()
+                .ok()
+                .filter(|p| (1..=MAX_PAGE).contains(p))
+                .ok_or_else(|| bad(format!("page must be a number from 1 to {MAX_PAGE}")))?,
+        };
+        Ok(Self {
+            q,
+            provider: value("provider", raw.provider)?,
+            status,
+            owner: value("owner", raw.owner)?,
+            tag: value("tag", raw.tag)?.to_lowercase(),
+            sort,
+            page,
+        })
+    }
+
+    pub fn filter(&self) -> Filter {
+        let some = |v: &String| (!v.is_empty()).then(|| v.clone());
+        Filter {
+            search: some(&self.q),
+            provider: some(&self.provider),
+            status: some(&self.status),
+            owner: some(&self.owner),
+            tag: some(&self.tag),
+            sort: match self.sort.as_str() {
+                "name" => Sort::Name,
+                "expires" => Sort::Expires,
+                _ => Sort::Updated,
+            },
+            offset: (self.page - 1) * PAGE_SIZE,
+            limit: PAGE_SIZE,
+        }
+    }
+
+    /// The query string of this view on another page (page 1 is left out).
+    pub fn with_page(&self, page: i64) -> String {
+        let mut pairs = url::form_urlencoded::Serializer::new(String::new());
+        for (name, value) in [
+            ("q", &self.q),
+            ("provider", &self.provider),
+            ("status", &self.status),
+            ("owner", &self.owner),
+            ("tag", &self.tag),
+            ("sort", &self.sort),
+        ] {
+            if !value.is_empty() {
+                pairs.append_pair(name, value);
+            }
+        }
+        if page > 1 {
+            pairs.append_pair("page", &page.to_string());
+        }
+        pairs.finish()
+    }
+
+    pub fn is_filtered(&self) -> bool {
+        self.filter().search.is_some()
+            || !(self.provider.is_empty()
+                && self.status.is_empty()
+                && self.owner.is_empty()
+                && self.tag.is_empty())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn views_round_trip_through_the_url() {
+        let query =
+            ListQuery::parse("q=Acme+Store&provider=klaviyo&status=active&sort=name&page=3")
+                .unwrap();
+        assert_eq!(query.q, "Acme Store");
+        assert_eq!(query.filter().offset, 100);
+        assert_eq!(
+            query.with_page(4),
+            "q=Acme+Store&provider=klaviyo&status=active&sort=name&page=4"
+        );
+        assert_eq!(ListQuery::parse("").unwrap().with_page(1), "");
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        for (query, message) in [
+            ("status=happy", "status must be"),
+            ("sort=random", "sort must be"),
+            ("page=0", "page must be"),
+            ("page=x", "page must be"),
+            ("provider=a%20b", "the provider filter"),
+            ("tag=%3Cscript%3E", "the tag filter"),
+        ] {
+            let err = ListQuery::parse(query).unwrap_err().to_string();
+            assert!(err.contains(message), "{query}: {err}");
+        }
+        let long = format!("q={}", "a".repeat(101));
+        assert!(ListQuery::parse(&long)
+            .unwrap_err()
+            .to_string()
+            .contains("at most 100"));
+    }
+}
