@@ -291,9 +291,6 @@ struct Pending {
     last: chrono::NaiveDateTime,
 }
 
-/// How often counted events are written.
-const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
-
 impl Buffer {
     pub fn record(&self, event: Event) {
         let key = format!(
@@ -333,27 +330,17 @@ impl Buffer {
     }
 }
 
-/// Writes counted events every second until `stop` is set, then once more and returns.
-pub async fn write_buffered(
-    pool: crate::db::DbPool,
-    buffer: std::sync::Arc<Buffer>,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) {
-    let mut every = tokio::time::interval(FLUSH_EVERY);
-    loop {
-        let stopping = tokio::select! {
-            _ = every.tick() => false,
-            _ = stop.changed() => true,
-        };
-        let batch = buffer.take();
-        if !batch.is_empty() {
-            let count = batch.len();
-            if let Err(e) = crate::db::run(&pool, move |conn| append_many(conn, batch)).await {
-                tracing::error!(error = %e, entries = count, "audit entries could not be written");
-            }
-        }
-        if stopping {
+impl Buffer {
+    /// Writes what was counted since the last call (the server calls it every second and
+    /// once more when it stops).
+    pub async fn flush(&self, pool: &crate::db::DbPool) {
+        let batch = self.take();
+        if batch.is_empty() {
             return;
+        }
+        let count = batch.len();
+        if let Err(e) = crate::db::run(pool, move |conn| append_many(conn, batch)).await {
+            tracing::error!(error = %e, entries = count, "audit entries could not be written");
         }
     }
 }

@@ -38,9 +38,18 @@ enum Command {
     /// Manage the encryption key
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Add demo clients (no credentials, tagged `seed`) to try the list at volume
+    Seed(SeedArgs),
     /// Manage service API keys (for scripts; admins also have /admin/api-keys)
     #[command(subcommand, name = "api-key")]
     ApiKey(ApiKeyCommand),
+}
+
+#[derive(Args)]
+struct SeedArgs {
+    /// How many clients to add
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    clients: u32,
 }
 
 #[derive(Subcommand)]
@@ -126,6 +135,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Key(KeyCommand::Rotate) => key_rotate().await,
         Command::ApiKey(ApiKeyCommand::Create(args)) => api_key_create(args).await,
+        Command::Seed(args) => {
+            let pool = pool_from_env().await?;
+            let count = args.clients as usize;
+            let added = db::run(&pool, move |conn| crate::seed::seed(conn, count)).await?;
+            println!("added {added} demo clients (tag seed, no credentials)");
+            Ok(())
+        }
     }
 }
 

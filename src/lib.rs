@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod oauth;
 pub mod providers;
 pub mod sandbox;
+pub mod seed;
 pub mod startup;
 pub mod telemetry;
 pub mod vault;

@@ -122,15 +122,11 @@ impl Application {
             self.state.clone(),
             stopped.clone(),
         ));
-        let audit_writer = tokio::spawn(crate::audit::write_buffered(
-            self.pool.clone(),
-            self.state.audit.clone(),
-            stopped,
-        ));
+        let flusher = tokio::spawn(flush_every_second(self.state.clone(), stopped));
         let result = self.server.await;
         let _ = stop.send(true);
         let _ = refresher.await;
-        let _ = audit_writer.await;
+        let _ = flusher.await;
         result
     }
 }
@@ -219,4 +215,24 @@ fn spawn_session_purger(pool: DbPool) {
             }
         }
     });
+}
+
+/// Writes what the request path only counted (token hand-outs for the audit log, last-used
+/// times) once a second, and a last time when the server stops.
+async fn flush_every_second(
+    state: web::Data<AppState>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        let stopping = tokio::select! {
+            _ = every.tick() => false,
+            _ = stop.changed() => true,
+        };
+        state.audit.flush(&state.pool).await;
+        crate::oauth::lifecycle::flush_last_used(&state).await;
+        if stopping {
+            return;
+        }
+    }
 }

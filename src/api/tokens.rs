@@ -98,6 +98,7 @@ pub async fn client_token(
     .details(json!({"provider": client.provider, "api_key_prefix": key.prefix}));
     // Hand-outs are frequent: they are counted and written once a second, off the request path.
     state.audit.record(event);
+    state.tokens.touch(&client.id);
     state
         .metrics
         .tokens_served

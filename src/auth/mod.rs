@@ -13,8 +13,7 @@ use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
 use futures_util::future::LocalBoxFuture;
 use users::User;
 
-/// Session entry holding the sign-in time (unix seconds), for the absolute expiry.
-const LOGIN_AT_KEY: &str = "login_at";
+use session_store::LOGIN_AT_KEY;
 
 /// Marks the session as signed in as `user`, under a fresh session id.
 pub fn start_session(session: &Session, user: &User) -> Result<(), AppError> {

@@ -14,6 +14,10 @@ type SessionState = HashMap<String, String>;
 
 /// The session entry that names the signed-in user (a JSON string, as actix-session stores).
 pub const USER_ID_KEY: &str = "user_id";
+/// Session entries that make a session signed in; dropped when a session is re-created.
+const SIGN_IN_KEYS: [&str; 2] = [USER_ID_KEY, LOGIN_AT_KEY];
+/// Session entry holding the sign-in time (unix seconds), for the absolute expiry.
+pub const LOGIN_AT_KEY: &str = "login_at";
 
 #[derive(Clone)]
 pub struct DbSessionStore {
@@ -115,8 +119,12 @@ impl SessionStore for DbSessionStore {
         if updated == 1 {
             Ok(key)
         } else {
-            // The row is gone (logged out elsewhere, user disabled): start a fresh session
-            // rather than resurrect the old one.
+            // The row is gone (logged out elsewhere, user disabled, password reset): start
+            // a fresh anonymous session; carrying the sign-in over would resurrect it.
+            let mut state = state;
+            for key in SIGN_IN_KEYS {
+                state.remove(key);
+            }
             self.save(state, ttl).await.map_err(|e| match e {
                 SaveError::Serialization(e) => UpdateError::Serialization(e),
                 SaveError::Other(e) => UpdateError::Other(e),

@@ -165,6 +165,59 @@ pub fn set_password(conn: &mut DbConnection, id: &str, password_hash: &str) -> Q
         .execute(conn)
 }
 
+/// Whether `create` failed because the email belongs to another account.
+pub fn is_email_taken(error: &diesel::result::Error) -> bool {
+    matches!(
+        error,
+        diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)
+    )
+}
+
+pub fn set_role(conn: &mut DbConnection, id: &str, role: Role) -> QueryResult<usize> {
+    diesel::update(users::table.find(id))
+        .set((
+            users::role.eq(role.as_str()),
+            users::updated_at.eq(crate::db::now()),
+        ))
+        .execute(conn)
+}
+
+/// Disables the account from `at`, or enables it again with `None`.
+pub fn set_disabled(
+    conn: &mut DbConnection,
+    id: &str,
+    at: Option<chrono::NaiveDateTime>,
+) -> QueryResult<usize> {
+    diesel::update(users::table.find(id))
+        .set((
+            users::disabled_at.eq(at),
+            users::updated_at.eq(crate::db::now()),
+        ))
+        .execute(conn)
+}
+
+pub fn count_active_admins(conn: &mut DbConnection) -> QueryResult<i64> {
+    users::table
+        .filter(users::role.eq(Role::Admin.as_str()))
+        .filter(users::disabled_at.is_null())
+        .count()
+        .get_result(conn)
+}
+
+/// PostgreSQL advisory lock id that serialises changes to who is an active admin.
+const ADMINS_LOCK_ID: i64 = 0x636f_6e6e_6164_6d6e;
+
+/// Call inside a transaction before counting admins and then demoting or disabling one.
+/// Two admins demoting each other at once would otherwise both see two admins and leave
+/// none. SQLite's immediate transactions are already serialised; PostgreSQL needs the lock.
+pub fn lock_admins(conn: &mut DbConnection) -> QueryResult<()> {
+    if matches!(conn, DbConnection::Postgresql(_)) {
+        diesel::sql_query(format!("SELECT pg_advisory_xact_lock({ADMINS_LOCK_ID})"))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::Email;

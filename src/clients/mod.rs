@@ -335,52 +335,53 @@ fn like_pattern(text: &str) -> String {
     format!("%{escaped}%")
 }
 
-type Boxed<'a> = diesel::helper_types::IntoBoxed<
-    'a,
-    diesel::helper_types::LeftJoin<
-        diesel::helper_types::InnerJoin<clients::table, users::table>,
-        crate::db::schema::credentials::table,
-    >,
-    crate::db::MultiBackend,
->;
+/// Applies the list's conditions (all on `clients` columns) to a boxed query, so the count
+/// runs on `clients` alone and only the page itself joins owners and credentials.
+macro_rules! apply_filter {
+    ($query:expr, $owner_scope:expr, $filter:expr, $matching_owners:expr) => {{
+        let mut query = $query;
+        if let Some(owner) = $owner_scope {
+            query = query.filter(clients::owner_user_id.eq(owner.to_string()));
+        }
+        if let Some(search) = &$filter.search {
+            query = query.filter(
+                clients::search_text
+                    .like(like_pattern(search))
+                    .escape('\\')
+                    .or(clients::owner_user_id.eq_any($matching_owners.clone())),
+            );
+        }
+        if let Some(provider) = &$filter.provider {
+            query = query.filter(clients::provider.eq(provider.clone()));
+        }
+        if let Some(status) = &$filter.status {
+            query = query.filter(clients::status.eq(status.clone()));
+        }
+        if let Some(owner) = &$filter.owner {
+            query = query.filter(clients::owner_user_id.eq(owner.clone()));
+        }
+        if let Some(tag) = &$filter.tag {
+            // Tags are a JSON array of strings; a tag matches as a whole quoted item.
+            let item = format!(
+                "%\"{}\"%",
+                tag.replace('\\', "").replace('%', "").replace('_', "\\_")
+            );
+            query = query.filter(clients::tags.like(item).escape('\\'));
+        }
+        query
+    }};
+}
 
-/// The joined, filtered query both the page and its count start from.
-fn filtered<'a>(owner_scope: Option<&'a str>, filter: &'a Filter) -> Boxed<'a> {
-    use crate::db::schema::credentials;
-    let mut query = clients::table
-        .inner_join(users::table)
-        .left_join(credentials::table)
-        .into_boxed();
-    if let Some(owner) = owner_scope {
-        query = query.filter(clients::owner_user_id.eq(owner));
+/// Owners whose email matches the search (the search box also finds clients by owner).
+fn owners_matching(conn: &mut DbConnection, filter: &Filter) -> QueryResult<Vec<String>> {
+    match &filter.search {
+        Some(search) => users::table
+            .filter(users::email.like(like_pattern(search)).escape('\\'))
+            .select(users::id)
+            .limit(1000)
+            .load(conn),
+        None => Ok(Vec::new()),
     }
-    if let Some(search) = &filter.search {
-        let pattern = like_pattern(search);
-        query = query.filter(
-            clients::search_text
-                .like(pattern.clone())
-                .escape('\\')
-                .or(users::email.like(pattern).escape('\\')),
-        );
-    }
-    if let Some(provider) = &filter.provider {
-        query = query.filter(clients::provider.eq(provider));
-    }
-    if let Some(status) = &filter.status {
-        query = query.filter(clients::status.eq(status));
-    }
-    if let Some(owner) = &filter.owner {
-        query = query.filter(clients::owner_user_id.eq(owner));
-    }
-    if let Some(tag) = &filter.tag {
-        // Tags are a JSON array of strings; a tag matches as a whole quoted item.
-        let item = format!(
-            "%\"{}\"%",
-            tag.replace('\\', "").replace('%', "").replace('_', "\\_")
-        );
-        query = query.filter(clients::tags.like(item).escape('\\'));
-    }
-    query
 }
 
 /// One page of the filtered clients and how many match in all.
@@ -390,8 +391,15 @@ pub fn search(
     filter: &Filter,
 ) -> QueryResult<(Vec<ListedClient>, i64)> {
     use crate::db::schema::credentials;
-    let total: i64 = filtered(owner_scope, filter).count().get_result(conn)?;
-    let query = filtered(owner_scope, filter).select((
+    let owners = owners_matching(conn, filter)?;
+    let total: i64 = apply_filter!(clients::table.into_boxed(), owner_scope, filter, owners)
+        .count()
+        .get_result(conn)?;
+    let joined = clients::table
+        .inner_join(users::table)
+        .left_join(credentials::table)
+        .into_boxed();
+    let query = apply_filter!(joined, owner_scope, filter, owners).select((
         Client::as_select(),
         users::email,
         credentials::expires_at.nullable(),
@@ -467,4 +475,17 @@ pub fn add_tag(conn: &mut DbConnection, id: &str, tag: &str) -> QueryResult<()> 
             .execute(conn)?;
     }
     Ok(())
+}
+
+/// Records when a service last used the client. `updated_at` stays: using a client does
+/// not change it (and the list would otherwise re-render every second).
+pub fn set_last_used(
+    conn: &mut DbConnection,
+    id: &str,
+    at: chrono::NaiveDateTime,
+) -> QueryResult<()> {
+    diesel::update(clients::table.find(id))
+        .set(clients::last_used_at.eq(Some(at)))
+        .execute(conn)
+        .map(|_| ())
 }

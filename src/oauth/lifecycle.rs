@@ -59,6 +59,8 @@ pub struct CachedToken {
 /// and the refresher's wake-up call.
 pub struct TokenManager {
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// When each client's token was last handed out, written to the database in batches.
+    used: Mutex<HashMap<String, chrono::NaiveDateTime>>,
     cache: mini_moka::sync::Cache<String, Arc<CachedToken>>,
     /// Rung when tokens are stored, so the background refresher recomputes its schedule.
     pub schedule_changed: tokio::sync::Notify,
@@ -71,12 +73,19 @@ impl TokenManager {
     pub fn new(cache_ttl: Duration) -> Self {
         Self {
             locks: Mutex::default(),
+            used: Mutex::default(),
             cache: mini_moka::sync::Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(cache_ttl)
                 .build(),
             schedule_changed: tokio::sync::Notify::new(),
         }
+    }
+
+    /// Notes that a client's credential was just used by a service.
+    pub fn touch(&self, client_id: &str) {
+        let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
+        used.insert(client_id.to_string(), crate::db::now());
     }
 
     /// Drops what is cached for a client (its tokens or status changed).
@@ -412,4 +421,22 @@ pub async fn refresh_alert(state: &AppState) -> Result<Option<String>, AppError>
         "{failed} of {total} token refreshes failed in the last 5 minutes ({}%). Check the clients marked Reconnect needed or Error.",
         failed * 100 / total
     )))
+}
+
+/// Writes the "last used" times noted since the last call (every second, and at stop).
+pub async fn flush_last_used(state: &AppState) {
+    let used = std::mem::take(&mut *state.tokens.used.lock().unwrap_or_else(|p| p.into_inner()));
+    if used.is_empty() {
+        return;
+    }
+    let written = crate::db::run(&state.pool, move |conn| {
+        crate::db::transaction(conn, |conn| {
+            used.iter()
+                .try_for_each(|(id, at)| clients::set_last_used(conn, id, *at))
+        })
+    })
+    .await;
+    if let Err(e) = written {
+        tracing::warn!(error = %e, "last-used times could not be written");
+    }
 }

@@ -1,35 +1,14 @@
-//! Users, audit log and usage pages.
+//! Audit log and usage pages.
 
 use super::layout::Layout;
 use crate::audit::{self, Entry};
-use crate::auth::users::{self, User};
-use crate::auth::{AdminUser, CurrentUser};
+use crate::auth::CurrentUser;
 use crate::error::AppError;
 use crate::startup::AppState;
 use actix_session::Session;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use askama::Template;
-
-#[derive(Template)]
-#[template(path = "users.html")]
-struct UsersPage {
-    layout: Layout,
-    users: Vec<User>,
-}
-
-pub async fn users(
-    session: Session,
-    state: web::Data<AppState>,
-    AdminUser(admin): AdminUser,
-) -> Result<HttpResponse, AppError> {
-    let users = crate::db::run(&state.pool, users::list).await?;
-    let page = UsersPage {
-        layout: Layout::new(&session, Some(&admin), "users"),
-        users,
-    };
-    super::render(page, StatusCode::OK)
-}
 
 #[derive(Template)]
 #[template(path = "audit.html")]

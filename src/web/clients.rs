@@ -61,10 +61,13 @@ struct ClientList {
     total: i64,
     first: i64,
     last: i64,
+    page: i64,
     previous_page: Option<String>,
     next_page: Option<String>,
     /// Query string that polls for changes of this view.
     poll: String,
+    /// Query string of this view, for forms that come back to it.
+    view: String,
     csrf_token: String,
 }
 
@@ -100,7 +103,9 @@ pub fn relative(time: Option<chrono::NaiveDateTime>, now: chrono::NaiveDateTime)
         s if s < 86400 => format!("{} h", s / 3600),
         s => format!("{} d", s / 86400),
     };
-    if seconds >= 0 {
+    if seconds == 0 {
+        "just now".into()
+    } else if seconds > 0 {
         format!("in {}", span(seconds))
     } else {
         format!("{} ago", span(-seconds))
@@ -146,6 +151,8 @@ enum BulkAction {
 struct BulkForm {
     action: BulkAction,
     ids: Vec<String>,
+    /// The list's query string, to return to the same view.
+    view: String,
 }
 
 /// Reads `action=…&tag=…&client_id=…&client_id=…` (repeated fields).
@@ -171,6 +178,11 @@ fn bulk_form(body: &[u8]) -> Result<BulkForm, AppError> {
             ))
         }
     };
+    // Only a view the list itself could produce is followed back.
+    let view = field("view")
+        .and_then(|v| ListQuery::parse(&v).ok())
+        .map(|q| q.with_page(q.page))
+        .unwrap_or_default();
     let ids: Vec<String> = pairs
         .into_iter()
         .filter(|(k, _)| k == "client_id")
@@ -184,7 +196,7 @@ fn bulk_form(body: &[u8]) -> Result<BulkForm, AppError> {
             "select at most 500 clients at once".into(),
         ));
     }
-    Ok(BulkForm { action, ids })
+    Ok(BulkForm { action, ids, view })
 }
 
 /// `POST /admin/clients/bulk`: refresh, disconnect or tag many clients (admins).
@@ -230,7 +242,12 @@ pub async fn bulk(
         super::layout::Flash::error(message)
     };
     flash.store(&session);
-    Ok(super::redirect(super::HOME))
+    let back = if form.view.is_empty() {
+        super::HOME.to_string()
+    } else {
+        format!("{}?{}", super::HOME, form.view)
+    };
+    Ok(super::redirect(&back))
 }
 
 /// One client of a bulk action; false when it did not work for that client.
@@ -299,18 +316,15 @@ async fn load_list(
         show_owner: user.is_admin(),
         total,
         first: if shown == 0 { 0 } else { first + 1 },
+        page: query.page,
         last: first + shown,
         previous_page: (query.page > 1).then(|| query.with_page(query.page - 1)),
         next_page: (first + shown < total).then(|| query.with_page(query.page + 1)),
-        poll: format!(
-            "{}{}version={version}",
-            query.with_page(query.page),
-            if query.with_page(query.page).is_empty() {
-                ""
-            } else {
-                "&"
-            }
-        ),
+        poll: match query.with_page(query.page) {
+            view if view.is_empty() => format!("version={version}"),
+            view => format!("{view}&version={version}"),
+        },
+        view: query.with_page(query.page),
         csrf_token,
         query,
     };

@@ -10,6 +10,7 @@ pub mod layout;
 pub mod local_path;
 mod login;
 pub mod middleware;
+mod users;
 
 use crate::audit::Origin;
 use actix_web::http::{header, StatusCode};
@@ -34,7 +35,17 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::get().to(clients::reconnect),
         )
         .route("/metrics", web::get().to(health::metrics))
-        .route("/admin/users", web::get().to(admin::users))
+        .route("/admin/users", web::get().to(users::index))
+        .route("/admin/users", web::post().to(users::create))
+        .route("/admin/users/{id}/role", web::post().to(users::set_role))
+        .route("/admin/users/{id}/disable", web::post().to(users::disable))
+        .route("/admin/users/{id}/enable", web::post().to(users::enable))
+        .route(
+            "/admin/users/{id}/reset-password",
+            web::post().to(users::reset_password),
+        )
+        .route("/account", web::get().to(users::account))
+        .route("/account/password", web::post().to(users::change_password))
         .route("/admin/api-keys", web::get().to(api_keys::index))
         .route("/admin/api-keys", web::post().to(api_keys::create))
         .route(

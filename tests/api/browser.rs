@@ -166,6 +166,7 @@ mod walkthrough {
     use super::Browser;
     use crate::helpers::{spawn_app, Backend};
     use connecthub::auth::users::Role;
+    use fantoccini::Locator;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn sign_in_through_the_login_page_and_see_the_clients_page() {
@@ -285,5 +286,114 @@ mod walkthrough {
         assert!(app.clients().await[0].last_refreshed_at.is_some());
         browser.screenshot("clients-refreshed").await;
         browser.close().await;
+    }
+
+    /// Live search and a filter without page reloads (the URL follows); bulk-disconnect of
+    /// two selected rows.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn search_filter_and_bulk_disconnect_in_the_list() {
+        let Some(browser) = Browser::start().await else {
+            return;
+        };
+        let app = spawn_app(Backend::Sqlite).await;
+        let user = app.create_user(Role::Admin).await;
+        app.db(|conn| Ok(connecthub::seed::seed(conn, 120).unwrap()))
+            .await;
+        browser.goto(&app.url("/login")).await;
+        browser.fill("#email", &user.email).await;
+        browser.fill("#password", &user.password).await;
+        browser.click("button[type=submit]").await;
+        browser.wait_for_text("#client-count", "1–50 of 120").await;
+
+        browser.fill("#q", "globex").await;
+        browser.wait_for_text("#client-count", "1–10 of 10").await;
+        assert_eq!(
+            browser.path().await,
+            "/admin/clients?q=globex&provider=&status=&owner=&tag=&sort=updated"
+        );
+        browser.screenshot("clients-search").await;
+        browser
+            .client
+            .execute("const s = document.querySelector('#filter-status'); s.value = 'needs_reauth'; s.dispatchEvent(new Event('change', {bubbles: true}));", vec![])
+            .await
+            .unwrap();
+        // Globex is n % 12 == 1 and needs_reauth is n % 4 == 2: never both.
+        browser
+            .wait_for_text("#client-list h2", "No clients match")
+            .await;
+        browser.client.back().await.unwrap();
+        browser.wait_for_text("#client-count", "1–10 of 10").await;
+
+        // Select two rows and disconnect them in bulk (accepting the confirm dialog).
+        let boxes = browser
+            .client
+            .find_all(Locator::Css("#clients-table input[type=checkbox]"))
+            .await
+            .unwrap();
+        boxes[0].click().await.unwrap();
+        boxes[1].click().await.unwrap();
+        browser
+            .client
+            .execute("document.querySelector('#bulk-action').value = 'disconnect'; window.confirm = () => true;", vec![])
+            .await
+            .unwrap();
+        browser.click("#bulk-form button[type=submit]").await;
+        browser
+            .wait_for_text("#toasts .toast", "Disconnected 2 client(s); 0 failed")
+            .await;
+        let disconnected = app
+            .clients()
+            .await
+            .into_iter()
+            .filter(|c| c.status == "disconnected")
+            .count();
+        assert_eq!(disconnected, 2);
+        browser.screenshot("clients-bulk-disconnected").await;
+        browser.close().await;
+    }
+
+    /// A client connected in one browser appears in another admin's open list by itself.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_new_client_appears_live_in_another_session() {
+        let Some(watcher) = Browser::start().await else {
+            return;
+        };
+        let app = spawn_app(Backend::Sqlite).await;
+        let admin = app.create_user(Role::Admin).await;
+        watcher.goto(&app.url("/login")).await;
+        watcher.fill("#email", &admin.email).await;
+        watcher.fill("#password", &admin.password).await;
+        watcher.click("button[type=submit]").await;
+        watcher.wait_for_text("h1", "Clients").await;
+        let marker = watcher
+            .client
+            .execute("window.sameDocument = true; return true;", vec![])
+            .await
+            .unwrap();
+        assert_eq!(marker, serde_json::json!(true));
+
+        // Someone else connects over HTTP meanwhile.
+        let other = app.new_browser();
+        other.login_as(Role::Admin).await;
+        other.connect("klaviyo", Some("AcmeK1")).await;
+
+        let mut appeared = false;
+        for _ in 0..80 {
+            let text = watcher.client.source().await.unwrap();
+            if text.contains("Acme Store") {
+                appeared = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert!(appeared, "the new client appeared within 8 s");
+        let same = watcher
+            .client
+            .execute("return window.sameDocument === true;", vec![])
+            .await
+            .unwrap();
+        assert_eq!(same, serde_json::json!(true), "without a page reload");
+        watcher.screenshot("clients-live-update").await;
+        watcher.close().await;
     }
 }
