@@ -349,6 +349,11 @@ mod walkthrough {
             .count();
         assert_eq!(disconnected, 2);
         browser.screenshot("clients-bulk-disconnected").await;
+        // A phone-width look.
+        browser.client.set_window_size(390, 844).await.unwrap();
+        browser.goto(&app.url("/admin/clients?q=globex")).await;
+        browser.wait_for_text("#client-count", "1–10 of 10").await;
+        browser.screenshot("clients-phone").await;
         browser.close().await;
     }
 
