@@ -38,11 +38,20 @@ enum Command {
     /// Manage the encryption key
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Check the audit log's hash chain
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Add demo clients (no credentials, tagged `seed`) to try the list at volume
     Seed(SeedArgs),
     /// Manage service API keys (for scripts; admins also have /admin/api-keys)
     #[command(subcommand, name = "api-key")]
     ApiKey(ApiKeyCommand),
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Walk the whole chain: "intact", or the first entry that was edited or removed
+    Verify,
 }
 
 #[derive(Args)]
@@ -135,6 +144,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Key(KeyCommand::Rotate) => key_rotate().await,
         Command::ApiKey(ApiKeyCommand::Create(args)) => api_key_create(args).await,
+        Command::Audit(AuditCommand::Verify) => audit_verify().await,
         Command::Seed(args) => {
             let pool = pool_from_env().await?;
             let count = args.clients as usize;
@@ -383,4 +393,17 @@ async fn api_key_create(args: ApiKeyCreate) -> anyhow::Result<()> {
     .await?;
     println!("{}", secrecy::ExposeSecret::expose_secret(&created.secret));
     Ok(())
+}
+
+async fn audit_verify() -> anyhow::Result<()> {
+    let pool = pool_from_env().await?;
+    match db::run(&pool, audit::verify).await? {
+        audit::Verdict::Intact { entries } => {
+            println!("intact: {entries} entries");
+            Ok(())
+        }
+        audit::Verdict::Broken { entry_id, reason } => {
+            anyhow::bail!("broken at entry {entry_id}: {reason}")
+        }
+    }
 }

@@ -360,3 +360,52 @@ async fn serve_never_mounts_the_sandbox() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+#[tokio::test]
+async fn audit_verify_finds_the_first_edited_entry() {
+    use connecthub::db::schema::audit_log;
+    use diesel::prelude::*;
+    let app = crate::helpers::spawn_app(crate::helpers::Backend::Sqlite).await;
+    let user = app.create_user(connecthub::auth::users::Role::Admin).await;
+    for _ in 0..3 {
+        app.login(&user.email, "wrong-password").await;
+    }
+    let env = [("DATABASE_URL", app.database_url.as_str())];
+    let intact = run(&["audit", "verify"], &env, None);
+    assert!(intact.status.success(), "{}", stderr(&intact));
+    assert_eq!(
+        String::from_utf8_lossy(&intact.stdout).trim(),
+        "intact: 3 entries"
+    );
+    // Someone edits the second entry in the database directly.
+    let second: i64 = app
+        .db(|conn| {
+            audit_log::table
+                .select(audit_log::id)
+                .order(audit_log::id.asc())
+                .offset(1)
+                .first(conn)
+        })
+        .await;
+    app.db(move |conn| {
+        diesel::update(audit_log::table.find(second))
+            .set(audit_log::actor_label.eq("someone-else@example.com"))
+            .execute(conn)
+    })
+    .await;
+    let broken = run(&["audit", "verify"], &env, None);
+    assert_eq!(broken.status.code(), Some(1));
+    assert_eq!(
+        stderr(&broken).trim(),
+        format!("error: broken at entry {second}: its content does not match its hash (the entry was edited)")
+    );
+    // A removed entry is found too.
+    app.db(move |conn| diesel::delete(audit_log::table.find(second)).execute(conn))
+        .await;
+    let removed = run(&["audit", "verify"], &env, None);
+    assert!(
+        stderr(&removed).contains("does not link to the entry before it (an entry was removed)"),
+        "{}",
+        stderr(&removed)
+    );
+}
