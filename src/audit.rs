@@ -344,3 +344,19 @@ impl Buffer {
         }
     }
 }
+
+/// The newest entries about one target (a client's page shows its history), newest first.
+pub fn for_target(
+    conn: &mut DbConnection,
+    target_type: &str,
+    target_id: &str,
+    limit: i64,
+) -> QueryResult<Vec<Entry>> {
+    audit_log::table
+        .filter(audit_log::target_type.eq(target_type))
+        .filter(audit_log::target_id.eq(target_id))
+        .order(audit_log::id.desc())
+        .limit(limit)
+        .select(Entry::as_select())
+        .load(conn)
+}

@@ -267,9 +267,7 @@ impl Answer {
             if success {
                 events["clients-changed"] = serde_json::Value::Bool(true);
             }
-            if let Ok(value) = header::HeaderValue::from_str(&events.to_string()) {
-                response.insert_header(("HX-Trigger", value));
-            }
+            crate::web::layout::hx_trigger(&mut response, &events);
             return response.finish();
         }
         self.flash.store(session);

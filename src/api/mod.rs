@@ -42,5 +42,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 fn service_routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/clients", web::get().to(service::list_clients))
         .route("/clients/{id}/token", web::get().to(tokens::client_token))
+        .route(
+            "/providers/{provider}/token",
+            web::get().to(tokens::default_token),
+        )
         .route("/openapi.json", web::get().to(openapi::document));
 }

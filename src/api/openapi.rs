@@ -35,7 +35,7 @@ impl Modify for ApiKeyAuth {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "connecthub service API", description = "Fresh OAuth tokens and client lists for your own backends."),
-    paths(super::service::list_clients, super::tokens::client_token),
+    paths(super::service::list_clients, super::tokens::client_token, super::tokens::default_token),
     components(schemas(ErrorBody, super::service::ClientList, super::service::ClientView, super::tokens::TokenResponse)),
     modifiers(&ApiKeyAuth)
 )]

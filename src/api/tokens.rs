@@ -1,13 +1,16 @@
 //! `GET /api/v1/clients/{id}/token`: a fresh access token for the team's services,
 //! refreshed first when it is about to expire; API-key clients get their key.
+//! `GET /api/v1/providers/{provider}/token?owner=`: the same for an owner's default client.
 
 use super::error::ApiError;
 use super::service_auth::ServiceKey;
 use crate::api_keys::Scope;
 use crate::audit::{Actor, Event};
+use crate::auth::users::Email;
+use crate::clients::settings;
 use crate::oauth::lifecycle::{self, FreshToken, TokenError};
 use crate::startup::AppState;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use secrecy::ExposeSecret;
 use serde_json::json;
 
@@ -50,14 +53,24 @@ pub async fn client_token(
     service: ServiceKey,
 ) -> Result<HttpResponse, ApiError> {
     service.require(Scope::TokensRead)?;
-    let key = &service.0;
     let id = path.into_inner();
     if id.len() > 64 {
         return Err(ApiError::not_found("client"));
     }
-    let entry = lifecycle::token_for_service(&state, &id)
+    hand_out(&state, &service, &id).await
+}
+
+/// Hands out one client's token (both token endpoints): the answer, the audit entry, the
+/// last-used time and the metrics.
+async fn hand_out(
+    state: &AppState,
+    service: &ServiceKey,
+    id: &str,
+) -> Result<HttpResponse, ApiError> {
+    let key = &service.0;
+    let entry = lifecycle::token_for_service(state, id)
         .await
-        .map_err(|e| token_error(&state, &id, e))?
+        .map_err(|e| token_error(state, id, e))?
         .ok_or_else(|| ApiError::not_found("client"))?;
     let client = &entry.client;
     let (token_type, access_token, api_key, expires_at) = match &entry.token {
@@ -107,6 +120,76 @@ pub async fn client_token(
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
         .json(body))
+}
+
+#[derive(serde::Deserialize)]
+struct OwnerQuery {
+    owner: Option<String>,
+}
+
+/// `?owner=`: a user id, or an email address (lowercased).
+fn owner_param(query: &str) -> Result<String, ApiError> {
+    let parsed: OwnerQuery = serde_urlencoded::from_str(query)
+        .map_err(|_| ApiError::bad_request("the query string could not be read"))?;
+    let owner = parsed
+        .owner
+        .map(|o| o.trim().to_string())
+        .filter(|o| !o.is_empty())
+        .ok_or_else(|| ApiError::bad_request("owner is required: a user id or an email address"))?;
+    if owner.contains('@') {
+        return Email::parse(&owner)
+            .map(|email| email.as_str().to_string())
+            .map_err(|_| ApiError::bad_request("owner is not a valid email address"));
+    }
+    let id_like = owner.len() <= 64 && owner.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+    if !id_like {
+        return Err(ApiError::bad_request(
+            "owner must be a user id or an email address",
+        ));
+    }
+    Ok(owner)
+}
+
+/// The token of an owner's default client for a provider: what services use when they do
+/// not name a client.
+#[utoipa::path(
+    get,
+    path = "/api/v1/providers/{provider}/token",
+    params(
+        ("provider" = String, Path, description = "The provider, e.g. klaviyo"),
+        ("owner" = String, Query, description = "The owner: a user id or an email"),
+    ),
+    responses(
+        (status = 200, description = "A token with time left, of the owner's default client", body = TokenResponse),
+        (status = 400, description = "owner is missing or malformed (`invalid_request`)", body = super::openapi::ErrorBody),
+        (status = 401, description = "Missing, unknown or revoked API key (`invalid_api_key`)", body = super::openapi::ErrorBody),
+        (status = 403, description = "The key lacks `tokens:read` (`insufficient_scope`)", body = super::openapi::ErrorBody),
+        (status = 404, description = "No such provider, or the owner has no default client for it (`not_found`)", body = super::openapi::ErrorBody),
+        (status = 409, description = "`needs_reauth` (with `reconnect_url`)", body = super::openapi::ErrorBody),
+        (status = 503, description = "The provider did not answer after retries (`provider_unavailable`)", body = super::openapi::ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn default_token(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    service: ServiceKey,
+) -> Result<HttpResponse, ApiError> {
+    service.require(Scope::TokensRead)?;
+    let owner = owner_param(req.query_string())?;
+    let provider = state
+        .providers()
+        .get(&path)
+        .ok_or_else(|| ApiError::not_found("provider"))?;
+    let name = provider.name.clone();
+    // Looked up on every call (one indexed query), so a switch of default shows at once.
+    let client = crate::db::run(&state.pool, move |conn| {
+        settings::default_of(conn, &owner, &name)
+    })
+    .await?
+    .ok_or_else(|| ApiError::not_found("default client"))?;
+    hand_out(&state, &service, &client.id).await
 }
 
 /// Maps a lifecycle failure to the service API's stable error codes.

@@ -2,6 +2,7 @@
 //! the same account again updates its row; it never creates a second one.
 
 pub mod credentials;
+pub mod settings;
 
 use crate::db::schema::{clients, users};
 use crate::db::DbConnection;

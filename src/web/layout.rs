@@ -58,10 +58,27 @@ impl Flash {
 
     /// Shows the message at once on an htmx response (app.js listens for `toast`).
     pub fn trigger(self, response: &mut HttpResponseBuilder) {
-        let event = serde_json::json!({ "toast": self });
-        if let Ok(value) = HeaderValue::from_str(&event.to_string()) {
-            response.insert_header(("HX-Trigger", value));
+        hx_trigger(response, &serde_json::json!({ "toast": self }));
+    }
+}
+
+/// Sets `HX-Trigger` to these events. The JSON is kept to ASCII (`\u00e9`): a header
+/// carries bytes that browsers read as Latin-1, so "Müller" would otherwise arrive garbled.
+pub fn hx_trigger(response: &mut HttpResponseBuilder, events: &serde_json::Value) {
+    let json = events.to_string();
+    let mut ascii = String::with_capacity(json.len());
+    for c in json.chars() {
+        if c.is_ascii() {
+            ascii.push(c);
+        } else {
+            let mut units = [0u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                ascii.push_str(&format!("\\u{unit:04x}"));
+            }
         }
+    }
+    if let Ok(value) = HeaderValue::from_str(&ascii) {
+        response.insert_header(("HX-Trigger", value));
     }
 }
 
@@ -97,5 +114,27 @@ impl Layout {
 
     pub fn is_admin(&self) -> bool {
         self.user.as_ref().is_some_and(|u| u.is_admin)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toasts_travel_as_ascii() {
+        let mut response = actix_web::HttpResponse::Ok();
+        Flash::success("Müller 😀 \"ok\"").trigger(&mut response);
+        let response = response.finish();
+        let header = response
+            .headers()
+            .get("HX-Trigger")
+            .unwrap()
+            .to_str()
+            .unwrap();
+        assert!(header.is_ascii());
+        let parsed: serde_json::Value = serde_json::from_str(header).unwrap();
+        assert_eq!(parsed["toast"]["message"], "Müller 😀 \"ok\"");
+        assert_eq!(parsed["toast"]["kind"], "success");
     }
 }

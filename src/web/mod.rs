@@ -3,8 +3,10 @@
 mod admin;
 mod api_keys;
 pub mod assets;
+mod client_details;
 mod client_query;
 mod clients;
+mod connections;
 mod health;
 pub mod layout;
 pub mod local_path;
@@ -54,7 +56,31 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .route("/admin/audit", web::get().to(admin::audit))
         .route("/admin/usage", web::get().to(admin::usage))
+        // After every fixed /admin/clients/… path, which `{id}` would otherwise capture.
+        .configure(client_routes)
+        .route("/connections", web::get().to(connections::index))
         .default_service(web::to(not_found));
+}
+
+/// One client's page and what it changes.
+fn client_routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/admin/clients/{id}", web::get().to(client_details::show))
+        .route(
+            "/admin/clients/{id}/tags",
+            web::get().to(client_details::show_tags),
+        )
+        .route(
+            "/admin/clients/{id}/tags",
+            web::post().to(client_details::save_tags),
+        )
+        .route(
+            "/admin/clients/{id}/tags/edit",
+            web::get().to(client_details::edit_tags),
+        )
+        .route(
+            "/admin/clients/{id}/default",
+            web::post().to(client_details::make_default),
+        );
 }
 
 async fn not_found() -> Result<HttpResponse, crate::error::AppError> {
