@@ -41,6 +41,16 @@
     if (message && !window.confirm(message)) event.preventDefault();
   }, true);
 
+  // Links and buttons with data-loading show that something is under way (Connect buttons
+  // leave for the provider's consent page, which can take a moment).
+  document.addEventListener("click", function (event) {
+    var target = event.target.closest ? event.target.closest("[data-loading]") : null;
+    if (!target || target.getAttribute("aria-busy") === "true") return;
+    target.setAttribute("aria-busy", "true");
+    target.classList.add("is-loading");
+    target.textContent = target.getAttribute("data-loading");
+  });
+
   document.addEventListener("DOMContentLoaded", function () {
     document.querySelectorAll("#toasts .toast").forEach(dismissLater);
   });

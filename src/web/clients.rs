@@ -37,6 +37,7 @@ struct ClientRow {
     expires: String,
     expires_at: String,
     last_used: String,
+    last_used_at: String,
     connected: String,
     last_error: Option<String>,
 }
@@ -123,6 +124,7 @@ fn row(listed: ListedClient, now: chrono::NaiveDateTime) -> ClientRow {
         tags: client.tag_list(),
         expires_at: client_time(expires_at),
         last_used: relative(client.last_used_at, now),
+        last_used_at: client_time(client.last_used_at),
         expires: if client.auth_type == "api_key" {
             "does not expire".into()
         } else {

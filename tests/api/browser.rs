@@ -252,7 +252,15 @@ mod walkthrough {
         assert_eq!(browser.path().await, "/admin/clients");
         assert!(app.clients().await.is_empty());
 
+        // The Connect button shows it is under way, then the consent page opens.
+        browser.client.execute("document.querySelector('#connect-klaviyo').addEventListener('click', e => e.preventDefault())", vec![]).await.unwrap();
         browser.click("#connect-klaviyo").await;
+        browser
+            .wait_for_text("#connect-klaviyo", "Opening Klaviyo…")
+            .await;
+        browser
+            .goto(&app.url("/api/integrations/klaviyo/oauth/start?redirect_path=/admin/clients"))
+            .await;
         browser.wait_for_text("#allow", "Allow").await;
         assert!(browser
             .path()
