@@ -12,7 +12,7 @@ use crate::oauth::lifecycle::{self, TokenError};
 use crate::providers::Provider;
 use crate::startup::AppState;
 use crate::web::layout::{Flash, FlashKind};
-use crate::web::local_path::LocalPath;
+use crate::web::local_path::{LocalPath, RedirectTarget};
 use crate::web::{origin, redirect, HOME};
 use actix_session::Session;
 use actix_web::http::{header, StatusCode};
@@ -24,21 +24,16 @@ fn provider(state: &AppState, name: &str) -> Result<Arc<Provider>, AppError> {
     state.providers().get(name).ok_or(AppError::NotFound)
 }
 
-#[derive(serde::Deserialize)]
-pub struct StartQuery {
-    redirect_path: Option<String>,
-}
-
 pub async fn start(
     req: HttpRequest,
     session: Session,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    query: web::Query<StartQuery>,
+    query: web::Query<RedirectTarget>,
     CurrentUser(user): CurrentUser,
 ) -> Result<HttpResponse, AppError> {
     let provider = provider(&state, &path)?;
-    let redirect_path = LocalPath::or(query.redirect_path.as_deref(), HOME);
+    let redirect_path = query.path();
     let binding = csrf::session_binding(&session);
     match flow::start(
         &state,
@@ -190,22 +185,17 @@ pub async fn test_connection(
     respond(&req, &session, &provider, redirect_path, result)
 }
 
-#[derive(serde::Deserialize)]
-pub struct ConnectForm {
-    redirect_path: Option<String>,
-}
-
 /// Connects a client-credentials provider (no consent page).
 pub async fn connect_machine(
     req: HttpRequest,
     session: Session,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    form: web::Form<ConnectForm>,
+    form: web::Form<RedirectTarget>,
     CurrentUser(user): CurrentUser,
 ) -> Result<HttpResponse, AppError> {
     let provider = provider(&state, &path)?;
-    let redirect_path = LocalPath::or(form.redirect_path.as_deref(), HOME);
+    let redirect_path = form.path();
     let result = flow::connect_client_credentials(&state, &user, &provider, &origin(&req)).await;
     respond(&req, &session, &provider, redirect_path, result)
 }
@@ -275,11 +265,6 @@ impl Answer {
     }
 }
 
-#[derive(serde::Deserialize)]
-pub struct ActionForm {
-    redirect_path: Option<String>,
-}
-
 /// The client named in the path, if the caller may act on it and it belongs to the provider.
 async fn client_for(
     state: &AppState,
@@ -302,13 +287,15 @@ pub async fn refresh_now(
     session: Session,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
-    form: Option<web::Form<ActionForm>>,
+    form: Option<web::Form<RedirectTarget>>,
     CurrentUser(user): CurrentUser,
 ) -> Result<HttpResponse, AppError> {
     let (provider_name, client_id) = path.into_inner();
     let provider = provider(&state, &provider_name)?;
     let client = client_for(&state, &user, &provider.name, &client_id).await?;
-    let redirect_path = LocalPath::or(form.as_ref().and_then(|f| f.redirect_path.as_deref()), HOME);
+    let redirect_path = form
+        .map(|f| f.path())
+        .unwrap_or_else(|| RedirectTarget::default().path());
     let answer = match lifecycle::refresh(&state, &client, true).await {
         Ok(token) => {
             let expires_at = match token {
@@ -347,13 +334,15 @@ pub async fn disconnect(
     session: Session,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
-    form: Option<web::Form<ActionForm>>,
+    form: Option<web::Form<RedirectTarget>>,
     CurrentUser(user): CurrentUser,
 ) -> Result<HttpResponse, AppError> {
     let (provider_name, client_id) = path.into_inner();
     let provider = provider(&state, &provider_name)?;
     let client = client_for(&state, &user, &provider.name, &client_id).await?;
-    let redirect_path = LocalPath::or(form.as_ref().and_then(|f| f.redirect_path.as_deref()), HOME);
+    let redirect_path = form
+        .map(|f| f.path())
+        .unwrap_or_else(|| RedirectTarget::default().path());
     let revocation = disconnect::disconnect(&state, &user, &client, &origin(&req)).await?;
     Ok(disconnect_answer(&provider, &client, revocation).send(&req, &session, &redirect_path))
 }

@@ -483,11 +483,6 @@ async fn refuse_tags(
         .body(TagsFragment::form(form).render()?))
 }
 
-#[derive(serde::Deserialize)]
-pub struct DefaultForm {
-    redirect_path: Option<String>,
-}
-
 /// `POST /admin/clients/{id}/default`: makes the client its owner's default for its
 /// provider. `redirect_path` (a local path) says where a plain form returns to.
 pub async fn make_default(
@@ -495,7 +490,7 @@ pub async fn make_default(
     session: Session,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    form: Option<web::Form<DefaultForm>>,
+    form: Option<web::Form<super::local_path::RedirectTarget>>,
     CurrentUser(user): CurrentUser,
 ) -> Result<HttpResponse, AppError> {
     let client = client_for(&state, &user, path.into_inner()).await?;
