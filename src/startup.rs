@@ -34,6 +34,7 @@ pub struct AppState {
     pub tokens: TokenManager,
     pub metrics: Metrics,
     pub audit: Arc<crate::audit::Buffer>,
+    pub usage: crate::usage::Recorder,
     /// Service API keys seen recently (by hash), so a busy service does not cost a query
     /// per request. Revoking a key here clears it; other instances notice within the TTL.
     pub api_key_cache: mini_moka::sync::Cache<String, crate::api_keys::ApiKey>,
@@ -78,6 +79,7 @@ impl Application {
         });
         let state = web::Data::new(AppState {
             audit: Arc::default(),
+            usage: crate::usage::Recorder::default(),
             api_key_cache: mini_moka::sync::Cache::builder()
                 .max_capacity(10_000)
                 .time_to_live(config.service_cache_ttl)
@@ -231,6 +233,7 @@ async fn flush_every_second(
         };
         state.audit.flush(&state.pool).await;
         crate::oauth::lifecycle::flush_last_used(&state).await;
+        state.usage.flush(&state.pool).await;
         if stopping {
             return;
         }

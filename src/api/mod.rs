@@ -6,7 +6,9 @@ pub mod integrations;
 pub mod openapi;
 mod service;
 pub mod service_auth;
+mod proxy;
 mod tokens;
+mod usage;
 
 use actix_web::web;
 
@@ -46,5 +48,7 @@ fn service_routes(cfg: &mut web::ServiceConfig) {
             "/providers/{provider}/token",
             web::get().to(tokens::default_token),
         )
-        .route("/openapi.json", web::get().to(openapi::document));
+        .route("/openapi.json", web::get().to(openapi::document))
+        .route("/proxy/{client_id}/{tail:.*}", web::route().to(proxy::forward))
+        .route("/usage", web::get().to(usage::stats));
 }

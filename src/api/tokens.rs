@@ -193,7 +193,7 @@ pub async fn default_token(
 }
 
 /// Maps a lifecycle failure to the service API's stable error codes.
-fn token_error(state: &AppState, client_id: &str, error: TokenError) -> ApiError {
+pub(super) fn token_error(state: &AppState, client_id: &str, error: TokenError) -> ApiError {
     match error {
         TokenError::NeedsReauth(reason) => {
             let reconnect = format!(

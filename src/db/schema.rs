@@ -112,6 +112,21 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    api_usage (id) {
+        id -> BigInt,
+        client_id -> Text,
+        user_id -> Text,
+        provider -> Text,
+        endpoint -> Text,
+        method -> Text,
+        status -> Integer,
+        duration_ms -> Integer,
+        rate_limited -> Bool,
+        at -> Timestamp,
+    }
+}
+
 diesel::joinable!(clients -> users (owner_user_id));
 diesel::joinable!(credentials -> clients (client_id));
 diesel::joinable!(api_keys -> users (created_by));
@@ -122,5 +137,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     oauth_states,
     clients,
     credentials,
-    api_keys
+    api_keys,
+    api_usage
 );

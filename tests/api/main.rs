@@ -13,5 +13,6 @@ mod login;
 mod oauth;
 mod pages;
 mod providers;
+mod proxy;
 mod service_tokens;
 mod users;

@@ -1,0 +1,110 @@
+//! `ANY /api/v1/proxy/{client_id}/{path…}` (scope `proxy`): the team's services call the
+//! provider's API through connecthub, which adds the client's fresh token, meters the
+//! call and streams the answer back.
+
+use super::error::ApiError;
+use super::service_auth::ServiceKey;
+use crate::api_keys::Scope;
+use crate::oauth::lifecycle;
+use crate::proxy::{self, Outgoing};
+use crate::startup::AppState;
+use crate::usage::{self, Call};
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use futures_util::StreamExt;
+use std::time::Instant;
+
+/// Request bodies larger than this are refused (413).
+const MAX_BODY: usize = 10 * 1024 * 1024;
+
+pub async fn forward(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    body: web::Bytes,
+    service: ServiceKey,
+) -> Result<HttpResponse, ApiError> {
+    service.require(Scope::Proxy)?;
+    let (client_id, tail) = path.into_inner();
+    if client_id.len() > 64 {
+        return Err(ApiError::not_found("client"));
+    }
+    if body.len() > MAX_BODY {
+        return Err(ApiError::bad_request(
+            "the request body is larger than 10 MiB",
+        ));
+    }
+    let entry = lifecycle::token_for_service(&state, &client_id)
+        .await
+        .map_err(|e| super::tokens::token_error(&state, &client_id, e))?
+        .ok_or_else(|| ApiError::not_found("client"))?;
+    let provider = state
+        .providers()
+        .get(&entry.client.provider)
+        .ok_or_else(|| ApiError::unavailable("the client's provider is not configured"))?;
+    let url = proxy::target_url(&provider, &tail, req.query_string())
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes())
+        .map_err(|_| ApiError::bad_request("unsupported method"))?;
+    let outgoing = Outgoing {
+        method,
+        url,
+        headers: req
+            .headers()
+            .iter()
+            .filter_map(|(name, value)| {
+                Some((
+                    name.as_str().to_lowercase(),
+                    value.to_str().ok()?.to_string(),
+                ))
+            })
+            .collect(),
+        body,
+    };
+    let started = Instant::now();
+    let answer = proxy::forward(
+        &state.http,
+        &state.retry,
+        &provider,
+        &entry.token,
+        &outgoing,
+    )
+    .await;
+    let status = answer
+        .as_ref()
+        .map_or(502, |a| a.response.status().as_u16());
+    state.usage.record(Call {
+        client_id: entry.client.id.clone(),
+        user_id: entry.client.owner_user_id.clone(),
+        provider: provider.name.clone(),
+        endpoint: usage::normalise_endpoint(&tail),
+        method: outgoing.method.as_str().to_string(),
+        status: i32::from(status),
+        duration_ms: started.elapsed().as_millis().min(i32::MAX as u128) as i32,
+        rate_limited: answer.as_ref().is_ok_and(|a| a.rate_limited),
+        at: crate::db::now(),
+    });
+    state.tokens.touch(&entry.client.id);
+    let answer = answer.map_err(|e| {
+        tracing::warn!(provider = %provider.name, error = %e, "proxied call failed");
+        ApiError::unavailable(format!("{} did not answer", provider.display_name))
+    })?;
+    Ok(stream_back(answer.response))
+}
+
+/// The provider's status, headers (minus hop-by-hop ones) and body, streamed.
+fn stream_back(response: reqwest::Response) -> HttpResponse {
+    let status =
+        StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+    let mut builder = HttpResponse::build(status);
+    for (name, value) in response.headers() {
+        if proxy::passes_back(name.as_str()) {
+            builder.append_header((name.as_str(), value.as_bytes()));
+        }
+    }
+    builder.streaming(
+        response
+            .bytes_stream()
+            .map(|chunk| chunk.map_err(std::io::Error::other)),
+    )
+}

@@ -1,0 +1,218 @@
+//! The metered pass-through: a service's request forwarded to the provider's API with the
+//! client's fresh token and the provider's fixed headers, retried on 429/5xx (idempotent
+//! methods only, honouring Retry-After), its answer streamed back, and the call recorded.
+
+use crate::oauth::lifecycle::FreshToken;
+use crate::oauth::provider_http::RetryPolicy;
+use crate::providers::Provider;
+use secrecy::ExposeSecret;
+use std::time::Duration;
+
+/// Request headers never passed on: hop-by-hop ones (RFC 9110 §7.6.1), the caller's own
+/// credentials, and those the HTTP client sets itself.
+const DROPPED_REQUEST_HEADERS: [&str; 13] = [
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+    "content-length",
+    "authorization",
+    "cookie",
+    "x-csrf-token",
+];
+
+/// Answer headers not passed back (hop-by-hop, and cookies of the provider's domain).
+const DROPPED_RESPONSE_HEADERS: [&str; 7] = [
+    "connection",
+    "keep-alive",
+    "transfer-encoding",
+    "trailer",
+    "upgrade",
+    "set-cookie",
+    "content-length",
+];
+
+/// Longest Retry-After honoured inside one proxied request.
+const MAX_WAIT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PathError {
+    #[error("the path must stay inside the provider's API (no '..', '//', '\\' or absolute URLs)")]
+    Escapes,
+}
+
+/// The provider URL for `tail` (the part after `/api/v1/proxy/{client_id}/`) and the
+/// caller's query string. Anything that could leave the API base is refused, decoded or not.
+pub fn target_url(provider: &Provider, tail: &str, query: &str) -> Result<url::Url, PathError> {
+    let decoded = percent_decode(tail);
+    let escapes = tail.contains('\\')
+        || decoded.contains('\\')
+        || tail.starts_with('/')
+        || tail.contains("//")
+        || decoded.contains("//")
+        || decoded.contains("://")
+        || decoded
+            .split('/')
+            .any(|segment| segment == ".." || segment == ".")
+        || decoded.chars().any(char::is_control);
+    if escapes {
+        return Err(PathError::Escapes);
+    }
+    let base = provider.api_base_url.trim_end_matches('/');
+    let mut url = url::Url::parse(&format!("{base}/{tail}")).map_err(|_| PathError::Escapes)?;
+    if !url.as_str().starts_with(base) {
+        return Err(PathError::Escapes);
+    }
+    url.set_query((!query.is_empty()).then_some(query));
+    Ok(url)
+}
+
+fn percent_decode(text: &str) -> String {
+    url::form_urlencoded::parse(format!("x={}", text.replace('+', "%2B")).as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
+}
+
+/// A request as the service sent it.
+pub struct Outgoing {
+    pub method: reqwest::Method,
+    pub url: url::Url,
+    pub headers: Vec<(String, String)>,
+    /// Held whole so a retry can send it again.
+    pub body: actix_web::web::Bytes,
+}
+
+/// What came back, and whether a 429 was seen on the way.
+pub struct Answer {
+    pub response: reqwest::Response,
+    pub rate_limited: bool,
+}
+
+fn is_idempotent(method: &reqwest::Method) -> bool {
+    matches!(
+        *method,
+        reqwest::Method::GET
+            | reqwest::Method::HEAD
+            | reqwest::Method::PUT
+            | reqwest::Method::DELETE
+            | reqwest::Method::OPTIONS
+    )
+}
+
+/// Sends the request with the client's credential, retrying 429/5xx for idempotent methods
+/// with exponential backoff, or the provider's Retry-After when it says so.
+pub async fn forward(
+    http: &reqwest::Client,
+    retry: &RetryPolicy,
+    provider: &Provider,
+    token: &FreshToken,
+    outgoing: &Outgoing,
+) -> Result<Answer, reqwest::Error> {
+    let credential = match token {
+        FreshToken::Bearer { token, .. } => token.expose_secret().to_string(),
+        FreshToken::ApiKey(key) => key.expose_secret().to_string(),
+    };
+    let mut rate_limited = false;
+    let mut attempt = 0;
+    loop {
+        let mut request = http.request(outgoing.method.clone(), outgoing.url.clone());
+        for (name, value) in &outgoing.headers {
+            if !DROPPED_REQUEST_HEADERS.contains(&name.as_str()) {
+                request = request.header(name.as_str(), value.as_str());
+            }
+        }
+        for (name, value) in &provider.headers {
+            request = request.header(name.as_str(), value.as_str());
+        }
+        let response = request
+            .bearer_auth(&credential)
+            .body(outgoing.body.clone())
+            .send()
+            .await?;
+        let status = response.status();
+        rate_limited |= status.as_u16() == 429;
+        let retryable = status.as_u16() == 429 || status.is_server_error();
+        if !retryable || !is_idempotent(&outgoing.method) || attempt >= retry.max_retries {
+            return Ok(Answer {
+                response,
+                rate_limited,
+            });
+        }
+        tokio::time::sleep(wait_before_retry(retry, attempt, &response)).await;
+        attempt += 1;
+    }
+}
+
+/// Retry-After when the provider gave one (bounded), else exponential backoff with jitter.
+fn wait_before_retry(
+    retry: &RetryPolicy,
+    attempt: usize,
+    response: &reqwest::Response,
+) -> Duration {
+    let told = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    let backoff = retry.min_delay * 2u32.saturating_pow(attempt as u32);
+    let jitter =
+        Duration::from_millis(rand::random::<u64>() % (retry.min_delay.as_millis() as u64 + 1));
+    match told {
+        Some(wait) => wait.min(MAX_WAIT),
+        None => (backoff + jitter).min(retry.max_delay),
+    }
+}
+
+/// Whether an answer header goes back to the service.
+pub fn passes_back(name: &str) -> bool {
+    !DROPPED_RESPONSE_HEADERS.contains(&name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn provider() -> Provider {
+        let registry = crate::providers::Registry::load(
+            &std::collections::HashMap::<String, String>::new(),
+            "http://x",
+            &crate::providers::Endpoints::Sandbox {
+                base: "http://hub.test".into(),
+            },
+        )
+        .unwrap();
+        (*registry.get("klaviyo").unwrap()).clone()
+    }
+
+    #[test]
+    fn paths_stay_inside_the_api() {
+        let p = provider();
+        let ok = target_url(&p, "api/lists", "page%5Bcursor%5D=abc").unwrap();
+        assert_eq!(
+            ok.as_str(),
+            "http://hub.test/sandbox/klaviyo/api/lists?page%5Bcursor%5D=abc"
+        );
+        for bad in [
+            "../admin",
+            "api/../../admin",
+            "%2e%2e/admin",
+            "api/%2E%2E/%2E%2E/x",
+            "/etc/passwd",
+            "api//evil.example",
+            "http://evil.example/x",
+            "https:%2F%2Fevil.example",
+            "api\\..\\x",
+            "api/%5C..%5Cx",
+            "./api",
+        ] {
+            assert_eq!(target_url(&p, bad, ""), Err(PathError::Escapes), "{bad}");
+        }
+    }
+}
