@@ -16,7 +16,7 @@ pub mod proxy;
 pub mod sandbox;
 pub mod seed;
 pub mod startup;
-pub mod usage;
 pub mod telemetry;
+pub mod usage;
 pub mod vault;
 pub mod web;

@@ -112,6 +112,8 @@ pub struct Stats {
     pub per_day: Vec<DayStats>,
     pub average_duration_ms: f64,
     pub latency_ms: Percentiles,
+    /// Calls per client id, for the top-clients table.
+    pub by_client: BTreeMap<String, EndpointStats>,
 }
 
 #[derive(Debug, Default, serde::Serialize)]
@@ -135,23 +137,27 @@ pub fn stats(conn: &mut DbConnection, scope: &Scope) -> QueryResult<Stats> {
     if let Some(user) = &scope.user_id {
         query = query.filter(api_usage::user_id.eq(user.clone()));
     }
-    let rows: Vec<(String, i32, i32, bool, chrono::NaiveDateTime)> = query
+    let rows: Vec<Row> = query
         .select((
             api_usage::endpoint,
             api_usage::status,
             api_usage::duration_ms,
             api_usage::rate_limited,
             api_usage::at,
+            api_usage::client_id,
         ))
         .load(conn)?;
     Ok(aggregate(rows))
 }
 
-fn aggregate(rows: Vec<(String, i32, i32, bool, chrono::NaiveDateTime)>) -> Stats {
+/// endpoint, status, duration, rate limited, at, client id
+type Row = (String, i32, i32, bool, chrono::NaiveDateTime, String);
+
+fn aggregate(rows: Vec<Row>) -> Stats {
     let mut stats = Stats::default();
     let mut days: BTreeMap<String, DayStats> = BTreeMap::new();
     let mut durations: Vec<i32> = Vec::with_capacity(rows.len());
-    for (endpoint, status, duration, rate_limited, at) in rows {
+    for (endpoint, status, duration, rate_limited, at, client_id) in rows {
         let error = status >= 400;
         stats.total_calls += 1;
         stats.total_errors += u64::from(error);
@@ -159,6 +165,9 @@ fn aggregate(rows: Vec<(String, i32, i32, bool, chrono::NaiveDateTime)>) -> Stat
         let entry = stats.by_endpoint.entry(endpoint).or_default();
         entry.calls += 1;
         entry.errors += u64::from(error);
+        let by_client = stats.by_client.entry(client_id).or_default();
+        by_client.calls += 1;
+        by_client.errors += u64::from(error);
         let day = at.format("%Y-%m-%d").to_string();
         let day_entry = days.entry(day.clone()).or_insert_with(|| DayStats {
             day,
@@ -213,16 +222,11 @@ mod tests {
             .unwrap()
             .and_hms_opt(10, 0, 0)
             .unwrap();
-        let rows = vec![
-            ("lists".to_string(), 200, 10, false, at),
-            ("lists".to_string(), 429, 30, true, at),
-            (
-                "customers".to_string(),
-                500,
-                20,
-                false,
-                at + chrono::TimeDelta::days(1),
-            ),
+        let day_after = at + chrono::TimeDelta::days(1);
+        let rows: Vec<Row> = vec![
+            ("lists".into(), 200, 10, false, at, "a".into()),
+            ("lists".into(), 429, 30, true, at, "a".into()),
+            ("customers".into(), 500, 20, false, day_after, "b".into()),
         ];
         let stats = aggregate(rows);
         assert_eq!(
@@ -237,6 +241,13 @@ mod tests {
             }
         );
         assert_eq!(stats.per_day.len(), 2);
+        assert_eq!(
+            stats.by_client["a"],
+            EndpointStats {
+                calls: 2,
+                errors: 1
+            }
+        );
         assert_eq!(stats.latency_ms.p50, 20);
         assert_eq!(stats.average_duration_ms, 20.0);
     }

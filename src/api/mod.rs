@@ -4,9 +4,9 @@
 pub mod error;
 pub mod integrations;
 pub mod openapi;
+mod proxy;
 mod service;
 pub mod service_auth;
-mod proxy;
 mod tokens;
 mod usage;
 
@@ -49,6 +49,9 @@ fn service_routes(cfg: &mut web::ServiceConfig) {
             web::get().to(tokens::default_token),
         )
         .route("/openapi.json", web::get().to(openapi::document))
-        .route("/proxy/{client_id}/{tail:.*}", web::route().to(proxy::forward))
+        .route(
+            "/proxy/{client_id}/{tail:.*}",
+            web::route().to(proxy::forward),
+        )
         .route("/usage", web::get().to(usage::stats));
 }

@@ -1,8 +1,9 @@
 //! The HTML side of connecthub: routes, pages and their shared helpers.
 
-mod admin;
 mod api_keys;
 pub mod assets;
+mod audit_page;
+mod audit_query;
 mod client_details;
 mod client_query;
 mod clients;
@@ -12,6 +13,7 @@ pub mod layout;
 pub mod local_path;
 mod login;
 pub mod middleware;
+mod usage_page;
 mod users;
 
 use crate::audit::Origin;
@@ -54,8 +56,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/admin/api-keys/{id}/revoke",
             web::post().to(api_keys::revoke),
         )
-        .route("/admin/audit", web::get().to(admin::audit))
-        .route("/admin/usage", web::get().to(admin::usage))
+        // Before `/admin/audit/{id}`, which would otherwise capture them.
+        .route("/admin/audit", web::get().to(audit_page::index))
+        .route("/admin/audit/export.csv", web::get().to(audit_page::export))
+        .route("/admin/audit/verify", web::post().to(audit_page::verify))
+        .route("/admin/audit/{id}", web::get().to(audit_page::show))
+        .route("/admin/usage", web::get().to(usage_page::index))
         // After every fixed /admin/clients/… path, which `{id}` would otherwise capture.
         .configure(client_routes)
         .route("/connections", web::get().to(connections::index))

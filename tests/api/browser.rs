@@ -409,4 +409,69 @@ mod walkthrough {
         watcher.screenshot("clients-live-update").await;
         watcher.close().await;
     }
+
+    /// The usage page: totals from real proxied calls, then another period and provider.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn usage_page_follows_period_and_provider() {
+        let Some(browser) = Browser::start().await else {
+            return;
+        };
+        let app = spawn_app(Backend::Sqlite).await;
+        app.login_as(Role::Admin).await;
+        app.connect("klaviyo", Some("AcmeK1")).await;
+        let client = app.clients().await.remove(0).id;
+        let key = app.api_key(&[connecthub::api_keys::Scope::Proxy]).await;
+        for _ in 0..2 {
+            let url = app.url(&format!("/api/v1/proxy/{client}/api/lists"));
+            app.client.get(url).bearer_auth(&key).send().await.unwrap();
+        }
+        let viewer = app.create_user(Role::Admin).await;
+        browser.goto(&app.url("/login?next=/admin/usage")).await;
+        browser.fill("#email", &viewer.email).await;
+        browser.fill("#password", &viewer.password).await;
+        browser.click("button[type=submit]").await;
+        // Written once a second: reload until the calls are counted.
+        let mut counted = false;
+        for _ in 0..30 {
+            if browser
+                .client
+                .find(Locator::Css("#total-calls"))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+                == "2"
+            {
+                counted = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            browser.client.refresh().await.unwrap();
+        }
+        assert!(counted, "the page counts the two calls");
+        browser
+            .client
+            .execute(
+                "document.querySelector('#usage-period').value = '24h'",
+                vec![],
+            )
+            .await
+            .unwrap();
+        browser.click("#usage-filters button[type=submit]").await;
+        browser.wait_for_text("#total-calls", "2").await;
+        assert!(browser.path().await.starts_with("/admin/usage?period=24h"));
+        browser.screenshot("usage").await;
+        browser
+            .client
+            .execute(
+                "document.querySelector('#usage-provider').value = 'kustomer'",
+                vec![],
+            )
+            .await
+            .unwrap();
+        browser.click("#usage-filters button[type=submit]").await;
+        browser.wait_for_text("#total-calls", "0").await;
+        browser.close().await;
+    }
 }

@@ -3,6 +3,7 @@
 mod helpers;
 
 mod api_keys;
+mod audit_page;
 mod browser;
 mod cli;
 mod client_details;
@@ -15,4 +16,5 @@ mod pages;
 mod providers;
 mod proxy;
 mod service_tokens;
+mod usage_page;
 mod users;

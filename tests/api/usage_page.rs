@@ -1,0 +1,100 @@
+//! The usage page over real proxied calls: totals, periods, provider filter, member scope,
+//! KPIs.
+
+use crate::helpers::TestApp;
+use crate::on_both_backends;
+use connecthub::api_keys::Scope;
+use connecthub::auth::users::Role;
+
+on_both_backends!(usage_page_counts_real_calls, members_see_their_own_usage);
+
+/// Connects Klaviyo for the signed-in user and makes `ok` good calls and `bad` failing ones.
+async fn calls(app: &TestApp, account: &str, ok: usize, bad: usize) {
+    app.connect("klaviyo", Some(account)).await;
+    let client = app
+        .clients()
+        .await
+        .into_iter()
+        .find(|c| c.provider_account_id == account)
+        .unwrap()
+        .id;
+    let key = app.api_key(&[Scope::Proxy]).await;
+    for i in 0..ok + bad {
+        let path = if i < ok {
+            "api/lists"
+        } else {
+            "api/no-such-endpoint"
+        };
+        app.client
+            .get(app.url(&format!("/api/v1/proxy/{client}/{path}")))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap();
+    }
+}
+
+/// The number in an element with this id, once the once-a-second writer caught up.
+async fn figure(app: &TestApp, path: &str, id: &str, expected: &str) {
+    let mut seen = String::new();
+    for _ in 0..40 {
+        let html = app.get_html(path).await;
+        seen = html
+            .split(&format!(r#"id="{id}">"#))
+            .nth(1)
+            .and_then(|rest| rest.split('<').next())
+            .unwrap_or_default()
+            .to_string();
+        if seen == expected {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("{path} #{id} showed {seen:?}, not {expected:?}");
+}
+
+async fn usage_page_counts_real_calls(app: TestApp) {
+    app.login_as(Role::Admin).await;
+    calls(&app, "AcmeK1", 3, 1).await;
+    figure(&app, "/admin/usage", "total-calls", "4").await;
+    figure(&app, "/admin/usage", "total-errors", "1").await;
+    figure(&app, "/admin/usage", "rate-limit-hits", "0").await;
+    for period in ["24h", "7d", "30d"] {
+        figure(
+            &app,
+            &format!("/admin/usage?period={period}"),
+            "total-calls",
+            "4",
+        )
+        .await;
+    }
+    figure(&app, "/admin/usage?provider=kustomer", "total-calls", "0").await;
+    let html = crate::helpers::unescape(&app.get_html("/admin/usage").await);
+    assert!(html.contains("<code>lists</code>"), "top endpoints");
+    assert!(html.contains("Acme Store (klaviyo)"), "top clients");
+    assert!(
+        html.contains("OAuth completion rate") && html.contains("100.0 %"),
+        "KPI from the audit log"
+    );
+    assert!(
+        html.contains("API error rate") && html.contains("25.0 %") && html.contains("below target")
+    );
+    assert!(html.contains("<svg class=\"chart\""), "server-drawn chart");
+    assert_eq!(app.get("/admin/usage?period=1y").await.status(), 400);
+    assert_eq!(app.get("/admin/usage?provider=nope").await.status(), 400);
+}
+
+async fn members_see_their_own_usage(app: TestApp) {
+    app.login_as(Role::Admin).await;
+    calls(&app, "AcmeK1", 2, 0).await;
+    let member = app.new_browser();
+    member.login_as(Role::Member).await;
+    calls(&member, "GlobexK2", 1, 0).await;
+    figure(&app, "/admin/usage", "total-calls", "3").await;
+    figure(&member, "/admin/usage", "total-calls", "1").await;
+    let html = member.get_html("/admin/usage").await;
+    assert!(
+        !html.contains("Acme Store"),
+        "another user's client is not shown"
+    );
+}
