@@ -249,7 +249,7 @@ impl Answer {
         if wants_json(req) {
             return HttpResponse::build(self.status).json(self.json);
         }
-        if req.headers().contains_key("hx-request") {
+        if crate::web::is_htmx(req) {
             // The page stays; the toast shows and the client list re-renders itself.
             let mut response = HttpResponse::Ok();
             let success = self.flash.kind == FlashKind::Success;
@@ -281,6 +281,21 @@ async fn client_for(
     Ok(client)
 }
 
+/// What a client action is about: the provider and client of the path (if the caller may
+/// act on it) and where a plain form returns to.
+async fn action_target(
+    state: &AppState,
+    user: &User,
+    path: web::Path<(String, String)>,
+    form: Option<web::Form<RedirectTarget>>,
+) -> Result<(Arc<Provider>, clients::Client, LocalPath), AppError> {
+    let (provider_name, client_id) = path.into_inner();
+    let provider = provider(state, &provider_name)?;
+    let client = client_for(state, user, &provider.name, &client_id).await?;
+    let redirect_path = form.map(web::Form::into_inner).unwrap_or_default().path();
+    Ok((provider, client, redirect_path))
+}
+
 /// `POST /api/integrations/{provider}/oauth/refresh/{client_id}`: refresh now.
 pub async fn refresh_now(
     req: HttpRequest,
@@ -290,12 +305,7 @@ pub async fn refresh_now(
     form: Option<web::Form<RedirectTarget>>,
     CurrentUser(user): CurrentUser,
 ) -> Result<HttpResponse, AppError> {
-    let (provider_name, client_id) = path.into_inner();
-    let provider = provider(&state, &provider_name)?;
-    let client = client_for(&state, &user, &provider.name, &client_id).await?;
-    let redirect_path = form
-        .map(|f| f.path())
-        .unwrap_or_else(|| RedirectTarget::default().path());
+    let (_, client, redirect_path) = action_target(&state, &user, path, form).await?;
     let answer = match lifecycle::refresh(&state, &client, true).await {
         Ok(token) => {
             let expires_at = match token {
@@ -337,12 +347,7 @@ pub async fn disconnect(
     form: Option<web::Form<RedirectTarget>>,
     CurrentUser(user): CurrentUser,
 ) -> Result<HttpResponse, AppError> {
-    let (provider_name, client_id) = path.into_inner();
-    let provider = provider(&state, &provider_name)?;
-    let client = client_for(&state, &user, &provider.name, &client_id).await?;
-    let redirect_path = form
-        .map(|f| f.path())
-        .unwrap_or_else(|| RedirectTarget::default().path());
+    let (provider, client, redirect_path) = action_target(&state, &user, path, form).await?;
     let revocation = disconnect::disconnect(&state, &user, &client, &origin(&req)).await?;
     Ok(disconnect_answer(&provider, &client, revocation).send(&req, &session, &redirect_path))
 }

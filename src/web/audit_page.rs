@@ -122,7 +122,7 @@ fn target(entry: &Entry) -> Option<Target> {
 fn row(entry: Entry, now: chrono::NaiveDateTime) -> Row {
     Row {
         id: entry.id,
-        when: super::clients::relative(Some(entry.at), now),
+        when: super::moment::relative(Some(entry.at), now),
         at: absolute(entry.at),
         at_iso: iso(entry.at),
         target: target(&entry),
@@ -194,12 +194,6 @@ async fn full_page(
     super::render(page, StatusCode::OK)
 }
 
-/// htmx filter changes and page links swap the list only; a history restore needs it all.
-fn wants_list_only(req: &HttpRequest) -> bool {
-    req.headers().contains_key("hx-request")
-        && !req.headers().contains_key("hx-history-restore-request")
-}
-
 /// `GET /admin/audit?actor=&action=&client=&outcome=&from=&to=&page=`
 pub async fn index(
     req: HttpRequest,
@@ -209,7 +203,7 @@ pub async fn index(
 ) -> Result<HttpResponse, AppError> {
     let query = AuditQuery::parse(req.query_string())?;
     let list = load_list(&state, &user, &query).await?;
-    if wants_list_only(&req) {
+    if super::wants_fragment(&req) {
         return super::render(list, StatusCode::OK);
     }
     full_page(&state, &session, &user, query, list, None).await
@@ -273,7 +267,7 @@ pub async fn show(
     .ok_or(AppError::NotFound)?;
     let page = EntryPage {
         layout: Layout::new(&session, Some(&user), "audit"),
-        when: super::clients::relative(Some(entry.at), crate::db::now()),
+        when: super::moment::relative(Some(entry.at), crate::db::now()),
         at: absolute(entry.at),
         at_iso: iso(entry.at),
         details: pretty_json(&entry.details),

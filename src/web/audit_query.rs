@@ -9,7 +9,6 @@ use chrono::NaiveDate;
 pub const PAGE_SIZE: i64 = 50;
 const MAX_ACTOR: usize = 100;
 const MAX_VALUE: usize = 64;
-const MAX_PAGE: i64 = 100_000;
 
 #[derive(Debug, Default, serde::Deserialize)]
 struct Raw {
@@ -108,17 +107,6 @@ fn date(name: &str, raw: Option<String>) -> Result<Option<NaiveDate>, AppError> 
     }
 }
 
-fn page(raw: Option<String>) -> Result<i64, AppError> {
-    match raw.as_deref().map(str::trim) {
-        None | Some("") => Ok(1),
-        Some(p) => p
-            .parse::<i64>()
-            .ok()
-            .filter(|p| (1..=MAX_PAGE).contains(p))
-            .ok_or_else(|| bad(format!("page must be a number from 1 to {MAX_PAGE}"))),
-    }
-}
-
 impl AuditQuery {
     pub fn parse(query_string: &str) -> Result<Self, AppError> {
         let raw: Raw = serde_urlencoded::from_str(query_string)
@@ -137,7 +125,7 @@ impl AuditQuery {
             outcome: outcome(raw.outcome)?,
             from,
             to,
-            page: page(raw.page)?,
+            page: super::client_query::page_number(raw.page)?,
         })
     }
 

@@ -2,8 +2,10 @@
 //! secrets; tags edited in place (htmx, or a plain form without JavaScript); "Make
 //! default". The owner and admins may see and change it (`clients::find_for`).
 
+use super::is_htmx;
 use super::layout::{Flash, Layout};
 use super::local_path::LocalPath;
+use super::moment::{moment, Moment};
 use crate::api::integrations::Answer;
 use crate::audit::{self, Actor, Entry, Event, Origin};
 use crate::auth::users::User;
@@ -20,45 +22,6 @@ use serde_json::{json, Value};
 
 /// How many audit entries the page shows.
 const HISTORY: i64 = 20;
-
-/// A point in time as the pages show it: relative, with the exact UTC time beside it.
-pub struct Moment {
-    pub relative: String,
-    pub absolute: String,
-}
-
-/// "in 52 min", "3 h ago", "—" when there is no time.
-pub fn relative(time: Option<chrono::NaiveDateTime>, now: chrono::NaiveDateTime) -> String {
-    let Some(time) = time else {
-        return "—".into();
-    };
-    let seconds = (time - now).num_seconds();
-    let span = |s: i64| match s {
-        s if s < 60 => format!("{s} s"),
-        s if s < 3600 => format!("{} min", s / 60),
-        s if s < 86400 => format!("{} h", s / 3600),
-        s => format!("{} d", s / 86400),
-    };
-    match seconds {
-        0 => "just now".into(),
-        s if s > 0 => format!("in {}", span(s)),
-        s => format!("{} ago", span(-s)),
-    }
-}
-
-pub fn moment(time: Option<chrono::NaiveDateTime>, now: chrono::NaiveDateTime) -> Moment {
-    Moment {
-        relative: relative(time, now),
-        absolute: time
-            .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
-            .unwrap_or_default(),
-    }
-}
-
-/// Whether the request comes from htmx (it then gets a fragment, not a page).
-pub fn is_htmx(req: &HttpRequest) -> bool {
-    req.headers().contains_key("hx-request")
-}
 
 /// One profile value: text, a list (Kustomer teams), or nothing known.
 pub enum FieldValue {
@@ -622,18 +585,5 @@ mod tests {
                 ("c:read", false, true)
             ]
         );
-    }
-
-    #[test]
-    fn relative_times() {
-        let now = chrono::DateTime::from_timestamp(1_000_000, 0)
-            .unwrap()
-            .naive_utc();
-        let at = |s: i64| Some(now + chrono::TimeDelta::seconds(s));
-        assert_eq!(relative(at(52 * 60 + 5), now), "in 52 min");
-        assert_eq!(relative(at(-3 * 3600), now), "3 h ago");
-        assert_eq!(relative(at(0), now), "just now");
-        assert_eq!(relative(None, now), "—");
-        assert_eq!(moment(at(0), now).absolute, "1970-01-12 13:46:40 UTC");
     }
 }

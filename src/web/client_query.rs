@@ -50,6 +50,18 @@ fn value(name: &str, raw: Option<String>) -> Result<String, AppError> {
     Ok(value)
 }
 
+/// A `page` parameter: 1 when absent, else a number from 1 to 100,000 (lists share it).
+pub fn page_number(raw: Option<String>) -> Result<i64, AppError> {
+    match raw.as_deref().map(str::trim) {
+        None | Some("") => Ok(1),
+        Some(p) => p
+            .parse::<i64>()
+            .ok()
+            .filter(|p| (1..=MAX_PAGE).contains(p))
+            .ok_or_else(|| bad(format!("page must be a number from 1 to {MAX_PAGE}"))),
+    }
+}
+
 impl ListQuery {
     pub fn parse(query_string: &str) -> Result<Self, AppError> {
         let raw: Raw = serde_urlencoded::from_str(query_string)
@@ -68,14 +80,7 @@ impl ListQuery {
         if !matches!(sort.as_str(), "" | "updated" | "name" | "expires") {
             return Err(bad("sort must be updated, name or expires".into()));
         }
-        let page = match raw.page.as_deref().map(str::trim) {
-            None | Some("") => 1,
-            Some(p) => p
-                .parse::<i64>()
-                .ok()
-                .filter(|p| (1..=MAX_PAGE).contains(p))
-                .ok_or_else(|| bad(format!("page must be a number from 1 to {MAX_PAGE}")))?,
-        };
+        let page = page_number(raw.page)?;
         Ok(Self {
             q,
             provider: value("provider", raw.provider)?,

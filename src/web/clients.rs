@@ -3,6 +3,7 @@
 
 use super::client_query::{ListQuery, PAGE_SIZE};
 use super::layout::Layout;
+use super::moment::{absolute, relative};
 use crate::auth::users::User;
 use crate::auth::CurrentUser;
 use crate::clients::{self, ListedClient};
@@ -92,27 +93,6 @@ fn button(provider: &Arc<Provider>) -> ConnectButton {
     }
 }
 
-/// "in 52 min", "expired 3 h ago", "never" — the absolute time sits in the title.
-pub fn relative(time: Option<chrono::NaiveDateTime>, now: chrono::NaiveDateTime) -> String {
-    let Some(time) = time else {
-        return "—".into();
-    };
-    let seconds = (time - now).num_seconds();
-    let span = |s: i64| match s {
-        s if s < 60 => format!("{s} s"),
-        s if s < 3600 => format!("{} min", s / 60),
-        s if s < 86400 => format!("{} h", s / 3600),
-        s => format!("{} d", s / 86400),
-    };
-    if seconds == 0 {
-        "just now".into()
-    } else if seconds > 0 {
-        format!("in {}", span(seconds))
-    } else {
-        format!("{} ago", span(-seconds))
-    }
-}
-
 fn row(listed: ListedClient, now: chrono::NaiveDateTime) -> ClientRow {
     let ListedClient {
         client,
@@ -122,9 +102,9 @@ fn row(listed: ListedClient, now: chrono::NaiveDateTime) -> ClientRow {
     ClientRow {
         status_label: client.status_label(),
         tags: client.tag_list(),
-        expires_at: client_time(expires_at),
+        expires_at: absolute(expires_at),
         last_used: relative(client.last_used_at, now),
-        last_used_at: client_time(client.last_used_at),
+        last_used_at: absolute(client.last_used_at),
         expires: if client.auth_type == "api_key" {
             "does not expire".into()
         } else {
@@ -290,11 +270,6 @@ async fn apply(
     })
 }
 
-fn client_time(time: Option<chrono::NaiveDateTime>) -> String {
-    time.map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
-        .unwrap_or_default()
-}
-
 /// Loads one page of the view and its change stamp.
 async fn load_list(
     state: &AppState,
@@ -344,9 +319,7 @@ pub async fn index(
     let is_filtered = query.is_filtered();
     let layout = Layout::new(&session, Some(&user), "clients");
     let (list, _) = load_list(&state, &user, query, layout.csrf_token.clone()).await?;
-    if req.headers().contains_key("hx-request")
-        && !req.headers().contains_key("hx-history-restore-request")
-    {
+    if super::wants_fragment(&req) {
         return super::render(list, StatusCode::OK);
     }
     let providers = state.providers();

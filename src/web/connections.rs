@@ -2,8 +2,8 @@
 //! by provider, with Connect, Make default, Reconnect and Disconnect. Admins see only their
 //! own here too; everyone's are on the Clients page.
 
-use super::client_details::{moment, Moment};
 use super::layout::Layout;
+use super::moment::{moment, Moment};
 use crate::auth::CurrentUser;
 use crate::clients::{self, Client};
 use crate::error::AppError;

@@ -13,6 +13,7 @@ pub mod layout;
 pub mod local_path;
 mod login;
 pub mod middleware;
+mod moment;
 mod usage_page;
 mod users;
 
@@ -104,6 +105,16 @@ pub fn origin(req: &HttpRequest) -> Origin {
             .and_then(|v| v.to_str().ok())
             .map(str::to_string),
     }
+}
+
+/// Whether the request comes from htmx (it then gets a fragment, not a page).
+pub fn is_htmx(req: &HttpRequest) -> bool {
+    req.headers().contains_key("hx-request")
+}
+
+/// htmx asks for a fragment, except when it restores history and needs the whole page.
+pub fn wants_fragment(req: &HttpRequest) -> bool {
+    is_htmx(req) && !req.headers().contains_key("hx-history-restore-request")
 }
 
 pub fn urlencode(raw: &str) -> String {
