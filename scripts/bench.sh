@@ -8,16 +8,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-10}
 connections=${2:-64}
-pg_server=${BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432}
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk"; exit 1; }
 cargo build --release -q --bin connecthub --example hello
 bin=./target/release/connecthub
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
-
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+source scripts/bench-lib.sh
 
 # wrk → "requests_per_second p99_ms"
 measure() {
@@ -36,13 +30,12 @@ read -r hello_rps hello_p99 < <(measure "http://127.0.0.1:$hello_port/")
 echo "hello-world        ${hello_rps} req/s  p99 ${hello_p99} ms"
 
 bench_backend() { # name database_url
-  local name=$1 url=$2 p base jar token password client key
+  local name=$1 url=$2 p base jar password client key
   p=$(port); base=http://localhost:$p; jar=$work/$name.jar  # the demo's PUBLIC_URL host, so the session cookie matches
   (cd "$work" && DATABASE_URL=$url BIND=127.0.0.1:$p LOG_LEVEL=warn "$OLDPWD/$bin" demo >"$work/$name.out" 2>&1) & pids+=($!)
   until grep -q Password "$work/$name.out" 2>/dev/null; do sleep 0.1; done
   password=$(awk '/Password/ {print $2}' "$work/$name.out")
-  token=$(curl -s -c "$jar" -b "$jar" "$base/login" | grep -o 'csrf-token" content="[^"]*' | cut -d'"' -f3)
-  curl -s -o /dev/null -c "$jar" -b "$jar" -d "email=admin@connecthub.local&password=$password&csrf_token=$token" "$base/login"
+  sign_in "$base" "$jar" admin@connecthub.local "$password"
   local authorize callback
   authorize=$(curl -s -o /dev/null -w '%{redirect_url}' -c "$jar" -b "$jar" "$base/api/integrations/klaviyo/oauth/start?redirect_path=/admin/clients")
   callback=$(curl -s -o /dev/null -w '%{redirect_url}' -c "$jar" -b "$jar" -d "${authorize#*\?}&decision=allow&account=AcmeK1" "$base/sandbox/klaviyo/oauth/authorize")
@@ -55,13 +48,4 @@ bench_backend() { # name database_url
     'BEGIN { printf "token (%-8s)   %s req/s  p99 %s ms  ratio to hello-world %.2f\n", n, r, p, r / h }'
 }
 
-bench_backend sqlite "$work/bench.db"
-if psql "$pg_server/postgres" -qc 'select 1' >/dev/null 2>&1; then
-  db=connecthub_bench_$$
-  psql "$pg_server/postgres" -qc "CREATE DATABASE $db"
-  bench_backend postgres "$pg_server/$db"
-  kill "${pids[-1]}" 2>/dev/null || true; sleep 0.5
-  psql "$pg_server/postgres" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)"
-else
-  echo "PostgreSQL not reachable at $pg_server: skipped"
-fi
+on_both_databases bench_backend bench

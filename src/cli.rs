@@ -41,7 +41,7 @@ enum Command {
     /// Check the audit log's hash chain
     #[command(subcommand)]
     Audit(AuditCommand),
-    /// Add demo clients (no credentials, tagged `seed`) to try the list at volume
+    /// Add demo clients (no credentials, tagged `seed`) and made-up usage, to try the app at volume
     Seed(SeedArgs),
     /// Manage service API keys (for scripts; admins also have /admin/api-keys)
     #[command(subcommand, name = "api-key")]
@@ -57,8 +57,14 @@ enum AuditCommand {
 #[derive(Args)]
 struct SeedArgs {
     /// How many clients to add
-    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
     clients: u32,
+    /// How many made-up provider calls to record, spread over existing clients
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=10_000_000))]
+    usage_rows: u32,
+    /// Over how many days (ending now) the calls are spread
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=366))]
+    usage_days: u32,
 }
 
 #[derive(Subcommand)]
@@ -145,14 +151,23 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Key(KeyCommand::Rotate) => key_rotate().await,
         Command::ApiKey(ApiKeyCommand::Create(args)) => api_key_create(args).await,
         Command::Audit(AuditCommand::Verify) => audit_verify().await,
-        Command::Seed(args) => {
-            let pool = pool_from_env().await?;
-            let count = args.clients as usize;
-            let added = db::run(&pool, move |conn| crate::seed::seed(conn, count)).await?;
-            println!("added {added} demo clients (tag seed, no credentials)");
-            Ok(())
-        }
+        Command::Seed(args) => seed(args).await,
     }
+}
+
+async fn seed(args: SeedArgs) -> anyhow::Result<()> {
+    let pool = pool_from_env().await?;
+    if args.clients > 0 {
+        let count = args.clients as usize;
+        let added = db::run(&pool, move |conn| crate::seed::seed(conn, count)).await?;
+        println!("added {added} demo clients (tag seed, no credentials)");
+    }
+    if args.usage_rows > 0 {
+        let (rows, days) = (args.usage_rows as usize, args.usage_days);
+        let added = db::run(&pool, move |conn| crate::seed::usage(conn, rows, days)).await?;
+        println!("recorded {added} made-up provider calls over {days} days");
+    }
+    Ok(())
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {

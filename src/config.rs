@@ -117,6 +117,8 @@ pub struct Config {
     pub service_cache_ttl: Duration,
     /// When set, `/metrics` wants it as a Bearer token.
     pub metrics_token: Option<secrecy::SecretString>,
+    /// How long raw usage rows are kept (daily roll-ups are kept for good).
+    pub usage_retention: chrono::TimeDelta,
     /// The built-in provider sandbox, mounted only by `demo` and tests.
     pub sandbox: Option<SandboxConfig>,
 }
@@ -267,6 +269,7 @@ impl Config {
                 10,
             )?)),
             metrics_token: source.get("METRICS_TOKEN").map(secrecy::SecretString::from),
+            usage_retention: usage_retention(source)?,
             sandbox,
             database_url,
             database_max_connections: number(source, "DATABASE_MAX_CONNECTIONS", 10)?,
@@ -313,6 +316,18 @@ fn number(source: &dyn Source, name: &str, default: u32) -> Result<u32, ConfigEr
             .filter(|n| *n > 0)
             .ok_or_else(|| ConfigError::new(name, "must be a whole number above 0")),
     }
+}
+
+/// The 24-hour usage view reads raw rows, so at least two days are kept.
+fn usage_retention(source: &dyn Source) -> Result<chrono::TimeDelta, ConfigError> {
+    let days = number(source, "USAGE_RETENTION_DAYS", 30)?;
+    if days < 2 {
+        return Err(ConfigError::new(
+            "USAGE_RETENTION_DAYS",
+            "must be a whole number of days, 2 or more",
+        ));
+    }
+    Ok(chrono::TimeDelta::days(i64::from(days)))
 }
 
 fn minutes(source: &dyn Source, name: &str, default: u32) -> Result<Duration, ConfigError> {
@@ -364,6 +379,11 @@ mod tests {
             ("PUBLIC_URL", "not a url", "PUBLIC_URL must be"),
             ("LOG_FORMAT", "xml", "LOG_FORMAT must be text or json"),
             ("SESSION_IDLE_MINUTES", "-3", "SESSION_IDLE_MINUTES must be"),
+            (
+                "USAGE_RETENTION_DAYS",
+                "1",
+                "USAGE_RETENTION_DAYS must be a whole number of days, 2 or more",
+            ),
         ];
         for (name, value, message) in cases {
             let mut vars = env(&base);

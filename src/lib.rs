@@ -11,6 +11,7 @@ pub mod db;
 pub mod error;
 pub mod metrics;
 pub mod oauth;
+pub mod operations;
 pub mod providers;
 pub mod proxy;
 pub mod sandbox;

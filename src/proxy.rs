@@ -2,11 +2,13 @@
 //! client's fresh token and the provider's fixed headers, retried on 429/5xx (idempotent
 //! methods only, honouring Retry-After), its answer streamed back, and the call recorded.
 
-use crate::oauth::lifecycle::FreshToken;
+use crate::oauth::lifecycle::{CachedToken, FreshToken};
 use crate::oauth::provider_http::RetryPolicy;
 use crate::providers::Provider;
+use crate::startup::AppState;
+use crate::usage;
 use secrecy::ExposeSecret;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Request headers never passed on: hop-by-hop ones (RFC 9110 §7.6.1), the caller's own
 /// credentials, and those the HTTP client sets itself.
@@ -147,6 +149,36 @@ pub async fn forward(
         tokio::time::sleep(wait_before_retry(retry, attempt, &response)).await;
         attempt += 1;
     }
+}
+
+/// `forward` for a client, metered: every provider call made for a client (proxied or a
+/// typed operation) is recorded in usage under the endpoint family of `path`, and the
+/// client's last-used time moves.
+pub async fn forward_metered(
+    state: &AppState,
+    entry: &CachedToken,
+    provider: &Provider,
+    outgoing: &Outgoing,
+    path: &str,
+) -> Result<Answer, reqwest::Error> {
+    let started = Instant::now();
+    let answer = forward(&state.http, &state.retry, provider, &entry.token, outgoing).await;
+    let status = answer
+        .as_ref()
+        .map_or(502, |a| a.response.status().as_u16());
+    state.usage.record(usage::Call {
+        client_id: entry.client.id.clone(),
+        user_id: entry.client.owner_user_id.clone(),
+        provider: provider.name.clone(),
+        endpoint: usage::normalise_endpoint(path),
+        method: outgoing.method.as_str().to_string(),
+        status: i32::from(status),
+        duration_ms: started.elapsed().as_millis().min(i32::MAX as u128) as i32,
+        rate_limited: answer.as_ref().is_ok_and(|a| a.rate_limited),
+        at: crate::db::now(),
+    });
+    state.tokens.touch(&entry.client.id);
+    answer
 }
 
 /// Retry-After when the provider gave one (bounded), else exponential backoff with jitter.

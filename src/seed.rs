@@ -1,6 +1,8 @@
-//! Demo data for trying the Clients list at volume: `connecthub seed --clients 10000`.
-//! Seeded clients have no credentials (no token, real or fake), carry the tag `seed`, and
-//! belong to a handful of seed members.
+//! Demo data for trying the app at volume: `connecthub seed --clients 10000` for the
+//! Clients list, `--usage-rows 1000000` for the usage page. Seeded clients have no
+//! credentials (no token, real or fake), carry the tag `seed`, and belong to a handful of
+//! seed members; seeded usage is spread over existing clients and written like real calls
+//! (raw rows plus daily roll-ups).
 
 use crate::auth::users::{self, Email, Role};
 use crate::db::schema::clients;
@@ -100,4 +102,81 @@ fn insert_one(
         ))
         .execute(conn)
         .map(|_| ())
+}
+
+/// Usage rows are spread over at most this many clients (the most recently changed).
+const USAGE_CLIENTS: usize = 200;
+/// Calls written per transaction.
+const USAGE_BATCH: usize = 5000;
+
+/// Records `rows` made-up provider calls over the last `days` calendar days, oldest first: mostly
+/// fast successes, some errors and rate-limit hits. Returns how many were written.
+pub fn usage(conn: &mut DbConnection, rows: usize, days: u32) -> anyhow::Result<usize> {
+    let clients: Vec<_> = crate::clients::list(conn, None)?
+        .into_iter()
+        .take(USAGE_CLIENTS)
+        .map(|listed| listed.client)
+        .collect();
+    if clients.is_empty() {
+        anyhow::bail!(
+            "there are no clients to record usage for: add some first (seed --clients 200)"
+        );
+    }
+    // From midnight (UTC) `days - 1` days ago until now: the page's "last N days".
+    let now = crate::db::now();
+    let start = (now.date() - chrono::TimeDelta::days(i64::from(days) - 1))
+        .and_hms_opt(0, 0, 0)
+        .unwrap_or(now);
+    let span_ms = (now - start).num_milliseconds().max(1);
+    let mut written = 0;
+    while written < rows {
+        let batch: Vec<crate::usage::Call> = (written..rows.min(written + USAGE_BATCH))
+            .map(|i| {
+                let client = &clients[rand::random::<usize>() % clients.len()];
+                let offset = span_ms * i as i64 / rows as i64;
+                made_up_call(client, start + chrono::TimeDelta::milliseconds(offset))
+            })
+            .collect();
+        written += batch.len();
+        crate::usage::store::write(conn, &batch)?;
+    }
+    Ok(written)
+}
+
+fn made_up_call(client: &crate::clients::Client, at: chrono::NaiveDateTime) -> crate::usage::Call {
+    let endpoints: &[&str] = if client.provider == "kustomer" {
+        &["customers", "conversations", "notes", "teams", "messages"]
+    } else {
+        &[
+            "lists",
+            "segments",
+            "accounts",
+            "profiles",
+            "events",
+            "campaigns",
+        ]
+    };
+    let roll = rand::random::<u32>() % 1000;
+    let (status, rate_limited) = match roll {
+        0..=9 => (429, true),
+        10..=19 => (500, false),
+        20..=39 => (404, false),
+        _ => (200, false),
+    };
+    crate::usage::Call {
+        client_id: client.id.clone(),
+        user_id: client.owner_user_id.clone(),
+        provider: client.provider.clone(),
+        endpoint: endpoints[rand::random::<usize>() % endpoints.len()].to_string(),
+        method: if roll.is_multiple_of(4) {
+            "POST"
+        } else {
+            "GET"
+        }
+        .to_string(),
+        status,
+        duration_ms: 20 + (rand::random::<u32>() % 400) as i32,
+        rate_limited,
+        at,
+    }
 }

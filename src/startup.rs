@@ -118,7 +118,7 @@ impl Application {
     /// Runs until the process is asked to stop (SIGINT/SIGTERM stop it gracefully), with
     /// the background refresher beside it; the refresher stops with the server.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        spawn_session_purger(self.pool.clone());
+        spawn_housekeeping(self.pool.clone(), self.state.config.usage_retention);
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let refresher = tokio::spawn(crate::oauth::refresher::run(
             self.state.clone(),
@@ -205,8 +205,9 @@ fn serve(
     Ok(server)
 }
 
-/// Deletes expired sessions every hour; sessions are also refused on load once expired.
-fn spawn_session_purger(pool: DbPool) {
+/// Hourly housekeeping, first run at start: deletes expired sessions (they are also
+/// refused on load once expired) and raw usage rows past the retention.
+fn spawn_housekeeping(pool: DbPool, usage_retention: chrono::TimeDelta) {
     tokio::spawn(async move {
         let mut every_hour = tokio::time::interval(std::time::Duration::from_secs(3600));
         loop {
@@ -215,6 +216,7 @@ fn spawn_session_purger(pool: DbPool) {
             if let Err(e) = purged {
                 tracing::warn!(error = %e, "session purge failed");
             }
+            crate::usage::prune(&pool, crate::db::now() - usage_retention).await;
         }
     });
 }

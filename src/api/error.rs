@@ -75,6 +75,30 @@ impl ApiError {
         )
     }
 
+    /// The provider kept answering 429; `retry_after` is its Retry-After in seconds.
+    pub fn rate_limited(message: impl Into<String>, retry_after: Option<u64>) -> Self {
+        let mut error = Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message);
+        if let Some(secs) = retry_after {
+            error.extra.insert("retry_after".into(), secs.into());
+        }
+        error
+    }
+
+    /// The provider refused the request (a 4xx other than 404 and 429), with its reason.
+    pub fn provider_rejected(provider_status: u16, detail: impl Into<String>) -> Self {
+        let detail = detail.into();
+        let mut error = Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "provider_rejected",
+            format!("the provider refused the request (HTTP {provider_status}): {detail}"),
+        );
+        error
+            .extra
+            .insert("provider_status".into(), provider_status.into());
+        error.extra.insert("detail".into(), detail.into());
+        error
+    }
+
     /// Something broke on our side; the caller should log the details before.
     pub fn internal() -> Self {
         Self::new(
@@ -112,6 +136,9 @@ impl ResponseError for ApiError {
         if self.status == StatusCode::UNAUTHORIZED {
             // RFC 6750: tell the client which scheme to use.
             response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        }
+        if let Some(secs) = self.extra.get("retry_after").and_then(Value::as_u64) {
+            response.insert_header((header::RETRY_AFTER, secs.to_string()));
         }
         response.json(Value::Object(body))
     }

@@ -4,6 +4,7 @@
 pub mod error;
 pub mod integrations;
 pub mod openapi;
+mod operations;
 mod proxy;
 mod service;
 pub mod service_auth;
@@ -53,5 +54,6 @@ fn service_routes(cfg: &mut web::ServiceConfig) {
             "/proxy/{client_id}/{tail:.*}",
             web::route().to(proxy::forward),
         )
-        .route("/usage", web::get().to(usage::stats));
+        .route("/usage", web::get().to(usage::stats))
+        .configure(operations::routes);
 }

@@ -1,6 +1,8 @@
 //! The OpenAPI document of the service API, generated from the handlers' annotations and
 //! served at `/api/v1/openapi.json`.
 
+use super::operations;
+use crate::operations::{klaviyo, kustomer};
 use actix_web::HttpResponse;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -9,7 +11,8 @@ use utoipa::{Modify, OpenApi};
 #[derive(serde::Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     /// invalid_api_key, insufficient_scope, not_found, invalid_request, needs_reauth,
-    /// disconnected, provider_unavailable, internal_error
+    /// disconnected, wrong_provider, conflict, rate_limited, provider_rejected,
+    /// provider_unavailable, internal_error
     pub error: String,
     pub message: String,
 }
@@ -34,9 +37,20 @@ impl Modify for ApiKeyAuth {
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "connecthub service API", description = "Fresh OAuth tokens and client lists for your own backends."),
-    paths(super::service::list_clients, super::tokens::client_token, super::tokens::default_token),
-    components(schemas(ErrorBody, super::service::ClientList, super::service::ClientView, super::tokens::TokenResponse)),
+    info(title = "connecthub service API", description = "Fresh OAuth tokens, client lists and typed Kustomer and Klaviyo operations for your own backends."),
+    paths(
+        super::service::list_clients, super::tokens::client_token, super::tokens::default_token,
+        operations::find_customer, operations::create_customer, operations::create_conversation,
+        operations::add_note, operations::send_message, operations::assign_team, operations::teams,
+        operations::account, operations::lists, operations::segments, operations::refresh_profile,
+    ),
+    components(schemas(
+        ErrorBody, super::service::ClientList, super::service::ClientView, super::tokens::TokenResponse,
+        operations::NewCustomerBody, operations::NewConversationBody, operations::NoteBody,
+        operations::MessageBody, operations::TeamBody, operations::TeamList, operations::GroupList,
+        kustomer::Customer, kustomer::Conversation, kustomer::ConversationCreated, kustomer::Note,
+        kustomer::Message, kustomer::Team, kustomer::Direction, klaviyo::Group, klaviyo::ProfileRefreshed,
+    )),
     modifiers(&ApiKeyAuth)
 )]
 struct ServiceApi;

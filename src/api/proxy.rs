@@ -8,11 +8,9 @@ use crate::api_keys::Scope;
 use crate::oauth::lifecycle;
 use crate::proxy::{self, Outgoing};
 use crate::startup::AppState;
-use crate::usage::{self, Call};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
-use std::time::Instant;
 
 /// Request bodies larger than this are refused (413).
 const MAX_BODY: usize = 10 * 1024 * 1024;
@@ -61,30 +59,7 @@ pub async fn forward(
             .collect(),
         body,
     };
-    let started = Instant::now();
-    let answer = proxy::forward(
-        &state.http,
-        &state.retry,
-        &provider,
-        &entry.token,
-        &outgoing,
-    )
-    .await;
-    let status = answer
-        .as_ref()
-        .map_or(502, |a| a.response.status().as_u16());
-    state.usage.record(Call {
-        client_id: entry.client.id.clone(),
-        user_id: entry.client.owner_user_id.clone(),
-        provider: provider.name.clone(),
-        endpoint: usage::normalise_endpoint(&tail),
-        method: outgoing.method.as_str().to_string(),
-        status: i32::from(status),
-        duration_ms: started.elapsed().as_millis().min(i32::MAX as u128) as i32,
-        rate_limited: answer.as_ref().is_ok_and(|a| a.rate_limited),
-        at: crate::db::now(),
-    });
-    state.tokens.touch(&entry.client.id);
+    let answer = proxy::forward_metered(&state, &entry, &provider, &outgoing, &tail).await;
     let answer = answer.map_err(|e| {
         tracing::warn!(provider = %provider.name, error = %e, "proxied call failed");
         ApiError::unavailable(format!("{} did not answer", provider.display_name))

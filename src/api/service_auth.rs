@@ -3,6 +3,7 @@
 
 use super::error::ApiError;
 use crate::api_keys::{self, ApiKey, Scope};
+use crate::audit::Actor;
 use crate::startup::AppState;
 use actix_web::http::header;
 use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
@@ -19,6 +20,15 @@ impl ServiceKey {
             Ok(())
         } else {
             Err(ApiError::forbidden_scope(scope))
+        }
+    }
+
+    /// Who the audit log names for what this key does.
+    pub fn actor(&self) -> Actor {
+        Actor {
+            kind: "api_key",
+            id: Some(self.0.id.clone()),
+            label: self.0.name.clone(),
         }
     }
 }

@@ -5,7 +5,7 @@
 use super::error::ApiError;
 use super::service_auth::ServiceKey;
 use crate::api_keys::Scope;
-use crate::audit::{Actor, Event};
+use crate::audit::Event;
 use crate::auth::users::Email;
 use crate::clients::settings;
 use crate::oauth::lifecycle::{self, FreshToken, TokenError};
@@ -99,16 +99,9 @@ async fn hand_out(
             .collect(),
     };
     // Who took which client's token, never the token itself.
-    let event = Event::new(
-        Actor {
-            kind: "api_key",
-            id: Some(key.id.clone()),
-            label: key.name.clone(),
-        },
-        "token_handed_out",
-    )
-    .target("client", client.id.clone())
-    .details(json!({"provider": client.provider, "api_key_prefix": key.prefix}));
+    let event = Event::new(service.actor(), "token_handed_out")
+        .target("client", client.id.clone())
+        .details(json!({"provider": client.provider, "api_key_prefix": key.prefix}));
     // Hand-outs are frequent: they are counted and written once a second, off the request path.
     state.audit.record(event);
     state.tokens.touch(&client.id);

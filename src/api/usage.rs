@@ -1,5 +1,5 @@
 //! `GET /api/v1/usage?days=30&client_id=&provider=&user_id=` (scope `clients:read`): the
-//! statistics of proxied calls over the last `days` days.
+//! statistics of provider calls over today and the `days - 1` days before it (UTC).
 
 use super::error::ApiError;
 use super::service_auth::ServiceKey;
@@ -43,13 +43,13 @@ pub async fn stats(
     let days = match query.days.as_deref() {
         None | Some("") => 30,
         Some(raw) => raw
-            .parse::<i64>()
+            .parse::<u32>()
             .ok()
             .filter(|d| (1..=366).contains(d))
             .ok_or_else(|| ApiError::bad_request("days must be a number from 1 to 366"))?,
     };
     let scope = usage::Scope {
-        since: crate::db::now() - chrono::TimeDelta::days(days),
+        period: usage::Period::Days(days),
         client_id: filter_value("client_id", query.client_id)?,
         provider: filter_value("provider", query.provider)?,
         user_id: filter_value("user_id", query.user_id)?,

@@ -68,21 +68,16 @@ pub struct Connection<'a> {
 }
 
 /// What the search box matches: name, account id and email domain, lowercased.
-fn search_text(new: &Connection) -> String {
-    let domain = new
-        .profile
+fn search_text(display_name: &str, account_id: &str, profile: &Value) -> String {
+    let domain = profile
         .get("email_domain")
-        .or_else(|| new.profile.get("domain"))
+        .or_else(|| profile.get("domain"))
         .and_then(Value::as_str)
         .unwrap_or_default();
-    format!(
-        "{} {} {}",
-        new.display_name, new.provider_account_id, domain
-    )
-    .to_lowercase()
+    format!("{display_name} {account_id} {domain}").to_lowercase()
 }
 
-fn is_unique_violation(error: &diesel::result::Error) -> bool {
+pub(crate) fn is_unique_violation(error: &diesel::result::Error) -> bool {
     matches!(
         error,
         diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)
@@ -112,7 +107,7 @@ pub fn upsert(conn: &mut DbConnection, new: &Connection) -> QueryResult<(Client,
             }
         ]);
         let profile = new.profile.to_string();
-        let search_text = search_text(new);
+        let search_text = search_text(new.display_name, new.provider_account_id, new.profile);
         // A savepoint, so a failed insert leaves the outer transaction usable (PostgreSQL).
         let inserted = conn.transaction(|conn| {
             diesel::insert_into(clients::table)
@@ -241,6 +236,26 @@ pub fn set_status(
         .set((
             clients::status.eq(status),
             clients::last_error.eq(last_error),
+            clients::updated_at.eq(crate::db::now()),
+        ))
+        .execute(conn)
+}
+
+/// Replaces the client's profile (provider metadata read again), keeping the search box in
+/// step with it.
+pub fn update_profile(
+    conn: &mut DbConnection,
+    client: &Client,
+    profile: &Value,
+) -> QueryResult<usize> {
+    diesel::update(clients::table.find(&client.id))
+        .set((
+            clients::profile.eq(profile.to_string()),
+            clients::search_text.eq(search_text(
+                &client.display_name,
+                &client.provider_account_id,
+                profile,
+            )),
             clients::updated_at.eq(crate::db::now()),
         ))
         .execute(conn)

@@ -168,6 +168,18 @@ where
     }
 }
 
+/// Runs the same diesel code on the concrete connection, for what diesel cannot express
+/// over the MultiConnection backend (multi-row INSERT, ON CONFLICT DO NOTHING).
+#[macro_export]
+macro_rules! on_backend {
+    ($conn:expr, |$inner:ident| $body:expr) => {
+        match $conn {
+            $crate::db::DbConnection::Postgresql($inner) => $body,
+            $crate::db::DbConnection::Sqlite($inner) => $body,
+        }
+    };
+}
+
 /// Runs blocking database work on the blocking thread pool.
 pub async fn run<T, E, F>(pool: &DbPool, work: F) -> Result<T, AppError>
 where

@@ -127,9 +127,50 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Usage roll-ups as materialised grouping sets (see the 000007 migration): calls per
+    /// hour or day and provider, by endpoint, by client, or by both; `le_N` is a latency
+    /// histogram bucket.
+    api_usage_rollup (grouping_set, starts_at, provider, endpoint, client_id, user_id) {
+        grouping_set -> Text,
+        starts_at -> Timestamp,
+        provider -> Text,
+        endpoint -> Text,
+        client_id -> Text,
+        user_id -> Text,
+        calls -> Integer,
+        errors -> Integer,
+        rate_limited -> Integer,
+        duration_ms_sum -> BigInt,
+        le_10 -> Integer,
+        le_25 -> Integer,
+        le_50 -> Integer,
+        le_100 -> Integer,
+        le_250 -> Integer,
+        le_500 -> Integer,
+        le_1000 -> Integer,
+        le_2500 -> Integer,
+        le_5000 -> Integer,
+        le_10000 -> Integer,
+        over_10000 -> Integer,
+    }
+}
+
+diesel::table! {
+    /// Kustomer conversations created per caller's external id (NULL while being created).
+    synced_conversations (client_id, external_id) {
+        client_id -> Text,
+        external_id -> Text,
+        conversation_id -> Nullable<Text>,
+        customer_id -> Text,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(clients -> users (owner_user_id));
 diesel::joinable!(credentials -> clients (client_id));
 diesel::joinable!(api_keys -> users (created_by));
+diesel::joinable!(synced_conversations -> clients (client_id));
 diesel::allow_tables_to_appear_in_same_query!(
     users,
     sessions,
@@ -138,5 +179,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     clients,
     credentials,
     api_keys,
-    api_usage
+    api_usage,
+    synced_conversations,
+    api_usage_rollup,
 );

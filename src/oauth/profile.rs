@@ -127,6 +127,17 @@ async fn klaviyo(
 ) -> Result<AccountProfile, CallError> {
     let url = api_url(provider, "/api/accounts");
     let body = retry.run(|| api_get(http, provider, token, &url)).await?;
+    let mut profile = klaviyo_account(&body)?;
+    let lists_count = count_pages(http, retry, provider, token, "/api/lists").await?;
+    let segments_count = count_pages(http, retry, provider, token, "/api/segments").await?;
+    profile.details["lists_count"] = json!(lists_count);
+    profile.details["segments_count"] = json!(segments_count);
+    Ok(profile)
+}
+
+/// The profile of the account in an answer of `GET /api/accounts`, without the list and
+/// segment counts (they take calls of their own). Also used by the typed operations.
+pub fn klaviyo_account(body: &Value) -> Result<AccountProfile, CallError> {
     let account = body
         .pointer("/data/0")
         .ok_or_else(|| CallError::InvalidResponse("Klaviyo returned no account".into()))?;
@@ -143,16 +154,12 @@ async fn klaviyo(
         .as_deref()
         .and_then(|e| e.split_once('@'))
         .map(|(_, d)| d.to_string());
-    let lists_count = count_pages(http, retry, provider, token, "/api/lists").await?;
-    let segments_count = count_pages(http, retry, provider, token, "/api/segments").await?;
     let details = json!({
         "account_id": id,
         "account_name": name,
         "email_domain": email_domain,
         "company_id": text_at(&attributes, "public_api_key"),
         "contact_email": contact_email,
-        "lists_count": lists_count,
-        "segments_count": segments_count,
         "test_account": attributes.get("test_account").and_then(Value::as_bool).unwrap_or(false),
         "timezone": text_at(&attributes, "timezone"),
         "preferred_currency": text_at(&attributes, "preferred_currency"),

@@ -13,6 +13,7 @@ use crate::auth::CurrentUser;
 use crate::clients::settings::{self, DefaultChange};
 use crate::clients::{self, Client};
 use crate::error::AppError;
+use crate::operations::{self, klaviyo, OpError};
 use crate::startup::AppState;
 use actix_session::Session;
 use actix_web::http::StatusCode;
@@ -198,6 +199,11 @@ impl ClientView {
     pub fn is_api_key(&self) -> bool {
         self.auth_type == "api_key"
     }
+
+    /// Klaviyo has no count fields: "Refresh counts" pages through its lists and segments.
+    pub fn can_refresh_counts(&self) -> bool {
+        self.provider == klaviyo::PROVIDER && matches!(self.status.as_str(), "active" | "error")
+    }
 }
 
 #[derive(Template)]
@@ -240,6 +246,13 @@ impl TagsFragment {
             tags_form: Some(form),
         }
     }
+}
+
+/// The profile facts alone, for htmx after "Refresh counts".
+#[derive(Template)]
+#[template(path = "client_details.html", block = "profile")]
+struct ProfileFragment {
+    profile: Vec<ProfileField>,
 }
 
 fn page_path(id: &str) -> String {
@@ -444,6 +457,59 @@ async fn refuse_tags(
     Ok(response
         .content_type("text/html; charset=utf-8")
         .body(TagsFragment::form(form).render()?))
+}
+
+/// `POST /admin/clients/{id}/profile/refresh`: reads a Klaviyo account, its lists and its
+/// segments again into the stored profile (the operation services call), as this user.
+pub async fn refresh_counts(
+    req: HttpRequest,
+    session: Session,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    CurrentUser(user): CurrentUser,
+) -> Result<HttpResponse, AppError> {
+    let client = client_for(&state, &user, path.into_inner()).await?;
+    let actor = Actor::user(&user.id, &user.email);
+    let origin = super::origin(&req);
+    let refreshed = operations::run(&state, &client.id, klaviyo::PROVIDER, async |caller| {
+        klaviyo::refresh_profile(caller, actor, origin).await
+    })
+    .await;
+    let name = &client.display_name;
+    let (flash, profile) = match refreshed {
+        Ok(refreshed) => {
+            let after = &refreshed.after;
+            let message = format!(
+                "Refreshed {name}: {} lists, {} segments",
+                after["lists_count"], after["segments_count"]
+            );
+            (Flash::success(message), Some(refreshed.profile))
+        }
+        // Our own failures are the error page's (and the log's); the provider's are a toast.
+        Err(OpError::App(e)) => return Err(e),
+        Err(e) => (
+            Flash::error(format!("Counts of {name} not refreshed: {e}")),
+            None,
+        ),
+    };
+    if !is_htmx(&req) {
+        flash.store(&session);
+        return Ok(super::redirect(&page_path(&client.id)));
+    }
+    // htmx swaps only a success; a failure leaves the facts as they were, with a toast.
+    let Some(profile) = profile else {
+        let mut response = HttpResponse::BadGateway();
+        flash.trigger(&mut response);
+        return Ok(response.finish());
+    };
+    let fragment = ProfileFragment {
+        profile: profile_fields(&profile),
+    };
+    let mut response = HttpResponse::Ok();
+    flash.trigger(&mut response);
+    Ok(response
+        .content_type("text/html; charset=utf-8")
+        .body(fragment.render()?))
 }
 
 /// `POST /admin/clients/{id}/default`: makes the client its owner's default for its

@@ -87,6 +87,10 @@ fn client_routes(cfg: &mut web::ServiceConfig) {
         .route(
             "/admin/clients/{id}/default",
             web::post().to(client_details::make_default),
+        )
+        .route(
+            "/admin/clients/{id}/profile/refresh",
+            web::post().to(client_details::refresh_counts),
         );
 }
 

@@ -1,21 +1,24 @@
-//! `/admin/usage`: calls, errors and rate-limit hits of proxied provider calls over a period,
-//! per-day charts drawn as server-side SVG, top endpoints and clients, and the integration
-//! health KPIs with their targets. Members see their own usage.
+//! `/admin/usage`: calls, errors and rate-limit hits of provider calls over a period, with
+//! filters by provider, client and user, per-hour or per-day charts drawn as server-side
+//! SVG, top endpoints and clients, and the integration health KPIs with their targets.
+//! Members see their own usage.
 
 use super::layout::Layout;
+use crate::auth::users::User;
 use crate::auth::CurrentUser;
 use crate::error::AppError;
 use crate::startup::AppState;
-use crate::usage::{self, Stats};
+use crate::usage::{self, Period, PointStats, Stats};
 use actix_session::Session;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
+use chrono::{NaiveDateTime, TimeDelta};
 
 const CHART_WIDTH: f64 = 720.0;
 const CHART_HEIGHT: f64 = 140.0;
 
-/// One day's bar: calls, with the errors drawn over it.
+/// One hour's or day's bar: calls, with the errors drawn over it.
 struct Bar {
     x: String,
     width: String,
@@ -39,17 +42,55 @@ struct Row {
     name: String,
     calls: u64,
     errors: u64,
+    /// For clients: the page narrowed to that client.
+    href: Option<String>,
+}
+
+/// The filters of the page, as read from its address and checked.
+#[derive(Clone)]
+struct Filters {
+    period: &'static str,
+    provider: String,
+    client: Option<(String, String)>,
+    /// The chosen user (admins); members always see their own.
+    user: String,
+}
+
+impl Filters {
+    /// The page's address with these filters and one changed by `change`.
+    fn href(&self, change: impl FnOnce(&mut Filters)) -> String {
+        let mut next = self.clone();
+        change(&mut next);
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
+        query.append_pair("period", next.period);
+        for (name, value) in [
+            ("provider", next.provider.as_str()),
+            ("client", next.client.as_ref().map_or("", |c| c.0.as_str())),
+            ("user", next.user.as_str()),
+        ] {
+            if !value.is_empty() {
+                query.append_pair(name, value);
+            }
+        }
+        format!("/admin/usage?{}", query.finish())
+    }
 }
 
 #[derive(Template)]
 #[template(path = "usage.html")]
 struct UsagePage {
     layout: Layout,
-    period: &'static str,
-    provider: String,
+    filters: Filters,
+    clear_client: String,
     providers: Vec<(String, String)>,
+    /// Users an admin can narrow to (empty for members).
+    users: Vec<(String, String)>,
     stats: Stats,
+    latency: String,
+    chart_title: &'static str,
     bars: Vec<Bar>,
+    /// First slot, last slot, calls in the busiest slot.
+    axis: (String, String, u64),
     endpoints: Vec<Row>,
     clients: Vec<Row>,
     kpis: Vec<Kpi>,
@@ -59,15 +100,73 @@ struct UsagePage {
 struct Query {
     period: Option<String>,
     provider: Option<String>,
+    client: Option<String>,
+    user: Option<String>,
 }
 
-fn period(raw: Option<&str>) -> Result<(&'static str, i64), AppError> {
+fn period(raw: Option<&str>) -> Result<(&'static str, Period), AppError> {
     match raw.unwrap_or("30d") {
-        "24h" => Ok(("24h", 1)),
-        "7d" => Ok(("7d", 7)),
-        "30d" | "" => Ok(("30d", 30)),
+        "24h" => Ok(("24h", Period::Hours24)),
+        "7d" => Ok(("7d", Period::Days(7))),
+        "30d" | "" => Ok(("30d", Period::Days(30))),
         _ => Err(AppError::BadRequest("period must be 24h, 7d or 30d".into())),
     }
+}
+
+/// Reads and checks the filters; a client or user the viewer may not see is "unknown",
+/// like one that does not exist.
+async fn filters(state: &AppState, viewer: &User, query: Query) -> Result<Filters, AppError> {
+    let (period, _) = period(query.period.as_deref())?;
+    let provider = query.provider.unwrap_or_default();
+    if !provider.is_empty() && state.providers().get(&provider).is_none() {
+        return Err(AppError::BadRequest("unknown provider".into()));
+    }
+    let user = match query.user.filter(|u| !u.is_empty()) {
+        None if viewer.is_admin() => String::new(),
+        None => viewer.id.clone(),
+        Some(id) if id == viewer.id => id,
+        Some(_) if !viewer.is_admin() => {
+            return Err(AppError::BadRequest(
+                "members see their own usage only".into(),
+            ))
+        }
+        Some(id) => {
+            let check = id.clone();
+            crate::db::run(&state.pool, move |conn| {
+                crate::auth::users::find(conn, &check)
+            })
+            .await?
+            .ok_or_else(|| AppError::BadRequest("unknown user".into()))?;
+            id
+        }
+    };
+    let client = match query.client.filter(|c| !c.is_empty()) {
+        None => None,
+        Some(id) => Some(client_label(state, viewer, id).await?),
+    };
+    Ok(Filters {
+        period,
+        provider,
+        client,
+        user,
+    })
+}
+
+async fn client_label(
+    state: &AppState,
+    viewer: &User,
+    id: String,
+) -> Result<(String, String), AppError> {
+    let unknown = || AppError::BadRequest("unknown client".into());
+    if id.len() > 64 {
+        return Err(unknown());
+    }
+    let lookup = id.clone();
+    let client = crate::db::run(&state.pool, move |conn| crate::clients::find(conn, &lookup))
+        .await?
+        .filter(|c| viewer.is_admin() || c.owner_user_id == viewer.id)
+        .ok_or_else(unknown)?;
+    Ok((id, format!("{} ({})", client.display_name, client.provider)))
 }
 
 pub async fn index(
@@ -78,39 +177,67 @@ pub async fn index(
 ) -> Result<HttpResponse, AppError> {
     let query: Query = serde_urlencoded::from_str(req.query_string())
         .map_err(|_| AppError::BadRequest("the address has a malformed query".into()))?;
-    let (period, days) = period(query.period.as_deref())?;
-    let provider = query.provider.unwrap_or_default();
-    if !provider.is_empty() && state.providers().get(&provider).is_none() {
-        return Err(AppError::BadRequest("unknown provider".into()));
-    }
-    let since = crate::db::now() - chrono::TimeDelta::days(days);
+    let filters = filters(&state, &user, query).await?;
+    let (_, period) = period(Some(filters.period))?;
     let scope = usage::Scope {
-        since,
-        client_id: None,
-        provider: (!provider.is_empty()).then(|| provider.clone()),
-        user_id: (!user.is_admin()).then(|| user.id.clone()),
+        period,
+        client_id: filters.client.as_ref().map(|c| c.0.clone()),
+        provider: (!filters.provider.is_empty()).then(|| filters.provider.clone()),
+        user_id: (!filters.user.is_empty()).then(|| filters.user.clone()),
     };
     let stats = crate::db::run(&state.pool, move |conn| usage::stats(conn, &scope)).await?;
-    let clients = top_clients(&state, &stats).await?;
+    let slots = slots(&stats, period, crate::db::now());
+    let users = if user.is_admin() {
+        crate::db::run(&state.pool, crate::auth::users::list)
+            .await?
+            .into_iter()
+            .map(|u| (u.id, u.email))
+            .collect()
+    } else {
+        Vec::new()
+    };
     let page = UsagePage {
         layout: Layout::new(&session, Some(&user), "usage"),
-        period,
+        clear_client: filters.href(|f| f.client = None),
         providers: state
             .providers()
             .enabled()
             .map(|p| (p.name.clone(), p.display_name.clone()))
             .collect(),
-        bars: bars(&stats, since, days),
+        users,
+        latency: latency(&stats),
+        chart_title: match period {
+            Period::Hours24 => "Calls and errors per hour",
+            Period::Days(_) => "Calls and errors per day",
+        },
+        bars: bars(&slots),
+        axis: axis(&slots),
         endpoints: top(stats
             .by_endpoint
             .iter()
             .map(|(k, v)| (k.clone(), v.calls, v.errors))),
-        clients,
-        kpis: kpis(&state, &stats, since).await?,
-        provider,
+        clients: top_clients(&state, &stats, &filters).await?,
+        kpis: kpis(&state, &stats, period.start(crate::db::now())).await?,
+        filters,
         stats,
     };
     super::render(page, StatusCode::OK)
+}
+
+/// "p50 / p95 / p99" as bucket bounds ("≤ 100 ms"); a percentile past the last bound
+/// shows as "> 10000".
+fn latency(stats: &Stats) -> String {
+    if stats.total_calls == 0 {
+        return "—".into();
+    }
+    let last = usage::LATENCY_BOUNDS_MS[usage::LATENCY_BOUNDS_MS.len() - 1];
+    let shown = |p: Option<i32>| p.map_or(format!("> {last}"), |v| v.to_string());
+    format!(
+        "≤ {} / {} / {} ms",
+        shown(stats.latency_ms.p50),
+        shown(stats.latency_ms.p95),
+        shown(stats.latency_ms.p99)
+    )
 }
 
 fn top(rows: impl Iterator<Item = (String, u64, u64)>) -> Vec<Row> {
@@ -119,6 +246,7 @@ fn top(rows: impl Iterator<Item = (String, u64, u64)>) -> Vec<Row> {
             name,
             calls,
             errors,
+            href: None,
         })
         .collect();
     rows.sort_by(|a, b| b.calls.cmp(&a.calls).then(a.name.cmp(&b.name)));
@@ -126,13 +254,18 @@ fn top(rows: impl Iterator<Item = (String, u64, u64)>) -> Vec<Row> {
     rows
 }
 
-async fn top_clients(state: &AppState, stats: &Stats) -> Result<Vec<Row>, AppError> {
+async fn top_clients(
+    state: &AppState,
+    stats: &Stats,
+    filters: &Filters,
+) -> Result<Vec<Row>, AppError> {
     let mut rows = top(stats
         .by_client
         .iter()
         .map(|(k, v)| (k.clone(), v.calls, v.errors)));
     for row in &mut rows {
         let id = row.name.clone();
+        row.href = Some(filters.href(|f| f.client = Some((id.clone(), String::new()))));
         if let Some(client) =
             crate::db::run(&state.pool, move |conn| crate::clients::find(conn, &id)).await?
         {
@@ -142,31 +275,55 @@ async fn top_clients(state: &AppState, stats: &Stats) -> Result<Vec<Row>, AppErr
     Ok(rows)
 }
 
-/// One bar per day of the period, scaled to the busiest day.
-fn bars(stats: &Stats, since: chrono::NaiveDateTime, days: i64) -> Vec<Bar> {
-    let first = since.date();
-    let count = days as usize + 1;
-    let per_day: Vec<(String, u64, u64)> = (0..count)
-        .map(|i| {
-            let day = (first + chrono::TimeDelta::days(i as i64))
-                .format("%Y-%m-%d")
-                .to_string();
-            let found = stats.per_day.iter().find(|d| d.day == day);
-            (
-                day,
-                found.map_or(0, |d| d.calls),
-                found.map_or(0, |d| d.errors),
-            )
+/// Every hour (24 h) or day of the period, oldest first, with its calls and errors.
+fn slots(stats: &Stats, period: Period, now: NaiveDateTime) -> Vec<(String, u64, u64)> {
+    let start = period.start(now);
+    let (keys, found): (Vec<String>, &[PointStats]) = match period {
+        Period::Hours24 => {
+            let keys = (0..24)
+                .map(|i| {
+                    (start + TimeDelta::hours(i))
+                        .format("%Y-%m-%dT%H:00")
+                        .to_string()
+                })
+                .collect();
+            (keys, &stats.per_hour)
+        }
+        Period::Days(days) => {
+            let keys = (0..i64::from(days))
+                .map(|i| (start + TimeDelta::days(i)).format("%Y-%m-%d").to_string())
+                .collect();
+            (keys, &stats.per_day)
+        }
+    };
+    keys.into_iter()
+        .map(|key| {
+            let point = found.iter().find(|p| p.start == key);
+            let (calls, errors) = point.map_or((0, 0), |p| (p.calls, p.errors));
+            (key, calls, errors)
         })
-        .collect();
-    let busiest = per_day.iter().map(|d| d.1).max().unwrap_or(0).max(1) as f64;
-    let slot = CHART_WIDTH / count as f64;
-    per_day
-        .into_iter()
+        .collect()
+}
+
+/// The chart's labels: where it starts and ends, and its scale.
+fn axis(slots: &[(String, u64, u64)]) -> (String, String, u64) {
+    let label = |slot: Option<&(String, u64, u64)>| {
+        slot.map_or(String::new(), |s| format!("{} UTC", s.0.replace('T', " ")))
+    };
+    let busiest = slots.iter().map(|s| s.1).max().unwrap_or(0);
+    (label(slots.first()), label(slots.last()), busiest)
+}
+
+/// One bar per slot, scaled to the busiest slot.
+fn bars(slots: &[(String, u64, u64)]) -> Vec<Bar> {
+    let busiest = slots.iter().map(|s| s.1).max().unwrap_or(0).max(1) as f64;
+    let slot = CHART_WIDTH / slots.len().max(1) as f64;
+    slots
+        .iter()
         .enumerate()
-        .map(|(i, (day, calls, errors))| {
-            let height = CHART_HEIGHT * calls as f64 / busiest;
-            let error_height = CHART_HEIGHT * errors as f64 / busiest;
+        .map(|(i, (start, calls, errors))| {
+            let height = CHART_HEIGHT * *calls as f64 / busiest;
+            let error_height = CHART_HEIGHT * *errors as f64 / busiest;
             Bar {
                 x: format!("{:.1}", i as f64 * slot + 1.0),
                 width: format!("{:.1}", (slot - 2.0).max(1.0)),
@@ -174,7 +331,10 @@ fn bars(stats: &Stats, since: chrono::NaiveDateTime, days: i64) -> Vec<Bar> {
                 height: format!("{height:.1}"),
                 error_y: format!("{:.1}", CHART_HEIGHT - error_height),
                 error_height: format!("{error_height:.1}"),
-                title: format!("{day}: {calls} calls, {errors} errors"),
+                title: format!(
+                    "{}: {calls} calls, {errors} errors",
+                    start.replace('T', " ")
+                ),
             }
         })
         .collect()
@@ -186,11 +346,7 @@ fn percent(part: i64, whole: i64) -> Option<f64> {
 
 /// The requirement's KPIs: OAuth completion > 90 %, refresh success > 99 %, API error
 /// rate < 1 %, and the average call duration.
-async fn kpis(
-    state: &AppState,
-    stats: &Stats,
-    since: chrono::NaiveDateTime,
-) -> Result<Vec<Kpi>, AppError> {
+async fn kpis(state: &AppState, stats: &Stats, since: NaiveDateTime) -> Result<Vec<Kpi>, AppError> {
     let actions = [
         "oauth_initiated",
         "oauth_completed",
@@ -242,4 +398,44 @@ async fn kpis(
             good: None,
         },
     ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_cover_every_hour_or_day_of_the_period() {
+        let now = chrono::NaiveDate::from_ymd_opt(2026, 11, 23)
+            .unwrap()
+            .and_hms_opt(14, 30, 0)
+            .unwrap();
+        let stats = Stats {
+            per_hour: vec![PointStats {
+                start: "2026-11-23T14:00".into(),
+                calls: 3,
+                errors: 1,
+            }],
+            per_day: vec![PointStats {
+                start: "2026-11-17".into(),
+                calls: 5,
+                errors: 0,
+            }],
+            ..Default::default()
+        };
+        let hours = slots(&stats, Period::Hours24, now);
+        assert_eq!(hours.len(), 24);
+        assert_eq!(hours[0].0, "2026-11-22T15:00");
+        assert_eq!(hours[23], ("2026-11-23T14:00".into(), 3, 1));
+        let days = slots(&stats, Period::Days(7), now);
+        assert_eq!(days.len(), 7);
+        assert_eq!(days[0], ("2026-11-17".into(), 5, 0));
+        assert_eq!(days[6].0, "2026-11-23");
+        let drawn = bars(&hours);
+        assert_eq!(
+            drawn[23].height, "140.0",
+            "the busiest slot fills the chart"
+        );
+        assert_eq!(drawn[0].height, "0.0");
+    }
 }

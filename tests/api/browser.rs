@@ -410,7 +410,8 @@ mod walkthrough {
         watcher.close().await;
     }
 
-    /// The usage page: totals from real proxied calls, then another period and provider.
+    /// The usage page: totals from real proxied calls, then another period, one client and
+    /// another provider.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn usage_page_follows_period_and_provider() {
         let Some(browser) = Browser::start().await else {
@@ -462,6 +463,14 @@ mod walkthrough {
         browser.wait_for_text("#total-calls", "2").await;
         assert!(browser.path().await.starts_with("/admin/usage?period=24h"));
         browser.screenshot("usage").await;
+        // A top client narrows the page to it; the chip says which.
+        browser.click("#top-clients a").await;
+        browser
+            .wait_for_text("#client-filter", "Acme Store (klaviyo)")
+            .await;
+        assert!(browser.path().await.contains(&format!("client={client}")));
+        browser.wait_for_text("#total-calls", "2").await;
+        browser.screenshot("usage-one-client").await;
         browser
             .client
             .execute(

@@ -182,6 +182,11 @@ pub async fn second_instance(app: &TestApp) -> TestApp {
     start_instance(app.backend, app._database.clone(), &extra).await
 }
 
+/// Starts one more connecthub instance on this app's database with other settings.
+pub async fn instance_on_same_database(app: &TestApp, extra: &[(&str, &str)]) -> TestApp {
+    start_instance(app.backend, app._database.clone(), extra).await
+}
+
 async fn start_instance(
     backend: Backend,
     database: std::sync::Arc<TestDatabase>,
@@ -549,5 +554,6 @@ pub fn unescape(html: &str) -> String {
         .replace("&quot;", "\"")
         .replace("&lt;", "<")
         .replace("&gt;", ">")
+        .replace("&#38;", "&")
         .replace("&amp;", "&")
 }

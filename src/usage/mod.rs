@@ -1,0 +1,132 @@
+//! API usage: every provider call made for a client (proxied or typed operations),
+//! recorded in batches as raw rows plus daily roll-ups, and the statistics the
+//! requirements name (totalCalls, totalErrors, rateLimitHits, byEndpoint) with per-day or
+//! per-hour series and latency percentiles.
+
+mod stats;
+pub mod store;
+
+pub use stats::{
+    stats, EndpointStats, Percentiles, Period, PointStats, Scope, Stats, LATENCY_BOUNDS_MS,
+};
+
+use crate::db::schema::api_usage;
+use diesel::prelude::{Insertable, Queryable, Selectable};
+use std::sync::Mutex;
+
+/// One call to a provider's API.
+#[derive(Debug, Clone, Insertable, Queryable, Selectable)]
+#[diesel(table_name = api_usage)]
+pub struct Call {
+    pub client_id: String,
+    pub user_id: String,
+    pub provider: String,
+    pub endpoint: String,
+    pub method: String,
+    pub status: i32,
+    pub duration_ms: i32,
+    pub rate_limited: bool,
+    pub at: chrono::NaiveDateTime,
+}
+
+impl Call {
+    /// A 4xx or 5xx answer, or no answer at all (recorded as 502).
+    pub fn is_error(&self) -> bool {
+        self.status >= 400
+    }
+}
+
+/// Calls waiting to be written (once a second, with the audit counters).
+#[derive(Default)]
+pub struct Recorder {
+    pending: Mutex<Vec<Call>>,
+}
+
+impl Recorder {
+    pub fn record(&self, call: Call) {
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(call);
+    }
+
+    pub async fn flush(&self, pool: &crate::db::DbPool) {
+        let calls = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()));
+        if calls.is_empty() {
+            return;
+        }
+        let count = calls.len();
+        let written = crate::db::run(pool, move |conn| store::write(conn, &calls)).await;
+        if let Err(e) = written {
+            tracing::error!(error = %e, calls = count, "usage could not be written");
+        }
+    }
+}
+
+/// Deletes raw rows older than `before` in small batches (each its own transaction, so
+/// requests keep writing meanwhile), and the hourly roll-ups as old; daily ones stay.
+pub async fn prune(pool: &crate::db::DbPool, before: chrono::NaiveDateTime) {
+    const BATCH: i64 = 5000;
+    let mut total = 0;
+    loop {
+        match crate::db::run(pool, move |conn| store::prune(conn, before, BATCH)).await {
+            Ok(deleted) => {
+                total += deleted;
+                if (deleted as i64) < BATCH {
+                    break;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "usage pruning failed");
+                break;
+            }
+        }
+    }
+    match crate::db::run(pool, move |conn| store::prune_hourly(conn, before)).await {
+        Ok(hourly) => total += hourly,
+        Err(e) => tracing::warn!(error = %e, "pruning hourly usage roll-ups failed"),
+    }
+    if total > 0 {
+        tracing::info!(rows = total, %before, "pruned raw usage rows and hourly roll-ups");
+    }
+}
+
+/// The endpoint family of a provider path: `/api/lists/XYZ/` → `lists`,
+/// `/v1/customers/email=a@b` → `customers`. Ids never become endpoints.
+pub fn normalise_endpoint(path: &str) -> String {
+    let mut segments = path
+        .split('?')
+        .next()
+        .unwrap_or_default()
+        .split('/')
+        .filter(|s| !s.is_empty());
+    segments
+        .find(|s| !matches!(*s, "api" | "v1" | "v2" | "v3"))
+        .map(|s| s.split('=').next().unwrap_or(s).to_lowercase())
+        .filter(|s| {
+            s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                && !s.is_empty()
+        })
+        .unwrap_or_else(|| "root".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_are_families_not_ids() {
+        assert_eq!(normalise_endpoint("/api/lists/XyZ12/"), "lists");
+        assert_eq!(normalise_endpoint("api/accounts"), "accounts");
+        assert_eq!(
+            normalise_endpoint("/v1/customers/email=a%40b.com"),
+            "customers"
+        );
+        assert_eq!(
+            normalise_endpoint("/v1/conversations/123/messages?x=1"),
+            "conversations"
+        );
+        assert_eq!(normalise_endpoint("/"), "root");
+    }
+}

@@ -1,0 +1,360 @@
+//! The statistics of the calls in scope, read from the smallest roll-up set that answers
+//! them (raw rows only for one client's or user's last 24 hours), so their cost does not
+//! grow with the number of calls. Latency percentiles come from a histogram either way.
+
+use super::store::{self, GroupingSet};
+use super::Call;
+use crate::db::DbConnection;
+use chrono::{NaiveDateTime, TimeDelta};
+use diesel::QueryResult;
+use std::collections::BTreeMap;
+
+/// How series points are named: `2026-11-23T14:00` and `2026-11-23`.
+const SERIES_HOUR: &str = "%Y-%m-%dT%H:00";
+const SERIES_DAY: &str = "%Y-%m-%d";
+
+/// Upper bounds (ms) of the latency histogram's buckets; one more bucket holds slower calls.
+pub const LATENCY_BOUNDS_MS: [i32; 10] = [10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000];
+pub const BUCKETS: usize = LATENCY_BOUNDS_MS.len() + 1;
+
+/// Sums over a set of calls: what one daily roll-up row holds.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Tally {
+    pub calls: i64,
+    pub errors: i64,
+    pub rate_limited: i64,
+    pub duration_ms_sum: i64,
+    pub histogram: [i64; BUCKETS],
+}
+
+impl Tally {
+    pub fn add(&mut self, call: &Call) {
+        self.calls += 1;
+        self.errors += i64::from(call.is_error());
+        self.rate_limited += i64::from(call.rate_limited);
+        self.duration_ms_sum += i64::from(call.duration_ms.max(0));
+        let bucket = LATENCY_BOUNDS_MS
+            .iter()
+            .position(|bound| call.duration_ms <= *bound)
+            .unwrap_or(BUCKETS - 1);
+        self.histogram[bucket] += 1;
+    }
+
+    /// The upper bound of the bucket holding the q-th quantile; None when there were no
+    /// calls or when it lies in the open-ended slowest bucket.
+    fn percentile(&self, q: f64) -> Option<i32> {
+        let rank = ((self.calls as f64) * q).ceil().max(1.0) as i64;
+        let mut seen = 0;
+        for (bucket, count) in self.histogram.iter().enumerate() {
+            seen += count;
+            if seen >= rank {
+                return LATENCY_BOUNDS_MS.get(bucket).copied();
+            }
+        }
+        None
+    }
+}
+
+/// Which stretch of time the statistics cover.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Period {
+    /// This hour and the 23 before it, per hour.
+    Hours24,
+    /// Today and the days before it (UTC calendar days), per day.
+    Days(u32),
+}
+
+impl Period {
+    /// When the period begins: the start of the hour 23 hours ago, or midnight (UTC) of
+    /// the first day.
+    pub fn start(self, now: NaiveDateTime) -> NaiveDateTime {
+        match self {
+            Self::Hours24 => GroupingSet::EndpointHour.start_of(now) - TimeDelta::hours(23),
+            Self::Days(days) => {
+                GroupingSet::EndpointDay.start_of(now) - TimeDelta::days(i64::from(days.max(1)) - 1)
+            }
+        }
+    }
+}
+
+/// Which calls the statistics cover.
+#[derive(Debug, Clone)]
+pub struct Scope {
+    pub period: Period,
+    pub client_id: Option<String>,
+    pub provider: Option<String>,
+    pub user_id: Option<String>,
+}
+
+impl Scope {
+    pub fn all(period: Period) -> Self {
+        Self {
+            period,
+            client_id: None,
+            provider: None,
+            user_id: None,
+        }
+    }
+}
+
+#[derive(Debug, Default, serde::Serialize, PartialEq)]
+pub struct EndpointStats {
+    pub calls: u64,
+    pub errors: u64,
+}
+
+/// Calls and errors in one hour or day (`start` is `2026-11-23` or `2026-11-23T14:00`).
+#[derive(Debug, Default, serde::Serialize, PartialEq)]
+pub struct PointStats {
+    pub start: String,
+    pub calls: u64,
+    pub errors: u64,
+}
+
+/// Latency percentiles in ms: each is the upper bound of the histogram bucket it falls in
+/// (see `LATENCY_BOUNDS_MS`); null when no calls, or slower than the last bound.
+#[derive(Debug, Default, serde::Serialize, PartialEq)]
+pub struct Percentiles {
+    pub p50: Option<i32>,
+    pub p95: Option<i32>,
+    pub p99: Option<i32>,
+}
+
+#[derive(Debug, Default, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Stats {
+    pub total_calls: u64,
+    pub total_errors: u64,
+    pub rate_limit_hits: u64,
+    pub by_endpoint: BTreeMap<String, EndpointStats>,
+    /// Days with calls (periods of days).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub per_day: Vec<PointStats>,
+    /// Hours with calls (the 24-hour period).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub per_hour: Vec<PointStats>,
+    pub average_duration_ms: f64,
+    pub latency_ms: Percentiles,
+    /// Calls per client id, for the top-clients table.
+    pub by_client: BTreeMap<String, EndpointStats>,
+}
+
+impl Stats {
+    fn with_totals(totals: &Tally) -> Self {
+        Self {
+            total_calls: totals.calls as u64,
+            total_errors: totals.errors as u64,
+            rate_limit_hits: totals.rate_limited as u64,
+            average_duration_ms: if totals.calls > 0 {
+                totals.duration_ms_sum as f64 / totals.calls as f64
+            } else {
+                0.0
+            },
+            latency_ms: if totals.calls > 0 {
+                Percentiles {
+                    p50: totals.percentile(0.5),
+                    p95: totals.percentile(0.95),
+                    p99: totals.percentile(0.99),
+                }
+            } else {
+                Percentiles::default()
+            },
+            ..Default::default()
+        }
+    }
+}
+
+/// Calls and errors per key, as the statistics show them.
+fn counted(groups: Vec<(String, i64, i64)>) -> BTreeMap<String, EndpointStats> {
+    groups
+        .into_iter()
+        .map(|(key, calls, errors)| {
+            (
+                key,
+                EndpointStats {
+                    calls: calls as u64,
+                    errors: errors as u64,
+                },
+            )
+        })
+        .collect()
+}
+
+fn points(groups: Vec<(String, i64, i64)>) -> Vec<PointStats> {
+    groups
+        .into_iter()
+        .map(|(start, calls, errors)| PointStats {
+            start,
+            calls: calls as u64,
+            errors: errors as u64,
+        })
+        .collect()
+}
+
+pub fn stats(conn: &mut DbConnection, scope: &Scope) -> QueryResult<Stats> {
+    let since = scope.period.start(crate::db::now());
+    let narrowed = scope.client_id.is_some() || scope.user_id.is_some();
+    match scope.period {
+        // One client's or user's last hours: few raw rows, read through their indexes.
+        Period::Hours24 if narrowed => Ok(from_calls(&store::calls_since(conn, scope, since)?)),
+        Period::Hours24 => {
+            let (by_endpoint, by_client) = (GroupingSet::EndpointHour, GroupingSet::ClientHour);
+            from_rollups(conn, scope, since, by_endpoint, by_client)
+        }
+        Period::Days(_) => {
+            let (by_endpoint, by_client) = if narrowed {
+                (GroupingSet::FullDay, GroupingSet::FullDay)
+            } else {
+                (GroupingSet::EndpointDay, GroupingSet::ClientDay)
+            };
+            from_rollups(conn, scope, since, by_endpoint, by_client)
+        }
+    }
+}
+
+/// Totals, endpoints and the series from the `by_endpoint` set, clients from `by_client`.
+fn from_rollups(
+    conn: &mut DbConnection,
+    scope: &Scope,
+    since: NaiveDateTime,
+    by_endpoint: GroupingSet,
+    by_client: GroupingSet,
+) -> QueryResult<Stats> {
+    let rollups = store::Rollups::new(by_endpoint, scope, since);
+    let mut stats = Stats::with_totals(&rollups.totals(conn)?);
+    stats.by_endpoint = counted(rollups.by_endpoint(conn)?);
+    stats.by_client = counted(store::Rollups::new(by_client, scope, since).by_client(conn)?);
+    let format = if by_endpoint.is_hourly() {
+        SERIES_HOUR
+    } else {
+        SERIES_DAY
+    };
+    let series = points(
+        rollups
+            .by_start(conn)?
+            .into_iter()
+            .map(|(start, calls, errors)| (start.format(format).to_string(), calls, errors))
+            .collect(),
+    );
+    if by_endpoint.is_hourly() {
+        stats.per_hour = series;
+    } else {
+        stats.per_day = series;
+    }
+    Ok(stats)
+}
+
+/// The statistics of raw calls, hour by hour.
+fn from_calls(calls: &[Call]) -> Stats {
+    let mut totals = Tally::default();
+    let mut by_endpoint: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+    let mut by_client: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+    let mut by_hour: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+    for call in calls {
+        totals.add(call);
+        let error = i64::from(call.is_error());
+        for (map, key) in [
+            (&mut by_endpoint, call.endpoint.clone()),
+            (&mut by_client, call.client_id.clone()),
+            (&mut by_hour, call.at.format(SERIES_HOUR).to_string()),
+        ] {
+            let entry = map.entry(key).or_default();
+            entry.0 += 1;
+            entry.1 += error;
+        }
+    }
+    let flat = |map: BTreeMap<String, (i64, i64)>| {
+        map.into_iter()
+            .map(|(key, (calls, errors))| (key, calls, errors))
+            .collect::<Vec<_>>()
+    };
+    let mut stats = Stats::with_totals(&totals);
+    stats.by_endpoint = counted(flat(by_endpoint));
+    stats.by_client = counted(flat(by_client));
+    stats.per_hour = points(flat(by_hour));
+    stats
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(endpoint: &str, status: i32, duration_ms: i32, hour: u32, client: &str) -> Call {
+        Call {
+            client_id: client.into(),
+            user_id: "u".into(),
+            provider: "klaviyo".into(),
+            endpoint: endpoint.into(),
+            method: "GET".into(),
+            status,
+            duration_ms,
+            rate_limited: status == 429,
+            at: chrono::NaiveDate::from_ymd_opt(2026, 11, 23)
+                .unwrap()
+                .and_hms_opt(hour, 5, 0)
+                .unwrap(),
+        }
+    }
+
+    #[test]
+    fn statistics_add_up() {
+        let stats = from_calls(&[
+            call("lists", 200, 10, 9, "a"),
+            call("lists", 429, 30, 9, "a"),
+            call("customers", 500, 20, 10, "b"),
+        ]);
+        assert_eq!(
+            (stats.total_calls, stats.total_errors, stats.rate_limit_hits),
+            (3, 2, 1)
+        );
+        assert_eq!(
+            stats.by_endpoint["lists"],
+            EndpointStats {
+                calls: 2,
+                errors: 1
+            }
+        );
+        assert_eq!(stats.by_client["a"].calls, 2);
+        assert_eq!(
+            stats.per_hour,
+            vec![
+                PointStats {
+                    start: "2026-11-23T09:00".into(),
+                    calls: 2,
+                    errors: 1
+                },
+                PointStats {
+                    start: "2026-11-23T10:00".into(),
+                    calls: 1,
+                    errors: 1
+                }
+            ]
+        );
+        assert_eq!(stats.average_duration_ms, 20.0);
+        // 10 ms is in the ≤10 bucket, 20 ms in ≤25, 30 ms in ≤50.
+        assert_eq!(
+            stats.latency_ms,
+            Percentiles {
+                p50: Some(25),
+                p95: Some(50),
+                p99: Some(50)
+            }
+        );
+    }
+
+    #[test]
+    fn percentiles_are_bucket_bounds() {
+        let mut tally = Tally::default();
+        for duration in 1..=100 {
+            tally.add(&call("x", 200, duration, 0, "a"));
+        }
+        tally.add(&call("x", 200, 60_000, 0, "a"));
+        assert_eq!(tally.histogram[0], 10);
+        assert_eq!(tally.histogram[BUCKETS - 1], 1);
+        // 101 calls: the 51st is 51 ms (≤100), the 96th 96 ms, the 100th 100 ms.
+        assert_eq!(tally.percentile(0.5), Some(100));
+        assert_eq!(tally.percentile(0.99), Some(100));
+        assert_eq!(tally.percentile(1.0), None, "slower than the last bound");
+        assert_eq!(Tally::default().percentile(0.5), None);
+    }
+}

@@ -1,0 +1,230 @@
+//! Usage beyond a handful of fresh calls: periods over daily roll-ups, the 24-hour view
+//! from raw rows, pruning after the retention (roll-ups stay), the page's client and user
+//! filters, and the seeding command used by the volume benchmark.
+
+use crate::helpers::{instance_on_same_database, TestApp};
+use crate::on_both_backends;
+use connecthub::api_keys::Scope;
+use connecthub::auth::users::Role;
+use connecthub::usage::{store, Call};
+use serde_json::Value;
+
+on_both_backends!(
+    periods_count_the_right_days_and_pruning_keeps_roll_ups,
+    the_page_narrows_to_a_client_or_a_user,
+);
+
+fn call(client: &str, user: &str, endpoint: &str, status: i32, ago: chrono::TimeDelta) -> Call {
+    Call {
+        client_id: client.into(),
+        user_id: user.into(),
+        provider: "klaviyo".into(),
+        endpoint: endpoint.into(),
+        method: "GET".into(),
+        status,
+        duration_ms: 40,
+        rate_limited: status == 429,
+        at: connecthub::db::now() - ago,
+    }
+}
+
+async fn usage(app: &TestApp, key: &str, query: &str) -> Value {
+    let response = app
+        .client
+        .get(app.url(&format!("/api/v1/usage?{query}")))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{query}");
+    response.json::<Value>().await.unwrap()["stats"].clone()
+}
+
+/// The text of the element with this id.
+fn figure(html: &str, id: &str) -> String {
+    html.split(&format!(r#"id="{id}">"#))
+        .nth(1)
+        .and_then(|rest| rest.split('<').next())
+        .unwrap_or_default()
+        .to_string()
+}
+
+async fn periods_count_the_right_days_and_pruning_keeps_roll_ups(app: TestApp) {
+    app.login_as(Role::Admin).await;
+    let key = app.api_key(&[Scope::ClientsRead]).await;
+    let days = chrono::TimeDelta::days;
+    let calls = vec![
+        call("c1", "u1", "lists", 200, days(10)),
+        call("c1", "u1", "lists", 500, days(10)),
+        call("c1", "u1", "segments", 429, days(10)),
+        call("c1", "u1", "lists", 200, days(3)),
+        call("c2", "u2", "accounts", 200, days(3)),
+        call("c2", "u2", "accounts", 404, chrono::TimeDelta::hours(1)),
+    ];
+    app.db(move |conn| store::write(conn, &calls)).await;
+
+    let month = usage(&app, &key, "days=30").await;
+    assert_eq!(
+        (
+            &month["totalCalls"],
+            &month["totalErrors"],
+            &month["rateLimitHits"]
+        ),
+        (&6.into(), &3.into(), &1.into())
+    );
+    assert_eq!(month["byEndpoint"]["lists"]["calls"], 3);
+    assert_eq!(month["byEndpoint"]["lists"]["errors"], 1);
+    assert_eq!(month["perDay"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        month["latencyMs"]["p50"], 50,
+        "40 ms calls: the ≤50 ms bucket"
+    );
+    assert_eq!(usage(&app, &key, "days=7").await["totalCalls"], 3);
+    assert_eq!(
+        usage(&app, &key, "days=30&client_id=c2").await["totalCalls"],
+        2
+    );
+    assert_eq!(
+        usage(&app, &key, "days=30&user_id=u1").await["totalCalls"],
+        4
+    );
+    assert_eq!(
+        usage(&app, &key, "days=30&provider=kustomer").await["totalCalls"],
+        0
+    );
+
+    let day = app.get_html("/admin/usage?period=24h").await;
+    assert_eq!(figure(&day, "total-calls"), "1");
+    assert!(day.contains("Calls and errors per hour") && day.contains(r#"data-bars="24""#));
+    let week = app.get_html("/admin/usage?period=7d").await;
+    assert_eq!(figure(&week, "total-calls"), "3");
+    assert!(week.contains(r#"data-bars="7""#));
+
+    // An instance keeping raw rows 5 days prunes the 10-day-old ones when it starts.
+    let pruning = instance_on_same_database(&app, &[("USAGE_RETENTION_DAYS", "5")]).await;
+    let mut raw = 0;
+    for _ in 0..50 {
+        raw = pruning.db(store::raw_count).await;
+        if raw == 3 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(raw, 3, "raw rows older than the retention are deleted");
+    let month = usage(&app, &key, "days=30").await;
+    assert_eq!(month["totalCalls"], 6, "roll-ups stay");
+    assert_eq!(month["byEndpoint"]["segments"]["calls"], 1);
+}
+
+async fn the_page_narrows_to_a_client_or_a_user(app: TestApp) {
+    let admin = app.login_as(Role::Admin).await;
+    let member_browser = app.new_browser();
+    let member = member_browser.login_as(Role::Member).await;
+    let hour = chrono::TimeDelta::hours(1);
+    let (admin_id, member_id) = (admin.id.clone(), member.id.clone());
+    let calls = vec![
+        call("admin-client", &admin_id, "lists", 200, hour),
+        call("admin-client", &admin_id, "lists", 200, hour),
+        call("member-client", &member_id, "segments", 200, hour),
+    ];
+    app.db(move |conn| store::write(conn, &calls)).await;
+
+    let everyone = app.get_html("/admin/usage").await;
+    assert_eq!(figure(&everyone, "total-calls"), "3");
+    assert!(
+        everyone.contains(&format!("{}</option>", member.email)),
+        "user filter"
+    );
+    assert!(
+        crate::helpers::unescape(&everyone)
+            .contains("/admin/usage?period=30d&client=member-client"),
+        "top clients link to the page narrowed to them"
+    );
+    let one_user = app
+        .get_html(&format!("/admin/usage?user={member_id}"))
+        .await;
+    assert_eq!(figure(&one_user, "total-calls"), "1");
+
+    // Clients that exist: the filter shows which one, with a way back to all.
+    connect_member_client(&member_browser).await;
+    let client_id = member_browser.clients().await.remove(0).id;
+    let other = call(&client_id, &member_id, "lists", 200, hour);
+    app.db(move |conn| store::write(conn, &[other])).await;
+    let narrowed = app
+        .get_html(&format!("/admin/usage?client={client_id}"))
+        .await;
+    assert_eq!(figure(&narrowed, "total-calls"), "1");
+    assert!(narrowed.contains(r#"id="client-filter""#) && narrowed.contains("Show all clients"));
+
+    // Members: their own usage, and nobody else's by asking.
+    let own = member_browser.get_html("/admin/usage").await;
+    assert_eq!(figure(&own, "total-calls"), "2");
+    assert!(!own.contains("usage-user"), "members get no user filter");
+    for (path, message) in [
+        (
+            format!("/admin/usage?user={admin_id}"),
+            "members see their own usage only",
+        ),
+        (
+            "/admin/usage?client=admin-client".to_string(),
+            "unknown client",
+        ),
+    ] {
+        let response = member_browser.get(&path).await;
+        assert_eq!(response.status(), 400, "{path}");
+        assert!(response.text().await.unwrap().contains(message), "{path}");
+    }
+    for (path, message) in [
+        ("/admin/usage?user=nobody", "unknown user"),
+        ("/admin/usage?client=nope", "unknown client"),
+    ] {
+        let response = app.get(path).await;
+        assert_eq!(response.status(), 400, "{path}");
+        assert!(response.text().await.unwrap().contains(message), "{path}");
+    }
+}
+
+async fn connect_member_client(member: &TestApp) {
+    let done = member.connect("klaviyo", Some("GlobexK2")).await;
+    assert_eq!(done.status(), 303);
+}
+
+/// `seed --usage-rows` writes raw rows and their roll-ups, and says so when there is no
+/// client to record calls for.
+#[tokio::test]
+async fn seeding_usage_writes_rows_and_roll_ups() {
+    let app = crate::helpers::spawn_app(crate::helpers::Backend::Sqlite).await;
+    let seed = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_connecthub"))
+            .arg("seed")
+            .args(args)
+            .env("DATABASE_URL", &app.database_url)
+            .env("ENCRYPTION_KEY", crate::helpers::TEST_KEY)
+            .output()
+            .unwrap()
+    };
+    let empty = seed(&["--clients", "0", "--usage-rows", "10"]);
+    assert!(!empty.status.success());
+    assert!(String::from_utf8_lossy(&empty.stderr).contains("there are no clients"));
+    assert_eq!(app.db(store::raw_count).await, 0);
+
+    let seeded = seed(&[
+        "--clients",
+        "3",
+        "--usage-rows",
+        "2500",
+        "--usage-days",
+        "7",
+    ]);
+    assert!(
+        seeded.status.success(),
+        "{}",
+        String::from_utf8_lossy(&seeded.stderr)
+    );
+    assert!(String::from_utf8_lossy(&seeded.stdout)
+        .contains("recorded 2500 made-up provider calls over 7 days"));
+    assert_eq!(app.db(store::raw_count).await, 2500);
+    app.login_as(Role::Admin).await;
+    let key = app.api_key(&[Scope::ClientsRead]).await;
+    assert_eq!(usage(&app, &key, "days=7").await["totalCalls"], 2500);
+}
