@@ -23,6 +23,8 @@ use serde_json::{json, Value};
 
 /// How many audit entries the page shows.
 const HISTORY: i64 = 20;
+/// The usage card covers this many days.
+const USAGE_DAYS: u32 = 30;
 
 /// One profile value: text, a list (Kustomer teams), or nothing known.
 pub enum FieldValue {
@@ -217,6 +219,8 @@ struct DetailsPage {
     profile: Vec<ProfileField>,
     scopes: Vec<ScopeRow>,
     history: Vec<Entry>,
+    /// The client's provider calls over the last 30 days.
+    usage: crate::usage::Stats,
     /// Where the page's forms come back to.
     here: String,
 }
@@ -274,11 +278,16 @@ async fn details_page(
     tags_form: Option<TagsForm>,
 ) -> Result<DetailsPage, AppError> {
     let loaded = client.clone();
-    let (expires_at, owner_email, history) = crate::db::run(&state.pool, move |conn| {
+    let (expires_at, owner_email, history, usage) = crate::db::run(&state.pool, move |conn| {
+        let usage_scope = crate::usage::Scope {
+            client_id: Some(loaded.id.clone()),
+            ..crate::usage::Scope::all(crate::usage::Period::Days(USAGE_DAYS))
+        };
         Ok::<_, diesel::result::Error>((
             settings::expires_at(conn, &loaded.id)?,
             settings::owner_email(conn, &loaded)?,
             audit::for_target(conn, "client", &loaded.id, HISTORY)?,
+            crate::usage::stats(conn, &usage_scope)?,
         ))
     })
     .await?;
@@ -299,6 +308,7 @@ async fn details_page(
         },
         tags_form,
         history,
+        usage,
         client: ClientView {
             provider_name: provider
                 .map(|p| p.display_name.clone())

@@ -150,6 +150,12 @@ async fn the_page_narrows_to_a_client_or_a_user(app: TestApp) {
     let client_id = member_browser.clients().await.remove(0).id;
     let other = call(&client_id, &member_id, "lists", 200, hour);
     app.db(move |conn| store::write(conn, &[other])).await;
+    // The connection's own page sums its last 30 days and links to the narrowed page.
+    let details = member_browser
+        .get_html(&format!("/admin/clients/{client_id}"))
+        .await;
+    assert_eq!(figure(&details, "usage-calls"), "1");
+    assert!(details.contains(&format!("/admin/usage?client={client_id}")));
     let narrowed = app
         .get_html(&format!("/admin/usage?client={client_id}"))
         .await;
