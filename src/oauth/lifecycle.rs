@@ -398,6 +398,31 @@ async fn record_failure(
     Ok(token_error)
 }
 
+/// The provider refused a credential connecthub had just handed it (HTTP 401 from its API):
+/// the grant or the key was revoked, so the client needs reconnecting. The list and the
+/// client's page show it, the audit log records it, and services get `needs_reauth` at once
+/// instead of a cached token.
+pub async fn credential_rejected(
+    state: &AppState,
+    client: &Client,
+    endpoint: &str,
+) -> Result<(), AppError> {
+    let id = client.id.clone();
+    let reason = format!("the provider refused the credential (HTTP 401) on {endpoint}");
+    let event = Event::new(Actor::system(), "credential_rejected")
+        .target("client", client.id.clone())
+        .failed()
+        .details(json!({"provider": client.provider, "endpoint": endpoint}));
+    crate::db::run(&state.pool, move |conn| {
+        clients::set_status(conn, &id, "needs_reauth", Some(&reason))?;
+        audit::append(conn, event)
+    })
+    .await?;
+    state.tokens.forget(&client.id);
+    tracing::warn!(client_id = %client.id, provider = %client.provider, endpoint, "credential rejected by the provider");
+    Ok(())
+}
+
 /// The alert from requirement 004: more than 5 % of refreshes failed in the last five
 /// minutes. Counted from the audit log, so it covers every instance.
 pub async fn refresh_alert(state: &AppState) -> Result<Option<String>, AppError> {

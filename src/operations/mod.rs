@@ -180,9 +180,12 @@ impl<'a> Caller<'a> {
             .await
             .map_err(|_| OpError::Unavailable(format!("{name} did not answer")))?;
         let json: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        if status == 401 {
+            lifecycle::credential_rejected(self.state, self.client(), what).await?;
+            return Err(OpError::Unauthorized);
+        }
         match status {
             200..=299 => Ok(json),
-            401 => Err(OpError::Unauthorized),
             404 => Err(OpError::NotFound(what)),
             429 => Err(OpError::RateLimited { retry_after }),
             400..=499 => Err(OpError::Rejected {

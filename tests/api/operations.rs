@@ -23,6 +23,7 @@ on_both_backends!(
     klaviyo_account_lists_and_segments_are_read_in_full,
     klaviyo_profile_refresh_stores_counts_and_is_audited,
     the_details_page_refreshes_klaviyo_counts,
+    a_revoked_credential_marks_the_client_for_reconnecting,
 );
 
 /// The seed customer of the sandbox's first Kustomer org (acme-support).
@@ -914,4 +915,49 @@ mod in_the_browser {
         browser.screenshot("client-details-refresh-counts").await;
         browser.close().await;
     }
+}
+
+/// Consent withdrawn at the provider: its API answers 401 to the stored token. The client
+/// is then marked for reconnecting (list, page, audit) and later calls stop at connecthub.
+async fn a_revoked_credential_marks_the_client_for_reconnecting(app: TestApp) {
+    let client = klaviyo_client(&app).await;
+    let key = proxy_key(&app).await;
+    let (status, _) = get(&app, &key, &client, "klaviyo/lists").await;
+    assert_eq!(status, 200);
+    app.sandbox_faults(json!({"provider": "klaviyo", "revoke_all": true}))
+        .await;
+
+    let (status, refused) = get(&app, &key, &client, "klaviyo/lists").await;
+    assert_eq!(
+        (status, refused["error"].as_str()),
+        (409, Some("needs_reauth"))
+    );
+    assert!(refused["reconnect_url"]
+        .as_str()
+        .unwrap()
+        .ends_with("/reconnect"));
+    let id = client.clone();
+    let (status, last_error): (String, Option<String>) = app
+        .db(move |conn| {
+            clients::table
+                .find(id)
+                .select((clients::status, clients::last_error))
+                .first(conn)
+        })
+        .await;
+    assert_eq!(status, "needs_reauth");
+    assert!(last_error.unwrap().contains("HTTP 401"));
+    assert!(app
+        .audit_actions()
+        .await
+        .contains(&"credential_rejected".to_string()));
+
+    let calls = app.sandbox_stats("klaviyo").await["api_calls"].clone();
+    let (status, _) = get(&app, &key, &client, "klaviyo/segments").await;
+    assert_eq!(status, 409);
+    assert_eq!(
+        app.sandbox_stats("klaviyo").await["api_calls"],
+        calls,
+        "nothing more is sent with a refused credential"
+    );
 }
