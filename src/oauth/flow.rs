@@ -343,9 +343,15 @@ async fn finish(
         token_client::exchange_code(&state.http, &state.retry, provider, app, &code, verifier)
             .await
             .map_err(|e| ConnectError::from_call(provider, "the code exchange", e))?;
-    let profile = profile::fetch(&state.http, &state.retry, provider, &tokens.access_token)
-        .await
-        .map_err(|e| ConnectError::from_call(provider, "reading the account", e))?;
+    let profile = profile::fetch(
+        &state.http,
+        &state.retry,
+        provider,
+        &tokens.access_token,
+        profile::Meter::default(),
+    )
+    .await
+    .map_err(|e| ConnectError::from_call(provider, "reading the account", e))?;
     save(
         state,
         user,
@@ -388,6 +394,7 @@ pub async fn save(
         ),
         Stored::ApiKey(key) => (None, None, Some(key.clone()), None, String::new()),
     };
+    let profile_calls = profile.calls.clone();
     let (owner, provider_name, profile, auth) = (
         user.id.clone(),
         provider.name.clone(),
@@ -436,6 +443,12 @@ pub async fn save(
     })
     .await?;
     state.tokens.forget(&saved.0.id);
+    // Reading the profile used the account's API (and its rate limit): metered like any call.
+    for mut call in profile_calls {
+        call.client_id = saved.0.id.clone();
+        call.user_id = saved.0.owner_user_id.clone();
+        state.usage.record(call);
+    }
     Ok(saved)
 }
 
@@ -466,9 +479,10 @@ pub async fn connect_api_key(
         "{}{check_path}",
         provider.api_base_url.trim_end_matches('/')
     );
+    let meter = profile::Meter::default();
     let checked = state
         .retry
-        .run(|| profile::api_get(&state.http, provider, &api_key, &url))
+        .run(|| profile::api_get(&state.http, provider, &api_key, &url, &meter))
         .await;
     if let Err(error) = checked {
         let reason = match error {
@@ -482,7 +496,7 @@ pub async fn connect_api_key(
         };
         return Err(reason);
     }
-    let profile = profile::fetch(&state.http, &state.retry, provider, &api_key)
+    let profile = profile::fetch(&state.http, &state.retry, provider, &api_key, meter)
         .await
         .map_err(|e| ConnectError::from_call(provider, "reading the account", e))?;
     let (client, created) = save(
@@ -517,9 +531,15 @@ pub async fn connect_client_credentials(
     let tokens = token_client::client_credentials(&state.http, &state.retry, provider, app)
         .await
         .map_err(|e| ConnectError::from_call(provider, "the client-credentials grant", e))?;
-    let profile = profile::fetch(&state.http, &state.retry, provider, &tokens.access_token)
-        .await
-        .map_err(|e| ConnectError::from_call(provider, "reading the account", e))?;
+    let profile = profile::fetch(
+        &state.http,
+        &state.retry,
+        provider,
+        &tokens.access_token,
+        profile::Meter::default(),
+    )
+    .await
+    .map_err(|e| ConnectError::from_call(provider, "reading the account", e))?;
     let (client, _) = save(
         state,
         user,

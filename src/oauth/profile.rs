@@ -1,9 +1,14 @@
 //! Reads who a token (or API key) belongs to, so the client record can be created from it.
+//! The calls it makes are metered like any other and recorded in usage once the client
+//! exists (they count against the account's rate limit too).
 
 use super::provider_http::{CallError, RetryPolicy};
 use crate::providers::{ProfileSource, Provider};
+use crate::usage::{self, Call};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
+use std::sync::Mutex;
+use std::time::Instant;
 
 /// At most this many pages are read when counting Klaviyo lists or segments.
 const MAX_PAGES: usize = 50;
@@ -14,6 +19,34 @@ pub struct AccountProfile {
     pub display_name: String,
     /// Everything shown on the client's page, as stored in `clients.profile`.
     pub details: Value,
+    /// The provider calls made to read it; client and user ids are filled in when the
+    /// client is saved.
+    pub calls: Vec<Call>,
+}
+
+/// Collects the provider calls made before there is a client to record them for.
+#[derive(Default)]
+pub struct Meter(Mutex<Vec<Call>>);
+
+impl Meter {
+    fn record(&self, provider: &Provider, endpoint: &str, status: u16, started: Instant) {
+        let call = Call {
+            client_id: String::new(),
+            user_id: String::new(),
+            provider: provider.name.clone(),
+            endpoint: usage::normalise_endpoint(endpoint),
+            method: "GET".into(),
+            status: i32::from(status),
+            duration_ms: i32::try_from(started.elapsed().as_millis()).unwrap_or(i32::MAX),
+            rate_limited: status == 429,
+            at: crate::db::now(),
+        };
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).push(call);
+    }
+
+    pub fn into_calls(self) -> Vec<Call> {
+        self.0.into_inner().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 /// A GET on the provider's API with its fixed headers; refuses URLs outside the API base
@@ -23,12 +56,26 @@ pub async fn api_get(
     provider: &Provider,
     token: &SecretString,
     url: &str,
+    meter: &Meter,
 ) -> Result<Value, CallError> {
-    if !url.starts_with(provider.api_base_url.trim_end_matches('/')) {
+    let base = provider.api_base_url.trim_end_matches('/');
+    let Some(path) = url.strip_prefix(base) else {
         return Err(CallError::InvalidResponse(
             "the provider pointed outside its API".into(),
         ));
-    }
+    };
+    get_json(http, provider, token, url, path, meter).await
+}
+
+/// The GET itself, metered under `endpoint` (a path, normalised for usage).
+async fn get_json(
+    http: &reqwest::Client,
+    provider: &Provider,
+    token: &SecretString,
+    url: &str,
+    endpoint: &str,
+    meter: &Meter,
+) -> Result<Value, CallError> {
     let mut request = http
         .get(url)
         .bearer_auth(token.expose_secret())
@@ -36,7 +83,17 @@ pub async fn api_get(
     for (name, value) in &provider.headers {
         request = request.header(name.as_str(), value.as_str());
     }
-    let body = super::provider_http::send(request).await?;
+    let started = Instant::now();
+    let body = match request.send().await {
+        Ok(response) => {
+            meter.record(provider, endpoint, response.status().as_u16(), started);
+            super::provider_http::read(response).await?
+        }
+        Err(e) => {
+            meter.record(provider, endpoint, 502, started);
+            return Err(CallError::from_transport(&e));
+        }
+    };
     serde_json::from_slice(&body)
         .map_err(|_| CallError::InvalidResponse("the API answer is not valid JSON".into()))
 }
@@ -45,23 +102,40 @@ fn api_url(provider: &Provider, path: &str) -> String {
     format!("{}{}", provider.api_base_url.trim_end_matches('/'), path)
 }
 
-/// Fetches the profile of the account behind `token`, retrying transient failures.
+/// Fetches the profile of the account behind `token`, retrying transient failures; the
+/// calls made (and those already in `meter`) come with it.
 pub async fn fetch(
     http: &reqwest::Client,
     retry: &RetryPolicy,
     provider: &Provider,
     token: &SecretString,
+    meter: Meter,
+) -> Result<AccountProfile, CallError> {
+    let mut profile = read_profile(http, retry, provider, token, &meter).await?;
+    profile.calls = meter.into_calls();
+    Ok(profile)
+}
+
+async fn read_profile(
+    http: &reqwest::Client,
+    retry: &RetryPolicy,
+    provider: &Provider,
+    token: &SecretString,
+    meter: &Meter,
 ) -> Result<AccountProfile, CallError> {
     match &provider.profile {
-        ProfileSource::Klaviyo => klaviyo(http, retry, provider, token).await,
-        ProfileSource::Kustomer => kustomer(http, retry, provider, token).await,
+        ProfileSource::Klaviyo => klaviyo(http, retry, provider, token, meter).await,
+        ProfileSource::Kustomer => kustomer(http, retry, provider, token, meter).await,
         ProfileSource::Url {
             url,
             account_id_field,
             account_name_field,
         } => {
+            // Configuration, not provider input, so it may sit outside the API base.
+            let endpoint = url.strip_prefix(provider.api_base_url.trim_end_matches('/'));
+            let endpoint = endpoint.unwrap_or("profile");
             let body = retry
-                .run(|| api_get_any(http, provider, token, url))
+                .run(|| get_json(http, provider, token, url, endpoint, meter))
                 .await?;
             let id = text_at(&body, account_id_field).ok_or_else(|| {
                 CallError::InvalidResponse(format!("the profile has no {account_id_field}"))
@@ -71,6 +145,7 @@ pub async fn fetch(
                 account_id: id,
                 display_name: name,
                 details: body,
+                calls: Vec::new(),
             })
         }
         ProfileSource::None => {
@@ -83,24 +158,10 @@ pub async fn fetch(
                 account_id: app_id.clone(),
                 display_name: format!("{} ({app_id})", provider.display_name),
                 details: json!({}),
+                calls: Vec::new(),
             })
         }
     }
-}
-
-/// A profile URL from a provider file may sit outside the API base; it is configuration,
-/// not provider input, so it is trusted.
-async fn api_get_any(
-    http: &reqwest::Client,
-    provider: &Provider,
-    token: &SecretString,
-    url: &str,
-) -> Result<Value, CallError> {
-    let trusted = Provider {
-        api_base_url: url.to_string(),
-        ..provider.clone()
-    };
-    api_get(http, &trusted, token, url).await
 }
 
 /// Reads a dotted path such as `data.0.id`; numbers index arrays.
@@ -124,12 +185,15 @@ async fn klaviyo(
     retry: &RetryPolicy,
     provider: &Provider,
     token: &SecretString,
+    meter: &Meter,
 ) -> Result<AccountProfile, CallError> {
     let url = api_url(provider, "/api/accounts");
-    let body = retry.run(|| api_get(http, provider, token, &url)).await?;
+    let body = retry
+        .run(|| api_get(http, provider, token, &url, meter))
+        .await?;
     let mut profile = klaviyo_account(&body)?;
-    let lists_count = count_pages(http, retry, provider, token, "/api/lists").await?;
-    let segments_count = count_pages(http, retry, provider, token, "/api/segments").await?;
+    let lists_count = count_pages(http, retry, provider, token, "/api/lists", meter).await?;
+    let segments_count = count_pages(http, retry, provider, token, "/api/segments", meter).await?;
     profile.details["lists_count"] = json!(lists_count);
     profile.details["segments_count"] = json!(segments_count);
     Ok(profile)
@@ -171,6 +235,7 @@ pub fn klaviyo_account(body: &Value) -> Result<AccountProfile, CallError> {
         account_id: id,
         display_name: name,
         details,
+        calls: Vec::new(),
     })
 }
 
@@ -181,13 +246,14 @@ async fn count_pages(
     provider: &Provider,
     token: &SecretString,
     path: &str,
+    meter: &Meter,
 ) -> Result<u64, CallError> {
     let mut url = Some(api_url(provider, path));
     let mut count = 0u64;
     for _ in 0..MAX_PAGES {
         let Some(current) = url.take() else { break };
         let page = retry
-            .run(|| api_get(http, provider, token, &current))
+            .run(|| api_get(http, provider, token, &current, meter))
             .await?;
         count += page
             .get("data")
@@ -206,10 +272,11 @@ async fn kustomer(
     retry: &RetryPolicy,
     provider: &Provider,
     token: &SecretString,
+    meter: &Meter,
 ) -> Result<AccountProfile, CallError> {
     let org_url = api_url(provider, "/v1/orgs/current");
     let org = retry
-        .run(|| api_get(http, provider, token, &org_url))
+        .run(|| api_get(http, provider, token, &org_url, meter))
         .await?;
     let id = text_at(&org, "data.id")
         .ok_or_else(|| CallError::InvalidResponse("Kustomer returned no organisation".into()))?;
@@ -219,7 +286,7 @@ async fn kustomer(
         .unwrap_or_else(|| id.clone());
     let teams_url = api_url(provider, "/v1/teams");
     let teams = retry
-        .run(|| api_get(http, provider, token, &teams_url))
+        .run(|| api_get(http, provider, token, &teams_url, meter))
         .await?;
     let teams: Vec<Value> = teams
         .get("data")
@@ -242,6 +309,7 @@ async fn kustomer(
         account_id: id,
         display_name: display,
         details,
+        calls: Vec::new(),
     })
 }
 

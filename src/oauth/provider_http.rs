@@ -98,6 +98,11 @@ pub async fn send(request: reqwest::RequestBuilder) -> Result<actix_web::web::By
         .send()
         .await
         .map_err(|e| CallError::from_transport(&e))?;
+    read(response).await
+}
+
+/// The body of a 2xx answer, or the error the answer stands for.
+pub async fn read(response: reqwest::Response) -> Result<actix_web::web::Bytes, CallError> {
     let status = response.status();
     let headers = response.headers().clone();
     let body = response

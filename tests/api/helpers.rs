@@ -387,6 +387,26 @@ impl TestApp {
     }
 
     /// Audit actions, oldest first.
+    /// Waits until the element with this id on the page at `path` shows `expected` (usage
+    /// is written once a second).
+    pub async fn wait_for_figure(&self, path: &str, id: &str, expected: &str) {
+        let mut seen = String::new();
+        for _ in 0..40 {
+            let html = self.get_html(path).await;
+            seen = html
+                .split(&format!(r#"id="{id}">"#))
+                .nth(1)
+                .and_then(|rest| rest.split('<').next())
+                .unwrap_or_default()
+                .to_string();
+            if seen == expected {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("{path} #{id} showed {seen:?}, not {expected:?}");
+    }
+
     pub async fn audit_actions(&self) -> Vec<String> {
         let mut entries = self
             .db(|conn| connecthub::audit::recent(conn, None, 1000))
@@ -395,6 +415,14 @@ impl TestApp {
         entries.into_iter().map(|e| e.action).collect()
     }
 }
+
+/// Provider calls made while connecting, before any call of a test's own (connecthub
+/// meters them like every other): reading the profile of Klaviyo's AcmeK1 takes the
+/// account, 3 pages of its 23 lists and 1 page of its 7 segments; GlobexK2 has fewer
+/// lists (2 pages); a Kustomer API key: checking the key, then the org and its teams.
+pub const ACME_CONNECT_CALLS: u64 = 5;
+pub const GLOBEX_CONNECT_CALLS: u64 = 4;
+pub const KUSTOMER_KEY_CONNECT_CALLS: u64 = 3;
 
 /// Declares each listed scenario `async fn name(app: TestApp)` once per backend:
 /// `sqlite::name` always, `postgres::name` when PostgreSQL is reachable (always under CI).

@@ -3,7 +3,7 @@
 //! external id (also under concurrency), input refused before anything is sent, typed
 //! errors, retries, usage and the audited profile refresh.
 
-use crate::helpers::{location, TestApp};
+use crate::helpers::{location, TestApp, ACME_CONNECT_CALLS, KUSTOMER_KEY_CONNECT_CALLS};
 use crate::on_both_backends;
 use connecthub::api_keys::Scope;
 use connecthub::auth::users::Role;
@@ -597,7 +597,7 @@ async fn rate_limited_gets_are_retried_and_posts_are_not(app: TestApp) {
     );
     assert!(synced_rows(&app).await.is_empty(), "the claim was given up");
     // One call each (the GET's retry happens inside it), both throttled once.
-    let usage = usage_after(&app, &key, 2).await;
+    let usage = usage_after(&app, &key, 2 + KUSTOMER_KEY_CONNECT_CALLS).await;
     assert_eq!(usage["stats"]["rateLimitHits"], 2);
 
     // A provider that keeps failing is unavailable, after the retries.
@@ -645,7 +645,14 @@ async fn usage_is_recorded_for_each_operation(app: TestApp) {
     let (status, lists) = get(&app, &key, &klaviyo, "klaviyo/lists").await;
     assert_eq!((status, &lists["count"]), (200, &json!(23)));
 
-    let usage = usage_after(&app, &key, 7).await;
+    // Seven calls here; connecting made the others (Kustomer: key check, org, teams;
+    // Klaviyo: account, 3 pages of lists, 1 of segments).
+    let usage = usage_after(
+        &app,
+        &key,
+        7 + KUSTOMER_KEY_CONNECT_CALLS + ACME_CONNECT_CALLS,
+    )
+    .await;
     let stats = &usage["stats"];
     assert_eq!(stats["totalErrors"], 0);
     assert_eq!(
@@ -654,8 +661,12 @@ async fn usage_is_recorded_for_each_operation(app: TestApp) {
             "customers": {"calls": 1, "errors": 0},
             "conversations": {"calls": 1, "errors": 0},
             "notes": {"calls": 1, "errors": 0},
-            "teams": {"calls": 1, "errors": 0},
-            "lists": {"calls": 3, "errors": 0},
+            "teams": {"calls": 1 + 1, "errors": 0},
+            "lists": {"calls": 3 + 3, "errors": 0},
+            "auth": {"calls": 1, "errors": 0},
+            "orgs": {"calls": 1, "errors": 0},
+            "accounts": {"calls": 1, "errors": 0},
+            "segments": {"calls": 1, "errors": 0},
         })
     );
     let per_client = app
@@ -666,7 +677,7 @@ async fn usage_is_recorded_for_each_operation(app: TestApp) {
         .await
         .unwrap();
     let per_client: Value = per_client.json().await.unwrap();
-    assert_eq!(per_client["stats"]["totalCalls"], 3);
+    assert_eq!(per_client["stats"]["totalCalls"], 3 + ACME_CONNECT_CALLS);
 }
 
 async fn klaviyo_account_lists_and_segments_are_read_in_full(app: TestApp) {

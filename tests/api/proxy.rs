@@ -1,7 +1,7 @@
 //! The metered proxy against the sandbox: round trips, retries, path escapes, refresh on
 //! the way, and usage numbers that match the calls made.
 
-use crate::helpers::{location, TestApp};
+use crate::helpers::{location, TestApp, ACME_CONNECT_CALLS, KUSTOMER_KEY_CONNECT_CALLS};
 use crate::on_both_backends;
 use connecthub::api_keys::Scope;
 use connecthub::auth::users::Role;
@@ -73,17 +73,24 @@ async fn get_round_trip_with_provider_headers_and_usage(app: TestApp) {
     let body: serde_json::Value = account.json().await.unwrap();
     assert_eq!(body["data"][0]["id"], "AcmeK1");
 
-    let usage = usage_after(&app, &key, 3, "days=30").await;
+    // Three calls here, after those connecting made (account, 3 pages of lists, 1 of
+    // segments).
+    let calls = 3 + ACME_CONNECT_CALLS;
+    let usage = usage_after(&app, &key, calls, "days=30").await;
     let stats = &usage["stats"];
     assert_eq!(stats["totalErrors"], 0);
     assert_eq!(stats["rateLimitHits"], 0);
     assert_eq!(
         stats["byEndpoint"],
-        json!({"lists": {"calls": 2, "errors": 0}, "accounts": {"calls": 1, "errors": 0}})
+        json!({
+            "lists": {"calls": 2 + 3, "errors": 0},
+            "accounts": {"calls": 1 + 1, "errors": 0},
+            "segments": {"calls": 1, "errors": 0},
+        })
     );
     assert_eq!(stats["perDay"].as_array().unwrap().len(), 1);
-    let by_client = usage_after(&app, &key, 3, &format!("client_id={client}")).await;
-    assert_eq!(by_client["stats"]["totalCalls"], 3);
+    let by_client = usage_after(&app, &key, calls, &format!("client_id={client}")).await;
+    assert_eq!(by_client["stats"]["totalCalls"], calls);
     let none = app
         .client
         .get(app.url("/api/v1/usage?provider=kustomer"))
@@ -126,7 +133,13 @@ async fn post_round_trip_with_an_api_key_client(app: TestApp) {
     )
     .await;
     assert_eq!(missing.status(), 404, "provider errors pass through");
-    let usage = usage_after(&app, &key, 3, "provider=kustomer").await;
+    let usage = usage_after(
+        &app,
+        &key,
+        3 + KUSTOMER_KEY_CONNECT_CALLS,
+        "provider=kustomer",
+    )
+    .await;
     assert_eq!(usage["stats"]["totalErrors"], 1);
     assert_eq!(
         usage["stats"]["byEndpoint"]["customers"],
@@ -143,7 +156,7 @@ async fn rate_limits_are_retried_and_counted(app: TestApp) {
     let response = proxy_get(&app, &key, &client, "api/segments").await;
     assert_eq!(response.status(), 200, "retried after Retry-After");
     assert!(started.elapsed() >= std::time::Duration::from_millis(950));
-    let usage = usage_after(&app, &key, 1, "").await;
+    let usage = usage_after(&app, &key, 1 + ACME_CONNECT_CALLS, "").await;
     assert_eq!(usage["stats"]["rateLimitHits"], 1);
     assert_eq!(usage["stats"]["totalErrors"], 0);
     // A POST is not repeated: the 429 goes back to the caller.
@@ -174,7 +187,13 @@ async fn rate_limits_are_retried_and_counted(app: TestApp) {
         .unwrap();
     assert_eq!(post.status(), 429);
     assert_eq!(crate::helpers::header(post.headers(), "retry-after"), "1");
-    let usage = usage_after(&app, &key, 2, "").await;
+    let usage = usage_after(
+        &app,
+        &key,
+        2 + ACME_CONNECT_CALLS + KUSTOMER_KEY_CONNECT_CALLS,
+        "",
+    )
+    .await;
     assert_eq!(usage["stats"]["rateLimitHits"], 2);
     assert_eq!(usage["stats"]["totalErrors"], 1);
     let created = proxy_get(
