@@ -343,15 +343,7 @@ async fn finish(
         token_client::exchange_code(&state.http, &state.retry, provider, app, &code, verifier)
             .await
             .map_err(|e| ConnectError::from_call(provider, "the code exchange", e))?;
-    let profile = profile::fetch(
-        &state.http,
-        &state.retry,
-        provider,
-        &tokens.access_token,
-        profile::Meter::default(),
-    )
-    .await
-    .map_err(|e| ConnectError::from_call(provider, "reading the account", e))?;
+    let profile = read_account(state, provider, &tokens.access_token, Default::default()).await?;
     save(
         state,
         user,
@@ -361,6 +353,18 @@ async fn finish(
         Stored::Tokens(&tokens),
     )
     .await
+}
+
+/// The profile of the account behind a new credential, with the calls it took.
+async fn read_account(
+    state: &AppState,
+    provider: &Provider,
+    credential: &SecretString,
+    meter: profile::Meter,
+) -> Result<AccountProfile, ConnectError> {
+    profile::fetch(&state.http, &state.retry, provider, credential, meter)
+        .await
+        .map_err(|e| ConnectError::from_call(provider, "reading the account", e))
 }
 
 /// What is sealed for the new client.
@@ -496,9 +500,7 @@ pub async fn connect_api_key(
         };
         return Err(reason);
     }
-    let profile = profile::fetch(&state.http, &state.retry, provider, &api_key, meter)
-        .await
-        .map_err(|e| ConnectError::from_call(provider, "reading the account", e))?;
+    let profile = read_account(state, provider, &api_key, meter).await?;
     let (client, created) = save(
         state,
         user,
@@ -531,15 +533,7 @@ pub async fn connect_client_credentials(
     let tokens = token_client::client_credentials(&state.http, &state.retry, provider, app)
         .await
         .map_err(|e| ConnectError::from_call(provider, "the client-credentials grant", e))?;
-    let profile = profile::fetch(
-        &state.http,
-        &state.retry,
-        provider,
-        &tokens.access_token,
-        profile::Meter::default(),
-    )
-    .await
-    .map_err(|e| ConnectError::from_call(provider, "reading the account", e))?;
+    let profile = read_account(state, provider, &tokens.access_token, Default::default()).await?;
     let (client, _) = save(
         state,
         user,
