@@ -247,18 +247,28 @@ pub fn recent(
         .load(conn)
 }
 
-/// How many entries of each of `actions` were written since `since`.
+/// How many entries of each of `actions` the reader may see since `since`.
 pub fn count_since(
     conn: &mut DbConnection,
+    scope: &Scope,
     actions: &[&str],
     since: chrono::NaiveDateTime,
 ) -> QueryResult<Vec<(String, i64)>> {
-    audit_log::table
-        .filter(audit_log::at.ge(since))
-        .filter(audit_log::action.eq_any(actions.iter().map(|a| a.to_string()).collect::<Vec<_>>()))
-        .group_by(audit_log::action)
-        .select((audit_log::action, diesel::dsl::count_star()))
-        .load(conn)
+    let filter = Filter {
+        from: Some(since),
+        ..Filter::default()
+    };
+    // One count per action: a boxed (scoped) query cannot be grouped in diesel.
+    actions
+        .iter()
+        .map(|action| {
+            let count = matching(scope, &filter)
+                .filter(audit_log::action.eq(action.to_string()))
+                .count()
+                .get_result(conn)?;
+            Ok((action.to_string(), count))
+        })
+        .collect()
 }
 
 /// Appends several entries in one transaction (one lock, one commit).

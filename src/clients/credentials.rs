@@ -180,6 +180,13 @@ pub fn take_lease(
     Ok(claimed == 1)
 }
 
+/// Ends a lease that was not needed after all (the tokens were already fresh).
+pub fn release_lease(conn: &mut DbConnection, client_id: &str) -> QueryResult<usize> {
+    diesel::update(credentials::table.find(client_id))
+        .set(credentials::refresh_lease_until.eq(None::<chrono::NaiveDateTime>))
+        .execute(conn)
+}
+
 /// Stores refreshed tokens and ends the lease in one statement. Without a new refresh
 /// token the old one is kept (re-sealed under the current key, so rotation stays exact).
 pub fn store_refreshed(

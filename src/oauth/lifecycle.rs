@@ -218,19 +218,28 @@ async fn refresh_in_turn(
 ) -> Result<FreshToken, TokenError> {
     let waited_since = Instant::now();
     loop {
-        let stored = load(state, &client.id).await?;
-        // Whoever had the turn before us may have refreshed already.
-        if !force {
-            if let Some(token) = usable(&stored, margin(state)) {
-                return Ok(token);
-            }
-        }
         let id = client.id.clone();
         let lease = chrono::TimeDelta::from_std(LEASE).unwrap_or(chrono::TimeDelta::seconds(30));
         let leased = crate::db::run(&state.pool, move |conn| {
             credentials::take_lease(conn, &id, lease)
         })
         .await?;
+        // Read only now: another instance may have stored new tokens up to the moment the
+        // lease became ours, and with rotation only its refresh token is still valid.
+        let stored = load(state, &client.id).await?;
+        // Whoever had the turn before us may have refreshed already.
+        if !force {
+            if let Some(token) = usable(&stored, margin(state)) {
+                if leased {
+                    let id = client.id.clone();
+                    crate::db::run(&state.pool, move |conn| {
+                        credentials::release_lease(conn, &id)
+                    })
+                    .await?;
+                }
+                return Ok(token);
+            }
+        }
         if leased {
             return refresh_with_lease(state, client, stored).await;
         }
@@ -428,7 +437,8 @@ pub async fn credential_rejected(
 pub async fn refresh_alert(state: &AppState) -> Result<Option<String>, AppError> {
     let since = crate::db::now() - chrono::TimeDelta::minutes(5);
     let counts = crate::db::run(&state.pool, move |conn| {
-        audit::count_since(conn, &["token_refreshed", "token_refresh_failed"], since)
+        let actions = ["token_refreshed", "token_refresh_failed"];
+        audit::count_since(conn, &audit::Scope::All, &actions, since)
     })
     .await?;
     let count = |action: &str| {

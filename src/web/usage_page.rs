@@ -217,7 +217,7 @@ pub async fn index(
             .iter()
             .map(|(k, v)| (k.clone(), v.calls, v.errors))),
         clients: top_clients(&state, &stats, &filters).await?,
-        kpis: kpis(&state, &stats, period.start(crate::db::now())).await?,
+        kpis: kpis(&state, &user, &stats, period.start(crate::db::now())).await?,
         filters,
         stats,
     };
@@ -345,16 +345,24 @@ fn percent(part: i64, whole: i64) -> Option<f64> {
 }
 
 /// The requirement's KPIs: OAuth completion > 90 %, refresh success > 99 %, API error
-/// rate < 1 %, and the average call duration.
-async fn kpis(state: &AppState, stats: &Stats, since: NaiveDateTime) -> Result<Vec<Kpi>, AppError> {
+/// rate < 1 %, and the average call duration. Members' rates count their own flows and
+/// clients only (the audit log's member scope).
+async fn kpis(
+    state: &AppState,
+    viewer: &User,
+    stats: &Stats,
+    since: NaiveDateTime,
+) -> Result<Vec<Kpi>, AppError> {
     let actions = [
         "oauth_initiated",
         "oauth_completed",
         "token_refreshed",
         "token_refresh_failed",
     ];
+    let member = (!viewer.is_admin()).then(|| viewer.id.clone());
     let counts = crate::db::run(&state.pool, move |conn| {
-        crate::audit::count_since(conn, &actions, since)
+        let scope = crate::audit::scope_for(conn, member.as_deref())?;
+        crate::audit::count_since(conn, &scope, &actions, since)
     })
     .await?;
     let count = |action: &str| {

@@ -247,8 +247,9 @@ async fn two_instances_on_postgres_refresh_once() {
         );
         async move {
             let response = instance.service_token(&key, &id).await;
-            assert_eq!(response.status(), 200);
+            let status = response.status();
             let body: serde_json::Value = response.json().await.unwrap();
+            assert_eq!(status, 200, "{body}");
             body["access_token"].as_str().unwrap().to_string()
         }
     });

@@ -91,4 +91,15 @@ async fn members_see_their_own_usage(app: TestApp) {
         !html.contains("Acme Store"),
         "another user's client is not shown"
     );
+
+    // An OAuth flow the admin abandoned lowers the admin's completion rate (2 of 3
+    // flows), not the member's (their 1 of 1).
+    let started = app
+        .get("/api/integrations/klaviyo/oauth/start?redirect_path=/admin/clients")
+        .await;
+    assert_eq!(started.status(), 302);
+    assert!(app.get_html("/admin/usage").await.contains("66.7 %"));
+    let html = member.get_html("/admin/usage").await;
+    assert!(html.contains("OAuth completion rate") && html.contains("100.0 %"));
+    assert!(!html.contains("66.7 %"));
 }
