@@ -37,15 +37,18 @@ impl Modify for ApiKeyAuth {
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "connecthub service API", description = "Fresh OAuth tokens, client lists and typed Kustomer and Klaviyo operations for your own backends."),
+    info(title = "connecthub service API", description = "Fresh OAuth tokens, client lists, a metered proxy, usage statistics and typed Kustomer and Klaviyo operations for your own backends."),
     paths(
         super::service::list_clients, super::tokens::client_token, super::tokens::default_token,
+        super::usage::stats, super::proxy::forward,
         operations::find_customer, operations::create_customer, operations::create_conversation,
         operations::add_note, operations::send_message, operations::assign_team, operations::teams,
         operations::account, operations::lists, operations::segments, operations::refresh_profile,
     ),
     components(schemas(
         ErrorBody, super::service::ClientList, super::service::ClientView, super::tokens::TokenResponse,
+        super::usage::UsageResponse, crate::usage::Stats, crate::usage::EndpointStats,
+        crate::usage::PointStats, crate::usage::Percentiles,
         operations::NewCustomerBody, operations::NewConversationBody, operations::NoteBody,
         operations::MessageBody, operations::TeamBody, operations::TeamList, operations::GroupList,
         kustomer::Customer, kustomer::Conversation, kustomer::ConversationCreated, kustomer::Note,

@@ -32,6 +32,32 @@ fn filter_value(name: &str, value: Option<String>) -> Result<Option<String>, Api
     }
 }
 
+/// What `/api/v1/usage` answers.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct UsageResponse {
+    pub days: u32,
+    pub stats: usage::Stats,
+}
+
+/// Statistics of the provider calls made for clients (proxied, typed operations, and the
+/// profile reads of connecting) over today and the `days - 1` days before it (UTC).
+#[utoipa::path(
+    get,
+    path = "/api/v1/usage",
+    params(
+        ("days" = Option<u32>, Query, description = "1 to 366, default 30"),
+        ("client_id" = Option<String>, Query, description = "Only this client's calls"),
+        ("provider" = Option<String>, Query, description = "Only this provider's calls"),
+        ("user_id" = Option<String>, Query, description = "Only calls for this user's clients"),
+    ),
+    responses(
+        (status = 200, description = "The statistics", body = UsageResponse),
+        (status = 400, description = "A malformed filter (`invalid_request`)", body = super::openapi::ErrorBody),
+        (status = 401, description = "Missing, unknown or revoked API key (`invalid_api_key`)", body = super::openapi::ErrorBody),
+        (status = 403, description = "The key lacks `clients:read` (`insufficient_scope`)", body = super::openapi::ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
 pub async fn stats(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -57,5 +83,5 @@ pub async fn stats(
     let stats = crate::db::run(&state.pool, move |conn| usage::stats(conn, &scope)).await?;
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
-        .json(serde_json::json!({"days": days, "stats": stats})))
+        .json(UsageResponse { days, stats }))
 }

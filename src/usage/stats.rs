@@ -17,7 +17,7 @@ const SERIES_DAY: &str = "%Y-%m-%d";
 pub const LATENCY_BOUNDS_MS: [i32; 10] = [10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000];
 pub const BUCKETS: usize = LATENCY_BOUNDS_MS.len() + 1;
 
-/// Sums over a set of calls: what one daily roll-up row holds.
+/// Sums over a set of calls: what one roll-up row holds.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Tally {
     pub calls: i64,
@@ -97,14 +97,14 @@ impl Scope {
     }
 }
 
-#[derive(Debug, Default, serde::Serialize, PartialEq)]
+#[derive(Debug, Default, serde::Serialize, PartialEq, utoipa::ToSchema)]
 pub struct EndpointStats {
     pub calls: u64,
     pub errors: u64,
 }
 
 /// Calls and errors in one hour or day (`start` is `2026-11-23` or `2026-11-23T14:00`).
-#[derive(Debug, Default, serde::Serialize, PartialEq)]
+#[derive(Debug, Default, serde::Serialize, PartialEq, utoipa::ToSchema)]
 pub struct PointStats {
     pub start: String,
     pub calls: u64,
@@ -113,14 +113,14 @@ pub struct PointStats {
 
 /// Latency percentiles in ms: each is the upper bound of the histogram bucket it falls in
 /// (see `LATENCY_BOUNDS_MS`); null when no calls, or slower than the last bound.
-#[derive(Debug, Default, serde::Serialize, PartialEq)]
+#[derive(Debug, Default, serde::Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Percentiles {
     pub p50: Option<i32>,
     pub p95: Option<i32>,
     pub p99: Option<i32>,
 }
 
-#[derive(Debug, Default, serde::Serialize)]
+#[derive(Debug, Default, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Stats {
     pub total_calls: u64,

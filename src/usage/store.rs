@@ -322,7 +322,7 @@ pub fn prune_hourly(conn: &mut DbConnection, before: NaiveDateTime) -> QueryResu
     .execute(conn)
 }
 
-/// Raw rows held (for the retention test and the seeding command's report).
+/// Raw rows held (what retention pruning shrinks).
 pub fn raw_count(conn: &mut DbConnection) -> QueryResult<i64> {
     api_usage::table.count().get_result(conn)
 }

@@ -302,4 +302,33 @@ async fn openapi_document_describes_the_service_api() {
     for field in real.as_object().unwrap().keys() {
         assert!(documented.contains_key(field), "{field} is documented");
     }
+
+    // Usage statistics and the proxy are documented too, usage as it answers.
+    for method in ["get", "post", "put", "patch", "delete"] {
+        assert!(
+            doc["paths"]["/api/v1/proxy/{client_id}/{path}"][method].is_object(),
+            "proxy {method}"
+        );
+    }
+    let reader = app.api_key(&[Scope::ClientsRead]).await;
+    let usage: serde_json::Value = app
+        .client
+        .get(app.url("/api/v1/usage?days=7"))
+        .bearer_auth(&reader)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(doc["paths"]["/api/v1/usage"]["get"]["responses"]["200"].is_object());
+    let documented = doc["components"]["schemas"]["Stats"]["properties"]
+        .as_object()
+        .unwrap();
+    for field in usage["stats"].as_object().unwrap().keys() {
+        assert!(
+            documented.contains_key(field),
+            "usage {field} is documented"
+        );
+    }
 }
