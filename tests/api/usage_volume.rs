@@ -6,7 +6,9 @@ use crate::helpers::{instance_on_same_database, TestApp, GLOBEX_CONNECT_CALLS};
 use crate::on_both_backends;
 use connecthub::api_keys::Scope;
 use connecthub::auth::users::Role;
+use connecthub::db::schema::api_usage_rollup;
 use connecthub::usage::{store, Call};
+use diesel::prelude::*;
 use serde_json::Value;
 
 on_both_backends!(
@@ -102,15 +104,30 @@ async fn periods_count_the_right_days_and_pruning_keeps_roll_ups(app: TestApp) {
 
     // An instance keeping raw rows 5 days prunes the 10-day-old ones when it starts.
     let pruning = instance_on_same_database(&app, &[("USAGE_RETENTION_DAYS", "5")]).await;
-    let mut raw = 0;
+    // Raw rows and hourly roll-ups older than 5 days go; daily roll-ups stay.
+    let cutoff = connecthub::db::now() - days(5);
+    let old_sets = move |conn: &mut connecthub::db::DbConnection| {
+        api_usage_rollup::table
+            .filter(api_usage_rollup::starts_at.lt(cutoff))
+            .select(api_usage_rollup::grouping_set)
+            .distinct()
+            .order(api_usage_rollup::grouping_set)
+            .load::<String>(conn)
+    };
+    let daily_only = ["client_day", "endpoint_day", "full_day"];
+    let mut seen = (0, Vec::new());
     for _ in 0..50 {
-        raw = pruning.db(store::raw_count).await;
-        if raw == 3 {
+        seen = (
+            pruning.db(store::raw_count).await,
+            pruning.db(old_sets).await,
+        );
+        if seen.0 == 3 && seen.1 == daily_only {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    assert_eq!(raw, 3, "raw rows older than the retention are deleted");
+    assert_eq!(seen.0, 3, "raw rows older than the retention are deleted");
+    assert_eq!(seen.1, daily_only, "hourly roll-ups go with them");
     let month = usage(&app, &key, "days=30").await;
     assert_eq!(month["totalCalls"], 6, "roll-ups stay");
     assert_eq!(month["byEndpoint"]["segments"]["calls"], 1);
