@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Token hand-out throughput: GET /api/v1/clients/{id}/token for a connected client with a
 # valid cached token, against a minimal actix-web hello-world on the same machine, in one
-# run; prints requests/s, p99 and the ratio for SQLite and PostgreSQL.
+# run; prints requests/s, p99 and the ratio for SQLite and PostgreSQL. Then the metered
+# proxy against calling the (built-in) provider directly with the same token, and whether
+# usage counted every proxied call.
 # Needs wrk (apt-get install wrk) and, for PostgreSQL, a server at $BENCH_POSTGRES_URL.
 # Usage: scripts/bench.sh [seconds] [connections]
 set -euo pipefail
@@ -13,20 +15,22 @@ cargo build --release -q --bin connecthub --example hello
 bin=./target/release/connecthub
 source scripts/bench-lib.sh
 
-# wrk → "requests_per_second p99_ms"
+# wrk → "requests_per_second p99_ms requests non_2xx"
 measure() {
   local out
   out=$(wrk -t2 -c"$connections" -d"${seconds}s" --latency "$@")
-  local rps p99
+  local rps p99 total bad
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   p99=$(awk '$1 == "99%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v*=1000}; print v}' <<<"$out")
-  echo "$rps $p99"
+  total=$(awk '/requests in/ {print $1}' <<<"$out")
+  bad=$(awk '/Non-2xx/ {print $NF}' <<<"$out")
+  echo "$rps $p99 $total ${bad:-0}"
 }
 
 hello_port=$(port)
 BIND=127.0.0.1:$hello_port ./target/release/examples/hello & pids+=($!)
 until curl -sf "http://127.0.0.1:$hello_port/" >/dev/null; do sleep 0.1; done
-read -r hello_rps hello_p99 < <(measure "http://127.0.0.1:$hello_port/")
+read -r hello_rps hello_p99 _ _ < <(measure "http://127.0.0.1:$hello_port/")
 echo "hello-world        ${hello_rps} req/s  p99 ${hello_p99} ms"
 
 bench_backend() { # name database_url
@@ -40,12 +44,27 @@ bench_backend() { # name database_url
   authorize=$(curl -s -o /dev/null -w '%{redirect_url}' -c "$jar" -b "$jar" "$base/api/integrations/klaviyo/oauth/start?redirect_path=/admin/clients")
   callback=$(curl -s -o /dev/null -w '%{redirect_url}' -c "$jar" -b "$jar" -d "${authorize#*\?}&decision=allow&account=AcmeK1" "$base/sandbox/klaviyo/oauth/authorize")
   curl -s -o /dev/null -c "$jar" -b "$jar" "$callback"
-  key=$(DATABASE_URL=$url "$bin" api-key create --name bench --scope tokens:read --scope clients:read --owner admin@connecthub.local)
+  key=$(DATABASE_URL=$url "$bin" api-key create --name bench --scope tokens:read --scope clients:read --scope proxy --owner admin@connecthub.local)
   client=$(curl -s -H "Authorization: Bearer $key" "$base/api/v1/clients" | python3 -c 'import json,sys; print(json.load(sys.stdin)["clients"][0]["id"])')
   curl -sf -o /dev/null -H "Authorization: Bearer $key" "$base/api/v1/clients/$client/token"
-  read -r rps p99 < <(measure -H "Authorization: Bearer $key" "$base/api/v1/clients/$client/token")
+  read -r rps p99 _ _ < <(measure -H "Authorization: Bearer $key" "$base/api/v1/clients/$client/token")
   awk -v n="$name" -v r="$rps" -v p="$p99" -v h="$hello_rps" \
     'BEGIN { printf "token (%-8s)   %s req/s  p99 %s ms  ratio to hello-world %.2f\n", n, r, p, r / h }'
+
+  local token used_before used_after
+  token=$(curl -s -H "Authorization: Bearer $key" "$base/api/v1/clients/$client/token" | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+  read -r direct_rps direct_p99 _ _ < <(measure -H "Authorization: Bearer $token" -H "revision: 2024-07-15" "$base/sandbox/klaviyo/api/accounts")
+  used_before=$(usage_total "$base" "$key")
+  read -r proxy_rps proxy_p99 proxied bad < <(measure -H "Authorization: Bearer $key" "$base/api/v1/proxy/$client/api/accounts")
+  sleep 3   # usage is written once a second
+  used_after=$(usage_total "$base" "$key")
+  awk -v n="$name" -v r="$proxy_rps" -v p="$proxy_p99" -v d="$direct_rps" -v dp="$direct_p99" \
+    'BEGIN { printf "proxy (%-8s)   %s req/s  p99 %s ms  ratio to direct (%s req/s, p99 %s ms) %.2f\n", n, r, p, d, dp, r / d }'
+  echo "proxy ($name)   $proxied requests ($bad not 2xx), usage counted $((used_after - used_before))"
+}
+
+usage_total() { # base key → totalCalls today
+  curl -s -H "Authorization: Bearer $2" "$1/api/v1/usage?days=1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["stats"]["totalCalls"])'
 }
 
 on_both_databases bench_backend bench
