@@ -247,28 +247,27 @@ pub fn recent(
         .load(conn)
 }
 
-/// How many entries of each of `actions` the reader may see since `since`.
-pub fn count_since(
+/// How many entries of each of `actions` the reader may see since `since`, in the order
+/// the actions are given.
+pub fn count_since<const N: usize>(
     conn: &mut DbConnection,
     scope: &Scope,
-    actions: &[&str],
+    actions: [&str; N],
     since: chrono::NaiveDateTime,
-) -> QueryResult<Vec<(String, i64)>> {
+) -> QueryResult<[i64; N]> {
     let filter = Filter {
         from: Some(since),
         ..Filter::default()
     };
+    let mut counts = [0; N];
     // One count per action: a boxed (scoped) query cannot be grouped in diesel.
-    actions
-        .iter()
-        .map(|action| {
-            let count = matching(scope, &filter)
-                .filter(audit_log::action.eq(action.to_string()))
-                .count()
-                .get_result(conn)?;
-            Ok((action.to_string(), count))
-        })
-        .collect()
+    for (count, action) in counts.iter_mut().zip(actions) {
+        *count = matching(scope, &filter)
+            .filter(audit_log::action.eq(action))
+            .count()
+            .get_result(conn)?;
+    }
+    Ok(counts)
 }
 
 /// Appends several entries in one transaction (one lock, one commit).

@@ -166,16 +166,12 @@ pub async fn forward_metered(
     let status = answer
         .as_ref()
         .map_or(502, |a| a.response.status().as_u16());
+    let rate_limited = answer.as_ref().is_ok_and(|a| a.rate_limited);
+    let method = outgoing.method.as_str();
     state.usage.record(usage::Call {
         client_id: entry.client.id.clone(),
         user_id: entry.client.owner_user_id.clone(),
-        provider: provider.name.clone(),
-        endpoint: usage::normalise_endpoint(path),
-        method: outgoing.method.as_str().to_string(),
-        status: i32::from(status),
-        duration_ms: started.elapsed().as_millis().min(i32::MAX as u128) as i32,
-        rate_limited: answer.as_ref().is_ok_and(|a| a.rate_limited),
-        at: crate::db::now(),
+        ..usage::Call::ended(&provider.name, path, method, status, rate_limited, started)
     });
     state.tokens.touch(&entry.client.id);
     answer
@@ -187,12 +183,7 @@ fn wait_before_retry(
     attempt: usize,
     response: &reqwest::Response,
 ) -> Duration {
-    let told = response
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs);
+    let told = crate::oauth::provider_http::retry_after(response.headers());
     let backoff = retry.min_delay * 2u32.saturating_pow(attempt as u32);
     let jitter =
         Duration::from_millis(rand::random::<u64>() % (retry.min_delay.as_millis() as u64 + 1));

@@ -45,9 +45,6 @@ pub async fn forward(
 ) -> Result<HttpResponse, ApiError> {
     service.require(Scope::Proxy)?;
     let (client_id, tail) = path.into_inner();
-    if client_id.len() > 64 {
-        return Err(ApiError::not_found("client"));
-    }
     if body.len() > MAX_BODY {
         return Err(ApiError::bad_request(
             "the request body is larger than 10 MiB",

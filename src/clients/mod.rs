@@ -165,12 +165,27 @@ pub fn upsert(conn: &mut DbConnection, new: &Connection) -> QueryResult<(Client,
     })
 }
 
+/// Client ids are UUIDs: a longer one (from a URL or a service) names no client and is
+/// not looked up.
+const MAX_ID_LEN: usize = 64;
+
 pub fn find(conn: &mut DbConnection, id: &str) -> QueryResult<Option<Client>> {
+    if id.len() > MAX_ID_LEN {
+        return Ok(None);
+    }
     clients::table
         .find(id)
         .select(Client::as_select())
         .first(conn)
         .optional()
+}
+
+/// The clients with these ids (those that exist), in no particular order.
+pub fn find_many(conn: &mut DbConnection, ids: Vec<String>) -> QueryResult<Vec<Client>> {
+    clients::table
+        .filter(clients::id.eq_any(ids))
+        .select(Client::as_select())
+        .load(conn)
 }
 
 /// A client with its owner's email and token expiry, as lists show it.
@@ -305,9 +320,6 @@ pub fn find_for(
     id: &str,
 ) -> Result<Client, crate::error::AppError> {
     use crate::error::AppError;
-    if id.len() > 64 {
-        return Err(AppError::NotFound);
-    }
     let client = find(conn, id)?.ok_or(AppError::NotFound)?;
     if user.is_admin() || client.owner_user_id == user.id {
         Ok(client)

@@ -343,7 +343,8 @@ async fn finish(
         token_client::exchange_code(&state.http, &state.retry, provider, app, &code, verifier)
             .await
             .map_err(|e| ConnectError::from_call(provider, "the code exchange", e))?;
-    let profile = read_account(state, provider, &tokens.access_token, Default::default()).await?;
+    let reader = profile::Reader::new(&state.http, &state.retry, provider, &tokens.access_token);
+    let profile = read_account(reader).await?;
     save(
         state,
         user,
@@ -356,13 +357,10 @@ async fn finish(
 }
 
 /// The profile of the account behind a new credential, with the calls it took.
-async fn read_account(
-    state: &AppState,
-    provider: &Provider,
-    credential: &SecretString,
-    meter: profile::Meter,
-) -> Result<AccountProfile, ConnectError> {
-    profile::fetch(&state.http, &state.retry, provider, credential, meter)
+async fn read_account(reader: profile::Reader<'_>) -> Result<AccountProfile, ConnectError> {
+    let provider = reader.provider();
+    reader
+        .fetch()
         .await
         .map_err(|e| ConnectError::from_call(provider, "reading the account", e))
 }
@@ -479,15 +477,8 @@ pub async fn connect_api_key(
         ));
     }
     let api_key = SecretString::from(key.to_string());
-    let url = format!(
-        "{}{check_path}",
-        provider.api_base_url.trim_end_matches('/')
-    );
-    let meter = profile::Meter::default();
-    let checked = state
-        .retry
-        .run(|| profile::api_get(&state.http, provider, &api_key, &url, &meter))
-        .await;
+    let reader = profile::Reader::new(&state.http, &state.retry, provider, &api_key);
+    let checked = reader.get(check_path).await;
     if let Err(error) = checked {
         let reason = match error {
             CallError::Rejected {
@@ -500,7 +491,7 @@ pub async fn connect_api_key(
         };
         return Err(reason);
     }
-    let profile = read_account(state, provider, &api_key, meter).await?;
+    let profile = read_account(reader).await?;
     let (client, created) = save(
         state,
         user,
@@ -533,7 +524,8 @@ pub async fn connect_client_credentials(
     let tokens = token_client::client_credentials(&state.http, &state.retry, provider, app)
         .await
         .map_err(|e| ConnectError::from_call(provider, "the client-credentials grant", e))?;
-    let profile = read_account(state, provider, &tokens.access_token, Default::default()).await?;
+    let reader = profile::Reader::new(&state.http, &state.retry, provider, &tokens.access_token);
+    let profile = read_account(reader).await?;
     let (client, _) = save(
         state,
         user,

@@ -436,18 +436,11 @@ pub async fn credential_rejected(
 /// minutes. Counted from the audit log, so it covers every instance.
 pub async fn refresh_alert(state: &AppState) -> Result<Option<String>, AppError> {
     let since = crate::db::now() - chrono::TimeDelta::minutes(5);
-    let counts = crate::db::run(&state.pool, move |conn| {
+    let [ok, failed] = crate::db::run(&state.pool, move |conn| {
         let actions = ["token_refreshed", "token_refresh_failed"];
-        audit::count_since(conn, &audit::Scope::All, &actions, since)
+        audit::count_since(conn, &audit::Scope::All, actions, since)
     })
     .await?;
-    let count = |action: &str| {
-        counts
-            .iter()
-            .find(|(a, _)| a == action)
-            .map_or(0, |(_, n)| *n)
-    };
-    let (ok, failed) = (count("token_refreshed"), count("token_refresh_failed"));
     let total = ok + failed;
     if total == 0 || failed * 100 <= total * 5 {
         return Ok(None);

@@ -4,7 +4,7 @@
 
 use super::provider_http::{CallError, RetryPolicy};
 use crate::providers::{ProfileSource, Provider};
-use crate::usage::{self, Call};
+use crate::usage::Call;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
 use std::sync::Mutex;
@@ -26,140 +26,154 @@ pub struct AccountProfile {
 
 /// Collects the provider calls made before there is a client to record them for.
 #[derive(Default)]
-pub struct Meter(Mutex<Vec<Call>>);
+struct Meter(Mutex<Vec<Call>>);
 
 impl Meter {
     fn record(&self, provider: &Provider, endpoint: &str, status: u16, started: Instant) {
-        let call = Call {
-            client_id: String::new(),
-            user_id: String::new(),
-            provider: provider.name.clone(),
-            endpoint: usage::normalise_endpoint(endpoint),
-            method: "GET".into(),
-            status: i32::from(status),
-            duration_ms: i32::try_from(started.elapsed().as_millis()).unwrap_or(i32::MAX),
-            rate_limited: status == 429,
-            at: crate::db::now(),
-        };
+        let call = Call::ended(
+            &provider.name,
+            endpoint,
+            "GET",
+            status,
+            status == 429,
+            started,
+        );
         self.0.lock().unwrap_or_else(|p| p.into_inner()).push(call);
     }
 
-    pub fn into_calls(self) -> Vec<Call> {
+    fn into_calls(self) -> Vec<Call> {
         self.0.into_inner().unwrap_or_else(|p| p.into_inner())
     }
-}
-
-/// A GET on the provider's API with its fixed headers; refuses URLs outside the API base
-/// (a `links.next` from the provider must not send our token elsewhere).
-pub async fn api_get(
-    http: &reqwest::Client,
-    provider: &Provider,
-    token: &SecretString,
-    url: &str,
-    meter: &Meter,
-) -> Result<Value, CallError> {
-    let base = provider.api_base_url.trim_end_matches('/');
-    let Some(path) = url.strip_prefix(base) else {
-        return Err(CallError::InvalidResponse(
-            "the provider pointed outside its API".into(),
-        ));
-    };
-    get_json(http, provider, token, url, path, meter).await
-}
-
-/// The GET itself, metered under `endpoint` (a path, normalised for usage).
-async fn get_json(
-    http: &reqwest::Client,
-    provider: &Provider,
-    token: &SecretString,
-    url: &str,
-    endpoint: &str,
-    meter: &Meter,
-) -> Result<Value, CallError> {
-    let mut request = http
-        .get(url)
-        .bearer_auth(token.expose_secret())
-        .header("accept", "application/json");
-    for (name, value) in &provider.headers {
-        request = request.header(name.as_str(), value.as_str());
-    }
-    let started = Instant::now();
-    let body = match request.send().await {
-        Ok(response) => {
-            meter.record(provider, endpoint, response.status().as_u16(), started);
-            super::provider_http::read(response).await?
-        }
-        Err(e) => {
-            meter.record(provider, endpoint, 502, started);
-            return Err(CallError::from_transport(&e));
-        }
-    };
-    serde_json::from_slice(&body)
-        .map_err(|_| CallError::InvalidResponse("the API answer is not valid JSON".into()))
 }
 
 fn api_url(provider: &Provider, path: &str) -> String {
     format!("{}{}", provider.api_base_url.trim_end_matches('/'), path)
 }
 
-/// Fetches the profile of the account behind `token`, retrying transient failures; the
-/// calls made (and those already in `meter`) come with it.
-pub async fn fetch(
-    http: &reqwest::Client,
-    retry: &RetryPolicy,
-    provider: &Provider,
-    token: &SecretString,
+/// One credential's reads of its provider's API, retried on transient failures and
+/// metered: the calls come with the profile.
+pub struct Reader<'a> {
+    http: &'a reqwest::Client,
+    retry: &'a RetryPolicy,
+    provider: &'a Provider,
+    token: &'a SecretString,
     meter: Meter,
-) -> Result<AccountProfile, CallError> {
-    let mut profile = read_profile(http, retry, provider, token, &meter).await?;
-    profile.calls = meter.into_calls();
-    Ok(profile)
 }
 
-async fn read_profile(
-    http: &reqwest::Client,
-    retry: &RetryPolicy,
-    provider: &Provider,
-    token: &SecretString,
-    meter: &Meter,
-) -> Result<AccountProfile, CallError> {
-    match &provider.profile {
-        ProfileSource::Klaviyo => klaviyo(http, retry, provider, token, meter).await,
-        ProfileSource::Kustomer => kustomer(http, retry, provider, token, meter).await,
-        ProfileSource::Url {
-            url,
-            account_id_field,
-            account_name_field,
-        } => {
-            // Configuration, not provider input, so it may sit outside the API base.
-            let endpoint = url.strip_prefix(provider.api_base_url.trim_end_matches('/'));
-            let endpoint = endpoint.unwrap_or("profile");
-            let body = retry
-                .run(|| get_json(http, provider, token, url, endpoint, meter))
-                .await?;
-            let id = text_at(&body, account_id_field).ok_or_else(|| {
-                CallError::InvalidResponse(format!("the profile has no {account_id_field}"))
-            })?;
-            let name = text_at(&body, account_name_field).unwrap_or_else(|| id.clone());
-            Ok(AccountProfile {
-                account_id: id,
-                display_name: name,
-                details: body,
-                calls: Vec::new(),
-            })
+impl<'a> Reader<'a> {
+    pub fn new(
+        http: &'a reqwest::Client,
+        retry: &'a RetryPolicy,
+        provider: &'a Provider,
+        token: &'a SecretString,
+    ) -> Self {
+        Self {
+            http,
+            retry,
+            provider,
+            token,
+            meter: Meter::default(),
         }
-        ProfileSource::None => {
-            let app_id = provider
-                .app
-                .as_ref()
-                .map(|a| a.client_id.clone())
-                .unwrap_or_default();
-            Ok(AccountProfile {
-                account_id: app_id.clone(),
-                display_name: format!("{} ({app_id})", provider.display_name),
-                details: json!({}),
-                calls: Vec::new(),
-            })
+    }
+
+    pub fn provider(&self) -> &'a Provider {
+        self.provider
+    }
+
+    /// GET `path` under the provider's API base.
+    pub async fn get(&self, path: &str) -> Result<Value, CallError> {
+        self.get_url(&api_url(self.provider, path)).await
+    }
+
+    /// GET a URL inside the provider's API base (a provider's own `links.next`); a URL
+    /// outside it is refused, so a provider's link never sends our token elsewhere.
+    async fn get_url(&self, url: &str) -> Result<Value, CallError> {
+        let base = self.provider.api_base_url.trim_end_matches('/');
+        let Some(path) = url.strip_prefix(base) else {
+            return Err(CallError::InvalidResponse(
+                "the provider pointed outside its API".into(),
+            ));
+        };
+        self.get_json(url, path).await
+    }
+
+    /// The GET with the provider's fixed headers, retried, each attempt metered under
+    /// `endpoint` (a path, normalised for usage).
+    async fn get_json(&self, url: &str, endpoint: &str) -> Result<Value, CallError> {
+        self.retry.run(|| self.get_once(url, endpoint)).await
+    }
+
+    async fn get_once(&self, url: &str, endpoint: &str) -> Result<Value, CallError> {
+        let provider = self.provider;
+        let mut request = self
+            .http
+            .get(url)
+            .bearer_auth(self.token.expose_secret())
+            .header("accept", "application/json");
+        for (name, value) in &provider.headers {
+            request = request.header(name.as_str(), value.as_str());
+        }
+        let started = Instant::now();
+        let body = match request.send().await {
+            Ok(response) => {
+                self.meter
+                    .record(provider, endpoint, response.status().as_u16(), started);
+                super::provider_http::read(response).await?
+            }
+            Err(e) => {
+                self.meter.record(provider, endpoint, 502, started);
+                return Err(CallError::from_transport(&e));
+            }
+        };
+        serde_json::from_slice(&body)
+            .map_err(|_| CallError::InvalidResponse("the API answer is not valid JSON".into()))
+    }
+
+    /// The profile of the account behind the credential, with every call made so far.
+    pub async fn fetch(self) -> Result<AccountProfile, CallError> {
+        let mut profile = self.read_profile().await?;
+        profile.calls = self.meter.into_calls();
+        Ok(profile)
+    }
+
+    async fn read_profile(&self) -> Result<AccountProfile, CallError> {
+        let provider = self.provider;
+        match &provider.profile {
+            ProfileSource::Klaviyo => klaviyo(self).await,
+            ProfileSource::Kustomer => kustomer(self).await,
+            ProfileSource::Url {
+                url,
+                account_id_field,
+                account_name_field,
+            } => {
+                // Configuration, not provider input, so it may sit outside the API base.
+                let endpoint = url.strip_prefix(provider.api_base_url.trim_end_matches('/'));
+                let endpoint = endpoint.unwrap_or("profile");
+                let body = self.get_json(url, endpoint).await?;
+                let id = text_at(&body, account_id_field).ok_or_else(|| {
+                    CallError::InvalidResponse(format!("the profile has no {account_id_field}"))
+                })?;
+                let name = text_at(&body, account_name_field).unwrap_or_else(|| id.clone());
+                Ok(AccountProfile {
+                    account_id: id,
+                    display_name: name,
+                    details: body,
+                    calls: Vec::new(),
+                })
+            }
+            ProfileSource::None => {
+                let app_id = provider
+                    .app
+                    .as_ref()
+                    .map(|a| a.client_id.clone())
+                    .unwrap_or_default();
+                Ok(AccountProfile {
+                    account_id: app_id.clone(),
+                    display_name: format!("{} ({app_id})", provider.display_name),
+                    details: json!({}),
+                    calls: Vec::new(),
+                })
+            }
         }
     }
 }
@@ -180,20 +194,11 @@ pub fn text_at(value: &Value, path: &str) -> Option<String> {
     }
 }
 
-async fn klaviyo(
-    http: &reqwest::Client,
-    retry: &RetryPolicy,
-    provider: &Provider,
-    token: &SecretString,
-    meter: &Meter,
-) -> Result<AccountProfile, CallError> {
-    let url = api_url(provider, "/api/accounts");
-    let body = retry
-        .run(|| api_get(http, provider, token, &url, meter))
-        .await?;
+async fn klaviyo(reader: &Reader<'_>) -> Result<AccountProfile, CallError> {
+    let body = reader.get("/api/accounts").await?;
     let mut profile = klaviyo_account(&body)?;
-    let lists_count = count_pages(http, retry, provider, token, "/api/lists", meter).await?;
-    let segments_count = count_pages(http, retry, provider, token, "/api/segments", meter).await?;
+    let lists_count = count_pages(reader, "/api/lists").await?;
+    let segments_count = count_pages(reader, "/api/segments").await?;
     profile.details["lists_count"] = json!(lists_count);
     profile.details["segments_count"] = json!(segments_count);
     Ok(profile)
@@ -240,21 +245,12 @@ pub fn klaviyo_account(body: &Value) -> Result<AccountProfile, CallError> {
 }
 
 /// Klaviyo has no total count: follow `links.next` and count the items.
-async fn count_pages(
-    http: &reqwest::Client,
-    retry: &RetryPolicy,
-    provider: &Provider,
-    token: &SecretString,
-    path: &str,
-    meter: &Meter,
-) -> Result<u64, CallError> {
-    let mut url = Some(api_url(provider, path));
+async fn count_pages(reader: &Reader<'_>, path: &str) -> Result<u64, CallError> {
+    let mut url = Some(api_url(reader.provider, path));
     let mut count = 0u64;
     for _ in 0..MAX_PAGES {
         let Some(current) = url.take() else { break };
-        let page = retry
-            .run(|| api_get(http, provider, token, &current, meter))
-            .await?;
+        let page = reader.get_url(&current).await?;
         count += page
             .get("data")
             .and_then(Value::as_array)
@@ -267,27 +263,15 @@ async fn count_pages(
     Ok(count)
 }
 
-async fn kustomer(
-    http: &reqwest::Client,
-    retry: &RetryPolicy,
-    provider: &Provider,
-    token: &SecretString,
-    meter: &Meter,
-) -> Result<AccountProfile, CallError> {
-    let org_url = api_url(provider, "/v1/orgs/current");
-    let org = retry
-        .run(|| api_get(http, provider, token, &org_url, meter))
-        .await?;
+async fn kustomer(reader: &Reader<'_>) -> Result<AccountProfile, CallError> {
+    let org = reader.get("/v1/orgs/current").await?;
     let id = text_at(&org, "data.id")
         .ok_or_else(|| CallError::InvalidResponse("Kustomer returned no organisation".into()))?;
     let org_name = text_at(&org, "data.attributes.name");
     let display = text_at(&org, "data.attributes.displayName")
         .or_else(|| org_name.clone())
         .unwrap_or_else(|| id.clone());
-    let teams_url = api_url(provider, "/v1/teams");
-    let teams = retry
-        .run(|| api_get(http, provider, token, &teams_url, meter))
-        .await?;
+    let teams = reader.get("/v1/teams").await?;
     let teams: Vec<Value> = teams
         .get("data")
         .and_then(Value::as_array)

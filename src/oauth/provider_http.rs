@@ -56,11 +56,7 @@ impl CallError {
         body: &[u8],
     ) -> Self {
         if status.as_u16() == 429 || status.is_server_error() {
-            let retry_after = headers
-                .get(RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .map(Duration::from_secs);
+            let retry_after = retry_after(headers);
             let reason = if status.as_u16() == 429 {
                 "rate limited (HTTP 429)".to_string()
             } else {
@@ -113,6 +109,16 @@ pub async fn read(response: reqwest::Response) -> Result<actix_web::web::Bytes, 
         return Err(CallError::from_status(status, &headers, &body));
     }
     Ok(body)
+}
+
+/// The wait a provider asked for in `Retry-After` (whole seconds, the form both providers
+/// use).
+pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    headers
+        .get(RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs)
 }
 
 /// Provider text shown to people: printable, bounded.

@@ -79,9 +79,6 @@ impl<'a> Caller<'a> {
         client_id: &str,
         provider: &'static str,
     ) -> Result<Self, OpError> {
-        if client_id.len() > 64 {
-            return Err(OpError::ClientNotFound);
-        }
         let entry = lifecycle::token_for_service(state, client_id)
             .await?
             .ok_or(OpError::ClientNotFound)?;
@@ -170,11 +167,8 @@ impl<'a> Caller<'a> {
     ) -> Result<Value, OpError> {
         let name = &self.provider.display_name;
         let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok());
+        let retry_after =
+            crate::oauth::provider_http::retry_after(response.headers()).map(|d| d.as_secs());
         let bytes = response
             .bytes()
             .await

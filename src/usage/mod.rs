@@ -30,6 +30,29 @@ pub struct Call {
 }
 
 impl Call {
+    /// A call of `method` on the provider path `path` that began at `started` and has just
+    /// ended with `status`; whose call it was (client and user) is the caller's to fill in.
+    pub fn ended(
+        provider: &str,
+        path: &str,
+        method: &str,
+        status: u16,
+        rate_limited: bool,
+        started: std::time::Instant,
+    ) -> Self {
+        Self {
+            client_id: String::new(),
+            user_id: String::new(),
+            provider: provider.to_string(),
+            endpoint: normalise_endpoint(path),
+            method: method.to_string(),
+            status: i32::from(status),
+            duration_ms: i32::try_from(started.elapsed().as_millis()).unwrap_or(i32::MAX),
+            rate_limited,
+            at: crate::db::now(),
+        }
+    }
+
     /// A 4xx or 5xx answer, or no answer at all (recorded as 502).
     pub fn is_error(&self) -> bool {
         self.status >= 400

@@ -323,15 +323,7 @@ pub async fn index(
         return super::render(list, StatusCode::OK);
     }
     let providers = state.providers();
-    let owners = if user.is_admin() {
-        crate::db::run(&state.pool, crate::auth::users::list)
-            .await?
-            .into_iter()
-            .map(|u| (u.id, u.email))
-            .collect()
-    } else {
-        Vec::new()
-    };
+    let owners = super::user_choices(&state, &user).await?;
     let page = ClientsPage {
         no_clients_at_all: list.total == 0 && !is_filtered,
         layout,

@@ -139,3 +139,16 @@ pub fn render(
         .content_type("text/html; charset=utf-8")
         .body(page.render()?))
 }
+
+/// The users an admin can narrow a page to, as (id, email); members get none (they only
+/// ever see their own).
+pub async fn user_choices(
+    state: &crate::startup::AppState,
+    viewer: &crate::auth::users::User,
+) -> Result<Vec<(String, String)>, crate::error::AppError> {
+    if !viewer.is_admin() {
+        return Ok(Vec::new());
+    }
+    let users = crate::db::run(&state.pool, crate::auth::users::list).await?;
+    Ok(users.into_iter().map(|u| (u.id, u.email)).collect())
+}

@@ -157,16 +157,16 @@ async fn client_label(
     viewer: &User,
     id: String,
 ) -> Result<(String, String), AppError> {
-    let unknown = || AppError::BadRequest("unknown client".into());
-    if id.len() > 64 {
-        return Err(unknown());
-    }
-    let lookup = id.clone();
-    let client = crate::db::run(&state.pool, move |conn| crate::clients::find(conn, &lookup))
-        .await?
-        .filter(|c| viewer.is_admin() || c.owner_user_id == viewer.id)
-        .ok_or_else(unknown)?;
-    Ok((id, format!("{} ({})", client.display_name, client.provider)))
+    let (viewer, lookup) = (viewer.clone(), id.clone());
+    let client = crate::db::run(&state.pool, move |conn| {
+        crate::clients::find_for(conn, &viewer, &lookup)
+    })
+    .await
+    .map_err(|e| match e {
+        AppError::NotFound | AppError::Forbidden => AppError::BadRequest("unknown client".into()),
+        other => other,
+    })?;
+    Ok((id, client_name(&client)))
 }
 
 pub async fn index(
@@ -187,15 +187,7 @@ pub async fn index(
     };
     let stats = crate::db::run(&state.pool, move |conn| usage::stats(conn, &scope)).await?;
     let slots = slots(&stats, period, crate::db::now());
-    let users = if user.is_admin() {
-        crate::db::run(&state.pool, crate::auth::users::list)
-            .await?
-            .into_iter()
-            .map(|u| (u.id, u.email))
-            .collect()
-    } else {
-        Vec::new()
-    };
+    let users = super::user_choices(&state, &user).await?;
     let page = UsagePage {
         layout: Layout::new(&session, Some(&user), "usage"),
         clear_client: filters.href(|f| f.client = None),
@@ -263,16 +255,25 @@ async fn top_clients(
         .by_client
         .iter()
         .map(|(k, v)| (k.clone(), v.calls, v.errors)));
+    let ids = rows.iter().map(|row| row.name.clone()).collect();
+    let known = crate::db::run(&state.pool, move |conn| {
+        crate::clients::find_many(conn, ids)
+    })
+    .await?;
     for row in &mut rows {
         let id = row.name.clone();
         row.href = Some(filters.href(|f| f.client = Some((id.clone(), String::new()))));
-        if let Some(client) =
-            crate::db::run(&state.pool, move |conn| crate::clients::find(conn, &id)).await?
-        {
-            row.name = format!("{} ({})", client.display_name, client.provider);
+        // A client no longer stored keeps showing its id.
+        if let Some(client) = known.iter().find(|c| c.id == id) {
+            row.name = client_name(client);
         }
     }
     Ok(rows)
+}
+
+/// How a client is named on the page: "Acme Store (klaviyo)".
+fn client_name(client: &crate::clients::Client) -> String {
+    format!("{} ({})", client.display_name, client.provider)
 }
 
 /// Every hour (24 h) or day of the period, oldest first, with its calls and errors.
@@ -360,20 +361,14 @@ async fn kpis(
         "token_refresh_failed",
     ];
     let member = (!viewer.is_admin()).then(|| viewer.id.clone());
-    let counts = crate::db::run(&state.pool, move |conn| {
-        let scope = crate::audit::scope_for(conn, member.as_deref())?;
-        crate::audit::count_since(conn, &scope, &actions, since)
-    })
-    .await?;
-    let count = |action: &str| {
-        counts
-            .iter()
-            .find(|(a, _)| a == action)
-            .map_or(0, |(_, n)| *n)
-    };
-    let completion = percent(count("oauth_completed"), count("oauth_initiated"));
-    let refreshes = count("token_refreshed") + count("token_refresh_failed");
-    let refresh_success = percent(count("token_refreshed"), refreshes);
+    let [initiated, completed, refreshed, refresh_failed] =
+        crate::db::run(&state.pool, move |conn| {
+            let scope = crate::audit::scope_for(conn, member.as_deref())?;
+            crate::audit::count_since(conn, &scope, actions, since)
+        })
+        .await?;
+    let completion = percent(completed, initiated);
+    let refresh_success = percent(refreshed, refreshed + refresh_failed);
     let error_rate = percent(stats.total_errors as i64, stats.total_calls as i64);
     let shown = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{v:.1} %"));
     Ok(vec![
