@@ -387,6 +387,32 @@ impl TestApp {
     }
 
     /// Audit actions, oldest first.
+    /// `GET /api/v1/usage?{query}` with a service key: the whole answer.
+    pub async fn usage(&self, key: &str, query: &str) -> serde_json::Value {
+        let response = self
+            .client
+            .get(self.url(&format!("/api/v1/usage?{query}")))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{query}");
+        response.json().await.unwrap()
+    }
+
+    /// The usage answer once the once-a-second writer has caught up with `calls` calls.
+    pub async fn usage_after(&self, key: &str, calls: u64, query: &str) -> serde_json::Value {
+        let mut last = serde_json::Value::Null;
+        for _ in 0..40 {
+            last = self.usage(key, query).await;
+            if last["stats"]["totalCalls"] == calls {
+                return last;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("usage never reached {calls} calls: {last}");
+    }
+
     /// Waits until the element with this id on the page at `path` shows `expected` (usage
     /// is written once a second).
     pub async fn wait_for_figure(&self, path: &str, id: &str, expected: &str) {

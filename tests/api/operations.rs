@@ -111,27 +111,6 @@ async fn kustomer_api_calls(app: &TestApp) -> u64 {
         .unwrap()
 }
 
-/// Usage statistics once the once-a-second writer has caught up with `calls` calls.
-async fn usage_after(app: &TestApp, key: &str, calls: u64) -> Value {
-    let mut last = json!(null);
-    for _ in 0..40 {
-        let response = app
-            .client
-            .get(app.url("/api/v1/usage?days=1"))
-            .bearer_auth(key)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
-        last = response.json().await.unwrap();
-        if last["stats"]["totalCalls"] == calls {
-            return last;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    panic!("usage never reached {calls} calls: {last}");
-}
-
 async fn synced_rows(app: &TestApp) -> Vec<(String, Option<String>)> {
     app.db(|conn| {
         synced_conversations::table
@@ -597,7 +576,9 @@ async fn rate_limited_gets_are_retried_and_posts_are_not(app: TestApp) {
     );
     assert!(synced_rows(&app).await.is_empty(), "the claim was given up");
     // One call each (the GET's retry happens inside it), both throttled once.
-    let usage = usage_after(&app, &key, 2 + KUSTOMER_KEY_CONNECT_CALLS).await;
+    let usage = app
+        .usage_after(&key, 2 + KUSTOMER_KEY_CONNECT_CALLS, "days=1")
+        .await;
     assert_eq!(usage["stats"]["rateLimitHits"], 2);
 
     // A provider that keeps failing is unavailable, after the retries.
@@ -647,12 +628,13 @@ async fn usage_is_recorded_for_each_operation(app: TestApp) {
 
     // Seven calls here; connecting made the others (Kustomer: key check, org, teams;
     // Klaviyo: account, 3 pages of lists, 1 of segments).
-    let usage = usage_after(
-        &app,
-        &key,
-        7 + KUSTOMER_KEY_CONNECT_CALLS + ACME_CONNECT_CALLS,
-    )
-    .await;
+    let usage = app
+        .usage_after(
+            &key,
+            7 + KUSTOMER_KEY_CONNECT_CALLS + ACME_CONNECT_CALLS,
+            "days=1",
+        )
+        .await;
     let stats = &usage["stats"];
     assert_eq!(stats["totalErrors"], 0);
     assert_eq!(

@@ -31,27 +31,6 @@ async fn proxy_get(app: &TestApp, key: &str, client: &str, path: &str) -> reqwes
         .unwrap()
 }
 
-/// Usage statistics once the once-a-second writer has caught up with `calls` calls.
-async fn usage_after(app: &TestApp, key: &str, calls: u64, query: &str) -> serde_json::Value {
-    let mut last = json!(null);
-    for _ in 0..40 {
-        let response = app
-            .client
-            .get(app.url(&format!("/api/v1/usage?{query}")))
-            .bearer_auth(key)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
-        last = response.json().await.unwrap();
-        if last["stats"]["totalCalls"] == calls {
-            return last;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    panic!("usage never reached {calls} calls: {last}");
-}
-
 async fn get_round_trip_with_provider_headers_and_usage(app: TestApp) {
     let client = klaviyo_client(&app).await;
     let key = app.api_key(&[Scope::Proxy, Scope::ClientsRead]).await;
@@ -76,7 +55,7 @@ async fn get_round_trip_with_provider_headers_and_usage(app: TestApp) {
     // Three calls here, after those connecting made (account, 3 pages of lists, 1 of
     // segments).
     let calls = 3 + ACME_CONNECT_CALLS;
-    let usage = usage_after(&app, &key, calls, "days=30").await;
+    let usage = app.usage_after(&key, calls, "days=30").await;
     let stats = &usage["stats"];
     assert_eq!(stats["totalErrors"], 0);
     assert_eq!(stats["rateLimitHits"], 0);
@@ -89,16 +68,11 @@ async fn get_round_trip_with_provider_headers_and_usage(app: TestApp) {
         })
     );
     assert_eq!(stats["perDay"].as_array().unwrap().len(), 1);
-    let by_client = usage_after(&app, &key, calls, &format!("client_id={client}")).await;
+    let by_client = app
+        .usage_after(&key, calls, &format!("client_id={client}"))
+        .await;
     assert_eq!(by_client["stats"]["totalCalls"], calls);
-    let none = app
-        .client
-        .get(app.url("/api/v1/usage?provider=kustomer"))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap();
-    let none: serde_json::Value = none.json().await.unwrap();
+    let none = app.usage(&key, "provider=kustomer").await;
     assert_eq!(none["stats"]["totalCalls"], 0);
 }
 
@@ -133,13 +107,9 @@ async fn post_round_trip_with_an_api_key_client(app: TestApp) {
     )
     .await;
     assert_eq!(missing.status(), 404, "provider errors pass through");
-    let usage = usage_after(
-        &app,
-        &key,
-        3 + KUSTOMER_KEY_CONNECT_CALLS,
-        "provider=kustomer",
-    )
-    .await;
+    let usage = app
+        .usage_after(&key, 3 + KUSTOMER_KEY_CONNECT_CALLS, "provider=kustomer")
+        .await;
     assert_eq!(usage["stats"]["totalErrors"], 1);
     assert_eq!(
         usage["stats"]["byEndpoint"]["customers"],
@@ -156,7 +126,7 @@ async fn rate_limits_are_retried_and_counted(app: TestApp) {
     let response = proxy_get(&app, &key, &client, "api/segments").await;
     assert_eq!(response.status(), 200, "retried after Retry-After");
     assert!(started.elapsed() >= std::time::Duration::from_millis(950));
-    let usage = usage_after(&app, &key, 1 + ACME_CONNECT_CALLS, "").await;
+    let usage = app.usage_after(&key, 1 + ACME_CONNECT_CALLS, "").await;
     assert_eq!(usage["stats"]["rateLimitHits"], 1);
     assert_eq!(usage["stats"]["totalErrors"], 0);
     // A POST is not repeated: the 429 goes back to the caller.
@@ -187,13 +157,13 @@ async fn rate_limits_are_retried_and_counted(app: TestApp) {
         .unwrap();
     assert_eq!(post.status(), 429);
     assert_eq!(crate::helpers::header(post.headers(), "retry-after"), "1");
-    let usage = usage_after(
-        &app,
-        &key,
-        2 + ACME_CONNECT_CALLS + KUSTOMER_KEY_CONNECT_CALLS,
-        "",
-    )
-    .await;
+    let usage = app
+        .usage_after(
+            &key,
+            2 + ACME_CONNECT_CALLS + KUSTOMER_KEY_CONNECT_CALLS,
+            "",
+        )
+        .await;
     assert_eq!(usage["stats"]["rateLimitHits"], 2);
     assert_eq!(usage["stats"]["totalErrors"], 1);
     let created = proxy_get(

@@ -311,16 +311,7 @@ async fn openapi_document_describes_the_service_api() {
         );
     }
     let reader = app.api_key(&[Scope::ClientsRead]).await;
-    let usage: serde_json::Value = app
-        .client
-        .get(app.url("/api/v1/usage?days=7"))
-        .bearer_auth(&reader)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let usage = app.usage(&reader, "days=7").await;
     assert!(doc["paths"]["/api/v1/usage"]["get"]["responses"]["200"].is_object());
     let documented = doc["components"]["schemas"]["Stats"]["properties"]
         .as_object()

@@ -9,7 +9,6 @@ use connecthub::auth::users::Role;
 use connecthub::db::schema::api_usage_rollup;
 use connecthub::usage::{store, Call};
 use diesel::prelude::*;
-use serde_json::Value;
 
 on_both_backends!(
     periods_count_the_right_days_and_pruning_keeps_roll_ups,
@@ -28,18 +27,6 @@ fn call(client: &str, user: &str, endpoint: &str, status: i32, ago: chrono::Time
         rate_limited: status == 429,
         at: connecthub::db::now() - ago,
     }
-}
-
-async fn usage(app: &TestApp, key: &str, query: &str) -> Value {
-    let response = app
-        .client
-        .get(app.url(&format!("/api/v1/usage?{query}")))
-        .bearer_auth(key)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200, "{query}");
-    response.json::<Value>().await.unwrap()["stats"].clone()
 }
 
 /// The text of the element with this id.
@@ -65,7 +52,7 @@ async fn periods_count_the_right_days_and_pruning_keeps_roll_ups(app: TestApp) {
     ];
     app.db(move |conn| store::write(conn, &calls)).await;
 
-    let month = usage(&app, &key, "days=30").await;
+    let month = app.usage(&key, "days=30").await["stats"].clone();
     assert_eq!(
         (
             &month["totalCalls"],
@@ -81,17 +68,17 @@ async fn periods_count_the_right_days_and_pruning_keeps_roll_ups(app: TestApp) {
         month["latencyMs"]["p50"], 50,
         "40 ms calls: the ≤50 ms bucket"
     );
-    assert_eq!(usage(&app, &key, "days=7").await["totalCalls"], 3);
+    assert_eq!(app.usage(&key, "days=7").await["stats"]["totalCalls"], 3);
     assert_eq!(
-        usage(&app, &key, "days=30&client_id=c2").await["totalCalls"],
+        app.usage(&key, "days=30&client_id=c2").await["stats"]["totalCalls"],
         2
     );
     assert_eq!(
-        usage(&app, &key, "days=30&user_id=u1").await["totalCalls"],
+        app.usage(&key, "days=30&user_id=u1").await["stats"]["totalCalls"],
         4
     );
     assert_eq!(
-        usage(&app, &key, "days=30&provider=kustomer").await["totalCalls"],
+        app.usage(&key, "days=30&provider=kustomer").await["stats"]["totalCalls"],
         0
     );
 
@@ -128,7 +115,7 @@ async fn periods_count_the_right_days_and_pruning_keeps_roll_ups(app: TestApp) {
     }
     assert_eq!(seen.0, 3, "raw rows older than the retention are deleted");
     assert_eq!(seen.1, daily_only, "hourly roll-ups go with them");
-    let month = usage(&app, &key, "days=30").await;
+    let month = app.usage(&key, "days=30").await["stats"].clone();
     assert_eq!(month["totalCalls"], 6, "roll-ups stay");
     assert_eq!(month["byEndpoint"]["segments"]["calls"], 1);
 }
@@ -255,5 +242,5 @@ async fn seeding_usage_writes_rows_and_roll_ups() {
     assert_eq!(app.db(store::raw_count).await, 2500);
     app.login_as(Role::Admin).await;
     let key = app.api_key(&[Scope::ClientsRead]).await;
-    assert_eq!(usage(&app, &key, "days=7").await["totalCalls"], 2500);
+    assert_eq!(app.usage(&key, "days=7").await["stats"]["totalCalls"], 2500);
 }
