@@ -49,7 +49,10 @@ struct Row {
 /// The filters of the page, as read from its address and checked.
 #[derive(Clone)]
 struct Filters {
+    /// As the address names it (`24h`, `7d`, `30d`) …
     period: &'static str,
+    /// … and what it covers.
+    span: Period,
     provider: String,
     client: Option<(String, String)>,
     /// The chosen user (admins); members always see their own.
@@ -116,7 +119,7 @@ fn period(raw: Option<&str>) -> Result<(&'static str, Period), AppError> {
 /// Reads and checks the filters; a client or user the viewer may not see is "unknown",
 /// like one that does not exist.
 async fn filters(state: &AppState, viewer: &User, query: Query) -> Result<Filters, AppError> {
-    let (period, _) = period(query.period.as_deref())?;
+    let (period, span) = period(query.period.as_deref())?;
     let provider = query.provider.unwrap_or_default();
     if !provider.is_empty() && state.providers().get(&provider).is_none() {
         return Err(AppError::BadRequest("unknown provider".into()));
@@ -146,6 +149,7 @@ async fn filters(state: &AppState, viewer: &User, query: Query) -> Result<Filter
     };
     Ok(Filters {
         period,
+        span,
         provider,
         client,
         user,
@@ -178,7 +182,7 @@ pub async fn index(
     let query: Query = serde_urlencoded::from_str(req.query_string())
         .map_err(|_| AppError::BadRequest("the address has a malformed query".into()))?;
     let filters = filters(&state, &user, query).await?;
-    let (_, period) = period(Some(filters.period))?;
+    let period = filters.span;
     let scope = usage::Scope {
         period,
         client_id: filters.client.as_ref().map(|c| c.0.clone()),
