@@ -109,10 +109,9 @@ pub struct Config {
     pub providers: Registry,
     /// How provider calls are retried and timed out.
     pub provider_retry: RetryPolicy,
-    /// Tokens with less than this left are refreshed before they are handed out.
+    /// Tokens are refreshed when less than this (or half their lifetime, if shorter) is
+    /// left, by the background refresher or before a hand-out, whichever comes first.
     pub refresh_margin: Duration,
-    /// The background refresher renews tokens expiring within this window.
-    pub refresh_window: Duration,
     /// How long the service API keeps API keys and handed-out tokens in memory.
     pub service_cache_ttl: Duration,
     /// When set, `/metrics` wants it as a Bearer token.
@@ -257,11 +256,6 @@ impl Config {
                 source,
                 "TOKEN_REFRESH_MARGIN_SECS",
                 300,
-            )?)),
-            refresh_window: Duration::from_secs(u64::from(number(
-                source,
-                "TOKEN_REFRESH_WINDOW_SECS",
-                900,
             )?)),
             service_cache_ttl: Duration::from_secs(u64::from(number(
                 source,

@@ -108,7 +108,10 @@ fn is_idempotent(method: &reqwest::Method) -> bool {
 }
 
 /// Sends the request with the client's credential, retrying 429/5xx for idempotent methods
-/// with exponential backoff, or the provider's Retry-After when it says so.
+/// with exponential backoff, or the provider's Retry-After when it says so. A retry is not
+/// made when the token would have expired by then: the provider would answer 401, which
+/// reads as a revoked grant. The caller gets the 429 (with its Retry-After) instead and
+/// comes back for a fresh token.
 pub async fn forward(
     http: &reqwest::Client,
     retry: &RetryPolicy,
@@ -146,7 +149,14 @@ pub async fn forward(
                 rate_limited,
             });
         }
-        tokio::time::sleep(wait_before_retry(retry, attempt, &response)).await;
+        let wait = wait_before_retry(retry, attempt, &response);
+        if expires_within(token, wait) {
+            return Ok(Answer {
+                response,
+                rate_limited,
+            });
+        }
+        tokio::time::sleep(wait).await;
         attempt += 1;
     }
 }
@@ -175,6 +185,19 @@ pub async fn forward_metered(
     });
     state.tokens.touch(&entry.client.id);
     answer
+}
+
+/// Whether the token stops working within `wait` (and a second to spare for the call).
+fn expires_within(token: &FreshToken, wait: Duration) -> bool {
+    let FreshToken::Bearer {
+        expires_at: Some(expires_at),
+        ..
+    } = token
+    else {
+        return false;
+    };
+    let wait = chrono::TimeDelta::from_std(wait).unwrap_or(chrono::TimeDelta::MAX);
+    *expires_at <= crate::db::now() + wait + chrono::TimeDelta::seconds(1)
 }
 
 /// Retry-After when the provider gave one (bounded), else exponential backoff with jitter.

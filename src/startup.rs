@@ -115,21 +115,51 @@ impl Application {
         self.server.handle()
     }
 
-    /// Runs until the process is asked to stop (SIGINT/SIGTERM stop it gracefully), with
-    /// the background refresher beside it; the refresher stops with the server.
+    /// Runs until the process is asked to stop, with the background refresher and the
+    /// buffer flusher beside it. On SIGTERM or SIGINT the refresher stops at once (refreshes
+    /// in flight finish, no new one starts: an instance on its way out must not call
+    /// providers), the server finishes the requests in flight (at most 10 s), and the
+    /// buffers (usage, audit, last-used times) are written a last time before returning.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         spawn_housekeeping(self.pool.clone(), self.state.config.usage_retention);
-        let (stop, stopped) = tokio::sync::watch::channel(false);
-        let refresher = tokio::spawn(crate::oauth::refresher::run(
-            self.state.clone(),
-            stopped.clone(),
-        ));
-        let flusher = tokio::spawn(flush_every_second(self.state.clone(), stopped));
+        let (stop_refreshing, refreshing) = tokio::sync::watch::channel(false);
+        let (stop_flushing, flushing) = tokio::sync::watch::channel(false);
+        let refresher = tokio::spawn(crate::oauth::refresher::run(self.state.clone(), refreshing));
+        let flusher = tokio::spawn(flush_every_second(self.state.clone(), flushing));
+        let server = self.server.handle();
+        let signals = tokio::spawn(async move {
+            shutdown_signal().await;
+            tracing::info!("stopping: no new refreshes, finishing requests in flight");
+            let _ = stop_refreshing.send(true);
+            server.stop(true).await;
+        });
         let result = self.server.await;
-        let _ = stop.send(true);
+        signals.abort();
         let _ = refresher.await;
+        let _ = stop_flushing.send(true);
         let _ = flusher.await;
         result
+    }
+}
+
+/// SIGTERM (what service managers send) or SIGINT (Ctrl-C).
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => tokio::select! {
+                _ = terminate.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            },
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
 
@@ -201,6 +231,9 @@ fn serve(
     })
     .listen(listener)?
     .shutdown_timeout(10)
+    // `run_until_stopped` handles the signals: the refresher must stop before the server
+    // starts draining.
+    .disable_signals()
     .run();
     Ok(server)
 }

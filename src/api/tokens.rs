@@ -70,7 +70,9 @@ async fn hand_out(
         .ok_or_else(|| ApiError::not_found("client"))?;
     let client = &entry.client;
     let (token_type, access_token, api_key, expires_at) = match &entry.token {
-        FreshToken::Bearer { token, expires_at } => (
+        FreshToken::Bearer {
+            token, expires_at, ..
+        } => (
             "bearer",
             Some(token.expose_secret().to_string()),
             None,

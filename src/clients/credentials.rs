@@ -1,6 +1,6 @@
 //! A client's secrets, sealed by the vault. Only this module reads or writes them.
 
-use crate::db::schema::credentials;
+use crate::db::schema::{self, credentials};
 use crate::db::DbConnection;
 use crate::vault::{Binding, Vault, VaultError};
 use diesel::prelude::*;
@@ -12,6 +12,8 @@ pub struct Secrets<'a> {
     pub refresh_token: Option<&'a SecretString>,
     pub api_key: Option<&'a SecretString>,
     pub expires_at: Option<chrono::NaiveDateTime>,
+    /// When the token is due for refreshing (see `oauth::schedule`).
+    pub refresh_at: Option<chrono::NaiveDateTime>,
 }
 
 fn binding<'a>(client_id: &'a str, field: &'a str) -> Binding<'a> {
@@ -51,7 +53,9 @@ pub fn store(
         credentials::api_key.eq(&api_key),
         credentials::token_type.eq("Bearer"),
         credentials::expires_at.eq(secrets.expires_at),
+        credentials::refresh_at.eq(secrets.refresh_at),
         credentials::refresh_failures.eq(0),
+        credentials::retry_after.eq(None::<chrono::NaiveDateTime>),
         credentials::updated_at.eq(now),
     );
     // The caller holds the client's row in a transaction, so update-then-insert is safe.
@@ -72,6 +76,9 @@ pub struct Opened {
     pub refresh_token: Option<SecretString>,
     pub api_key: Option<SecretString>,
     pub expires_at: Option<chrono::NaiveDateTime>,
+    pub refresh_at: Option<chrono::NaiveDateTime>,
+    /// Until when the refresher backs off after a failed refresh.
+    pub retry_after: Option<chrono::NaiveDateTime>,
     /// Failed refreshes in a row.
     pub refresh_failures: i32,
 }
@@ -85,6 +92,8 @@ struct Row {
     refresh_token: Option<String>,
     api_key: Option<String>,
     expires_at: Option<chrono::NaiveDateTime>,
+    refresh_at: Option<chrono::NaiveDateTime>,
+    retry_after: Option<chrono::NaiveDateTime>,
     refresh_failures: i32,
 }
 
@@ -110,6 +119,8 @@ pub fn open(
         refresh_token: open("refresh_token", &row.refresh_token)?,
         api_key: open("api_key", &row.api_key)?,
         expires_at: row.expires_at,
+        refresh_at: row.refresh_at,
+        retry_after: row.retry_after,
         refresh_failures: row.refresh_failures,
     }))
 }
@@ -196,6 +207,7 @@ pub fn store_refreshed(
     access_token: &SecretString,
     new_refresh_token: Option<&SecretString>,
     expires_at: Option<chrono::NaiveDateTime>,
+    refresh_at: Option<chrono::NaiveDateTime>,
 ) -> anyhow::Result<()> {
     let access = vault.seal(access_token, &binding(client_id, "access_token"))?;
     let refresh = match new_refresh_token {
@@ -216,6 +228,7 @@ pub fn store_refreshed(
             credentials::access_token.eq(Some(access)),
             credentials::refresh_token.eq(refresh),
             credentials::expires_at.eq(expires_at),
+            credentials::refresh_at.eq(refresh_at),
             credentials::refresh_lease_until.eq(None::<chrono::NaiveDateTime>),
             credentials::refresh_failures.eq(0),
             credentials::retry_after.eq(None::<chrono::NaiveDateTime>),
@@ -249,19 +262,12 @@ pub fn destroy(conn: &mut DbConnection, client_id: &str) -> QueryResult<usize> {
     diesel::delete(credentials::table.find(client_id)).execute(conn)
 }
 
-/// Clients whose tokens expire before `before` and may be refreshed now, soonest first.
-pub fn due_for_refresh(
-    conn: &mut DbConnection,
-    before: chrono::NaiveDateTime,
-    limit: i64,
-) -> QueryResult<Vec<String>> {
-    use crate::db::schema::clients;
+/// Clients whose tokens are due for refreshing now and may be refreshed (no backoff, no
+/// lease held elsewhere), most overdue first. Exactly what the refresher will refresh.
+pub fn due_for_refresh(conn: &mut DbConnection, limit: i64) -> QueryResult<Vec<String>> {
     let now = crate::db::now();
-    credentials::table
-        .inner_join(clients::table)
-        .filter(clients::status.eq("active"))
-        .filter(clients::auth_type.ne("api_key"))
-        .filter(credentials::expires_at.lt(before))
+    refreshable()
+        .filter(credentials::refresh_at.le(now))
         .filter(
             credentials::retry_after
                 .is_null()
@@ -272,25 +278,48 @@ pub fn due_for_refresh(
                 .is_null()
                 .or(credentials::refresh_lease_until.lt(now)),
         )
-        .order(credentials::expires_at.asc())
+        .order(credentials::refresh_at.asc())
         .select(credentials::client_id)
         .limit(limit)
         .load(conn)
 }
 
-/// The earliest moment something may need refreshing: an expiry or a retry time.
+/// Credentials of active clients that have tokens to refresh (API keys have none).
+#[diesel::dsl::auto_type(no_type_alias)]
+fn refreshable() -> _ {
+    let active: &'static str = "active";
+    let api_key: &'static str = "api_key";
+    credentials::table
+        .inner_join(schema::clients::table)
+        .filter(schema::clients::status.eq(active))
+        .filter(schema::clients::auth_type.ne(api_key))
+}
+
+/// The earliest moment something may become refreshable: a token falling due, a backoff
+/// ending, or a lease held by another instance running out.
 pub fn next_due(conn: &mut DbConnection) -> QueryResult<Option<chrono::NaiveDateTime>> {
-    use crate::db::schema::clients;
     use diesel::dsl::min;
-    let active = credentials::table
-        .inner_join(clients::table)
-        .filter(clients::status.eq("active"))
-        .filter(clients::auth_type.ne("api_key"));
-    let expiry: Option<chrono::NaiveDateTime> = active
-        .filter(credentials::retry_after.is_null())
-        .select(min(credentials::expires_at))
+    let now = crate::db::now();
+    let due: Option<chrono::NaiveDateTime> = refreshable()
+        .filter(
+            credentials::retry_after
+                .is_null()
+                .or(credentials::retry_after.le(now)),
+        )
+        .filter(
+            credentials::refresh_lease_until
+                .is_null()
+                .or(credentials::refresh_lease_until.lt(now)),
+        )
+        .select(min(credentials::refresh_at))
         .first(conn)?;
-    let retry: Option<chrono::NaiveDateTime> =
-        active.select(min(credentials::retry_after)).first(conn)?;
-    Ok([expiry, retry].into_iter().flatten().min())
+    let retry: Option<chrono::NaiveDateTime> = refreshable()
+        .filter(credentials::retry_after.gt(now))
+        .select(min(credentials::retry_after))
+        .first(conn)?;
+    let lease: Option<chrono::NaiveDateTime> = refreshable()
+        .filter(credentials::refresh_lease_until.ge(now))
+        .select(min(credentials::refresh_lease_until))
+        .first(conn)?;
+    Ok([due, retry, lease].into_iter().flatten().min())
 }

@@ -95,6 +95,7 @@ diesel::table! {
         refresh_failures -> Integer,
         updated_at -> Timestamp,
         retry_after -> Nullable<Timestamp>,
+        refresh_at -> Nullable<Timestamp>,
     }
 }
 

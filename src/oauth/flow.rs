@@ -381,20 +381,25 @@ pub async fn save(
     stored: Stored<'_>,
 ) -> Result<(Client, bool), ConnectError> {
     let now = crate::db::now();
-    let (access, refresh, api_key, expires_at, scopes) = match stored {
+    let margin = super::lifecycle::margin(state);
+    let (access, refresh, api_key, lifetime, scopes) = match stored {
         Stored::Tokens(tokens) => (
             Some(tokens.access_token.clone()),
             tokens.refresh_token.clone(),
             None,
-            tokens
-                .expires_in
-                .map(|s| now + chrono::TimeDelta::seconds(s.clamp(0, 10 * 365 * 86400))),
+            super::schedule::lifetime(now, tokens.expires_in, margin),
             tokens
                 .scope
                 .clone()
                 .unwrap_or_else(|| provider.scopes.join(" ")),
         ),
-        Stored::ApiKey(key) => (None, None, Some(key.clone()), None, String::new()),
+        Stored::ApiKey(key) => (
+            None,
+            None,
+            Some(key.clone()),
+            super::schedule::lifetime(now, None, margin),
+            String::new(),
+        ),
     };
     let profile_calls = profile.calls.clone();
     let (owner, provider_name, profile, auth) = (
@@ -428,7 +433,8 @@ pub async fn save(
                 access_token: access.as_ref(),
                 refresh_token: refresh.as_ref(),
                 api_key: api_key.as_ref(),
-                expires_at,
+                expires_at: lifetime.expires_at,
+                refresh_at: lifetime.refresh_at,
             };
             credentials::store(conn, &vault, &client.id, &secrets)?;
             let action = if auth == "api_key" {

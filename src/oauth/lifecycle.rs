@@ -5,6 +5,7 @@
 //! update.
 
 use super::provider_http::CallError;
+use super::schedule;
 use super::token_client::{self, TokenSet};
 use crate::audit::{self, Actor, Event};
 use crate::clients::{self, credentials, Client};
@@ -28,6 +29,8 @@ pub enum FreshToken {
     Bearer {
         token: SecretString,
         expires_at: Option<chrono::NaiveDateTime>,
+        /// From then on it is replaced before being handed out (see `schedule`).
+        refresh_at: Option<chrono::NaiveDateTime>,
     },
     /// API-key connections have no expiry; the key is the credential.
     ApiKey(SecretString),
@@ -107,16 +110,16 @@ impl TokenManager {
     }
 }
 
-fn margin(state: &AppState) -> chrono::TimeDelta {
+pub(crate) fn margin(state: &AppState) -> chrono::TimeDelta {
     chrono::TimeDelta::from_std(state.config.refresh_margin)
         .unwrap_or(chrono::TimeDelta::minutes(5))
 }
 
-/// The stored token while it has more than the margin left; otherwise a refreshed one.
+/// The stored token until it is due for refreshing (see `schedule`); then a refreshed one.
 pub async fn fresh_token(state: &AppState, client: &Client) -> Result<FreshToken, TokenError> {
     check_status(client)?;
     let stored = load(state, &client.id).await?;
-    if let Some(token) = usable(&stored, margin(state)) {
+    if let Some(token) = usable(&stored) {
         return Ok(token);
     }
     refresh(state, client, false).await
@@ -145,19 +148,22 @@ async fn load(state: &AppState, client_id: &str) -> Result<credentials::Opened, 
     .ok_or(TokenError::Missing)
 }
 
-/// The stored token when it is an API key or has more than `margin` left.
-fn usable(stored: &credentials::Opened, margin: chrono::TimeDelta) -> Option<FreshToken> {
+/// The stored token when it is an API key or not yet due for refreshing. While refreshes
+/// back off after a failure, a token that still works is handed out as it is: callers must
+/// not make connecthub ask a provider that is down on every request.
+fn usable(stored: &credentials::Opened) -> Option<FreshToken> {
     if let Some(key) = &stored.api_key {
         return Some(FreshToken::ApiKey(key.clone()));
     }
     let token = stored.access_token.as_ref()?;
-    let fresh = match stored.expires_at {
-        Some(expires_at) => expires_at - margin > crate::db::now(),
-        None => true,
-    };
-    fresh.then(|| FreshToken::Bearer {
+    let now = crate::db::now();
+    let due = stored.refresh_at.is_some_and(|at| at <= now);
+    let backing_off = stored.retry_after.is_some_and(|at| at > now)
+        && stored.expires_at.is_none_or(|at| at > now);
+    (!due || backing_off).then(|| FreshToken::Bearer {
         token: token.clone(),
         expires_at: stored.expires_at,
+        refresh_at: stored.refresh_at,
     })
 }
 
@@ -169,7 +175,7 @@ pub async fn token_for_service(
 ) -> Result<Option<Arc<CachedToken>>, TokenError> {
     let key = client_id.to_string();
     if let Some(hit) = state.tokens.cache.get(&key) {
-        if still_fresh(&hit.token, margin(state)) {
+        if still_fresh(&hit.token) {
             return Ok(Some(hit));
         }
     }
@@ -186,12 +192,10 @@ pub async fn token_for_service(
     Ok(Some(entry))
 }
 
-fn still_fresh(token: &FreshToken, margin: chrono::TimeDelta) -> bool {
+fn still_fresh(token: &FreshToken) -> bool {
     match token {
         FreshToken::ApiKey(_) => true,
-        FreshToken::Bearer { expires_at, .. } => {
-            expires_at.is_none_or(|at| at - margin > crate::db::now())
-        }
+        FreshToken::Bearer { refresh_at, .. } => refresh_at.is_none_or(|at| at > crate::db::now()),
     }
 }
 
@@ -229,7 +233,7 @@ async fn refresh_in_turn(
         let stored = load(state, &client.id).await?;
         // Whoever had the turn before us may have refreshed already.
         if !force {
-            if let Some(token) = usable(&stored, margin(state)) {
+            if let Some(token) = usable(&stored) {
                 if leased {
                     let id = client.id.clone();
                     crate::db::run(&state.pool, move |conn| {
@@ -304,10 +308,7 @@ async fn store(
     provider: &Provider,
     tokens: TokenSet,
 ) -> Result<FreshToken, TokenError> {
-    let now = crate::db::now();
-    let expires_at = tokens
-        .expires_in
-        .map(|s| now + chrono::TimeDelta::seconds(s.clamp(0, 10 * 365 * 86400)));
+    let lifetime = schedule::lifetime(crate::db::now(), tokens.expires_in, margin(state));
     let vault = state.vault.clone();
     let id = client.id.clone();
     let access = tokens.access_token.clone();
@@ -324,7 +325,8 @@ async fn store(
                 &id,
                 &access,
                 tokens.refresh_token.as_ref(),
-                expires_at,
+                lifetime.expires_at,
+                lifetime.refresh_at,
             )?;
             clients::mark_refreshed(conn, &id)?;
             audit::append(conn, event)?;
@@ -341,7 +343,8 @@ async fn store(
     state.tokens.forget(&client.id);
     Ok(FreshToken::Bearer {
         token: handed_out,
-        expires_at,
+        expires_at: lifetime.expires_at,
+        refresh_at: lifetime.refresh_at,
     })
 }
 

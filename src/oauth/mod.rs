@@ -7,5 +7,6 @@ pub mod pkce;
 pub mod profile;
 pub mod provider_http;
 pub mod refresher;
+pub mod schedule;
 pub mod states;
 pub mod token_client;

@@ -1,5 +1,6 @@
-//! The background refresher: renews tokens that expire within the window, a few at a
-//! time, and sleeps until the next one is due (never polling when there is nothing to do).
+//! The background refresher: renews tokens when they fall due (`credentials.refresh_at`,
+//! the same rule the hand-out path uses), a few at a time, and sleeps until the next one
+//! is due. It picks only what it will refresh, so an idle hub does not touch its database.
 
 use super::lifecycle;
 use crate::clients::{self, credentials};
@@ -15,59 +16,65 @@ const CONCURRENCY: usize = 4;
 const BATCH: i64 = 100;
 /// Longest sleep: also how soon a token stored by another instance is noticed.
 const MAX_SLEEP: Duration = Duration::from_secs(300);
-const MIN_SLEEP: Duration = Duration::from_secs(1);
+/// Shortest sleep, so a row that stays due for a reason of its own cannot spin the loop.
+const MIN_SLEEP: Duration = Duration::from_millis(200);
+/// Wait after a pass that failed (the database is away, say).
+const AFTER_ERROR: Duration = Duration::from_secs(30);
 
-/// Runs until `stop` turns true.
+/// Runs until `stop` turns true. A stop is seen between refreshes: those in flight finish
+/// (their new tokens are stored), no new one starts.
 pub async fn run(state: web::Data<AppState>, mut stop: watch::Receiver<bool>) {
     loop {
-        let pause = match pass(&state).await {
+        let pause = match pass(&state, &stop).await {
             Ok(pause) => pause,
             Err(e) => {
                 tracing::warn!(error = %e, "refresher pass failed");
-                Duration::from_secs(30)
+                AFTER_ERROR
             }
         };
+        if *stop.borrow() {
+            break;
+        }
         tokio::select! {
             _ = tokio::time::sleep(pause) => {}
             _ = state.tokens.schedule_changed.notified() => {}
             _ = stop.changed() => {}
         }
         if *stop.borrow() {
-            tracing::info!("refresher stopped");
-            return;
+            break;
         }
     }
+    tracing::info!("refresher stopped");
 }
 
 /// Refreshes what is due and returns how long to sleep before the next one is.
-async fn pass(state: &AppState) -> Result<Duration, crate::error::AppError> {
-    let window = chrono::TimeDelta::from_std(state.config.refresh_window)
-        .unwrap_or(chrono::TimeDelta::minutes(15));
+async fn pass(
+    state: &AppState,
+    stop: &watch::Receiver<bool>,
+) -> Result<Duration, crate::error::AppError> {
     loop {
-        let before = crate::db::now() + window;
-        let due = crate::db::run(&state.pool, move |conn| {
-            credentials::due_for_refresh(conn, before, BATCH)
+        let due = crate::db::run(&state.pool, |conn| {
+            credentials::due_for_refresh(conn, BATCH)
         })
         .await?;
-        if due.is_empty() {
-            break;
-        }
         let count = due.len();
         futures_util::stream::iter(due)
+            .take_while(|_| std::future::ready(!*stop.borrow()))
             .for_each_concurrent(
                 CONCURRENCY,
                 |id| async move { refresh_one(state, id).await },
             )
             .await;
+        if *stop.borrow() {
+            return Ok(MIN_SLEEP);
+        }
         if (count as i64) < BATCH {
             break;
         }
     }
     let next = crate::db::run(&state.pool, credentials::next_due).await?;
     let pause = match next {
-        Some(at) => (at - window - crate::db::now())
-            .to_std()
-            .unwrap_or(MIN_SLEEP),
+        Some(at) => (at - crate::db::now()).to_std().unwrap_or(MIN_SLEEP),
         None => MAX_SLEEP,
     };
     Ok(pause.clamp(MIN_SLEEP, MAX_SLEEP))

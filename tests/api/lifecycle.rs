@@ -467,14 +467,7 @@ async fn metrics_token_protects_the_endpoint() {
 /// The background refresher renews a token that is about to expire, on its own.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn background_refresher_renews_expiring_tokens() {
-    let app = spawn_app_with(
-        Backend::Sqlite,
-        &[
-            ("SANDBOX_ACCESS_TOKEN_TTL_SECS", "3"),
-            ("TOKEN_REFRESH_WINDOW_SECS", "2"),
-        ],
-    )
-    .await;
+    let app = spawn_app_with(Backend::Sqlite, &[("SANDBOX_ACCESS_TOKEN_TTL_SECS", "3")]).await;
     app.login_as(Role::Admin).await;
     let client = connected(&app, "AcmeK1").await;
     let (first, _) = stored_tokens(&app, &client.id).await;

@@ -241,10 +241,13 @@ async fn an_expired_token_is_refreshed_on_the_way(app: TestApp) {
     let id = client.clone();
     app.db(move |conn| {
         diesel::update(credentials::table.find(id))
-            .set(
+            .set((
                 credentials::expires_at
                     .eq(Some(connecthub::db::now() - chrono::TimeDelta::seconds(5))),
-            )
+                credentials::refresh_at.eq(Some(
+                    connecthub::db::now() - chrono::TimeDelta::seconds(305),
+                )),
+            ))
             .execute(conn)
     })
     .await;

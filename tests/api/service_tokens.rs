@@ -29,10 +29,13 @@ async fn expire(app: &TestApp, client_id: &str) {
     let id = client_id.to_string();
     app.db(move |conn| {
         diesel::update(credentials::table.find(id))
-            .set(
+            .set((
                 credentials::expires_at
                     .eq(Some(connecthub::db::now() - chrono::TimeDelta::seconds(5))),
-            )
+                credentials::refresh_at.eq(Some(
+                    connecthub::db::now() - chrono::TimeDelta::seconds(305),
+                )),
+            ))
             .execute(conn)
     })
     .await;
