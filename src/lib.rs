@@ -14,7 +14,6 @@ pub mod oauth;
 pub mod operations;
 pub mod providers;
 pub mod proxy;
-pub mod sandbox;
 pub mod seed;
 pub mod startup;
 pub mod telemetry;

@@ -10,7 +10,6 @@ use crate::metrics::Metrics;
 use crate::oauth::lifecycle::TokenManager;
 use crate::oauth::provider_http::RetryPolicy;
 use crate::providers::Registry;
-use crate::sandbox::{Sandbox, SandboxSettings};
 use crate::vault::Vault;
 use actix_session::config::{BrowserSession, CookieContentSecurity, TtlExtensionPolicy};
 use actix_session::SessionMiddleware;
@@ -18,6 +17,7 @@ use actix_web::cookie::{time, Key, SameSite};
 use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
+use connecthub_sandbox::{Sandbox, SandboxSettings};
 use sha2::{Digest, Sha512};
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -219,7 +219,7 @@ fn serve(
             .app_data(web::FormConfig::default().limit(64 * 1024))
             .configure(|cfg| {
                 if let Some(sandbox) = &sandbox {
-                    crate::sandbox::routes(cfg, sandbox.clone());
+                    connecthub_sandbox::routes(cfg, sandbox.clone());
                 }
             })
             .configure(crate::api::routes)

@@ -3,7 +3,7 @@
 
 use super::{apply_env, check_url, AuthType, ClientAuth, Endpoints, ProfileSource, Provider};
 use crate::config::{ConfigError, Source};
-use crate::sandbox;
+use connecthub_sandbox as sandbox;
 
 /// The API version Klaviyo answers with; pinned as Nango does.
 const KLAVIYO_REVISION: &str = "2024-10-15";

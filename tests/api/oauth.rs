@@ -50,7 +50,7 @@ async fn klaviyo_connect_creates_the_client_from_the_profile(app: TestApp) {
     let query: std::collections::HashMap<String, String> =
         authorize.query_pairs().into_owned().collect();
     assert_eq!(query["response_type"], "code");
-    assert_eq!(query["client_id"], connecthub::sandbox::KLAVIYO_CLIENT_ID);
+    assert_eq!(query["client_id"], connecthub_sandbox::KLAVIYO_CLIENT_ID);
     assert_eq!(query["code_challenge_method"], "S256");
     assert_eq!(query["code_challenge"].len(), 43);
     assert!(
@@ -526,7 +526,7 @@ async fn status_lists_the_callers_connections_without_tokens(app: TestApp) {
 
 async fn api_key_connections_are_checked_before_they_are_stored(app: TestApp) {
     app.login_as(Role::Admin).await;
-    let (org, key) = connecthub::sandbox::KUSTOMER_API_KEYS[0];
+    let (org, key) = connecthub_sandbox::KUSTOMER_API_KEYS[0];
     let bad = app
         .post_form(
             "/api/integrations/kustomer/test-connection",
@@ -738,7 +738,7 @@ async fn htmx_api_key_form_answers_with_toasts() {
         "Could not connect Kustomer: Kustomer refused: the API key was rejected"
     );
     assert!(app.clients().await.is_empty());
-    let good = post(connecthub::sandbox::KUSTOMER_API_KEYS[1].1)
+    let good = post(connecthub_sandbox::KUSTOMER_API_KEYS[1].1)
         .await
         .unwrap();
     let trigger: serde_json::Value =

@@ -30,7 +30,7 @@ on_both_backends!(
 const JANE: &str = "5f3a1f6c8b2d4a0017c6e131";
 const JANE_EMAIL: &str = "jane.doe@example.com";
 const BILLING_TEAM: &str = "5f3a1d2e8b2d4a0017c6e112";
-const ACME_KEY: &str = connecthub::sandbox::KUSTOMER_API_KEYS[0].1;
+const ACME_KEY: &str = connecthub_sandbox::KUSTOMER_API_KEYS[0].1;
 
 /// A Kustomer client connected with the acme-support API key.
 async fn kustomer_client(app: &TestApp) -> String {

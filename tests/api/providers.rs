@@ -48,19 +48,19 @@ async fn app_with_file(backend: Backend) -> TestApp {
             ("PROVIDERS_TOML", PROVIDERS),
             (
                 "ACME_OAUTH_CLIENT_ID",
-                connecthub::sandbox::KLAVIYO_CLIENT_ID,
+                connecthub_sandbox::KLAVIYO_CLIENT_ID,
             ),
             (
                 "ACME_OAUTH_CLIENT_SECRET",
-                connecthub::sandbox::KLAVIYO_CLIENT_SECRET,
+                connecthub_sandbox::KLAVIYO_CLIENT_SECRET,
             ),
             (
                 "MACHINE_OAUTH_CLIENT_ID",
-                connecthub::sandbox::KUSTOMER_CLIENT_ID,
+                connecthub_sandbox::KUSTOMER_CLIENT_ID,
             ),
             (
                 "MACHINE_OAUTH_CLIENT_SECRET",
-                connecthub::sandbox::KUSTOMER_CLIENT_SECRET,
+                connecthub_sandbox::KUSTOMER_CLIENT_SECRET,
             ),
             ("FEATURE_KUSTOMER_OAUTH", "false"),
         ],

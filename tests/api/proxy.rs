@@ -78,7 +78,7 @@ async fn get_round_trip_with_provider_headers_and_usage(app: TestApp) {
 
 async fn post_round_trip_with_an_api_key_client(app: TestApp) {
     app.login_as(Role::Admin).await;
-    let (_, secret) = connecthub::sandbox::KUSTOMER_API_KEYS[0];
+    let (_, secret) = connecthub_sandbox::KUSTOMER_API_KEYS[0];
     app.post_form(
         "/api/integrations/kustomer/test-connection",
         &[("api_key", secret)],
@@ -130,7 +130,7 @@ async fn rate_limits_are_retried_and_counted(app: TestApp) {
     assert_eq!(usage["stats"]["rateLimitHits"], 1);
     assert_eq!(usage["stats"]["totalErrors"], 0);
     // A POST is not repeated: the 429 goes back to the caller.
-    let (_, secret) = connecthub::sandbox::KUSTOMER_API_KEYS[0];
+    let (_, secret) = connecthub_sandbox::KUSTOMER_API_KEYS[0];
     app.post_form(
         "/api/integrations/kustomer/test-connection",
         &[("api_key", secret)],

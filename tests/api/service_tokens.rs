@@ -126,7 +126,7 @@ async fn an_expired_token_is_refreshed_first(app: TestApp) {
 
 async fn api_key_clients_get_their_key(app: TestApp) {
     app.login_as(Role::Admin).await;
-    let (_, secret) = connecthub::sandbox::KUSTOMER_API_KEYS[0];
+    let (_, secret) = connecthub_sandbox::KUSTOMER_API_KEYS[0];
     app.post_form(
         "/api/integrations/kustomer/test-connection",
         &[("api_key", secret)],

@@ -534,7 +534,7 @@ mod tests {
             json!({"provider": "kustomer", "api_failures": 1, "api_status": 502}),
         )
         .await;
-        let key = crate::sandbox::KUSTOMER_API_KEYS[0].1;
+        let key = crate::KUSTOMER_API_KEYS[0].1;
         let (status, body) = app
             .json(get_bearer("/sandbox/kustomer/v1/teams", key))
             .await;
@@ -609,12 +609,7 @@ mod tests {
     #[actix_web::test]
     async fn reset_clears_faults_and_counters_but_keeps_tokens() {
         let app = app(sandbox()).await;
-        let issued = tokens(
-            &app,
-            Provider::Kustomer,
-            crate::sandbox::data::KUSTOMER_ORGS[0].id,
-        )
-        .await;
+        let issued = tokens(&app, Provider::Kustomer, crate::data::KUSTOMER_ORGS[0].id).await;
         arm(&app, json!({"provider": "kustomer", "api_failures": 5})).await;
         let resp = app
             .send(TestRequest::post().uri("/sandbox/_control/reset"))
