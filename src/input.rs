@@ -48,15 +48,16 @@ impl<'de> Deserialize<'de> for RecordId {
 }
 
 /// One line of free text: trimmed, at most `MAX` characters, with no control character
-/// (no NUL, no line break, no escape sequence).
+/// (no NUL, no line break, no escape sequence). Problems read after the field's name:
+/// "The name can be at most 80 characters."
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SingleLine<const MAX: usize>(String);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TextProblem {
-    #[error("it can be at most {0} characters")]
+    #[error("can be at most {0} characters")]
     TooLong(usize),
-    #[error("it cannot contain control characters such as line breaks")]
+    #[error("cannot contain control characters such as line breaks")]
     ControlCharacter,
 }
 

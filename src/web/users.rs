@@ -9,7 +9,7 @@ use crate::auth::users::{self, Email, Role, User};
 use crate::auth::{password, session_store, start_session, AdminUser, CurrentUser};
 use crate::db::DbConnection;
 use crate::error::AppError;
-use crate::input::RecordId;
+use crate::input::{RecordId, SingleLine};
 use crate::startup::AppState;
 use actix_session::Session;
 use actix_web::http::header::{self, HeaderValue};
@@ -170,20 +170,14 @@ fn validate_new_user(form: &AddForm) -> Result<NewUser, String> {
 /// The name shown in the app; empty means the part of the email before @, as
 /// `connecthub user add` does.
 fn display_name(raw: &str, email: &Email) -> Result<String, String> {
-    let name = raw.trim();
-    if name.chars().count() > NAME_MAX_CHARS {
-        return Err(format!(
-            "The name can be at most {NAME_MAX_CHARS} characters."
-        ));
-    }
-    if name.chars().any(char::is_control) {
-        return Err("The name cannot contain control characters such as line breaks.".into());
-    }
+    let name = SingleLine::<NAME_MAX_CHARS>::parse(raw)
+        .map_err(|problem| format!("The name {problem}."))?
+        .into_string();
     if name.is_empty() {
         let local = email.as_str().split('@').next().unwrap_or("user");
         return Ok(local.to_string());
     }
-    Ok(name.to_string())
+    Ok(name)
 }
 
 /// `POST /admin/users`: 200 with a generated password shown once, 303 back when the
