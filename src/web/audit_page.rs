@@ -423,7 +423,7 @@ mod tests {
     use super::{csv_rows, defused};
 
     fn line(fields: [&str; 12]) -> String {
-        let row = fields.map(|f| defused(f));
+        let row = fields.map(defused);
         String::from_utf8(csv_rows(std::iter::once(row)).unwrap()).unwrap()
     }
 
