@@ -233,19 +233,12 @@ pub fn validate(name: &str, scopes: &[String]) -> Result<KeyRequest, String> {
 
 /// The name trimmed: 1 to 80 characters, none of them control characters.
 pub fn validate_name(raw: &str) -> Result<String, String> {
-    let name = raw.trim();
-    if name.is_empty() {
+    let name = crate::input::SingleLine::<NAME_MAX_CHARS>::parse(raw)
+        .map_err(|problem| format!("The name {problem}."))?;
+    if name.as_str().is_empty() {
         return Err("Enter a name for the key.".into());
     }
-    if name.chars().count() > NAME_MAX_CHARS {
-        return Err(format!(
-            "The name can be at most {NAME_MAX_CHARS} characters."
-        ));
-    }
-    if name.chars().any(char::is_control) {
-        return Err("The name cannot contain control characters such as line breaks.".into());
-    }
-    Ok(name.to_string())
+    Ok(name.into_string())
 }
 
 /// At least one known scope; duplicates are dropped and the order is the canonical one.

@@ -9,6 +9,7 @@ pub mod clients;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod input;
 pub mod metrics;
 pub mod oauth;
 pub mod operations;

@@ -217,6 +217,11 @@ fn serve(
         App::new()
             .app_data(state.clone())
             .app_data(web::FormConfig::default().limit(64 * 1024))
+            // A path segment that does not parse (a malformed id) names nothing: 404.
+            .app_data(
+                web::PathConfig::default()
+                    .error_handler(|_, _| crate::error::AppError::NotFound.into()),
+            )
             .configure(|cfg| {
                 if let Some(sandbox) = &sandbox {
                     connecthub_sandbox::routes(cfg, sandbox.clone());
@@ -225,6 +230,7 @@ fn serve(
             .configure(crate::api::routes)
             .configure(crate::web::routes)
             .wrap(from_fn(crate::auth::csrf::guard))
+            .wrap(from_fn(crate::api::error::json_errors))
             .wrap(session_middleware(&state))
             .wrap(crate::web::middleware::security_headers())
             .wrap(from_fn(crate::web::middleware::request_log))

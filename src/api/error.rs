@@ -3,8 +3,12 @@
 
 use crate::api_keys::Scope;
 use crate::error::AppError;
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::error::InternalError;
 use actix_web::http::{header, StatusCode};
-use actix_web::{HttpResponse, ResponseError};
+use actix_web::middleware::Next;
+use actix_web::{HttpRequest, HttpResponse, ResponseError};
 use serde_json::{Map, Value};
 
 #[derive(Debug)]
@@ -147,9 +151,23 @@ impl ResponseError for ApiError {
 /// Maps the app's errors to JSON ones, logging what must not reach the caller.
 impl From<AppError> for ApiError {
     fn from(error: AppError) -> Self {
+        match &error {
+            AppError::Pool(e) => tracing::error!(error = %e, "database pool error"),
+            AppError::Database(e) => tracing::error!(error = %e, "database error"),
+            AppError::Internal(e) => tracing::error!(error = format!("{e:#}"), "internal error"),
+            _ => {}
+        }
+        Self::describe(&error)
+    }
+}
+
+impl ApiError {
+    /// The JSON form of an app error, without logging (`From` logs; so does `AppError`'s
+    /// own response, which `json_errors` replaces).
+    fn describe(error: &AppError) -> Self {
         match error {
             AppError::NotFound => Self::not_found("resource"),
-            AppError::BadRequest(message) => Self::bad_request(message),
+            AppError::BadRequest(message) => Self::bad_request(message.clone()),
             AppError::Unauthenticated { .. } => Self::unauthorized(),
             AppError::Forbidden | AppError::Csrf => {
                 Self::new(StatusCode::FORBIDDEN, "forbidden", error.to_string())
@@ -162,25 +180,97 @@ impl From<AppError> for ApiError {
                 );
                 limited
                     .extra
-                    .insert("retry_after".into(), retry_after_secs.into());
+                    .insert("retry_after".into(), (*retry_after_secs).into());
                 limited
             }
-            AppError::Pool(e) => {
-                tracing::error!(error = %e, "database pool error");
-                Self::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "service_unavailable",
-                    "the database is unavailable; try again later",
-                )
-            }
-            AppError::Database(e) => {
-                tracing::error!(error = %e, "database error");
-                Self::internal()
-            }
-            AppError::Internal(e) => {
-                tracing::error!(error = format!("{e:#}"), "internal error");
-                Self::internal()
-            }
+            AppError::Pool(_) => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "service_unavailable",
+                "the database is unavailable; try again later",
+            ),
+            AppError::Database(_) | AppError::Internal(_) => Self::internal(),
+        }
+    }
+
+    /// Any other error (an extractor's, actix's own) by its status alone: its text may
+    /// name internals, so only a 4xx keeps its message.
+    fn by_status(error: &actix_web::Error) -> Self {
+        let status = error.as_response_error().status_code();
+        let code = match status {
+            StatusCode::NOT_FOUND => "not_found",
+            StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+            StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+            s if s.is_client_error() => "invalid_request",
+            _ => return Self::internal(),
+        };
+        Self::new(status, code, error.to_string())
+    }
+}
+
+/// Whether the caller asked for JSON: `Accept` or `Content-Type` application/json.
+pub fn wants_json(req: &HttpRequest) -> bool {
+    let header = |name| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    };
+    header(header::CONTENT_TYPE).starts_with("application/json")
+        || header(header::ACCEPT).starts_with("application/json")
+}
+
+/// The JSON answer for an error a JSON caller got. A session route's "sign in first" is a
+/// 401 there, not the redirect to the login page a browser gets.
+fn json_answer(error: &actix_web::Error) -> HttpResponse {
+    match error.as_error::<AppError>() {
+        Some(AppError::Unauthenticated { .. }) => {
+            let mut answer =
+                ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", "sign in first")
+                    .error_response();
+            // Not a service key's 401: no Bearer challenge.
+            answer.headers_mut().remove(header::WWW_AUTHENTICATE);
+            answer
+        }
+        Some(app) => ApiError::describe(app).error_response(),
+        None => ApiError::by_status(error).error_response(),
+    }
+}
+
+fn is_json(response: &HttpResponse<BoxBody>) -> bool {
+    response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"))
+}
+
+/// Middleware: a request that asked for JSON gets its errors as JSON (`{"error": code,
+/// "message": …}`), whatever produced them — a handler's `AppError` (which renders HTML
+/// pages), an extractor, or a middleware inside this one (the CSRF guard).
+pub async fn json_errors(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    if !wants_json(req.request()) {
+        return next
+            .call(req)
+            .await
+            .map(ServiceResponse::map_into_boxed_body);
+    }
+    match next.call(req).await {
+        Ok(answer) => {
+            let answer = answer.map_into_boxed_body();
+            let replacement = match answer.response().error() {
+                Some(error) if !is_json(answer.response()) => json_answer(error),
+                _ => return Ok(answer),
+            };
+            Ok(answer.into_response(replacement))
+        }
+        // The request went to the inner middleware: the error carries its JSON answer.
+        Err(error) => {
+            let answer = json_answer(&error);
+            Err(InternalError::from_response(error.to_string(), answer).into())
         }
     }
 }

@@ -6,6 +6,7 @@ use crate::auth::users::User;
 use crate::auth::{csrf, CurrentUser};
 use crate::clients;
 use crate::error::AppError;
+use crate::input::RecordId;
 use crate::oauth::disconnect::{self, Revocation};
 use crate::oauth::flow::{self, CallbackParams, ConnectError};
 use crate::oauth::lifecycle::{self, TokenError};
@@ -143,17 +144,6 @@ pub struct ApiKeyForm {
     redirect_path: Option<String>,
 }
 
-fn wants_json(req: &HttpRequest) -> bool {
-    let header = |name| {
-        req.headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-    };
-    header(header::CONTENT_TYPE).starts_with("application/json")
-        || header(header::ACCEPT).starts_with("application/json")
-}
-
 /// Reads the API-key form from JSON or a form body.
 async fn api_key_form(req: &HttpRequest, body: web::Bytes) -> Result<ApiKeyForm, AppError> {
     let parsed = if req
@@ -246,7 +236,7 @@ impl Answer {
         session: &Session,
         redirect_path: &LocalPath,
     ) -> HttpResponse {
-        if wants_json(req) {
+        if super::error::wants_json(req) {
             return HttpResponse::build(self.status).json(self.json);
         }
         if crate::web::is_htmx(req) {
@@ -270,9 +260,9 @@ async fn client_for(
     state: &AppState,
     user: &User,
     provider: &str,
-    id: &str,
+    id: RecordId,
 ) -> Result<clients::Client, AppError> {
-    let (user, id) = (user.clone(), id.to_string());
+    let user = user.clone();
     let client =
         crate::db::run(&state.pool, move |conn| clients::find_for(conn, &user, &id)).await?;
     if client.provider != provider {
@@ -286,12 +276,12 @@ async fn client_for(
 async fn action_target(
     state: &AppState,
     user: &User,
-    path: web::Path<(String, String)>,
+    path: web::Path<(String, RecordId)>,
     form: Option<web::Form<RedirectTarget>>,
 ) -> Result<(Arc<Provider>, clients::Client, LocalPath), AppError> {
     let (provider_name, client_id) = path.into_inner();
     let provider = provider(state, &provider_name)?;
-    let client = client_for(state, user, &provider.name, &client_id).await?;
+    let client = client_for(state, user, &provider.name, client_id).await?;
     let redirect_path = form.map(web::Form::into_inner).unwrap_or_default().path();
     Ok((provider, client, redirect_path))
 }
@@ -301,7 +291,7 @@ pub async fn refresh_now(
     req: HttpRequest,
     session: Session,
     state: web::Data<AppState>,
-    path: web::Path<(String, String)>,
+    path: web::Path<(String, RecordId)>,
     form: Option<web::Form<RedirectTarget>>,
     CurrentUser(user): CurrentUser,
 ) -> Result<HttpResponse, AppError> {
@@ -343,7 +333,7 @@ pub async fn disconnect(
     req: HttpRequest,
     session: Session,
     state: web::Data<AppState>,
-    path: web::Path<(String, String)>,
+    path: web::Path<(String, RecordId)>,
     form: Option<web::Form<RedirectTarget>>,
     CurrentUser(user): CurrentUser,
 ) -> Result<HttpResponse, AppError> {

@@ -35,6 +35,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     );
     cfg.service(
         web::scope("/api/v1")
+            // Every id in a service path is a client's: a malformed one is an unknown client.
+            .app_data(
+                web::PathConfig::default()
+                    .error_handler(|_, _| error::ApiError::not_found("client").into()),
+            )
             .configure(service_routes)
             .default_service(web::to(service::unknown_endpoint)),
     );

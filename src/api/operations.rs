@@ -6,6 +6,7 @@ use super::error::ApiError;
 use super::openapi::ErrorBody;
 use super::service_auth::ServiceKey;
 use crate::api_keys::Scope;
+use crate::input::RecordId;
 use crate::oauth::lifecycle::TokenError;
 use crate::operations::kustomer::{self, Direction, NewConversation};
 use crate::operations::{self, klaviyo, Caller, OpError};
@@ -124,7 +125,7 @@ struct EmailQuery {
 pub async fn find_customer(
     req: HttpRequest,
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    path: web::Path<RecordId>,
     service: ServiceKey,
 ) -> Result<HttpResponse, ApiError> {
     service.require(Scope::Proxy)?;
@@ -133,7 +134,7 @@ pub async fn find_customer(
     let email = query
         .email
         .ok_or_else(|| ApiError::bad_request("email is required"))?;
-    let found = as_client(&state, &path, kustomer::PROVIDER, async |caller| {
+    let found = as_client(&state, path.as_str(), kustomer::PROVIDER, async |caller| {
         kustomer::find_customer(caller, &email).await
     })
     .await?;
@@ -162,13 +163,13 @@ pub struct NewCustomerBody {
 )]
 pub async fn create_customer(
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    path: web::Path<RecordId>,
     body: web::Bytes,
     service: ServiceKey,
 ) -> Result<HttpResponse, ApiError> {
     service.require(Scope::Proxy)?;
     let input: NewCustomerBody = json_body(&body)?;
-    let customer = as_client(&state, &path, kustomer::PROVIDER, async |caller| {
+    let customer = as_client(&state, path.as_str(), kustomer::PROVIDER, async |caller| {
         kustomer::create_customer(caller, input.name.as_deref(), &input.email).await
     })
     .await?;
@@ -204,7 +205,7 @@ pub struct NewConversationBody {
 )]
 pub async fn create_conversation(
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    path: web::Path<RecordId>,
     body: web::Bytes,
     service: ServiceKey,
 ) -> Result<HttpResponse, ApiError> {
@@ -216,7 +217,7 @@ pub async fn create_conversation(
         channel: input.channel.as_deref(),
         external_id: input.external_id.as_deref(),
     };
-    let answer = as_client(&state, &path, kustomer::PROVIDER, async |caller| {
+    let answer = as_client(&state, path.as_str(), kustomer::PROVIDER, async |caller| {
         kustomer::create_conversation(caller, &new).await
     })
     .await?;
@@ -253,14 +254,14 @@ pub struct NoteBody {
 )]
 pub async fn add_note(
     state: web::Data<AppState>,
-    path: web::Path<(String, String)>,
+    path: web::Path<(RecordId, String)>,
     body: web::Bytes,
     service: ServiceKey,
 ) -> Result<HttpResponse, ApiError> {
     service.require(Scope::Proxy)?;
     let (id, conversation) = path.into_inner();
     let input: NoteBody = json_body(&body)?;
-    let note = as_client(&state, &id, kustomer::PROVIDER, async |caller| {
+    let note = as_client(&state, id.as_str(), kustomer::PROVIDER, async |caller| {
         kustomer::add_note(caller, &conversation, &input.body).await
     })
     .await?;
@@ -293,14 +294,14 @@ pub struct MessageBody {
 )]
 pub async fn send_message(
     state: web::Data<AppState>,
-    path: web::Path<(String, String)>,
+    path: web::Path<(RecordId, String)>,
     body: web::Bytes,
     service: ServiceKey,
 ) -> Result<HttpResponse, ApiError> {
     service.require(Scope::Proxy)?;
     let (id, conversation) = path.into_inner();
     let input: MessageBody = json_body(&body)?;
-    let message = as_client(&state, &id, kustomer::PROVIDER, async |caller| {
+    let message = as_client(&state, id.as_str(), kustomer::PROVIDER, async |caller| {
         kustomer::send_message(
             caller,
             &conversation,
@@ -338,14 +339,14 @@ pub struct TeamBody {
 )]
 pub async fn assign_team(
     state: web::Data<AppState>,
-    path: web::Path<(String, String)>,
+    path: web::Path<(RecordId, String)>,
     body: web::Bytes,
     service: ServiceKey,
 ) -> Result<HttpResponse, ApiError> {
     service.require(Scope::Proxy)?;
     let (id, conversation) = path.into_inner();
     let input: TeamBody = json_body(&body)?;
-    let updated = as_client(&state, &id, kustomer::PROVIDER, async |caller| {
+    let updated = as_client(&state, id.as_str(), kustomer::PROVIDER, async |caller| {
         kustomer::assign_team(caller, &conversation, &input.team_id).await
     })
     .await?;
@@ -367,11 +368,11 @@ pub struct TeamList {
 )]
 pub async fn teams(
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    path: web::Path<RecordId>,
     service: ServiceKey,
 ) -> Result<HttpResponse, ApiError> {
     service.require(Scope::Proxy)?;
-    let teams = as_client(&state, &path, kustomer::PROVIDER, async |caller| {
+    let teams = as_client(&state, path.as_str(), kustomer::PROVIDER, async |caller| {
         kustomer::teams(caller).await
     })
     .await?;
@@ -391,11 +392,11 @@ pub async fn teams(
 )]
 pub async fn account(
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    path: web::Path<RecordId>,
     service: ServiceKey,
 ) -> Result<HttpResponse, ApiError> {
     service.require(Scope::Proxy)?;
-    let account = as_client(&state, &path, klaviyo::PROVIDER, async |caller| {
+    let account = as_client(&state, path.as_str(), klaviyo::PROVIDER, async |caller| {
         klaviyo::account(caller).await
     })
     .await?;
@@ -427,11 +428,11 @@ impl From<Vec<klaviyo::Group>> for GroupList {
 )]
 pub async fn lists(
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    path: web::Path<RecordId>,
     service: ServiceKey,
 ) -> Result<HttpResponse, ApiError> {
     service.require(Scope::Proxy)?;
-    let lists = as_client(&state, &path, klaviyo::PROVIDER, async |caller| {
+    let lists = as_client(&state, path.as_str(), klaviyo::PROVIDER, async |caller| {
         klaviyo::lists(caller).await
     })
     .await?;
@@ -448,11 +449,11 @@ pub async fn lists(
 )]
 pub async fn segments(
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    path: web::Path<RecordId>,
     service: ServiceKey,
 ) -> Result<HttpResponse, ApiError> {
     service.require(Scope::Proxy)?;
-    let segments = as_client(&state, &path, klaviyo::PROVIDER, async |caller| {
+    let segments = as_client(&state, path.as_str(), klaviyo::PROVIDER, async |caller| {
         klaviyo::segments(caller).await
     })
     .await?;
@@ -471,11 +472,11 @@ pub async fn segments(
 pub async fn refresh_profile(
     req: HttpRequest,
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    path: web::Path<RecordId>,
     service: ServiceKey,
 ) -> Result<HttpResponse, ApiError> {
     service.require(Scope::Proxy)?;
-    let refreshed = as_client(&state, &path, klaviyo::PROVIDER, async |caller| {
+    let refreshed = as_client(&state, path.as_str(), klaviyo::PROVIDER, async |caller| {
         klaviyo::refresh_profile(caller, service.actor(), crate::web::origin(&req)).await
     })
     .await?;

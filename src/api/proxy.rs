@@ -5,6 +5,7 @@
 use super::error::ApiError;
 use super::service_auth::ServiceKey;
 use crate::api_keys::Scope;
+use crate::input::RecordId;
 use crate::oauth::lifecycle;
 use crate::proxy::{self, Outgoing};
 use crate::startup::AppState;
@@ -39,12 +40,13 @@ const MAX_BODY: usize = 10 * 1024 * 1024;
 pub async fn forward(
     req: HttpRequest,
     state: web::Data<AppState>,
-    path: web::Path<(String, String)>,
+    path: web::Path<(RecordId, String)>,
     body: web::Bytes,
     service: ServiceKey,
 ) -> Result<HttpResponse, ApiError> {
     service.require(Scope::Proxy)?;
     let (client_id, tail) = path.into_inner();
+    let client_id = client_id.into_string();
     if body.len() > MAX_BODY {
         return Err(ApiError::bad_request(
             "the request body is larger than 10 MiB",

@@ -8,6 +8,7 @@ use crate::api_keys::Scope;
 use crate::audit::Event;
 use crate::auth::users::Email;
 use crate::clients::settings;
+use crate::input::RecordId;
 use crate::oauth::lifecycle::{self, FreshToken, TokenError};
 use crate::startup::AppState;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -49,11 +50,11 @@ pub struct TokenResponse {
 )]
 pub async fn client_token(
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    path: web::Path<RecordId>,
     service: ServiceKey,
 ) -> Result<HttpResponse, ApiError> {
     service.require(Scope::TokensRead)?;
-    hand_out(&state, &service, &path.into_inner()).await
+    hand_out(&state, &service, path.as_str()).await
 }
 
 /// Hands out one client's token (both token endpoints): the answer, the audit entry, the

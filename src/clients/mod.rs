@@ -313,19 +313,16 @@ pub fn count_by_status(conn: &mut DbConnection) -> QueryResult<Vec<(String, Stri
 }
 
 /// The client with this id if `user` may act on it: admins on every client, members on
-/// their own. Checked here, in the domain, not only by hiding buttons.
+/// their own. Checked here, in the domain, not only by hiding buttons. Another owner's
+/// client is "not found" like an unknown one, so a member cannot tell which ids exist.
 pub fn find_for(
     conn: &mut DbConnection,
     user: &crate::auth::users::User,
-    id: &str,
+    id: &crate::input::RecordId,
 ) -> Result<Client, crate::error::AppError> {
-    use crate::error::AppError;
-    let client = find(conn, id)?.ok_or(AppError::NotFound)?;
-    if user.is_admin() || client.owner_user_id == user.id {
-        Ok(client)
-    } else {
-        Err(AppError::Forbidden)
-    }
+    find(conn, id.as_str())?
+        .filter(|client| user.is_admin() || client.owner_user_id == user.id)
+        .ok_or(crate::error::AppError::NotFound)
 }
 
 /// Which clients the list shows, already validated by the page.

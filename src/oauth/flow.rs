@@ -262,37 +262,29 @@ async fn check_state(
     };
     let id = pkce::state_id(state_token);
     let provider_name = provider.name.clone();
+    let (user_id, binding) = (user.id.clone(), session_binding.to_string());
+    let is_callers = move |pending: &PendingAuthorization| {
+        let same_session =
+            orion::util::secure_cmp(pending.session_binding.as_bytes(), binding.as_bytes()).is_ok();
+        pending.user_id == user_id && same_session
+    };
     let consumed = crate::db::run(&state.pool, move |conn| {
-        states::consume(conn, &id, &provider_name)
+        states::consume(conn, &id, &provider_name, is_callers)
     })
     .await?;
-    let pending = match consumed {
-        Ok(pending) => pending,
-        Err(StateProblem::Unknown) => {
-            return Ok(Err("the authorization is unknown; start again".into()))
-        }
-        Err(StateProblem::AlreadyUsed) => {
-            return Ok(Err(
-                "this authorization was already used; start again".into()
-            ))
-        }
-        Err(StateProblem::Expired) => {
-            return Ok(Err(
-                "the authorization expired after 10 minutes; start again".into(),
-            ))
-        }
+    let problem = match consumed {
+        Ok(pending) => return Ok(Ok(pending)),
+        Err(problem) => problem,
     };
-    let same_session = orion::util::secure_cmp(
-        pending.session_binding.as_bytes(),
-        session_binding.as_bytes(),
-    )
-    .is_ok();
-    if pending.user_id != user.id || !same_session {
-        return Ok(Err(
-            "the authorization was started in another session; start again".into(),
-        ));
+    Ok(Err(match problem {
+        StateProblem::Unknown => "the authorization is unknown; start again",
+        StateProblem::AlreadyUsed => "this authorization was already used; start again",
+        StateProblem::Expired => "the authorization expired after 10 minutes; start again",
+        StateProblem::NotTheCallers => {
+            "the authorization was started in another session; start again"
+        }
     }
-    Ok(Ok(pending))
+    .to_string()))
 }
 
 /// The rest of a valid callback: provider error, issuer, code exchange, profile, storage.

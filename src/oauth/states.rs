@@ -41,13 +41,18 @@ pub enum StateProblem {
     Unknown,
     AlreadyUsed,
     Expired,
+    /// Started by another user or session: refused, and left for its own session to use.
+    NotTheCallers,
 }
 
-/// Marks the state used and returns it. Only one caller can ever succeed for a state.
+/// Marks the state used and returns it, if `is_callers` says it belongs to the caller.
+/// Only one caller can ever succeed for a state; a refused caller leaves it unused, so
+/// whoever opens another session's callback cannot spoil that session's flow.
 pub fn consume(
     conn: &mut DbConnection,
     id: &str,
     provider: &str,
+    is_callers: impl FnOnce(&PendingAuthorization) -> bool,
 ) -> QueryResult<Result<PendingAuthorization, StateProblem>> {
     let now = crate::db::now();
     let found: Option<PendingAuthorization> = oauth_states::table
@@ -59,6 +64,9 @@ pub fn consume(
     let Some(pending) = found else {
         return Ok(Err(StateProblem::Unknown));
     };
+    if !is_callers(&pending) {
+        return Ok(Err(StateProblem::NotTheCallers));
+    }
     if pending.consumed_at.is_some() {
         return Ok(Err(StateProblem::AlreadyUsed));
     }

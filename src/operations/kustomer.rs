@@ -175,6 +175,11 @@ fn required_text(name: &str, value: &str, max: usize) -> Result<(), OpError> {
     if value.trim().is_empty() {
         return Err(OpError::Invalid(format!("{name} must not be empty")));
     }
+    if crate::input::has_stray_control(value) {
+        return Err(OpError::Invalid(format!(
+            "{name} cannot contain control characters other than line breaks and tabs"
+        )));
+    }
     let chars = value.chars().count();
     if chars > max {
         return Err(OpError::Invalid(format!(

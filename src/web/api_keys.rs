@@ -9,6 +9,7 @@ use crate::auth::users::User;
 use crate::auth::AdminUser;
 use crate::db::DbConnection;
 use crate::error::AppError;
+use crate::input::RecordId;
 use crate::startup::AppState;
 use actix_session::Session;
 use actix_web::http::header::{self, HeaderValue};
@@ -189,9 +190,9 @@ pub async fn revoke(
     session: Session,
     state: web::Data<AppState>,
     AdminUser(admin): AdminUser,
-    path: web::Path<String>,
+    path: web::Path<RecordId>,
 ) -> Result<HttpResponse, AppError> {
-    let id = path.into_inner();
+    let id = path.into_inner().into_string();
     let origin = super::origin(&req);
     let actor = Actor::user(&admin.id, &admin.email);
     let outcome = crate::db::run(&state.pool, move |conn| {

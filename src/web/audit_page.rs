@@ -15,7 +15,20 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use tokio::sync::mpsc::Sender;
 
-const CSV_HEADER: &str = "id,at,actor_type,actor_id,actor_label,action,target_type,target_id,outcome,ip,user_agent,details\r\n";
+const CSV_HEADER: [&str; 12] = [
+    "id",
+    "at",
+    "actor_type",
+    "actor_id",
+    "actor_label",
+    "action",
+    "target_type",
+    "target_id",
+    "outcome",
+    "ip",
+    "user_agent",
+    "details",
+];
 /// Entries read per query while exporting.
 const EXPORT_PAGE: i64 = 1000;
 const EXPORT_MAX_ROWS: i64 = 100_000;
@@ -330,8 +343,8 @@ fn write_csv(
     filter: &audit::Filter,
     out: &Sender<Chunk>,
 ) -> Result<(), AppError> {
-    let send = |text: String| out.blocking_send(Ok(web::Bytes::from(text))).is_ok();
-    if !send(CSV_HEADER.to_string()) {
+    let send = |text: Vec<u8>| out.blocking_send(Ok(web::Bytes::from(text))).is_ok();
+    if !send(csv_rows(std::iter::once(CSV_HEADER.map(str::to_string)))?) {
         return Ok(());
     }
     let scope = audit::scope_for(&mut *pool.get()?, member)?;
@@ -342,21 +355,22 @@ fn write_csv(
         let complete = (page.len() as i64) < want;
         written += page.len() as i64;
         before = page.last().map(|e| e.id).or(before);
-        let cancelled = !page.is_empty() && !send(page.iter().map(csv_line).collect());
+        let cancelled = !page.is_empty() && !send(csv_rows(page.iter().map(csv_record))?);
         if cancelled || complete {
             return Ok(());
         }
     }
     // Exactly at the limit: say so only when more entries match.
     if !audit::page_before(&mut *pool.get()?, &scope, filter, before, 1)?.is_empty() {
-        send(format!("# truncated at {EXPORT_MAX_ROWS} rows\r\n"));
+        send(format!("# truncated at {EXPORT_MAX_ROWS} rows\r\n").into_bytes());
     }
     Ok(())
 }
 
-fn csv_line(entry: &Entry) -> String {
+/// One entry's fields, formulas defused.
+fn csv_record(entry: &Entry) -> [String; 12] {
     let optional = |value: &Option<String>| value.clone().unwrap_or_default();
-    let fields = [
+    [
         entry.id.to_string(),
         entry
             .at
@@ -372,51 +386,68 @@ fn csv_line(entry: &Entry) -> String {
         optional(&entry.ip),
         optional(&entry.user_agent),
         entry.details.clone(),
-    ];
-    let mut line = fields
-        .iter()
-        .map(|f| csv_field(f))
-        .collect::<Vec<_>>()
-        .join(",");
-    line.push_str("\r\n");
-    line
+    ]
+    .map(|field| defused(&field))
 }
 
-/// One CSV field (RFC 4180): quoted when it holds a comma, quote or line break, with
-/// quotes doubled. A value a spreadsheet would run as a formula gets a leading apostrophe,
-/// so an email or user agent typed by an attacker stays text.
-fn csv_field(value: &str) -> String {
-    let value = if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+/// Rows as CSV (RFC 4180, CRLF). Every field that is not a number is quoted, with quotes
+/// doubled: a `;`, `|` or tab inside stays in its cell whichever separator a spreadsheet
+/// splits on, and so do commas, quotes and line breaks.
+fn csv_rows(rows: impl Iterator<Item = [String; 12]>) -> Result<Vec<u8>, AppError> {
+    let mut writer = csv::WriterBuilder::new()
+        .quote_style(csv::QuoteStyle::NonNumeric)
+        .terminator(csv::Terminator::CRLF)
+        .from_writer(Vec::new());
+    for row in rows {
+        writer
+            .write_record(&row)
+            .map_err(|e| AppError::Internal(e.into()))?;
+    }
+    writer
+        .into_inner()
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("csv buffer: {e}")))
+}
+
+/// A value a spreadsheet would run as a formula gets a leading apostrophe, so an email or
+/// user agent typed by an attacker stays text.
+fn defused(value: &str) -> String {
+    if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{value}")
     } else {
         value.to_string()
-    };
-    if value.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", value.replace('"', "\"\""))
-    } else {
-        value
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::csv_field;
+    use super::{csv_rows, defused};
+
+    fn line(fields: [&str; 12]) -> String {
+        let row = fields.map(defused);
+        String::from_utf8(csv_rows(std::iter::once(row)).unwrap()).unwrap()
+    }
 
     #[test]
     fn csv_fields_are_quoted_and_defused() {
-        assert_eq!(csv_field("plain"), "plain");
-        assert_eq!(csv_field(""), "");
-        assert_eq!(csv_field("a,b"), "\"a,b\"");
-        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
-        assert_eq!(csv_field("two\nlines"), "\"two\nlines\"");
-        assert_eq!(csv_field("=1+2"), "'=1+2");
-        assert_eq!(csv_field("+1"), "'+1");
-        assert_eq!(csv_field("-1"), "'-1");
-        assert_eq!(csv_field("@SUM(A1)"), "'@SUM(A1)");
+        let mut fields = [""; 12];
+        fields[0] = "7";
+        fields[1] = "a,b";
+        fields[2] = "say \"hi\"";
+        fields[3] = "two\nlines";
+        fields[4] = "a;=1+1";
+        fields[5] = "a|b";
+        fields[6] = "a\tb";
+        fields[7] = "=1+2";
+        fields[8] = "-1";
+        fields[9] = "@SUM(A1)";
+        fields[10] = "=HYPERLINK(\"x\",1)";
+        fields[11] = "plain";
         assert_eq!(
-            csv_field("=HYPERLINK(\"x\",1)"),
-            "\"'=HYPERLINK(\"\"x\"\",1)\""
+            line(fields),
+            "7,\"a,b\",\"say \"\"hi\"\"\",\"two\nlines\",\"a;=1+1\",\"a|b\",\"a\tb\",\
+             \"'=1+2\",\"'-1\",\"'@SUM(A1)\",\"'=HYPERLINK(\"\"x\"\",1)\",\"plain\"\r\n"
         );
-        assert_eq!(csv_field("a=b"), "a=b");
+        assert_eq!(defused("+1"), "'+1");
+        assert_eq!(defused("a=b"), "a=b");
     }
 }

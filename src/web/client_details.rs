@@ -13,6 +13,7 @@ use crate::auth::CurrentUser;
 use crate::clients::settings::{self, DefaultChange};
 use crate::clients::{self, Client};
 use crate::error::AppError;
+use crate::input::RecordId;
 use crate::operations::{self, klaviyo, OpError};
 use crate::startup::AppState;
 use actix_session::Session;
@@ -263,8 +264,8 @@ fn page_path(id: &str) -> String {
     format!("/admin/clients/{id}")
 }
 
-/// The client if `user` may see it: 404 for unknown (or absurd) ids, 403 for others'.
-async fn client_for(state: &AppState, user: &User, id: String) -> Result<Client, AppError> {
+/// The client if `user` may see it: 404 for unknown ids and for other owners' clients.
+async fn client_for(state: &AppState, user: &User, id: RecordId) -> Result<Client, AppError> {
     let user = user.clone();
     crate::db::run(&state.pool, move |conn| clients::find_for(conn, &user, &id)).await
 }
@@ -335,7 +336,7 @@ async fn details_page(
 pub async fn show(
     session: Session,
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    path: web::Path<RecordId>,
     CurrentUser(user): CurrentUser,
 ) -> Result<HttpResponse, AppError> {
     let client = client_for(&state, &user, path.into_inner()).await?;
@@ -357,7 +358,7 @@ pub async fn edit_tags(
     req: HttpRequest,
     session: Session,
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    path: web::Path<RecordId>,
     CurrentUser(user): CurrentUser,
 ) -> Result<HttpResponse, AppError> {
     let client = client_for(&state, &user, path.into_inner()).await?;
@@ -373,7 +374,7 @@ pub async fn edit_tags(
 pub async fn show_tags(
     req: HttpRequest,
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    path: web::Path<RecordId>,
     CurrentUser(user): CurrentUser,
 ) -> Result<HttpResponse, AppError> {
     let client = client_for(&state, &user, path.into_inner()).await?;
@@ -402,7 +403,7 @@ pub async fn save_tags(
     req: HttpRequest,
     session: Session,
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    path: web::Path<RecordId>,
     input: web::Form<TagsInput>,
     CurrentUser(user): CurrentUser,
 ) -> Result<HttpResponse, AppError> {
@@ -475,7 +476,7 @@ pub async fn refresh_counts(
     req: HttpRequest,
     session: Session,
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    path: web::Path<RecordId>,
     CurrentUser(user): CurrentUser,
 ) -> Result<HttpResponse, AppError> {
     let client = client_for(&state, &user, path.into_inner()).await?;
@@ -528,7 +529,7 @@ pub async fn make_default(
     req: HttpRequest,
     session: Session,
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    path: web::Path<RecordId>,
     form: Option<web::Form<super::local_path::RedirectTarget>>,
     CurrentUser(user): CurrentUser,
 ) -> Result<HttpResponse, AppError> {

@@ -8,6 +8,7 @@ use crate::auth::users::User;
 use crate::auth::CurrentUser;
 use crate::clients::{self, ListedClient};
 use crate::error::AppError;
+use crate::input::RecordId;
 use crate::providers::{AuthType, Provider};
 use crate::startup::AppState;
 use actix_session::Session;
@@ -132,7 +133,7 @@ enum BulkAction {
 
 struct BulkForm {
     action: BulkAction,
-    ids: Vec<String>,
+    ids: Vec<RecordId>,
     /// The list's query string, to return to the same view.
     view: String,
 }
@@ -165,11 +166,12 @@ fn bulk_form(body: &[u8]) -> Result<BulkForm, AppError> {
         .and_then(|v| ListQuery::parse(&v).ok())
         .map(|q| q.with_page(q.page))
         .unwrap_or_default();
-    let ids: Vec<String> = pairs
-        .into_iter()
+    let ids = pairs
+        .iter()
         .filter(|(k, _)| k == "client_id")
-        .map(|(_, v)| v)
-        .collect();
+        .map(|(_, v)| RecordId::parse(v.trim()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| AppError::BadRequest("a selected client id is malformed".into()))?;
     if ids.is_empty() {
         return Err(AppError::BadRequest("select at least one client".into()));
     }
@@ -380,7 +382,7 @@ fn strip_version(query: &str) -> String {
 /// the consent for the same account updates the same row.
 pub async fn reconnect(
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    path: web::Path<RecordId>,
     CurrentUser(user): CurrentUser,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();

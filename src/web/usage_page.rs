@@ -7,6 +7,7 @@ use super::layout::Layout;
 use crate::auth::users::User;
 use crate::auth::CurrentUser;
 use crate::error::AppError;
+use crate::input::RecordId;
 use crate::startup::AppState;
 use crate::usage::{self, Period, PointStats, Stats};
 use actix_session::Session;
@@ -133,13 +134,15 @@ async fn filters(state: &AppState, viewer: &User, query: Query) -> Result<Filter
                 "members see their own usage only".into(),
             ))
         }
-        Some(id) => {
+        Some(raw) => {
+            let unknown = || AppError::BadRequest("unknown user".into());
+            let id = RecordId::parse(&raw).map_err(|_| unknown())?.into_string();
             let check = id.clone();
             crate::db::run(&state.pool, move |conn| {
                 crate::auth::users::find(conn, &check)
             })
             .await?
-            .ok_or_else(|| AppError::BadRequest("unknown user".into()))?;
+            .ok_or_else(unknown)?;
             id
         }
     };
@@ -159,18 +162,20 @@ async fn filters(state: &AppState, viewer: &User, query: Query) -> Result<Filter
 async fn client_label(
     state: &AppState,
     viewer: &User,
-    id: String,
+    raw: String,
 ) -> Result<(String, String), AppError> {
-    let (viewer, lookup) = (viewer.clone(), id.clone());
+    let unknown = || AppError::BadRequest("unknown client".into());
+    let id = RecordId::parse(&raw).map_err(|_| unknown())?;
+    let viewer = viewer.clone();
     let client = crate::db::run(&state.pool, move |conn| {
-        crate::clients::find_for(conn, &viewer, &lookup)
+        crate::clients::find_for(conn, &viewer, &id)
     })
     .await
     .map_err(|e| match e {
-        AppError::NotFound | AppError::Forbidden => AppError::BadRequest("unknown client".into()),
+        AppError::NotFound => unknown(),
         other => other,
     })?;
-    Ok((id, client_name(&client)))
+    Ok((client.id.clone(), client_name(&client)))
 }
 
 pub async fn index(

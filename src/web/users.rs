@@ -9,6 +9,7 @@ use crate::auth::users::{self, Email, Role, User};
 use crate::auth::{password, session_store, start_session, AdminUser, CurrentUser};
 use crate::db::DbConnection;
 use crate::error::AppError;
+use crate::input::{RecordId, SingleLine};
 use crate::startup::AppState;
 use actix_session::Session;
 use actix_web::http::header::{self, HeaderValue};
@@ -169,20 +170,14 @@ fn validate_new_user(form: &AddForm) -> Result<NewUser, String> {
 /// The name shown in the app; empty means the part of the email before @, as
 /// `connecthub user add` does.
 fn display_name(raw: &str, email: &Email) -> Result<String, String> {
-    let name = raw.trim();
-    if name.chars().count() > NAME_MAX_CHARS {
-        return Err(format!(
-            "The name can be at most {NAME_MAX_CHARS} characters."
-        ));
-    }
-    if name.chars().any(char::is_control) {
-        return Err("The name cannot contain control characters such as line breaks.".into());
-    }
+    let name = SingleLine::<NAME_MAX_CHARS>::parse(raw)
+        .map_err(|problem| format!("The name {problem}."))?
+        .into_string();
     if name.is_empty() {
         let local = email.as_str().split('@').next().unwrap_or("user");
         return Ok(local.to_string());
     }
-    Ok(name.to_string())
+    Ok(name)
 }
 
 /// `POST /admin/users`: 200 with a generated password shown once, 303 back when the
@@ -340,13 +335,13 @@ pub async fn set_role(
     session: Session,
     state: web::Data<AppState>,
     AdminUser(admin): AdminUser,
-    path: web::Path<String>,
+    path: web::Path<RecordId>,
     body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
     let form: RoleForm = parse(&body)?;
     let role = Role::parse(form.role.trim())
         .ok_or_else(|| AppError::BadRequest("The role must be admin or member.".into()))?;
-    let (id, acting) = (path.into_inner(), Acting::new(&req, &admin));
+    let (id, acting) = (path.into_inner().into_string(), Acting::new(&req, &admin));
     // An admin who stepped down may no longer see the users page.
     let stepped_down = id == admin.id && role == Role::Member;
     let outcome = crate::db::run(&state.pool, move |conn| {
@@ -422,9 +417,9 @@ pub async fn disable(
     session: Session,
     state: web::Data<AppState>,
     AdminUser(admin): AdminUser,
-    path: web::Path<String>,
+    path: web::Path<RecordId>,
 ) -> Result<HttpResponse, AppError> {
-    let (id, acting) = (path.into_inner(), Acting::new(&req, &admin));
+    let (id, acting) = (path.into_inner().into_string(), Acting::new(&req, &admin));
     let outcome = crate::db::run(&state.pool, move |conn| disable_user(conn, &id, &acting)).await?;
     finish(&session, &state, &admin, outcome).await
 }
@@ -467,9 +462,9 @@ pub async fn enable(
     session: Session,
     state: web::Data<AppState>,
     AdminUser(admin): AdminUser,
-    path: web::Path<String>,
+    path: web::Path<RecordId>,
 ) -> Result<HttpResponse, AppError> {
-    let (id, acting) = (path.into_inner(), Acting::new(&req, &admin));
+    let (id, acting) = (path.into_inner().into_string(), Acting::new(&req, &admin));
     let outcome = crate::db::run(&state.pool, move |conn| enable_user(conn, &id, &acting)).await?;
     finish(&session, &state, &admin, outcome).await
 }
@@ -496,9 +491,9 @@ pub async fn reset_password(
     session: Session,
     state: web::Data<AppState>,
     AdminUser(admin): AdminUser,
-    path: web::Path<String>,
+    path: web::Path<RecordId>,
 ) -> Result<HttpResponse, AppError> {
-    let id = path.into_inner();
+    let id = path.into_inner().into_string();
     if id == admin.id {
         // Changing one's own password asks for the current one, so a borrowed session
         // cannot take the account over.

@@ -18,8 +18,7 @@ on_both_backends!(
     csv_export_stops_at_the_row_limit,
 );
 
-const CSV_HEADER: &str =
-    "id,at,actor_type,actor_id,actor_label,action,target_type,target_id,outcome,ip,user_agent,details";
+const CSV_HEADER: &str = r#""id","at","actor_type","actor_id","actor_label","action","target_type","target_id","outcome","ip","user_agent","details""#;
 const WRONG_PASSWORD: &str = "not-the-password-42";
 
 /// The "1–50 of 60" line of the list.
@@ -558,6 +557,9 @@ async fn csv_export_is_escaped_and_defused(app: TestApp) {
     )
     .await;
     failed_login(&app, "plain@example.com", "test-agent").await;
+    // Separators other than the comma: a spreadsheet that splits on them must not see
+    // a new cell (here a formula) start.
+    failed_login(&app, "semi@example.com", "a;=1+1|=2+2\t=3+3").await;
     // A token handed out to a service, to show it appears nowhere.
     let key = app
         .api_key(&[connecthub::api_keys::Scope::TokensRead])
@@ -594,35 +596,44 @@ async fn csv_export_is_escaped_and_defused(app: TestApp) {
     let body = response.text().await.unwrap();
     let lines: Vec<&str> = body.lines().collect();
     assert_eq!(lines[0], CSV_HEADER);
-    assert_eq!(lines.len(), 4, "header and exactly three rows: {body}");
+    assert_eq!(lines.len(), 5, "header and exactly four rows: {body}");
     assert!(body.ends_with("\r\n"));
-    // Newest first; a value with a comma and quotes is quoted with the quotes doubled.
+    // Newest first; every field but a number is quoted, with quotes doubled.
     assert!(
-        lines[3].ends_with(
-            r#",quoted@example.com,login_failed,,,failure,127.0.0.1,"Mozilla/5.0 (X11, ""quoted"") test",{}"#
+        lines[1].ends_with(concat!(
+            r#","semi@example.com","login_failed","","","failure","127.0.0.1","a;=1+1|=2+2"#,
+            "\t",
+            r#"=3+3","{}""#
+        )),
+        "{}",
+        lines[1]
+    );
+    assert!(
+        lines[4].ends_with(
+            r#","quoted@example.com","login_failed","","","failure","127.0.0.1","Mozilla/5.0 (X11, ""quoted"") test","{}""#
         ),
+        "{}",
+        lines[4]
+    );
+    // Formulas are defused with an apostrophe, inside the quotes.
+    assert!(
+        lines[3].contains(r#","'=cmd@example.com","login_failed","#),
         "{}",
         lines[3]
     );
-    // Formulas are defused with an apostrophe, then quoted where needed.
     assert!(
-        lines[2].contains(r#",'=cmd@example.com,login_failed,"#),
+        lines[3].contains(r#","'=HYPERLINK(""http://evil.example"")","#),
         "{}",
-        lines[2]
+        lines[3]
     );
-    assert!(
-        lines[2].contains(r#","'=HYPERLINK(""http://evil.example"")","#),
-        "{}",
-        lines[2]
-    );
-    assert!(lines[1].contains(",anonymous,,plain@example.com,"));
+    assert!(lines[2].contains(r#","anonymous","","plain@example.com","#));
     let first = &all_entries(&app)
         .await
         .into_iter()
         .find(|e| e.actor_label == "plain@example.com")
         .unwrap();
-    assert!(lines[1].starts_with(&format!(
-        "{},{},anonymous,",
+    assert!(lines[2].starts_with(&format!(
+        r#"{},"{}","anonymous","#,
         first.id,
         first
             .at

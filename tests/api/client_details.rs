@@ -196,22 +196,28 @@ async fn owners_and_admins_only(app: TestApp) {
 
     let other = app.new_browser();
     other.login_as(Role::Member).await;
-    for path in [
-        page(&client),
-        format!("{}/tags/edit", page(&client)),
-        format!("{}/tags", page(&client)),
+    // Another owner's client answers exactly as an unknown id does: no existence oracle.
+    let unknown = "/admin/clients/00000000-0000-4000-8000-000000000000";
+    for (path, unknown_path) in [
+        (page(&client), unknown.to_string()),
+        (
+            format!("{}/tags/edit", page(&client)),
+            format!("{unknown}/tags/edit"),
+        ),
+        (format!("{}/tags", page(&client)), format!("{unknown}/tags")),
     ] {
         let response = other.get(&path).await;
-        assert_eq!(response.status(), 403, "{path}");
-        assert!(
-            response.text().await.unwrap().contains("<html"),
-            "an error page"
-        );
+        assert_eq!(response.status(), 404, "{path}");
+        let body = response.text().await.unwrap();
+        assert!(body.contains("<html"), "an error page");
+        let for_unknown = other.get(&unknown_path).await;
+        assert_eq!(for_unknown.status(), 404, "{unknown_path}");
+        assert_eq!(body, for_unknown.text().await.unwrap(), "{path}");
     }
     let refused = other
         .post_form(&format!("{}/tags", page(&client)), &[("tags", "mine")])
         .await;
-    assert_eq!(refused.status(), 403);
+    assert_eq!(refused.status(), 404);
     assert_eq!(reload(&app, &client).await.tag_list(), ["new", "oauth"]);
 
     let admin = app.new_browser();
@@ -444,7 +450,7 @@ async fn members_cannot_make_other_peoples_clients_default(app: TestApp) {
     let refused = other
         .post_form(&format!("{}/default", page(&globex)), &[])
         .await;
-    assert_eq!(refused.status(), 403);
+    assert_eq!(refused.status(), 404);
     assert_eq!(
         defaults_of(&app, &owner, "klaviyo").await,
         vec![acme.id.clone()]

@@ -273,9 +273,10 @@ async fn members_cannot_touch_other_peoples_clients(app: TestApp) {
     let client = connected(&app, "AcmeK1").await;
     let other = app.new_browser();
     other.login_as(Role::Member).await;
+    // Another owner's client is "not found", like an unknown one (no existence oracle).
     for path in [refresh_path(&client), disconnect_path(&client)] {
         let response = other.post_form(&path, &[]).await;
-        assert_eq!(response.status(), 403, "{path}");
+        assert_eq!(response.status(), 404, "{path}");
     }
     assert_eq!(
         other
@@ -403,10 +404,23 @@ async fn bulk_actions_for_admins(app: TestApp) {
         .status(),
         400
     );
+    // A malformed id is bad input; a well-formed unknown one is a client that failed.
+    assert_eq!(
+        app.post_form(
+            "/admin/clients/bulk",
+            &[("action", "disconnect"), ("client_id", "nope")],
+        )
+        .await
+        .status(),
+        400
+    );
     let unknown = app
         .post_form(
             "/admin/clients/bulk",
-            &[("action", "disconnect"), ("client_id", "nope")],
+            &[
+                ("action", "disconnect"),
+                ("client_id", "00000000-0000-4000-8000-000000000000"),
+            ],
         )
         .await;
     assert_eq!(location(&unknown), "/admin/clients");

@@ -4,6 +4,7 @@ mod helpers;
 
 mod api_keys;
 mod audit_page;
+mod bad_input;
 mod browser;
 mod cli;
 mod client_details;

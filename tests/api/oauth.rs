@@ -24,6 +24,7 @@ on_both_backends!(
     status_lists_the_callers_connections_without_tokens,
     api_key_connections_are_checked_before_they_are_stored,
     unknown_provider_is_404_and_callback_needs_a_session,
+    a_callback_refused_to_another_session_still_works_for_its_own,
 );
 
 fn assert_clean_url(path: &str) {
@@ -621,6 +622,23 @@ async fn unknown_provider_is_404_and_callback_needs_a_session(app: TestApp) {
     let (_, toast) = callback_result(&stranger, &callback).await;
     assert!(toast.contains("started in another session"), "{toast}");
     assert!(app.clients().await.is_empty());
+}
+
+async fn a_callback_refused_to_another_session_still_works_for_its_own(app: TestApp) {
+    // B starts a flow and consents; A opens B's callback first.
+    let b = app.new_browser();
+    b.login_as(Role::Member).await;
+    let start = b.start_connect("klaviyo", "/admin/clients").await;
+    let callback = b.consent(&location(&start), "allow", None).await;
+    app.login_as(Role::Admin).await;
+    let (_, toast) = callback_result(&app, &callback).await;
+    assert!(toast.contains("started in another session"), "{toast}");
+    assert!(app.clients().await.is_empty());
+    // The refusal did not use up B's authorization: B's own callback still connects.
+    let (landing, toast) = callback_result(&b, &callback).await;
+    assert_eq!(landing, "/admin/clients");
+    assert_eq!(toast, "success: Connected Klaviyo account Acme Store");
+    assert_eq!(app.clients().await.len(), 1);
 }
 
 /// `key rotate` re-seals every token under the new key; the old key is then unneeded.
