@@ -65,7 +65,9 @@ impl Browser {
                     "--disable-dev-shm-usage", "--window-size=1280,900",
                     format!("--user-data-dir={}", profile.path().display()),
                 ]
-            }
+            },
+            // Keeps the console (errors such as a 404 for a resource) for `console_errors`.
+            "goog:loggingPrefs": {"browser": "ALL"}
         });
         let capabilities = match capabilities {
             serde_json::Value::Object(map) => map,
@@ -157,8 +159,44 @@ impl Browser {
         path
     }
 
+    /// The console's errors since the last call (chromedriver's log endpoint drains it).
+    pub async fn console_errors(&self) -> Vec<String> {
+        let log = self
+            .client
+            .issue_cmd(BrowserLog)
+            .await
+            .expect("browser log");
+        log.as_array()
+            .into_iter()
+            .flatten()
+            .filter(|entry| entry["level"] == "SEVERE")
+            .map(|entry| entry["message"].as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+
     pub async fn close(self) {
         let _ = self.client.clone().close().await;
+    }
+}
+
+/// chromedriver's `POST /session/{id}/se/log` (not in W3C WebDriver, so not in fantoccini).
+#[derive(Debug)]
+struct BrowserLog;
+
+impl fantoccini::wd::WebDriverCompatibleCommand for BrowserLog {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/se/log",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (reqwest::Method, Option<String>) {
+        (reqwest::Method::POST, Some(r#"{"type":"browser"}"#.into()))
     }
 }
 
@@ -477,6 +515,32 @@ mod walkthrough {
             .unwrap();
         browser.click("#usage-filters button[type=submit]").await;
         browser.wait_for_text("#total-calls", "0").await;
+        browser.close().await;
+    }
+}
+
+mod console {
+    use super::Browser;
+    use crate::helpers::{spawn_app, Backend};
+    use connecthub::auth::users::Role;
+
+    /// The browser's own requests (the favicon above all) find what they ask for.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn pages_load_without_console_errors() {
+        let Some(browser) = Browser::start().await else {
+            return;
+        };
+        let app = spawn_app(Backend::Sqlite).await;
+        let user = app.create_user(Role::Admin).await;
+        browser.goto(&app.url("/login")).await;
+        browser.fill("#email", &user.email).await;
+        browser.fill("#password", &user.password).await;
+        browser.click("button[type=submit]").await;
+        browser.wait_for_text("h1", "Clients").await;
+        // The icon is fetched after the page has loaded.
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        let errors = browser.console_errors().await;
+        assert!(errors.is_empty(), "console errors: {errors:#?}");
         browser.close().await;
     }
 }
