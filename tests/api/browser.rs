@@ -6,8 +6,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-const CHROMIUM: &str = "/usr/bin/chromium";
+/// Debian's paths; CHROMIUM and CHROMEDRIVER point elsewhere.
+fn chromium() -> String {
+    std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into())
+}
+
+fn chromedriver() -> String {
+    std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into())
+}
 
 /// A headless Chromium with its own profile, closed when dropped.
 pub struct Browser {
@@ -24,12 +30,16 @@ impl Drop for Browser {
 }
 
 fn chromium_installed() -> bool {
-    let present = Path::new(CHROMEDRIVER).exists() && Path::new(CHROMIUM).exists();
+    let (chromium, chromedriver) = (chromium(), chromedriver());
+    let present = Path::new(&chromedriver).exists() && Path::new(&chromium).exists();
     if !present {
         if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("CI=true but {CHROMIUM} or {CHROMEDRIVER} is missing (apt-get install chromium chromium-driver)");
+            panic!("CI=true but {chromium} or {chromedriver} is missing (apt-get install chromium chromium-driver)");
         }
-        eprintln!("SKIPPED: browser test needs {CHROMIUM} and {CHROMEDRIVER} (apt-get install chromium chromium-driver)");
+        crate::helpers::skipped::record(
+            "browser",
+            format!("no {chromium} or {chromedriver}; apt-get install chromium chromium-driver, or set CHROMIUM and CHROMEDRIVER"),
+        );
     }
     present
 }
@@ -49,7 +59,7 @@ impl Browser {
             return None;
         }
         let port = free_port();
-        let driver = Command::new(CHROMEDRIVER)
+        let driver = Command::new(chromedriver())
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -58,7 +68,7 @@ impl Browser {
         let profile = tempfile::tempdir().unwrap();
         let capabilities = serde_json::json!({
             "goog:chromeOptions": {
-                "binary": CHROMIUM,
+                "binary": chromium(),
                 "args": [
                     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
