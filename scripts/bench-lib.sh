@@ -1,11 +1,63 @@
 # Shared by the bench scripts (sourced, not run): a scratch directory and servers that go
-# away on exit, free ports, medians, signing in with curl, and running one benchmark on
-# SQLite and then on a fresh PostgreSQL database.
+# away on exit (also on Ctrl-C or SIGTERM), free ports, medians, signing in with curl,
+# and running one benchmark on SQLite and then on a fresh PostgreSQL database.
 pg_server=${BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432}
 work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+pids=()       # servers still running
+databases=()  # PostgreSQL databases still to drop
+
+# Runs a server in the background and remembers it. The command must be the server itself
+# (use `env -C dir VAR=value … binary`, which execs it), not a subshell: $! is what gets
+# stopped, and a subshell's children would outlive it.
+start_server() { # log_file command…
+  local log=$1; shift
+  "$@" >"$log" 2>&1 &
+  pids+=($!)
+}
+
+# Waits until the last server started answers <url> (it exits on its own: show its log).
+wait_until_up() { # url
+  local p=${pids[-1]}
+  until curl -sf -o /dev/null "$1"; do
+    running "$p" || { echo "the server stopped:"; cat "$work"/*.log; exit 1; }
+    sleep 0.1
+  done
+}
+
+running() { local s; s=$(ps -o stat= -p "$1" 2>/dev/null) && [[ $s != Z* ]]; }
+
+# SIGTERM, then up to 15 s for a graceful exit (the server finishes its requests and
+# flushes its buffers), then SIGKILL; reaps each and forgets it.
+stop_servers() { # pid…
+  local p deadline=$((SECONDS + 15)) left=()
+  for p; do kill -TERM "$p" 2>/dev/null || true; done
+  for p; do
+    while running "$p" && ((SECONDS < deadline)); do sleep 0.1; done
+    kill -KILL "$p" 2>/dev/null || true
+    wait "$p" 2>/dev/null || true
+  done
+  for p in "${pids[@]}"; do [[ " $* " == *" $p "* ]] || left+=("$p"); done
+  pids=("${left[@]}")
+}
+
+drop_database() { # name
+  psql "$pg_server/postgres" -qc "DROP DATABASE IF EXISTS $1 WITH (FORCE)" || true
+  local left=() d
+  for d in "${databases[@]}"; do [[ $d == "$1" ]] || left+=("$d"); done
+  databases=("${left[@]}")
+}
+
+cleanup() {
+  set +e
+  trap '' INT TERM  # a second Ctrl-C must not cut the clean-up short
+  ((${#pids[@]})) && stop_servers "${pids[@]}"
+  local d
+  for d in "${databases[@]}"; do drop_database "$d"; done
+  rm -rf "$work"
+}
 trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
@@ -18,14 +70,21 @@ sign_in() { # base jar email password
   curl -s -o /dev/null -c "$2" -b "$2" -d "email=$3&password=$4&csrf_token=$token" "$1/login"
 }
 
-on_both_databases() { # function name_prefix: calls "function sqlite <path>" then "function postgres <url>"
+# Calls "function sqlite <path>" then "function postgres <url>"; stops the servers each
+# one started before the next begins, and drops the PostgreSQL database afterwards.
+on_both_databases() { # function name_prefix
+  # Bash scopes are dynamic: the benchmark function can overwrite these locals, hence
+  # names it will not use.
+  local first_of_backend=${#pids[@]}
   "$1" sqlite "$work/$2.db"
+  stop_servers "${pids[@]:first_of_backend}"
   if psql "$pg_server/postgres" -qc 'select 1' >/dev/null 2>&1; then
-    local db=connecthub_$2_$$
-    psql "$pg_server/postgres" -qc "CREATE DATABASE $db"
-    "$1" postgres "$pg_server/$db"
-    kill "${pids[-1]}" 2>/dev/null || true; sleep 0.5
-    psql "$pg_server/postgres" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)"
+    local bench_database=connecthub_$2_$$
+    databases+=("$bench_database")
+    psql "$pg_server/postgres" -qc "CREATE DATABASE $bench_database"
+    "$1" postgres "$pg_server/$bench_database"
+    stop_servers "${pids[@]:first_of_backend}"
+    drop_database "$bench_database"
   else
     echo "PostgreSQL not reachable at $pg_server: skipped"
   fi

@@ -17,8 +17,8 @@ bench_backend() { # name database_url
   "$bin" seed --clients "$clients" >/dev/null
   echo "a-long-enough-password" | "$bin" user add --email bench@example.com --role admin --password-stdin >/dev/null
   p=$(port); base=http://127.0.0.1:$p; jar=$work/$name.jar
-  PUBLIC_URL=$base BIND=127.0.0.1:$p "$bin" serve & pids+=($!)
-  until curl -sf "$base/healthz" >/dev/null; do sleep 0.1; done
+  start_server "$work/$name.log" env PUBLIC_URL="$base" BIND="127.0.0.1:$p" "$bin" serve
+  wait_until_up "$base/healthz"
   sign_in "$base" "$jar" bench@example.com a-long-enough-password
   for view in "first page|/admin/clients" "search 'globex store'|/admin/clients?q=globex+store" \
               "search by email domain|/admin/clients?q=wonka42.example" \

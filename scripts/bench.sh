@@ -28,17 +28,18 @@ measure() {
 }
 
 hello_port=$(port)
-BIND=127.0.0.1:$hello_port ./target/release/examples/hello & pids+=($!)
-until curl -sf "http://127.0.0.1:$hello_port/" >/dev/null; do sleep 0.1; done
+start_server "$work/hello.log" env BIND="127.0.0.1:$hello_port" ./target/release/examples/hello
+wait_until_up "http://127.0.0.1:$hello_port/"
 read -r hello_rps hello_p99 _ _ < <(measure "http://127.0.0.1:$hello_port/")
 echo "hello-world        ${hello_rps} req/s  p99 ${hello_p99} ms"
 
 bench_backend() { # name database_url
   local name=$1 url=$2 p base jar password client key
   p=$(port); base=http://localhost:$p; jar=$work/$name.jar  # the demo's PUBLIC_URL host, so the session cookie matches
-  (cd "$work" && DATABASE_URL=$url BIND=127.0.0.1:$p LOG_LEVEL=warn "$OLDPWD/$bin" demo >"$work/$name.out" 2>&1) & pids+=($!)
-  until grep -q Password "$work/$name.out" 2>/dev/null; do sleep 0.1; done
-  password=$(awk '/Password/ {print $2}' "$work/$name.out")
+  start_server "$work/$name.log" env -C "$work" DATABASE_URL="$url" BIND="127.0.0.1:$p" LOG_LEVEL=warn "$PWD/$bin" demo
+  wait_until_up "$base/healthz"
+  until grep -q Password "$work/$name.log"; do sleep 0.1; done
+  password=$(awk '/Password/ {print $2}' "$work/$name.log")
   sign_in "$base" "$jar" admin@connecthub.local "$password"
   local authorize callback
   authorize=$(curl -s -o /dev/null -w '%{redirect_url}' -c "$jar" -b "$jar" "$base/api/integrations/klaviyo/oauth/start?redirect_path=/admin/clients")

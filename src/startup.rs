@@ -90,7 +90,7 @@ impl Application {
             http,
             retry: config.provider_retry.clone(),
             tokens: TokenManager::new(config.service_cache_ttl),
-            metrics: Metrics::new(),
+            metrics: Metrics::for_providers(config.providers.enabled().map(|p| p.name.as_str())),
             config: Arc::new(config),
         });
         let server = serve(listener, state.clone(), sandbox)?;
@@ -234,6 +234,7 @@ fn serve(
             .wrap(session_middleware(&state))
             .wrap(crate::web::middleware::security_headers())
             .wrap(from_fn(crate::web::middleware::request_log))
+            .wrap(from_fn(crate::web::middleware::http_metrics))
     })
     .listen(listener)?
     .shutdown_timeout(10)

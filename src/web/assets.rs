@@ -1,26 +1,37 @@
 //! Static files, compiled into the binary so a deployment is one file. URLs carry a
-//! content hash (`?v=`), so browsers may cache them for a year.
+//! content hash (`?v=`), so browsers may cache them for a year. `/favicon.ico` is the one
+//! fixed URL (browsers ask for it on their own), so it is cached for a day only.
 
 use actix_web::http::header::{self, CacheControl, CacheDirective};
 use actix_web::{web, HttpResponse};
 use sha2::{Digest, Sha256};
 use std::sync::OnceLock;
 
-const FILES: [(&str, &str, &str); 3] = [
+const FILES: [(&str, &str, &[u8]); 5] = [
     (
         "htmx-2.0.4.min.js",
         "text/javascript; charset=utf-8",
-        include_str!("../../static/htmx-2.0.4.min.js"),
+        include_bytes!("../../static/htmx-2.0.4.min.js"),
     ),
     (
         "app.js",
         "text/javascript; charset=utf-8",
-        include_str!("../../static/app.js"),
+        include_bytes!("../../static/app.js"),
     ),
     (
         "app.css",
         "text/css; charset=utf-8",
-        include_str!("../../static/app.css"),
+        include_bytes!("../../static/app.css"),
+    ),
+    (
+        "favicon.svg",
+        "image/svg+xml",
+        include_bytes!("../../static/favicon.svg"),
+    ),
+    (
+        "favicon.ico",
+        "image/x-icon",
+        include_bytes!("../../static/favicon.ico"),
     ),
 ];
 
@@ -30,21 +41,36 @@ pub fn version() -> &'static str {
     VERSION.get_or_init(|| {
         let mut hasher = Sha256::new();
         for (_, _, body) in FILES {
-            hasher.update(body.as_bytes());
+            hasher.update(body);
         }
         hex::encode(&hasher.finalize()[..6])
     })
 }
 
 pub async fn serve(name: web::Path<String>) -> HttpResponse {
-    match FILES.iter().find(|(file, _, _)| *file == name.as_str()) {
+    file_response(
+        &name,
+        vec![
+            CacheDirective::Public,
+            CacheDirective::MaxAge(31_536_000),
+            CacheDirective::Extension("immutable".into(), None),
+        ],
+    )
+}
+
+/// `GET /favicon.ico`, which browsers request without being told to.
+pub async fn favicon() -> HttpResponse {
+    file_response(
+        "favicon.ico",
+        vec![CacheDirective::Public, CacheDirective::MaxAge(86_400)],
+    )
+}
+
+fn file_response(name: &str, cache: Vec<CacheDirective>) -> HttpResponse {
+    match FILES.iter().find(|(file, _, _)| *file == name) {
         Some((_, content_type, body)) => HttpResponse::Ok()
             .insert_header((header::CONTENT_TYPE, *content_type))
-            .insert_header(CacheControl(vec![
-                CacheDirective::Public,
-                CacheDirective::MaxAge(31_536_000),
-                CacheDirective::Extension("immutable".into(), None),
-            ]))
+            .insert_header(CacheControl(cache))
             .body(*body),
         None => HttpResponse::NotFound().finish(),
     }

@@ -29,6 +29,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(login::home))
         .route("/healthz", web::get().to(health::healthz))
         .route("/static/{file}", web::get().to(assets::serve))
+        .route("/favicon.ico", web::get().to(assets::favicon))
         .route("/login", web::get().to(login::show))
         .route("/login", web::post().to(login::submit))
         .route("/logout", web::post().to(login::logout))

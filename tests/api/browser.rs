@@ -6,8 +6,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-const CHROMIUM: &str = "/usr/bin/chromium";
+/// Debian's paths; CHROMIUM and CHROMEDRIVER point elsewhere.
+fn chromium() -> String {
+    std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into())
+}
+
+fn chromedriver() -> String {
+    std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into())
+}
 
 /// A headless Chromium with its own profile, closed when dropped.
 pub struct Browser {
@@ -24,12 +30,16 @@ impl Drop for Browser {
 }
 
 fn chromium_installed() -> bool {
-    let present = Path::new(CHROMEDRIVER).exists() && Path::new(CHROMIUM).exists();
+    let (chromium, chromedriver) = (chromium(), chromedriver());
+    let present = Path::new(&chromedriver).exists() && Path::new(&chromium).exists();
     if !present {
         if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("CI=true but {CHROMIUM} or {CHROMEDRIVER} is missing (apt-get install chromium chromium-driver)");
+            panic!("CI=true but {chromium} or {chromedriver} is missing (apt-get install chromium chromium-driver)");
         }
-        eprintln!("SKIPPED: browser test needs {CHROMIUM} and {CHROMEDRIVER} (apt-get install chromium chromium-driver)");
+        crate::helpers::skipped::record(
+            "browser",
+            format!("no {chromium} or {chromedriver}; apt-get install chromium chromium-driver, or set CHROMIUM and CHROMEDRIVER"),
+        );
     }
     present
 }
@@ -49,7 +59,7 @@ impl Browser {
             return None;
         }
         let port = free_port();
-        let driver = Command::new(CHROMEDRIVER)
+        let driver = Command::new(chromedriver())
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -58,14 +68,16 @@ impl Browser {
         let profile = tempfile::tempdir().unwrap();
         let capabilities = serde_json::json!({
             "goog:chromeOptions": {
-                "binary": CHROMIUM,
+                "binary": chromium(),
                 "args": [
                     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
                     "--disable-dev-shm-usage", "--window-size=1280,900",
                     format!("--user-data-dir={}", profile.path().display()),
                 ]
-            }
+            },
+            // Keeps the console (errors such as a 404 for a resource) for `console_errors`.
+            "goog:loggingPrefs": {"browser": "ALL"}
         });
         let capabilities = match capabilities {
             serde_json::Value::Object(map) => map,
@@ -157,8 +169,44 @@ impl Browser {
         path
     }
 
+    /// The console's errors since the last call (chromedriver's log endpoint drains it).
+    pub async fn console_errors(&self) -> Vec<String> {
+        let log = self
+            .client
+            .issue_cmd(BrowserLog)
+            .await
+            .expect("browser log");
+        log.as_array()
+            .into_iter()
+            .flatten()
+            .filter(|entry| entry["level"] == "SEVERE")
+            .map(|entry| entry["message"].as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+
     pub async fn close(self) {
         let _ = self.client.clone().close().await;
+    }
+}
+
+/// chromedriver's `POST /session/{id}/se/log` (not in W3C WebDriver, so not in fantoccini).
+#[derive(Debug)]
+struct BrowserLog;
+
+impl fantoccini::wd::WebDriverCompatibleCommand for BrowserLog {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/se/log",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (reqwest::Method, Option<String>) {
+        (reqwest::Method::POST, Some(r#"{"type":"browser"}"#.into()))
     }
 }
 
@@ -477,6 +525,32 @@ mod walkthrough {
             .unwrap();
         browser.click("#usage-filters button[type=submit]").await;
         browser.wait_for_text("#total-calls", "0").await;
+        browser.close().await;
+    }
+}
+
+mod console {
+    use super::Browser;
+    use crate::helpers::{spawn_app, Backend};
+    use connecthub::auth::users::Role;
+
+    /// The browser's own requests (the favicon above all) find what they ask for.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn pages_load_without_console_errors() {
+        let Some(browser) = Browser::start().await else {
+            return;
+        };
+        let app = spawn_app(Backend::Sqlite).await;
+        let user = app.create_user(Role::Admin).await;
+        browser.goto(&app.url("/login")).await;
+        browser.fill("#email", &user.email).await;
+        browser.fill("#password", &user.password).await;
+        browser.click("button[type=submit]").await;
+        browser.wait_for_text("h1", "Clients").await;
+        // The icon is fetched after the page has loaded.
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        let errors = browser.console_errors().await;
+        assert!(errors.is_empty(), "console errors: {errors:#?}");
         browser.close().await;
     }
 }

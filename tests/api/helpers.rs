@@ -45,12 +45,58 @@ pub fn postgres_available() -> bool {
             )
         }
         Err(_) => {
-            eprintln!(
-                "SKIPPED: PostgreSQL not reachable at {}; set TEST_POSTGRES_URL or start it",
-                postgres_server()
+            skipped::record(
+                "PostgreSQL",
+                format!(
+                    "PostgreSQL not reachable at {}; start it or set TEST_POSTGRES_URL",
+                    postgres_server()
+                ),
             );
             false
         }
+    }
+}
+
+/// Tests that passed without running because something they need is missing. libtest
+/// keeps what a test prints to show it only if the test fails, so a skip would go unseen
+/// among the passes: the count and the reason are written once, after libtest's own
+/// summary, by a handler that runs when the test process exits.
+pub mod skipped {
+    use std::collections::BTreeMap;
+    use std::io::Write;
+    use std::sync::Mutex;
+
+    /// What is missing → (tests skipped, why).
+    static SKIPS: Mutex<BTreeMap<&'static str, (usize, String)>> = Mutex::new(BTreeMap::new());
+
+    extern "C" {
+        fn atexit(callback: extern "C" fn()) -> std::ffi::c_int;
+    }
+
+    /// Counts one test that returns early because `what` is missing.
+    pub fn record(what: &'static str, why: String) {
+        let mut skips = SKIPS
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if skips.is_empty() {
+            // SAFETY: `report` is a plain function that neither panics nor unwinds.
+            unsafe { atexit(report) };
+        }
+        skips.entry(what).or_insert((0, why)).0 += 1;
+    }
+
+    /// Straight to the process's stderr: libtest has finished (and only `print!` and
+    /// `eprint!` were ever captured, not writes to the handle).
+    extern "C" fn report() {
+        let Ok(skips) = SKIPS.try_lock() else { return };
+        let mut text = String::new();
+        for (what, (count, why)) in skips.iter() {
+            text.push_str(&format!(
+                "SKIPPED: {count} {what} test(s) passed without running: {why} \
+                 (under CI=true they fail instead)\n"
+            ));
+        }
+        let _ = std::io::stderr().write_all(text.as_bytes());
     }
 }
 

@@ -12,6 +12,7 @@ mod clients_list;
 mod connections;
 mod lifecycle;
 mod login;
+mod metrics;
 mod oauth;
 mod operations;
 mod pages;
