@@ -11,8 +11,12 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
     style-src 'self'; img-src 'self' data:; connect-src 'self'; object-src 'none'; \
     base-uri 'none'; frame-ancestors 'none'";
 
+/// Headers every response gets unless its handler set its own. `no-store` keeps signed-in
+/// pages (and anything else dynamic) out of the browser's cache, so the back button of a
+/// shared browser cannot show them after sign-out; static assets set their own long cache.
 pub fn security_headers() -> DefaultHeaders {
     DefaultHeaders::new()
+        .add(("Cache-Control", "no-store"))
         .add(("Content-Security-Policy", CONTENT_SECURITY_POLICY))
         .add(("Referrer-Policy", "no-referrer"))
         .add(("X-Content-Type-Options", "nosniff"))

@@ -19,6 +19,7 @@ on_both_backends!(
     disabled_user_cannot_sign_in_and_loses_sessions,
     expired_sessions_are_refused,
     auth_events_are_audited_in_an_intact_chain,
+    signed_in_pages_are_never_stored_by_the_browser,
 );
 
 async fn session_cookie(app: &TestApp) -> Option<String> {
@@ -387,4 +388,36 @@ async fn secure_cookie_under_https_public_url() {
         cookie.contains("Secure") && cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
         "{cookie}"
     );
+}
+
+async fn signed_in_pages_are_never_stored_by_the_browser(app: TestApp) {
+    app.login_as(Role::Admin).await;
+    app.connect("klaviyo", None).await;
+    let client_id = app.clients().await[0].id.clone();
+    let client_page = format!("/admin/clients/{client_id}");
+    for path in [
+        "/admin/clients",
+        "/admin/clients/rows",
+        client_page.as_str(),
+        "/admin/users",
+        "/admin/api-keys",
+        "/admin/audit",
+        "/admin/audit/export.csv",
+        "/admin/usage",
+        "/account",
+        "/connections",
+    ] {
+        let response = app.get(path).await;
+        assert_eq!(response.status(), 200, "{path}");
+        // no-store: the browser keeps no copy, so after sign-out the back button has to
+        // ask the server again and gets the login page instead of the old page.
+        assert_eq!(
+            header(response.headers(), "cache-control"),
+            "no-store",
+            "{path}"
+        );
+    }
+    // Assets keep their long cache (their URLs carry a content hash).
+    let css = app.get("/static/app.css").await;
+    assert!(header(css.headers(), "cache-control").contains("immutable"));
 }
