@@ -5,7 +5,7 @@ use super::local_path::LocalPath;
 use super::{redirect, render, HOME};
 use crate::audit::{self, Actor, Event};
 use crate::auth::users::{self, Email, User};
-use crate::auth::{password, start_session, CurrentUser};
+use crate::auth::{is_oauth_callback, password, start_session, CurrentUser};
 use crate::error::AppError;
 use crate::startup::AppState;
 use actix_session::Session;
@@ -15,6 +15,8 @@ use askama::Template;
 use secrecy::SecretString;
 
 const BAD_CREDENTIALS: &str = "Incorrect email or password.";
+const CONNECT_AGAIN: &str = "You were signed out before the connection was finished. \
+    Sign in and connect the account again.";
 
 #[derive(Template)]
 #[template(path = "login.html")]
@@ -37,7 +39,14 @@ pub async fn show(
     query: web::Query<LoginQuery>,
     user: Option<CurrentUser>,
 ) -> Result<HttpResponse, AppError> {
-    let next = LocalPath::or(query.next.as_deref(), HOME);
+    let mut next = LocalPath::or(query.next.as_deref(), HOME);
+    let mut notice = query.signed_out.as_ref().map(|_| "You have signed out.");
+    // A provider's callback reached while signed out: its code is lost, so after sign-in
+    // the user starts the connection again from the home page.
+    if is_oauth_callback(next.as_str()) {
+        next = LocalPath::or(None, HOME);
+        notice = Some(CONNECT_AGAIN);
+    }
     if user.is_some() {
         return Ok(redirect(next.as_str()));
     }
@@ -46,7 +55,7 @@ pub async fn show(
         next: next.as_str().to_string(),
         email: String::new(),
         error: None,
-        notice: query.signed_out.as_ref().map(|_| "You have signed out."),
+        notice,
     };
     render(page, StatusCode::OK)
 }

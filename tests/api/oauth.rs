@@ -24,6 +24,7 @@ on_both_backends!(
     status_lists_the_callers_connections_without_tokens,
     api_key_connections_are_checked_before_they_are_stored,
     unknown_provider_is_404_and_callback_needs_a_session,
+    a_signed_out_callback_keeps_code_and_state_out_of_the_login_url,
 );
 
 fn assert_clean_url(path: &str) {
@@ -620,6 +621,33 @@ async fn unknown_provider_is_404_and_callback_needs_a_session(app: TestApp) {
     stranger.login_as(Role::Admin).await;
     let (_, toast) = callback_result(&stranger, &callback).await;
     assert!(toast.contains("started in another session"), "{toast}");
+    assert!(app.clients().await.is_empty());
+}
+
+async fn a_signed_out_callback_keeps_code_and_state_out_of_the_login_url(app: TestApp) {
+    app.login_as(Role::Admin).await;
+    let start = app.start_connect("klaviyo", "/admin/clients").await;
+    let callback = app.consent(&location(&start), "allow", None).await;
+    assert!(callback.contains("code=") && callback.contains("state="));
+
+    // The same browser, signed out in the meantime (another tab, an expired session).
+    let signed_out = app.new_browser();
+    let response = signed_out.callback(&callback).await;
+    assert_eq!(response.status(), 303);
+    let login = location(&response);
+    assert_eq!(
+        login,
+        "/login?next=%2Fapi%2Fintegrations%2Fklaviyo%2Foauth%2Fcallback"
+    );
+    assert_clean_url(&login);
+    let page = signed_out.get_html(&login).await;
+    assert!(
+        page.contains("Sign in and connect the account again."),
+        "the login page says what happened"
+    );
+    // After sign-in the browser goes home: the callback cannot be resumed without its code.
+    assert!(page.contains(r#"name="next" value="/admin/clients""#));
+    assert_clean_url(&page);
     assert!(app.clients().await.is_empty());
 }
 
