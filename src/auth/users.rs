@@ -62,7 +62,8 @@ impl User {
     }
 }
 
-/// An email address, trimmed and lowercased, with one @ and no spaces.
+/// An email address, trimmed and lowercased, with one @ and no spaces or control
+/// characters (PostgreSQL text cannot hold NUL, so one must never reach a query).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Email(String);
 
@@ -70,7 +71,9 @@ impl Email {
     pub fn parse(raw: &str) -> Result<Self, String> {
         let email = raw.trim().to_lowercase();
         let valid = email.len() <= 254
-            && !email.chars().any(char::is_whitespace)
+            && !email
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control())
             && matches!(email.split_once('@'), Some((local, domain))
                 if !local.is_empty() && domain.contains('.') && !domain.contains('@')
                     && !domain.starts_with('.') && !domain.ends_with('.'));
@@ -236,6 +239,8 @@ mod tests {
             "a b@example.com",
             "ann@example",
             "a@b@c.com",
+            "q\0@x.io",
+            "q\u{7}@x.io",
         ] {
             assert!(Email::parse(bad).is_err(), "{bad}");
         }

@@ -76,13 +76,13 @@ pub async fn submit(
     let form = form.into_inner();
     let next = LocalPath::or(form.next.as_deref(), HOME);
     let origin = super::origin(&req);
-    let typed_email = form.email.trim().to_lowercase();
+    let typed_email = as_typed(&form.email);
     let retry = |error: String, status| {
         render(
             LoginPage {
                 layout: Layout::new(&session, None, "login"),
                 next: next.as_str().to_string(),
-                email: typed_email.chars().take(254).collect(),
+                email: typed_email.clone(),
                 error: Some(error),
                 notice: None,
             },
@@ -115,6 +115,25 @@ pub async fn submit(
         }
         None => retry(BAD_CREDENTIALS.to_string(), StatusCode::UNAUTHORIZED),
     }
+}
+
+/// The email as typed, for the rate limit, the audit entry and the form shown again:
+/// trimmed, lowercased, at most 254 characters, control characters escaped (`\u{0}`), so a
+/// malformed address is recorded like an unknown one on both databases.
+fn as_typed(raw: &str) -> String {
+    raw.trim()
+        .to_lowercase()
+        .chars()
+        .take(254)
+        .flat_map(|c| {
+            let escaped: Vec<char> = if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            escaped
+        })
+        .collect()
 }
 
 /// The active user with this email and password; unknown emails cost the same time as

@@ -20,6 +20,7 @@ on_both_backends!(
     expired_sessions_are_refused,
     auth_events_are_audited_in_an_intact_chain,
     signed_in_pages_are_never_stored_by_the_browser,
+    a_malformed_email_is_answered_like_an_unknown_one,
 );
 
 async fn session_cookie(app: &TestApp) -> Option<String> {
@@ -420,4 +421,43 @@ async fn signed_in_pages_are_never_stored_by_the_browser(app: TestApp) {
     // Assets keep their long cache (their URLs carry a content hash).
     let css = app.get("/static/app.css").await;
     assert!(header(css.headers(), "cache-control").contains("immutable"));
+}
+
+/// `email=q%00@x.io`: refused up front as an unknown address would be, on both databases:
+/// same status and message, the same password-hash time, the same `login_failed` entry.
+async fn a_malformed_email_is_answered_like_an_unknown_one(app: TestApp) {
+    let attempt = |email: &'static str| {
+        let app = &app;
+        async move {
+            let started = std::time::Instant::now();
+            let response = app.login(email, "not-the-password").await;
+            let status = response.status();
+            let html = response.text().await.unwrap();
+            (status, html, started.elapsed())
+        }
+    };
+    let mut fastest = [std::time::Duration::MAX; 2];
+    for _ in 0..3 {
+        for (n, email) in ["nobody@x.io", "q\0@x.io"].into_iter().enumerate() {
+            let (status, html, took) = attempt(email).await;
+            assert_eq!(status, 401, "{email:?}");
+            assert!(html.contains("Incorrect email or password."), "{email:?}");
+            fastest[n] = fastest[n].min(took);
+        }
+    }
+    let [unknown, malformed] = fastest;
+    assert!(
+        malformed * 3 > unknown,
+        "a malformed email skips the password hash: {malformed:?} vs {unknown:?}"
+    );
+    let entries = app
+        .db(|conn| connecthub::audit::recent(conn, None, 10))
+        .await;
+    assert_eq!(entries.len(), 6);
+    assert!(entries.iter().all(|e| e.action == "login_failed"));
+    assert!(
+        entries.iter().any(|e| e.actor_label == "q\\u{0}@x.io"),
+        "{:?}",
+        entries.iter().map(|e| &e.actor_label).collect::<Vec<_>>()
+    );
 }
