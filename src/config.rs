@@ -106,6 +106,8 @@ pub struct Config {
     pub log_format: LogFormat,
     pub session: SessionPolicy,
     pub login_limits: LoginLimits,
+    /// Requests per minute one address may make without being signed in (pages, sign-in).
+    pub anonymous_requests_per_minute: u32,
     pub providers: Registry,
     /// How provider calls are retried and timed out.
     pub provider_retry: RetryPolicy,
@@ -283,6 +285,7 @@ impl Config {
                 idle_timeout: minutes(source, "SESSION_IDLE_MINUTES", 120)?,
                 absolute_timeout: minutes(source, "SESSION_ABSOLUTE_MINUTES", 12 * 60)?,
             },
+            anonymous_requests_per_minute: number(source, "ANONYMOUS_REQUESTS_PER_MINUTE", 600)?,
             login_limits: LoginLimits {
                 per_ip_burst: number(source, "LOGIN_MAX_ATTEMPTS_PER_IP", 20)?,
                 per_account_burst: number(source, "LOGIN_MAX_ATTEMPTS_PER_ACCOUNT", 5)?,

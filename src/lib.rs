@@ -14,6 +14,7 @@ pub mod oauth;
 pub mod operations;
 pub mod providers;
 pub mod proxy;
+pub mod rate_limit;
 pub mod sandbox;
 pub mod seed;
 pub mod startup;

@@ -27,6 +27,8 @@ pub struct AppState {
     pub pool: DbPool,
     pub config: Arc<Config>,
     pub login_limiter: LoginLimiter,
+    /// Requests of visitors who are not signed in, per address.
+    pub anonymous_limiter: crate::rate_limit::PerAddress,
     pub vault: Arc<Vault>,
     /// For provider calls: no redirects followed (a token must not follow one elsewhere).
     pub http: reqwest::Client,
@@ -86,6 +88,9 @@ impl Application {
                 .build(),
             pool: pool.clone(),
             login_limiter: LoginLimiter::new(&config.login_limits),
+            anonymous_limiter: crate::rate_limit::PerAddress::per_minute(
+                config.anonymous_requests_per_minute,
+            ),
             vault: Arc::new(Vault::from_config(&config)),
             http,
             retry: config.provider_retry.clone(),
@@ -195,6 +200,7 @@ fn serve(
             .configure(crate::api::routes)
             .configure(crate::web::routes)
             .wrap(from_fn(crate::auth::csrf::guard))
+            .wrap(from_fn(crate::web::middleware::anonymous_rate_limit))
             .wrap(session_middleware(&state))
             .wrap(crate::web::middleware::security_headers())
             .wrap(from_fn(crate::web::middleware::request_log))
@@ -206,8 +212,19 @@ fn serve(
 }
 
 /// Hourly housekeeping, first run at start: deletes expired sessions (they are also
-/// refused on load once expired) and raw usage rows past the retention.
+/// refused on load once expired) and raw usage rows past the retention. Every minute: a
+/// WAL checkpoint, so SQLite's WAL file stays small.
 fn spawn_housekeeping(pool: DbPool, usage_retention: chrono::TimeDelta) {
+    let checkpoint_pool = pool.clone();
+    tokio::spawn(async move {
+        let mut every_minute = tokio::time::interval(std::time::Duration::from_secs(60));
+        loop {
+            every_minute.tick().await;
+            if let Err(e) = db::run(&checkpoint_pool, db::checkpoint).await {
+                tracing::warn!(error = %e, "WAL checkpoint failed");
+            }
+        }
+    });
     tokio::spawn(async move {
         let mut every_hour = tokio::time::interval(std::time::Duration::from_secs(3600));
         loop {

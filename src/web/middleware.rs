@@ -2,7 +2,12 @@
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use crate::auth::session_store::USER_ID_KEY;
+use crate::error::AppError;
+use crate::startup::AppState;
+use actix_session::SessionExt;
 use actix_web::middleware::{DefaultHeaders, Next};
+use actix_web::web;
 use std::time::Instant;
 
 /// Scripts and styles come only from our own origin (no inline code), and no site may
@@ -46,4 +51,37 @@ pub async fn request_log(
         "request"
     );
     result
+}
+
+/// Paths meant to be reached without a session, limited elsewhere or not at all: assets,
+/// the health check, the sandbox provider, and the service API (its keys have their own
+/// limits).
+const NOT_ANONYMOUS_LIMITED: [&str; 4] = ["/static/", "/healthz", "/sandbox/", "/api/v1/"];
+
+/// Middleware: visitors who are not signed in get a budget of requests per address
+/// (`ANONYMOUS_REQUESTS_PER_MINUTE`); past it the answer is 429 with Retry-After.
+pub async fn anonymous_rate_limit(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let exempt = NOT_ANONYMOUS_LIMITED
+        .iter()
+        .any(|prefix| req.path().starts_with(prefix));
+    let signed_in = || {
+        req.get_session()
+            .get::<serde_json::Value>(USER_ID_KEY)
+            .ok()
+            .flatten()
+            .is_some()
+    };
+    if !exempt && !signed_in() {
+        let state = req.app_data::<web::Data<AppState>>();
+        if let (Some(state), Some(peer)) = (state, req.peer_addr()) {
+            if let Err(wait) = state.anonymous_limiter.check(&peer.ip()) {
+                let retry_after_secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+                return Err(AppError::TooManyRequests { retry_after_secs }.into());
+            }
+        }
+    }
+    next.call(req).await
 }

@@ -21,14 +21,8 @@ on_both_backends!(
     auth_events_are_audited_in_an_intact_chain,
     signed_in_pages_are_never_stored_by_the_browser,
     a_malformed_email_is_answered_like_an_unknown_one,
+    anonymous_visitors_store_no_session,
 );
-
-async fn session_cookie(app: &TestApp) -> Option<String> {
-    let rows: Vec<String> = app
-        .db(|conn| sessions::table.select(sessions::id).load(conn))
-        .await;
-    rows.into_iter().next()
-}
 
 async fn login_succeeds_and_shows_the_clients_page(app: TestApp) {
     let user = app.create_user(Role::Admin).await;
@@ -128,19 +122,69 @@ async fn logout_ends_the_session_and_the_old_cookie_is_useless(app: TestApp) {
 
 async fn session_id_is_renewed_at_login(app: TestApp) {
     let user = app.create_user(Role::Member).await;
-    app.get("/login").await;
-    let before = session_cookie(&app)
-        .await
-        .expect("anonymous session for the login form");
-    app.login(&user.email, &user.password).await;
-    let after: Vec<String> = app
+    let form = app.get("/login").await;
+    let before = header(form.headers(), "set-cookie");
+    assert!(!before.is_empty(), "the login form sets its cookie");
+    let login = app.login(&user.email, &user.password).await;
+    let after = header(login.headers(), "set-cookie");
+    assert_ne!(
+        before.split(';').next(),
+        after.split(';').next(),
+        "the pre-login session must not survive sign-in"
+    );
+    let rows: Vec<String> = app
         .db(|conn| sessions::table.select(sessions::id).load(conn))
         .await;
-    assert!(
-        !after.contains(&before),
-        "the pre-login session id must not survive sign-in"
+    assert_eq!(rows.len(), 1);
+}
+
+/// The login form stores nothing: its CSRF token travels in a signed cookie. Sign-in
+/// then creates the one row, and the form is still protected.
+async fn anonymous_visitors_store_no_session(app: TestApp) {
+    for _ in 0..20 {
+        assert_eq!(app.new_browser().get("/login").await.status(), 200);
+        assert_eq!(app.get("/login").await.status(), 200);
+        assert_eq!(app.get("/admin/clients").await.status(), 303);
+    }
+    assert_eq!(session_count(&app).await, 0);
+
+    let user = app.create_user(Role::Admin).await;
+    let post = |client: &TestApp, token: Option<String>| {
+        let mut form = vec![
+            ("email", user.email.clone()),
+            ("password", user.password.clone()),
+        ];
+        if let Some(token) = token {
+            form.push(("csrf_token", token));
+        }
+        let request = client.client.post(client.url("/login")).form(&form);
+        async move { request.send().await.unwrap().status() }
+    };
+    let other_browser = app.new_browser();
+    let others_token = other_browser.csrf_token().await;
+    assert_eq!(post(&app, None).await, 403, "no token");
+    assert_eq!(post(&app, Some("forged".into())).await, 403, "wrong token");
+    assert_eq!(
+        post(&app, Some(others_token)).await,
+        403,
+        "another browser's token"
     );
-    assert_eq!(after.len(), 1);
+    let no_cookie = app.new_browser();
+    assert_eq!(
+        post(&no_cookie, Some(other_browser.csrf_token().await)).await,
+        403,
+        "a token without its cookie"
+    );
+    assert_eq!(session_count(&app).await, 0);
+
+    let token = app.csrf_token().await;
+    assert_eq!(post(&app, Some(token)).await, 303);
+    assert_eq!(app.get("/admin/clients").await.status(), 200);
+    assert_eq!(session_count(&app).await, 1);
+}
+
+async fn session_count(app: &TestApp) -> i64 {
+    app.db(|conn| sessions::table.count().get_result(conn)).await
 }
 
 async fn member_is_refused_admin_pages(app: TestApp) {
@@ -460,4 +504,31 @@ async fn a_malformed_email_is_answered_like_an_unknown_one(app: TestApp) {
         "{:?}",
         entries.iter().map(|e| &e.actor_label).collect::<Vec<_>>()
     );
+}
+
+#[tokio::test]
+async fn anonymous_requests_are_limited_per_address() {
+    let app = spawn_app_with(Backend::Sqlite, &[("ANONYMOUS_REQUESTS_PER_MINUTE", "5")]).await;
+    for _ in 0..5 {
+        assert_eq!(app.new_browser().get("/login").await.status(), 200);
+    }
+    let limited = app.new_browser().get("/login").await;
+    assert_eq!(limited.status(), 429);
+    let retry_after: u64 = header(limited.headers(), "retry-after")
+        .parse()
+        .expect("Retry-After seconds");
+    assert!((1..=12).contains(&retry_after), "{retry_after}");
+    let limited = app
+        .client
+        .post(app.url("/login"))
+        .form(&[("email", "a@b.io")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(limited.status(), 429, "sign-in attempts count too");
+    // Assets and the health check are not counted; another address has its own budget.
+    assert_eq!(app.get("/static/app.css").await.status(), 200);
+    assert_eq!(app.get("/healthz").await.status(), 200);
+    let elsewhere = app.browser_at("127.0.0.2");
+    assert_eq!(elsewhere.get("/login").await.status(), 200);
 }
