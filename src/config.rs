@@ -88,8 +88,11 @@ pub struct SessionPolicy {
 pub struct LoginLimits {
     /// Attempts per client address in a burst; one more is allowed every `period`.
     pub per_ip_burst: u32,
-    /// Attempts per account in a burst.
+    /// Wrong passwords per account from one address within `period`.
     pub per_account_burst: u32,
+    /// Wrong passwords per account from all addresses within `period`; past it only
+    /// addresses with no recent failure for the account may try.
+    pub per_account_ceiling: u32,
     pub period: Duration,
 }
 
@@ -289,6 +292,7 @@ impl Config {
             login_limits: LoginLimits {
                 per_ip_burst: number(source, "LOGIN_MAX_ATTEMPTS_PER_IP", 20)?,
                 per_account_burst: number(source, "LOGIN_MAX_ATTEMPTS_PER_ACCOUNT", 5)?,
+                per_account_ceiling: number(source, "LOGIN_MAX_FAILURES_PER_ACCOUNT", 50)?,
                 period: Duration::from_secs(60),
             },
         })

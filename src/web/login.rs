@@ -102,6 +102,10 @@ pub async fn submit(
         return Ok(response);
     }
     let user = check_credentials(&state, &form.email, form.password).await?;
+    match &user {
+        Some(_) => state.login_limiter.succeeded(&ip, &typed_email),
+        None => state.login_limiter.failed(&ip, &typed_email),
+    }
     let event = match &user {
         Some(user) => Event::new(Actor::user(&user.id, &user.email), "login"),
         None => Event::new(Actor::anonymous(&typed_email), "login_failed").failed(),

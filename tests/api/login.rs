@@ -22,6 +22,7 @@ on_both_backends!(
     signed_in_pages_are_never_stored_by_the_browser,
     a_malformed_email_is_answered_like_an_unknown_one,
     anonymous_visitors_store_no_session,
+    a_guesser_elsewhere_cannot_lock_the_owner_out,
 );
 
 async fn login_succeeds_and_shows_the_clients_page(app: TestApp) {
@@ -531,4 +532,50 @@ async fn anonymous_requests_are_limited_per_address() {
     assert_eq!(app.get("/healthz").await.status(), 200);
     let elsewhere = app.browser_at("127.0.0.2");
     assert_eq!(elsewhere.get("/login").await.status(), 200);
+}
+
+async fn a_guesser_elsewhere_cannot_lock_the_owner_out(app: TestApp) {
+    let user = app.create_user(Role::Member).await;
+    let guesser = app.browser_at("127.0.0.2");
+    for _ in 0..5 {
+        assert_eq!(guesser.login(&user.email, "wrong-password").await.status(), 401);
+    }
+    assert_eq!(guesser.login(&user.email, "wrong-password").await.status(), 429);
+    assert_eq!(
+        guesser.login(&user.email, &user.password).await.status(),
+        429,
+        "the guessing address stays limited"
+    );
+    // The owner, from an address with no failures, signs in during the lock-out.
+    assert_eq!(app.login(&user.email, &user.password).await.status(), 303);
+    assert_eq!(app.get("/admin/clients").await.status(), 200);
+}
+
+/// Past the per-account ceiling (failures from all addresses), addresses that already
+/// failed are refused; a clean address with the right password still gets in.
+#[tokio::test]
+async fn the_account_ceiling_spares_clean_addresses() {
+    let mut backends = vec![Backend::Sqlite];
+    if crate::helpers::postgres_available() {
+        backends.push(Backend::Postgres);
+    }
+    for backend in backends {
+        let app = spawn_app_with(
+            backend,
+            &[
+                ("LOGIN_MAX_ATTEMPTS_PER_ACCOUNT", "2"),
+                ("LOGIN_MAX_FAILURES_PER_ACCOUNT", "3"),
+            ],
+        )
+        .await;
+        let user = app.create_user(Role::Member).await;
+        let (first, second) = (app.browser_at("127.0.0.2"), app.browser_at("127.0.0.3"));
+        for guesser in [&first, &first, &second] {
+            assert_eq!(guesser.login(&user.email, "wrong-password").await.status(), 401);
+        }
+        assert_eq!(first.login(&user.email, &user.password).await.status(), 429);
+        assert_eq!(second.login(&user.email, "wrong-password").await.status(), 429, "{backend:?}");
+        let owner = app.browser_at("127.0.0.4");
+        assert_eq!(owner.login(&user.email, &user.password).await.status(), 303);
+    }
 }
