@@ -96,6 +96,18 @@ pub struct LoginLimits {
     pub period: Duration,
 }
 
+/// Limits on the service API's keys.
+#[derive(Debug, Clone)]
+pub struct ServiceKeyLimits {
+    /// Wrong keys one address may present within `failure_window` before 429.
+    pub failures_per_ip: u32,
+    /// The window for `failures_per_ip`, and the most often one address's wrong keys are
+    /// audited (one entry per window with the count).
+    pub failure_window: Duration,
+    /// Requests per minute per key on the proxy and token endpoints; `None`: no limit.
+    pub requests_per_minute: Option<u32>,
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub database_url: DatabaseUrl,
@@ -109,6 +121,7 @@ pub struct Config {
     pub log_format: LogFormat,
     pub session: SessionPolicy,
     pub login_limits: LoginLimits,
+    pub service_key_limits: ServiceKeyLimits,
     /// Requests per minute one address may make without being signed in (pages, sign-in).
     pub anonymous_requests_per_minute: u32,
     pub providers: Registry,
@@ -287,6 +300,18 @@ impl Config {
             session: SessionPolicy {
                 idle_timeout: minutes(source, "SESSION_IDLE_MINUTES", 120)?,
                 absolute_timeout: minutes(source, "SESSION_ABSOLUTE_MINUTES", 12 * 60)?,
+            },
+            service_key_limits: ServiceKeyLimits {
+                failures_per_ip: number(source, "SERVICE_KEY_MAX_FAILURES_PER_IP", 20)?,
+                failure_window: Duration::from_secs(u64::from(number(
+                    source,
+                    "SERVICE_KEY_FAILURE_WINDOW_SECS",
+                    60,
+                )?)),
+                requests_per_minute: match source.get("SERVICE_KEY_REQUESTS_PER_MINUTE") {
+                    None => None,
+                    Some(_) => Some(number(source, "SERVICE_KEY_REQUESTS_PER_MINUTE", 1)?),
+                },
             },
             anonymous_requests_per_minute: number(source, "ANONYMOUS_REQUESTS_PER_MINUTE", 600)?,
             login_limits: LoginLimits {

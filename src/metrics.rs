@@ -11,6 +11,8 @@ pub struct Metrics {
     pub refresh_seconds: HistogramVec,
     pub oauth_flows: IntCounterVec,
     pub tokens_served: IntCounterVec,
+    /// Service API requests refused for their key, by reason (`invalid_key`, `rate_limited`).
+    pub service_key_rejections: IntCounterVec,
     clients: IntGaugeVec,
 }
 
@@ -54,6 +56,14 @@ impl Metrics {
             &["provider", "status"],
         )
         .expect("valid metric");
+        let service_key_rejections = IntCounterVec::new(
+            Opts::new(
+                "connecthub_service_key_rejections_total",
+                "Service API requests refused for their API key, by reason",
+            ),
+            &["reason"],
+        )
+        .expect("valid metric");
         let registry = Registry::new();
         for metric in [
             Box::new(refreshes.clone()) as Box<dyn prometheus::core::Collector>,
@@ -61,6 +71,7 @@ impl Metrics {
             Box::new(oauth_flows.clone()),
             Box::new(tokens_served.clone()),
             Box::new(clients.clone()),
+            Box::new(service_key_rejections.clone()),
         ] {
             registry.register(metric).expect("metric names are unique");
         }
@@ -70,6 +81,7 @@ impl Metrics {
             refresh_seconds,
             oauth_flows,
             tokens_served,
+            service_key_rejections,
             clients,
         }
     }

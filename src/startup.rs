@@ -40,6 +40,10 @@ pub struct AppState {
     /// Service API keys seen recently (by hash), so a busy service does not cost a query
     /// per request. Revoking a key here clears it; other instances notice within the TTL.
     pub api_key_cache: mini_moka::sync::Cache<String, crate::api_keys::ApiKey>,
+    /// Wrong service keys per address: limits them and reports each burst once.
+    pub rejected_keys: crate::rate_limit::Failures<std::net::IpAddr>,
+    /// Requests per API key on the proxy and token endpoints, when a limit is set.
+    pub key_budget: Option<crate::rate_limit::RequestBudget<String>>,
 }
 
 impl AppState {
@@ -86,6 +90,13 @@ impl Application {
                 .max_capacity(10_000)
                 .time_to_live(config.service_cache_ttl)
                 .build(),
+            rejected_keys: crate::rate_limit::Failures::new(
+                config.service_key_limits.failure_window,
+            ),
+            key_budget: config
+                .service_key_limits
+                .requests_per_minute
+                .map(crate::rate_limit::RequestBudget::per_minute),
             pool: pool.clone(),
             login_limiter: LoginLimiter::new(&config.login_limits),
             anonymous_limiter: crate::rate_limit::PerAddress::per_minute(
@@ -251,6 +262,7 @@ async fn flush_every_second(
             _ = stop.changed() => true,
         };
         state.audit.flush(&state.pool).await;
+        crate::api::service_auth::report_rejected_keys(&state, stopping).await;
         crate::oauth::lifecycle::flush_last_used(&state).await;
         state.usage.flush(&state.pool).await;
         if stopping {

@@ -44,6 +44,7 @@ pub async fn forward(
     service: ServiceKey,
 ) -> Result<HttpResponse, ApiError> {
     service.require(Scope::Proxy)?;
+    service.within_budget(&state)?;
     let (client_id, tail) = path.into_inner();
     if body.len() > MAX_BODY {
         return Err(ApiError::bad_request(

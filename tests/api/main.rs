@@ -16,6 +16,7 @@ mod operations;
 mod pages;
 mod providers;
 mod proxy;
+mod service_limits;
 mod service_tokens;
 mod usage_page;
 mod usage_volume;
