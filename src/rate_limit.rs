@@ -91,10 +91,9 @@ impl<K: Hash + Eq + Clone> Failures<K> {
     pub fn recent(&self, key: &K) -> (u32, Duration) {
         let now = Instant::now();
         match self.lock().get(key) {
-            Some(burst) if !self.ended(burst, now) => (
-                burst.count,
-                self.window - now.duration_since(burst.started),
-            ),
+            Some(burst) if !self.ended(burst, now) => {
+                (burst.count, self.window - now.duration_since(burst.started))
+            }
             _ => (0, Duration::ZERO),
         }
     }

@@ -1,11 +1,11 @@
 //! Response headers and the request log that wrap every route.
 
-use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
 use crate::auth::session_store::USER_ID_KEY;
 use crate::error::AppError;
 use crate::startup::AppState;
 use actix_session::SessionExt;
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::{DefaultHeaders, Next};
 use actix_web::web;
 use std::time::Instant;

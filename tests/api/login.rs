@@ -185,7 +185,8 @@ async fn anonymous_visitors_store_no_session(app: TestApp) {
 }
 
 async fn session_count(app: &TestApp) -> i64 {
-    app.db(|conn| sessions::table.count().get_result(conn)).await
+    app.db(|conn| sessions::table.count().get_result(conn))
+        .await
 }
 
 async fn member_is_refused_admin_pages(app: TestApp) {
@@ -538,9 +539,15 @@ async fn a_guesser_elsewhere_cannot_lock_the_owner_out(app: TestApp) {
     let user = app.create_user(Role::Member).await;
     let guesser = app.browser_at("127.0.0.2");
     for _ in 0..5 {
-        assert_eq!(guesser.login(&user.email, "wrong-password").await.status(), 401);
+        assert_eq!(
+            guesser.login(&user.email, "wrong-password").await.status(),
+            401
+        );
     }
-    assert_eq!(guesser.login(&user.email, "wrong-password").await.status(), 429);
+    assert_eq!(
+        guesser.login(&user.email, "wrong-password").await.status(),
+        429
+    );
     assert_eq!(
         guesser.login(&user.email, &user.password).await.status(),
         429,
@@ -571,10 +578,17 @@ async fn the_account_ceiling_spares_clean_addresses() {
         let user = app.create_user(Role::Member).await;
         let (first, second) = (app.browser_at("127.0.0.2"), app.browser_at("127.0.0.3"));
         for guesser in [&first, &first, &second] {
-            assert_eq!(guesser.login(&user.email, "wrong-password").await.status(), 401);
+            assert_eq!(
+                guesser.login(&user.email, "wrong-password").await.status(),
+                401
+            );
         }
         assert_eq!(first.login(&user.email, &user.password).await.status(), 429);
-        assert_eq!(second.login(&user.email, "wrong-password").await.status(), 429, "{backend:?}");
+        assert_eq!(
+            second.login(&user.email, "wrong-password").await.status(),
+            429,
+            "{backend:?}"
+        );
         let owner = app.browser_at("127.0.0.4");
         assert_eq!(owner.login(&user.email, &user.password).await.status(), 303);
     }

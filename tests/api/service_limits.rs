@@ -80,9 +80,16 @@ async fn wrong_keys_are_limited_per_address_counted_and_audited_once_per_burst()
             let retry_after = header(response.headers(), "retry-after");
             let body: Value = response.json().await.unwrap();
             if n < 5 {
-                assert_eq!((status, body["error"].as_str()), (401, Some("invalid_api_key")));
+                assert_eq!(
+                    (status, body["error"].as_str()),
+                    (401, Some("invalid_api_key"))
+                );
             } else {
-                assert_eq!((status, body["error"].as_str()), (429, Some("rate_limited")), "{backend:?}");
+                assert_eq!(
+                    (status, body["error"].as_str()),
+                    (429, Some("rate_limited")),
+                    "{backend:?}"
+                );
                 assert_eq!(retry_after, "1");
                 assert_eq!(body["retry_after"], 1);
             }
@@ -114,7 +121,9 @@ async fn a_key_past_its_request_budget_gets_429_on_tokens_and_proxy() {
         let done = app.connect("klaviyo", Some("AcmeK1")).await;
         assert_eq!(location(&done), "/admin/clients");
         let client = app.clients().await.remove(0);
-        let key = app.api_key(&[Scope::TokensRead, Scope::Proxy, Scope::ClientsRead]).await;
+        let key = app
+            .api_key(&[Scope::TokensRead, Scope::Proxy, Scope::ClientsRead])
+            .await;
         for _ in 0..3 {
             assert_eq!(app.service_token(&key, &client.id).await.status(), 200);
         }
