@@ -314,12 +314,7 @@ impl Config {
                 },
             },
             anonymous_requests_per_minute: number(source, "ANONYMOUS_REQUESTS_PER_MINUTE", 600)?,
-            login_limits: LoginLimits {
-                per_ip_burst: number(source, "LOGIN_MAX_ATTEMPTS_PER_IP", 20)?,
-                per_account_burst: number(source, "LOGIN_MAX_ATTEMPTS_PER_ACCOUNT", 5)?,
-                per_account_ceiling: number(source, "LOGIN_MAX_FAILURES_PER_ACCOUNT", 50)?,
-                period: Duration::from_secs(60),
-            },
+            login_limits: login_limits(source)?,
         })
     }
 
@@ -327,6 +322,21 @@ impl Config {
     pub fn secure_cookies(&self) -> bool {
         self.public_url.scheme() == "https"
     }
+}
+
+/// Sign-in limits; the per-account ceiling defaults to ten times the per-address one.
+fn login_limits(source: &dyn Source) -> Result<LoginLimits, ConfigError> {
+    let per_account_burst = number(source, "LOGIN_MAX_ATTEMPTS_PER_ACCOUNT", 5)?;
+    Ok(LoginLimits {
+        per_ip_burst: number(source, "LOGIN_MAX_ATTEMPTS_PER_IP", 20)?,
+        per_account_burst,
+        per_account_ceiling: number(
+            source,
+            "LOGIN_MAX_FAILURES_PER_ACCOUNT",
+            per_account_burst.saturating_mul(10),
+        )?,
+        period: Duration::from_secs(60),
+    })
 }
 
 fn parse_public_url(raw: &str) -> Result<Url, ConfigError> {
