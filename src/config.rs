@@ -88,9 +88,24 @@ pub struct SessionPolicy {
 pub struct LoginLimits {
     /// Attempts per client address in a burst; one more is allowed every `period`.
     pub per_ip_burst: u32,
-    /// Attempts per account in a burst.
+    /// Wrong passwords per account from one address within `period`.
     pub per_account_burst: u32,
+    /// Wrong passwords per account from all addresses within `period`; past it only
+    /// addresses with no recent failure for the account may try.
+    pub per_account_ceiling: u32,
     pub period: Duration,
+}
+
+/// Limits on the service API's keys.
+#[derive(Debug, Clone)]
+pub struct ServiceKeyLimits {
+    /// Wrong keys one address may present within `failure_window` before 429.
+    pub failures_per_ip: u32,
+    /// The window for `failures_per_ip`, and the most often one address's wrong keys are
+    /// audited (one entry per window with the count).
+    pub failure_window: Duration,
+    /// Requests per minute per key on the proxy and token endpoints; `None`: no limit.
+    pub requests_per_minute: Option<u32>,
 }
 
 #[derive(Debug, Clone)]
@@ -106,6 +121,9 @@ pub struct Config {
     pub log_format: LogFormat,
     pub session: SessionPolicy,
     pub login_limits: LoginLimits,
+    pub service_key_limits: ServiceKeyLimits,
+    /// Requests per minute one address may make without being signed in (pages, sign-in).
+    pub anonymous_requests_per_minute: u32,
     pub providers: Registry,
     /// How provider calls are retried and timed out.
     pub provider_retry: RetryPolicy,
@@ -277,11 +295,20 @@ impl Config {
                 idle_timeout: minutes(source, "SESSION_IDLE_MINUTES", 120)?,
                 absolute_timeout: minutes(source, "SESSION_ABSOLUTE_MINUTES", 12 * 60)?,
             },
-            login_limits: LoginLimits {
-                per_ip_burst: number(source, "LOGIN_MAX_ATTEMPTS_PER_IP", 20)?,
-                per_account_burst: number(source, "LOGIN_MAX_ATTEMPTS_PER_ACCOUNT", 5)?,
-                period: Duration::from_secs(60),
+            service_key_limits: ServiceKeyLimits {
+                failures_per_ip: number(source, "SERVICE_KEY_MAX_FAILURES_PER_IP", 20)?,
+                failure_window: Duration::from_secs(u64::from(number(
+                    source,
+                    "SERVICE_KEY_FAILURE_WINDOW_SECS",
+                    60,
+                )?)),
+                requests_per_minute: match source.get("SERVICE_KEY_REQUESTS_PER_MINUTE") {
+                    None => None,
+                    Some(_) => Some(number(source, "SERVICE_KEY_REQUESTS_PER_MINUTE", 1)?),
+                },
             },
+            anonymous_requests_per_minute: number(source, "ANONYMOUS_REQUESTS_PER_MINUTE", 600)?,
+            login_limits: login_limits(source)?,
         })
     }
 
@@ -289,6 +316,21 @@ impl Config {
     pub fn secure_cookies(&self) -> bool {
         self.public_url.scheme() == "https"
     }
+}
+
+/// Sign-in limits; the per-account ceiling defaults to ten times the per-address one.
+fn login_limits(source: &dyn Source) -> Result<LoginLimits, ConfigError> {
+    let per_account_burst = number(source, "LOGIN_MAX_ATTEMPTS_PER_ACCOUNT", 5)?;
+    Ok(LoginLimits {
+        per_ip_burst: number(source, "LOGIN_MAX_ATTEMPTS_PER_IP", 20)?,
+        per_account_burst,
+        per_account_ceiling: number(
+            source,
+            "LOGIN_MAX_FAILURES_PER_ACCOUNT",
+            per_account_burst.saturating_mul(10),
+        )?,
+        period: Duration::from_secs(60),
+    })
 }
 
 fn parse_public_url(raw: &str) -> Result<Url, ConfigError> {

@@ -15,6 +15,7 @@ pub mod oauth;
 pub mod operations;
 pub mod providers;
 pub mod proxy;
+pub mod rate_limit;
 pub mod seed;
 pub mod startup;
 pub mod telemetry;

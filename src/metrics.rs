@@ -12,6 +12,8 @@ use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
+/// Why a service API request was refused for its key.
+const KEY_REJECTIONS: [&str; 2] = ["invalid_key", "rate_limited"];
 /// What `lifecycle` records as a refresh's outcome.
 const REFRESH_OUTCOMES: [&str; 4] = ["success", "invalid_grant", "transient", "rejected"];
 /// The stages `flow` records.
@@ -35,6 +37,8 @@ pub struct Metrics {
     pub tokens_served: IntCounterVec,
     http_requests: IntCounterVec,
     http_seconds: HistogramVec,
+    /// Service API requests refused for their key, by reason (`invalid_key`, `rate_limited`).
+    pub service_key_rejections: IntCounterVec,
     clients: IntGaugeVec,
 }
 
@@ -113,6 +117,16 @@ impl Metrics {
                     &["method", "route"],
                 ),
             ),
+            service_key_rejections: register(
+                &registry,
+                IntCounterVec::new(
+                    Opts::new(
+                        "connecthub_service_key_rejections_total",
+                        "Service API requests refused for their API key, by reason",
+                    ),
+                    &["reason"],
+                ),
+            ),
             clients: register(
                 &registry,
                 IntGaugeVec::new(
@@ -143,6 +157,9 @@ impl Metrics {
         for route in PROBED_ROUTES {
             self.http_requests.with_label_values(&["GET", route, "200"]);
             self.http_seconds.with_label_values(&["GET", route]);
+        }
+        for reason in KEY_REJECTIONS {
+            self.service_key_rejections.with_label_values(&[reason]);
         }
     }
 

@@ -27,6 +27,8 @@ pub struct AppState {
     pub pool: DbPool,
     pub config: Arc<Config>,
     pub login_limiter: LoginLimiter,
+    /// Requests of visitors who are not signed in, per address.
+    pub anonymous_limiter: crate::rate_limit::PerAddress,
     pub vault: Arc<Vault>,
     /// For provider calls: no redirects followed (a token must not follow one elsewhere).
     pub http: reqwest::Client,
@@ -38,6 +40,10 @@ pub struct AppState {
     /// Service API keys seen recently (by hash), so a busy service does not cost a query
     /// per request. Revoking a key here clears it; other instances notice within the TTL.
     pub api_key_cache: mini_moka::sync::Cache<String, crate::api_keys::ApiKey>,
+    /// Wrong service keys per address: limits them and reports each burst once.
+    pub rejected_keys: crate::rate_limit::Failures<std::net::IpAddr>,
+    /// Requests per API key on the proxy and token endpoints, when a limit is set.
+    pub key_budget: Option<crate::rate_limit::RequestBudget<String>>,
 }
 
 impl AppState {
@@ -84,8 +90,18 @@ impl Application {
                 .max_capacity(10_000)
                 .time_to_live(config.service_cache_ttl)
                 .build(),
+            rejected_keys: crate::rate_limit::Failures::new(
+                config.service_key_limits.failure_window,
+            ),
+            key_budget: config
+                .service_key_limits
+                .requests_per_minute
+                .map(crate::rate_limit::RequestBudget::per_minute),
             pool: pool.clone(),
             login_limiter: LoginLimiter::new(&config.login_limits),
+            anonymous_limiter: crate::rate_limit::PerAddress::per_minute(
+                config.anonymous_requests_per_minute,
+            ),
             vault: Arc::new(Vault::from_config(&config)),
             http,
             retry: config.provider_retry.clone(),
@@ -231,6 +247,7 @@ fn serve(
             .configure(crate::web::routes)
             .wrap(from_fn(crate::auth::csrf::guard))
             .wrap(from_fn(crate::api::error::json_errors))
+            .wrap(from_fn(crate::web::middleware::anonymous_rate_limit))
             .wrap(session_middleware(&state))
             .wrap(crate::web::middleware::security_headers())
             .wrap(from_fn(crate::web::middleware::request_log))
@@ -246,8 +263,19 @@ fn serve(
 }
 
 /// Hourly housekeeping, first run at start: deletes expired sessions (they are also
-/// refused on load once expired) and raw usage rows past the retention.
+/// refused on load once expired) and raw usage rows past the retention. Every minute: a
+/// WAL checkpoint, so SQLite's WAL file stays small.
 fn spawn_housekeeping(pool: DbPool, usage_retention: chrono::TimeDelta) {
+    let checkpoint_pool = pool.clone();
+    tokio::spawn(async move {
+        let mut every_minute = tokio::time::interval(std::time::Duration::from_secs(60));
+        loop {
+            every_minute.tick().await;
+            if let Err(e) = db::run(&checkpoint_pool, db::checkpoint).await {
+                tracing::warn!(error = %e, "WAL checkpoint failed");
+            }
+        }
+    });
     tokio::spawn(async move {
         let mut every_hour = tokio::time::interval(std::time::Duration::from_secs(3600));
         loop {
@@ -274,6 +302,7 @@ async fn flush_every_second(
             _ = stop.changed() => true,
         };
         state.audit.flush(&state.pool).await;
+        crate::api::service_auth::report_rejected_keys(&state, stopping).await;
         crate::oauth::lifecycle::flush_last_used(&state).await;
         state.usage.flush(&state.pool).await;
         if stopping {

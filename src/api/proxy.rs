@@ -45,6 +45,7 @@ pub async fn forward(
     service: ServiceKey,
 ) -> Result<HttpResponse, ApiError> {
     service.require(Scope::Proxy)?;
+    service.within_budget(&state)?;
     let (client_id, tail) = path.into_inner();
     let client_id = client_id.into_string();
     if body.len() > MAX_BODY {

@@ -1,14 +1,21 @@
 //! Who is calling `/api/v1`: a service presenting an API key as `Authorization: Bearer
 //! chk_…`. No cookies, so no session or CSRF. The presented key is never logged.
+//!
+//! Wrong keys are counted per address (`/metrics`: `connecthub_service_key_rejections_total`):
+//! past `SERVICE_KEY_MAX_FAILURES_PER_IP` in a window the address gets 429 for any key not
+//! already known to this instance, and each address's burst is audited once, as one
+//! `service_key_rejected` entry with the count, when its window ends.
 
 use super::error::ApiError;
 use crate::api_keys::{self, ApiKey, Scope};
-use crate::audit::Actor;
+use crate::audit::{Actor, Event, Origin};
 use crate::startup::AppState;
 use actix_web::http::header;
 use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
 use futures_util::future::LocalBoxFuture;
 use secrecy::{ExposeSecret, SecretString};
+use std::net::IpAddr;
+use std::time::Duration;
 
 /// An active API key; extracting it answers 401 for anything else.
 pub struct ServiceKey(pub ApiKey);
@@ -21,6 +28,21 @@ impl ServiceKey {
         } else {
             Err(ApiError::forbidden_scope(scope))
         }
+    }
+
+    /// 429 once this key has used up its requests for the minute
+    /// (`SERVICE_KEY_REQUESTS_PER_MINUTE`; no limit when unset).
+    pub fn within_budget(&self, state: &AppState) -> Result<(), ApiError> {
+        let Some(budget) = &state.key_budget else {
+            return Ok(());
+        };
+        budget.check(&self.0.id).map_err(|wait| {
+            let secs = retry_secs(wait);
+            ApiError::rate_limited(
+                format!("this API key used up its requests for now; retry in {secs} s"),
+                Some(secs),
+            )
+        })
     }
 
     /// Who the audit log names for what this key does.
@@ -42,9 +64,14 @@ fn bearer_token(req: &HttpRequest) -> Option<SecretString> {
         .then(|| SecretString::from(token.to_string()))
 }
 
+fn retry_secs(wait: Duration) -> u64 {
+    wait.as_secs_f64().ceil().max(1.0) as u64
+}
+
 async fn authenticate(
     state: Option<web::Data<AppState>>,
     presented: Option<SecretString>,
+    peer: Option<IpAddr>,
 ) -> Result<ServiceKey, ApiError> {
     let presented = presented.ok_or_else(ApiError::unauthorized)?;
     let state = state.ok_or_else(|| {
@@ -55,13 +82,76 @@ async fn authenticate(
     if let Some(key) = state.api_key_cache.get(&hash) {
         return Ok(ServiceKey(key));
     }
+    if let Some(peer) = peer {
+        let (recent, window_left) = state.rejected_keys.recent(&peer);
+        if recent >= state.config.service_key_limits.failures_per_ip {
+            reject(&state, peer, "rate_limited");
+            let secs = retry_secs(window_left);
+            return Err(ApiError::rate_limited(
+                format!("too many wrong API keys from this address; retry in {secs} s"),
+                Some(secs),
+            ));
+        }
+    }
     let key = crate::db::run(&state.pool, move |conn| {
         api_keys::authenticate(conn, presented.expose_secret())
     })
     .await?;
-    let key = key.ok_or_else(ApiError::unauthorized)?;
+    let Some(key) = key else {
+        if let Some(peer) = peer {
+            reject(&state, peer, "invalid_key");
+        }
+        return Err(ApiError::unauthorized());
+    };
     state.api_key_cache.insert(hash, key.clone());
     Ok(ServiceKey(key))
+}
+
+/// Counts a refused key for its address and in the metrics.
+fn reject(state: &AppState, peer: IpAddr, reason: &str) {
+    state.rejected_keys.record(peer);
+    state
+        .metrics
+        .service_key_rejections
+        .with_label_values(&[reason])
+        .inc();
+}
+
+/// Audits each address's burst of wrong keys whose window has ended (every burst with
+/// `all`, when the server stops): one `service_key_rejected` entry with the count.
+pub async fn report_rejected_keys(state: &AppState, all: bool) {
+    let ended = state.rejected_keys.take_ended(all);
+    if ended.is_empty() {
+        return;
+    }
+    let now = std::time::Instant::now();
+    let events: Vec<Event> = ended
+        .into_iter()
+        .map(|(ip, burst)| {
+            let started = crate::db::now()
+                - chrono::TimeDelta::from_std(now.duration_since(burst.started))
+                    .unwrap_or_default();
+            Event::new(Actor::anonymous(&ip.to_string()), "service_key_rejected")
+                .failed()
+                .origin(&Origin {
+                    ip: Some(ip.to_string()),
+                    user_agent: None,
+                })
+                .details(serde_json::json!({
+                    "ip": ip.to_string(),
+                    "count": burst.count,
+                    "first_at": started.and_utc().to_rfc3339(),
+                }))
+        })
+        .collect();
+    let count = events.len();
+    let written = crate::db::run(&state.pool, move |conn| {
+        crate::audit::append_many(conn, events)
+    })
+    .await;
+    if let Err(e) = written {
+        tracing::error!(error = %e, entries = count, "rejected-key audit entries could not be written");
+    }
 }
 
 impl FromRequest for ServiceKey {
@@ -71,6 +161,7 @@ impl FromRequest for ServiceKey {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let state = req.app_data::<web::Data<AppState>>().cloned();
         let presented = bearer_token(req);
-        Box::pin(authenticate(state, presented))
+        let peer = req.peer_addr().map(|addr| addr.ip());
+        Box::pin(authenticate(state, presented, peer))
     }
 }

@@ -54,6 +54,7 @@ pub async fn client_token(
     service: ServiceKey,
 ) -> Result<HttpResponse, ApiError> {
     service.require(Scope::TokensRead)?;
+    service.within_budget(&state)?;
     hand_out(&state, &service, path.as_str()).await
 }
 
@@ -169,6 +170,7 @@ pub async fn default_token(
     service: ServiceKey,
 ) -> Result<HttpResponse, ApiError> {
     service.require(Scope::TokensRead)?;
+    service.within_budget(&state)?;
     let owner = owner_param(req.query_string())?;
     let provider = state
         .providers()

@@ -36,12 +36,27 @@ pub struct CurrentUser(pub User);
 /// A signed-in admin; members get 403.
 pub struct AdminUser(pub User);
 
-async fn current_user(req: HttpRequest) -> Result<User, AppError> {
-    let next = req
-        .uri()
+/// Whether `path` is where a provider sends the browser back (`…/oauth/callback`).
+pub fn is_oauth_callback(path: &str) -> bool {
+    path.starts_with("/api/integrations/") && path.ends_with("/oauth/callback")
+}
+
+/// Where to return after sign-in. An OAuth callback keeps only its path: its code and
+/// state must not end up in the login URL and the browser history, and the flow cannot
+/// be resumed after sign-in anyway (the login page asks to connect again).
+fn resume_path(req: &HttpRequest) -> String {
+    let path = req.uri().path();
+    if is_oauth_callback(path) {
+        return path.to_string();
+    }
+    req.uri()
         .path_and_query()
         .map(|pq| pq.as_str().to_string())
-        .unwrap_or_else(|| "/".into());
+        .unwrap_or_else(|| "/".into())
+}
+
+async fn current_user(req: HttpRequest) -> Result<User, AppError> {
+    let next = resume_path(&req);
     let unauthenticated = || AppError::Unauthenticated { next: next.clone() };
     let session = req.get_session();
     let user_id: Option<String> = session.get(session_store::USER_ID_KEY).unwrap_or(None);

@@ -1,10 +1,18 @@
 //! Server-side sessions in the database. The cookie holds a random key; the table holds
 //! only its SHA-256, so a leaked database does not hand out live sessions.
+//!
+//! Only signed-in sessions get a row. Before sign-in the session holds no more than the
+//! CSRF token of the login form (and a one-time notice), so that state travels in the
+//! cookie itself, which the session middleware signs: anonymous visitors cost no database
+//! write, and the login form is still protected (the token in the form must match the one
+//! in a cookie no other site can set or read).
 
 use crate::db::schema::sessions;
 use crate::db::{DbConnection, DbPool};
 use actix_session::storage::{LoadError, SaveError, SessionKey, SessionStore, UpdateError};
 use actix_web::cookie::time::Duration;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use diesel::prelude::*;
 use rand::distributions::{Alphanumeric, DistString};
 use sha2::{Digest, Sha256};
@@ -34,6 +42,44 @@ fn hashed(key: &SessionKey) -> String {
     hex::encode(Sha256::digest(key.as_ref().as_bytes()))
 }
 
+/// Cookie keys that carry an anonymous session's state rather than naming a row. Database
+/// keys are alphanumeric, so they never start with this.
+const IN_COOKIE_PREFIX: &str = "a.";
+/// Room left in the 4 KB cookie for anonymous state.
+const IN_COOKIE_MAX: usize = 3000;
+
+/// An anonymous session as it travels in the cookie: its entries and when it expires.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct InCookie {
+    exp: i64,
+    state: SessionState,
+}
+
+fn is_signed_in(state: &SessionState) -> bool {
+    state.contains_key(USER_ID_KEY)
+}
+
+fn to_cookie_key(state: SessionState, ttl: &Duration) -> anyhow::Result<SessionKey> {
+    let exp = chrono::Utc::now().timestamp() + ttl.whole_seconds();
+    let json = serde_json::to_vec(&InCookie { exp, state })?;
+    let key = format!("{IN_COOKIE_PREFIX}{}", URL_SAFE_NO_PAD.encode(json));
+    if key.len() > IN_COOKIE_MAX {
+        anyhow::bail!("anonymous session state too large for the cookie");
+    }
+    key.try_into().map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// The state of an anonymous session's cookie key; `None` once it has expired. The
+/// middleware checked the cookie's signature, so the content is ours.
+fn from_cookie_key(encoded: &str) -> Result<Option<SessionState>, LoadError> {
+    let json = URL_SAFE_NO_PAD
+        .decode(encoded)
+        .map_err(|e| LoadError::Deserialization(e.into()))?;
+    let in_cookie: InCookie =
+        serde_json::from_slice(&json).map_err(|e| LoadError::Deserialization(e.into()))?;
+    Ok((in_cookie.exp > chrono::Utc::now().timestamp()).then_some(in_cookie.state))
+}
+
 fn user_id_of(state: &SessionState) -> Option<String> {
     state
         .get(USER_ID_KEY)
@@ -53,6 +99,9 @@ async fn blocking<T: Send + 'static>(
 
 impl SessionStore for DbSessionStore {
     async fn load(&self, key: &SessionKey) -> Result<Option<SessionState>, LoadError> {
+        if let Some(encoded) = key.as_ref().strip_prefix(IN_COOKIE_PREFIX) {
+            return from_cookie_key(encoded);
+        }
         let id = hashed(key);
         let row: Option<(String, chrono::NaiveDateTime)> = blocking(&self.pool, move |conn| {
             sessions::table
@@ -74,6 +123,9 @@ impl SessionStore for DbSessionStore {
     }
 
     async fn save(&self, state: SessionState, ttl: &Duration) -> Result<SessionKey, SaveError> {
+        if !is_signed_in(&state) {
+            return to_cookie_key(state, ttl).map_err(SaveError::Other);
+        }
         let key: SessionKey = Alphanumeric
             .sample_string(&mut rand::thread_rng(), 64)
             .try_into()
@@ -102,6 +154,13 @@ impl SessionStore for DbSessionStore {
         state: SessionState,
         ttl: &Duration,
     ) -> Result<SessionKey, UpdateError> {
+        if key.as_ref().starts_with(IN_COOKIE_PREFIX) {
+            // An anonymous session changed: a new cookie, or a row once it is signed in.
+            return self.save(state, ttl).await.map_err(|e| match e {
+                SaveError::Serialization(e) => UpdateError::Serialization(e),
+                SaveError::Other(e) => UpdateError::Other(e),
+            });
+        }
         let data =
             serde_json::to_string(&state).map_err(|e| UpdateError::Serialization(e.into()))?;
         let (id, user_id, expires_at) = (hashed(&key), user_id_of(&state), expiry(ttl));
@@ -133,6 +192,9 @@ impl SessionStore for DbSessionStore {
     }
 
     async fn update_ttl(&self, key: &SessionKey, ttl: &Duration) -> anyhow::Result<()> {
+        if key.as_ref().starts_with(IN_COOKIE_PREFIX) {
+            return Ok(());
+        }
         let (id, expires_at) = (hashed(key), expiry(ttl));
         blocking(&self.pool, move |conn| {
             diesel::update(sessions::table.find(id))
@@ -144,6 +206,9 @@ impl SessionStore for DbSessionStore {
     }
 
     async fn delete(&self, key: &SessionKey) -> anyhow::Result<()> {
+        if key.as_ref().starts_with(IN_COOKIE_PREFIX) {
+            return Ok(());
+        }
         let id = hashed(key);
         blocking(&self.pool, move |conn| {
             diesel::delete(sessions::table.find(id)).execute(conn)

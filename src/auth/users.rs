@@ -62,7 +62,8 @@ impl User {
     }
 }
 
-/// An email address, trimmed and lowercased, with one @ and no spaces.
+/// An email address, trimmed and lowercased, with one @ and no spaces or control
+/// characters (PostgreSQL text cannot hold NUL, so one must never reach a query).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Email(String);
 
@@ -236,6 +237,8 @@ mod tests {
             "a b@example.com",
             "ann@example",
             "a@b@c.com",
+            "q\0@x.io",
+            "q\u{7}@x.io",
         ] {
             assert!(Email::parse(bad).is_err(), "{bad}");
         }

@@ -5,7 +5,7 @@ use super::local_path::LocalPath;
 use super::{redirect, render, HOME};
 use crate::audit::{self, Actor, Event};
 use crate::auth::users::{self, Email, User};
-use crate::auth::{password, start_session, CurrentUser};
+use crate::auth::{is_oauth_callback, password, start_session, CurrentUser};
 use crate::error::AppError;
 use crate::startup::AppState;
 use actix_session::Session;
@@ -15,6 +15,8 @@ use askama::Template;
 use secrecy::SecretString;
 
 const BAD_CREDENTIALS: &str = "Incorrect email or password.";
+const CONNECT_AGAIN: &str = "You were signed out before the connection was finished. \
+    Sign in and connect the account again.";
 
 #[derive(Template)]
 #[template(path = "login.html")]
@@ -37,7 +39,14 @@ pub async fn show(
     query: web::Query<LoginQuery>,
     user: Option<CurrentUser>,
 ) -> Result<HttpResponse, AppError> {
-    let next = LocalPath::or(query.next.as_deref(), HOME);
+    let mut next = LocalPath::or(query.next.as_deref(), HOME);
+    let mut notice = query.signed_out.as_ref().map(|_| "You have signed out.");
+    // A provider's callback reached while signed out: its code is lost, so after sign-in
+    // the user starts the connection again from the home page.
+    if is_oauth_callback(next.as_str()) {
+        next = LocalPath::or(None, HOME);
+        notice = Some(CONNECT_AGAIN);
+    }
     if user.is_some() {
         return Ok(redirect(next.as_str()));
     }
@@ -46,7 +55,7 @@ pub async fn show(
         next: next.as_str().to_string(),
         email: String::new(),
         error: None,
-        notice: query.signed_out.as_ref().map(|_| "You have signed out."),
+        notice,
     };
     render(page, StatusCode::OK)
 }
@@ -67,13 +76,13 @@ pub async fn submit(
     let form = form.into_inner();
     let next = LocalPath::or(form.next.as_deref(), HOME);
     let origin = super::origin(&req);
-    let typed_email = form.email.trim().to_lowercase();
+    let typed_email = as_typed(&form.email);
     let retry = |error: String, status| {
         render(
             LoginPage {
                 layout: Layout::new(&session, None, "login"),
                 next: next.as_str().to_string(),
-                email: typed_email.chars().take(254).collect(),
+                email: typed_email.clone(),
                 error: Some(error),
                 notice: None,
             },
@@ -93,6 +102,10 @@ pub async fn submit(
         return Ok(response);
     }
     let user = check_credentials(&state, &form.email, form.password).await?;
+    match &user {
+        Some(_) => state.login_limiter.succeeded(&ip, &typed_email),
+        None => state.login_limiter.failed(&ip, &typed_email),
+    }
     let event = match &user {
         Some(user) => Event::new(Actor::user(&user.id, &user.email), "login"),
         None => Event::new(Actor::anonymous(&typed_email), "login_failed").failed(),
@@ -106,6 +119,25 @@ pub async fn submit(
         }
         None => retry(BAD_CREDENTIALS.to_string(), StatusCode::UNAUTHORIZED),
     }
+}
+
+/// The email as typed, for the rate limit, the audit entry and the form shown again:
+/// trimmed, lowercased, at most 254 characters, control characters escaped (`\u{0}`), so a
+/// malformed address is recorded like an unknown one on both databases.
+fn as_typed(raw: &str) -> String {
+    raw.trim()
+        .to_lowercase()
+        .chars()
+        .take(254)
+        .flat_map(|c| {
+            let escaped: Vec<char> = if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            escaped
+        })
+        .collect()
 }
 
 /// The active user with this email and password; unknown emails cost the same time as

@@ -1,6 +1,9 @@
 //! Response headers, the request log and the request metrics that wrap every route.
 
+use crate::auth::session_store::USER_ID_KEY;
+use crate::error::AppError;
 use crate::startup::AppState;
+use actix_session::SessionExt;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::{DefaultHeaders, Next};
@@ -13,8 +16,12 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
     style-src 'self'; img-src 'self' data:; connect-src 'self'; object-src 'none'; \
     base-uri 'none'; frame-ancestors 'none'";
 
+/// Headers every response gets unless its handler set its own. `no-store` keeps signed-in
+/// pages (and anything else dynamic) out of the browser's cache, so the back button of a
+/// shared browser cannot show them after sign-out; static assets set their own long cache.
 pub fn security_headers() -> DefaultHeaders {
     DefaultHeaders::new()
+        .add(("Cache-Control", "no-store"))
         .add(("Content-Security-Policy", CONTENT_SECURITY_POLICY))
         .add(("Referrer-Policy", "no-referrer"))
         .add(("X-Content-Type-Options", "nosniff"))
@@ -71,4 +78,43 @@ pub async fn http_metrics(
         started.elapsed().as_secs_f64(),
     );
     result
+}
+
+/// Paths meant to be reached without a session, limited elsewhere or not at all: assets,
+/// the health check, the sandbox provider, and the service API (its keys have their own
+/// limits).
+const NOT_ANONYMOUS_LIMITED: [&str; 5] = [
+    "/static/",
+    "/favicon.ico",
+    "/healthz",
+    "/sandbox/",
+    "/api/v1/",
+];
+
+/// Middleware: visitors who are not signed in get a budget of requests per address
+/// (`ANONYMOUS_REQUESTS_PER_MINUTE`); past it the answer is 429 with Retry-After.
+pub async fn anonymous_rate_limit(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let exempt = NOT_ANONYMOUS_LIMITED
+        .iter()
+        .any(|prefix| req.path().starts_with(prefix));
+    let signed_in = || {
+        req.get_session()
+            .get::<serde_json::Value>(USER_ID_KEY)
+            .ok()
+            .flatten()
+            .is_some()
+    };
+    if !exempt && !signed_in() {
+        let state = req.app_data::<web::Data<AppState>>();
+        if let (Some(state), Some(peer)) = (state, req.peer_addr()) {
+            if let Err(wait) = state.anonymous_limiter.check(&peer.ip()) {
+                let retry_after_secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+                return Err(AppError::TooManyRequests { retry_after_secs }.into());
+            }
+        }
+    }
+    next.call(req).await
 }

@@ -599,6 +599,10 @@ pub async fn change_password(
     }
     let stored = user.password_hash.clone();
     let hash = verify_then_hash(stored, form.current_password, form.new_password).await?;
+    match &hash {
+        Some(_) => state.login_limiter.succeeded(&ip, &user.email),
+        None => state.login_limiter.failed(&ip, &user.email),
+    }
     let actor = Actor::user(&user.id, &user.email);
     let event = Event::new(actor, "password_changed")
         .target("user", user.id.clone())

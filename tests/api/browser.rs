@@ -527,6 +527,44 @@ mod walkthrough {
         browser.wait_for_text("#total-calls", "0").await;
         browser.close().await;
     }
+
+    /// A shared browser: after sign-out the back button must not show the signed-in pages
+    /// again (no copy in the HTTP cache, the back-forward cache or htmx's history cache).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_back_button_after_sign_out_shows_the_login_page() {
+        let Some(browser) = Browser::start().await else {
+            return;
+        };
+        let app = spawn_app(Backend::Sqlite).await;
+        let user = app.create_user(Role::Admin).await;
+        app.db(|conn| Ok(connecthub::seed::seed(conn, 20).unwrap()))
+            .await;
+        browser.goto(&app.url("/login")).await;
+        browser.fill("#email", &user.email).await;
+        browser.fill("#password", &user.password).await;
+        browser.click("button[type=submit]").await;
+        browser.wait_for_text("#client-count", "1–20 of 20").await;
+        // A search pushes a history entry through htmx.
+        browser.fill("#q", "globex").await;
+        browser.wait_for_text("#client-count", "1–2 of 2").await;
+
+        browser.click(".account button[type=submit]").await;
+        browser
+            .wait_for_text(".notice", "You have signed out.")
+            .await;
+        // htmx keeps no snapshot of the signed-in pages in localStorage either.
+        let snapshots = browser
+            .client
+            .execute("return localStorage.getItem('htmx-history-cache')", vec![])
+            .await
+            .unwrap();
+        assert_eq!(snapshots, serde_json::Value::Null, "htmx history snapshots");
+        browser.client.back().await.unwrap();
+        browser.wait_for_text("h1", "Sign in").await;
+        let html = browser.client.source().await.unwrap();
+        assert!(!html.contains("client-count"), "the client list came back");
+        browser.close().await;
+    }
 }
 
 mod console {

@@ -331,6 +331,19 @@ impl TestApp {
         }
     }
 
+    /// Another browser that connects from `ip` (any 127.x.y.z reaches the server), for
+    /// what is counted per client address.
+    pub fn browser_at(&self, ip: &str) -> TestApp {
+        let mut browser = self.new_browser();
+        browser.client = reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .local_address(ip.parse::<std::net::IpAddr>().expect("an IP address"))
+            .build()
+            .unwrap();
+        browser
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.address, path)
     }

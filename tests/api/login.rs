@@ -19,14 +19,11 @@ on_both_backends!(
     disabled_user_cannot_sign_in_and_loses_sessions,
     expired_sessions_are_refused,
     auth_events_are_audited_in_an_intact_chain,
+    signed_in_pages_are_never_stored_by_the_browser,
+    a_malformed_email_is_answered_like_an_unknown_one,
+    anonymous_visitors_store_no_session,
+    a_guesser_elsewhere_cannot_lock_the_owner_out,
 );
-
-async fn session_cookie(app: &TestApp) -> Option<String> {
-    let rows: Vec<String> = app
-        .db(|conn| sessions::table.select(sessions::id).load(conn))
-        .await;
-    rows.into_iter().next()
-}
 
 async fn login_succeeds_and_shows_the_clients_page(app: TestApp) {
     let user = app.create_user(Role::Admin).await;
@@ -126,19 +123,70 @@ async fn logout_ends_the_session_and_the_old_cookie_is_useless(app: TestApp) {
 
 async fn session_id_is_renewed_at_login(app: TestApp) {
     let user = app.create_user(Role::Member).await;
-    app.get("/login").await;
-    let before = session_cookie(&app)
-        .await
-        .expect("anonymous session for the login form");
-    app.login(&user.email, &user.password).await;
-    let after: Vec<String> = app
+    let form = app.get("/login").await;
+    let before = header(form.headers(), "set-cookie");
+    assert!(!before.is_empty(), "the login form sets its cookie");
+    let login = app.login(&user.email, &user.password).await;
+    let after = header(login.headers(), "set-cookie");
+    assert_ne!(
+        before.split(';').next(),
+        after.split(';').next(),
+        "the pre-login session must not survive sign-in"
+    );
+    let rows: Vec<String> = app
         .db(|conn| sessions::table.select(sessions::id).load(conn))
         .await;
-    assert!(
-        !after.contains(&before),
-        "the pre-login session id must not survive sign-in"
+    assert_eq!(rows.len(), 1);
+}
+
+/// The login form stores nothing: its CSRF token travels in a signed cookie. Sign-in
+/// then creates the one row, and the form is still protected.
+async fn anonymous_visitors_store_no_session(app: TestApp) {
+    for _ in 0..20 {
+        assert_eq!(app.new_browser().get("/login").await.status(), 200);
+        assert_eq!(app.get("/login").await.status(), 200);
+        assert_eq!(app.get("/admin/clients").await.status(), 303);
+    }
+    assert_eq!(session_count(&app).await, 0);
+
+    let user = app.create_user(Role::Admin).await;
+    let post = |client: &TestApp, token: Option<String>| {
+        let mut form = vec![
+            ("email", user.email.clone()),
+            ("password", user.password.clone()),
+        ];
+        if let Some(token) = token {
+            form.push(("csrf_token", token));
+        }
+        let request = client.client.post(client.url("/login")).form(&form);
+        async move { request.send().await.unwrap().status() }
+    };
+    let other_browser = app.new_browser();
+    let others_token = other_browser.csrf_token().await;
+    assert_eq!(post(&app, None).await, 403, "no token");
+    assert_eq!(post(&app, Some("forged".into())).await, 403, "wrong token");
+    assert_eq!(
+        post(&app, Some(others_token)).await,
+        403,
+        "another browser's token"
     );
-    assert_eq!(after.len(), 1);
+    let no_cookie = app.new_browser();
+    assert_eq!(
+        post(&no_cookie, Some(other_browser.csrf_token().await)).await,
+        403,
+        "a token without its cookie"
+    );
+    assert_eq!(session_count(&app).await, 0);
+
+    let token = app.csrf_token().await;
+    assert_eq!(post(&app, Some(token)).await, 303);
+    assert_eq!(app.get("/admin/clients").await.status(), 200);
+    assert_eq!(session_count(&app).await, 1);
+}
+
+async fn session_count(app: &TestApp) -> i64 {
+    app.db(|conn| sessions::table.count().get_result(conn))
+        .await
 }
 
 async fn member_is_refused_admin_pages(app: TestApp) {
@@ -387,4 +435,161 @@ async fn secure_cookie_under_https_public_url() {
         cookie.contains("Secure") && cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
         "{cookie}"
     );
+}
+
+async fn signed_in_pages_are_never_stored_by_the_browser(app: TestApp) {
+    app.login_as(Role::Admin).await;
+    app.connect("klaviyo", None).await;
+    let client_id = app.clients().await[0].id.clone();
+    let client_page = format!("/admin/clients/{client_id}");
+    for path in [
+        "/admin/clients",
+        "/admin/clients/rows",
+        client_page.as_str(),
+        "/admin/users",
+        "/admin/api-keys",
+        "/admin/audit",
+        "/admin/audit/export.csv",
+        "/admin/usage",
+        "/account",
+        "/connections",
+    ] {
+        let response = app.get(path).await;
+        assert_eq!(response.status(), 200, "{path}");
+        // no-store: the browser keeps no copy, so after sign-out the back button has to
+        // ask the server again and gets the login page instead of the old page.
+        assert_eq!(
+            header(response.headers(), "cache-control"),
+            "no-store",
+            "{path}"
+        );
+    }
+    // Assets keep their long cache (their URLs carry a content hash).
+    let css = app.get("/static/app.css").await;
+    assert!(header(css.headers(), "cache-control").contains("immutable"));
+}
+
+/// `email=q%00@x.io`: refused up front as an unknown address would be, on both databases:
+/// same status and message, the same password-hash time, the same `login_failed` entry.
+async fn a_malformed_email_is_answered_like_an_unknown_one(app: TestApp) {
+    let attempt = |email: &'static str| {
+        let app = &app;
+        async move {
+            let started = std::time::Instant::now();
+            let response = app.login(email, "not-the-password").await;
+            let status = response.status();
+            let html = response.text().await.unwrap();
+            (status, html, started.elapsed())
+        }
+    };
+    let mut fastest = [std::time::Duration::MAX; 2];
+    for _ in 0..3 {
+        for (n, email) in ["nobody@x.io", "q\0@x.io"].into_iter().enumerate() {
+            let (status, html, took) = attempt(email).await;
+            assert_eq!(status, 401, "{email:?}");
+            assert!(html.contains("Incorrect email or password."), "{email:?}");
+            fastest[n] = fastest[n].min(took);
+        }
+    }
+    let [unknown, malformed] = fastest;
+    assert!(
+        malformed * 3 > unknown,
+        "a malformed email skips the password hash: {malformed:?} vs {unknown:?}"
+    );
+    let entries = app
+        .db(|conn| connecthub::audit::recent(conn, None, 10))
+        .await;
+    assert_eq!(entries.len(), 6);
+    assert!(entries.iter().all(|e| e.action == "login_failed"));
+    assert!(
+        entries.iter().any(|e| e.actor_label == "q\\u{0}@x.io"),
+        "{:?}",
+        entries.iter().map(|e| &e.actor_label).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
+async fn anonymous_requests_are_limited_per_address() {
+    let app = spawn_app_with(Backend::Sqlite, &[("ANONYMOUS_REQUESTS_PER_MINUTE", "5")]).await;
+    for _ in 0..5 {
+        assert_eq!(app.new_browser().get("/login").await.status(), 200);
+    }
+    let limited = app.new_browser().get("/login").await;
+    assert_eq!(limited.status(), 429);
+    let retry_after: u64 = header(limited.headers(), "retry-after")
+        .parse()
+        .expect("Retry-After seconds");
+    assert!((1..=12).contains(&retry_after), "{retry_after}");
+    let limited = app
+        .client
+        .post(app.url("/login"))
+        .form(&[("email", "a@b.io")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(limited.status(), 429, "sign-in attempts count too");
+    // Assets and the health check are not counted; another address has its own budget.
+    assert_eq!(app.get("/static/app.css").await.status(), 200);
+    assert_eq!(app.get("/healthz").await.status(), 200);
+    let elsewhere = app.browser_at("127.0.0.2");
+    assert_eq!(elsewhere.get("/login").await.status(), 200);
+}
+
+async fn a_guesser_elsewhere_cannot_lock_the_owner_out(app: TestApp) {
+    let user = app.create_user(Role::Member).await;
+    let guesser = app.browser_at("127.0.0.2");
+    for _ in 0..5 {
+        assert_eq!(
+            guesser.login(&user.email, "wrong-password").await.status(),
+            401
+        );
+    }
+    assert_eq!(
+        guesser.login(&user.email, "wrong-password").await.status(),
+        429
+    );
+    assert_eq!(
+        guesser.login(&user.email, &user.password).await.status(),
+        429,
+        "the guessing address stays limited"
+    );
+    // The owner, from an address with no failures, signs in during the lock-out.
+    assert_eq!(app.login(&user.email, &user.password).await.status(), 303);
+    assert_eq!(app.get("/admin/clients").await.status(), 200);
+}
+
+/// Past the per-account ceiling (failures from all addresses), addresses that already
+/// failed are refused; a clean address with the right password still gets in.
+#[tokio::test]
+async fn the_account_ceiling_spares_clean_addresses() {
+    let mut backends = vec![Backend::Sqlite];
+    if crate::helpers::postgres_available() {
+        backends.push(Backend::Postgres);
+    }
+    for backend in backends {
+        let app = spawn_app_with(
+            backend,
+            &[
+                ("LOGIN_MAX_ATTEMPTS_PER_ACCOUNT", "2"),
+                ("LOGIN_MAX_FAILURES_PER_ACCOUNT", "3"),
+            ],
+        )
+        .await;
+        let user = app.create_user(Role::Member).await;
+        let (first, second) = (app.browser_at("127.0.0.2"), app.browser_at("127.0.0.3"));
+        for guesser in [&first, &first, &second] {
+            assert_eq!(
+                guesser.login(&user.email, "wrong-password").await.status(),
+                401
+            );
+        }
+        assert_eq!(first.login(&user.email, &user.password).await.status(), 429);
+        assert_eq!(
+            second.login(&user.email, "wrong-password").await.status(),
+            429,
+            "{backend:?}"
+        );
+        let owner = app.browser_at("127.0.0.4");
+        assert_eq!(owner.login(&user.email, &user.password).await.status(), 303);
+    }
 }

@@ -19,6 +19,7 @@ mod pages;
 mod providers;
 mod proxy;
 mod refresh_schedule;
+mod service_limits;
 mod service_tokens;
 mod shutdown;
 mod usage_page;

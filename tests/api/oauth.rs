@@ -25,6 +25,7 @@ on_both_backends!(
     api_key_connections_are_checked_before_they_are_stored,
     unknown_provider_is_404_and_callback_needs_a_session,
     a_callback_refused_to_another_session_still_works_for_its_own,
+    a_signed_out_callback_keeps_code_and_state_out_of_the_login_url,
 );
 
 fn assert_clean_url(path: &str) {
@@ -639,6 +640,33 @@ async fn a_callback_refused_to_another_session_still_works_for_its_own(app: Test
     assert_eq!(landing, "/admin/clients");
     assert_eq!(toast, "success: Connected Klaviyo account Acme Store");
     assert_eq!(app.clients().await.len(), 1);
+}
+
+async fn a_signed_out_callback_keeps_code_and_state_out_of_the_login_url(app: TestApp) {
+    app.login_as(Role::Admin).await;
+    let start = app.start_connect("klaviyo", "/admin/clients").await;
+    let callback = app.consent(&location(&start), "allow", None).await;
+    assert!(callback.contains("code=") && callback.contains("state="));
+
+    // The same browser, signed out in the meantime (another tab, an expired session).
+    let signed_out = app.new_browser();
+    let response = signed_out.callback(&callback).await;
+    assert_eq!(response.status(), 303);
+    let login = location(&response);
+    assert_eq!(
+        login,
+        "/login?next=%2Fapi%2Fintegrations%2Fklaviyo%2Foauth%2Fcallback"
+    );
+    assert_clean_url(&login);
+    let page = signed_out.get_html(&login).await;
+    assert!(
+        page.contains("Sign in and connect the account again."),
+        "the login page says what happened"
+    );
+    // After sign-in the browser goes home: the callback cannot be resumed without its code.
+    assert!(page.contains(r#"name="next" value="/admin/clients""#));
+    assert_clean_url(&page);
+    assert!(app.clients().await.is_empty());
 }
 
 /// `key rotate` re-seals every token under the new key; the old key is then unneeded.
