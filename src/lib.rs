@@ -18,6 +18,7 @@ pub mod proxy;
 pub mod rate_limit;
 pub mod seed;
 pub mod startup;
+pub mod state;
 pub mod telemetry;
 pub mod usage;
 pub mod vault;

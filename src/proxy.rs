@@ -5,7 +5,7 @@
 use crate::oauth::lifecycle::{CachedToken, FreshToken};
 use crate::oauth::provider_http::RetryPolicy;
 use crate::providers::Provider;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::usage;
 use secrecy::ExposeSecret;
 use std::time::{Duration, Instant};

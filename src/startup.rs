@@ -2,15 +2,10 @@
 //! and every test start the server through `Application::build`, so tests run the real
 //! wiring.
 
-use crate::auth::login_limiter::LoginLimiter;
 use crate::auth::session_store::DbSessionStore;
 use crate::config::Config;
 use crate::db::{self, DbPool};
-use crate::metrics::Metrics;
-use crate::oauth::lifecycle::TokenManager;
-use crate::oauth::provider_http::RetryPolicy;
-use crate::providers::Registry;
-use crate::vault::Vault;
+use crate::state::AppState;
 use actix_session::config::{BrowserSession, CookieContentSecurity, TtlExtensionPolicy};
 use actix_session::SessionMiddleware;
 use actix_web::cookie::{time, Key, SameSite};
@@ -20,37 +15,6 @@ use actix_web::{web, App, HttpServer};
 use connecthub_sandbox::{Sandbox, SandboxSettings};
 use sha2::{Digest, Sha512};
 use std::net::TcpListener;
-use std::sync::Arc;
-
-/// What every handler can reach.
-pub struct AppState {
-    pub pool: DbPool,
-    pub config: Arc<Config>,
-    pub login_limiter: LoginLimiter,
-    /// Requests of visitors who are not signed in, per address.
-    pub anonymous_limiter: crate::rate_limit::PerAddress,
-    pub vault: Arc<Vault>,
-    /// For provider calls: no redirects followed (a token must not follow one elsewhere).
-    pub http: reqwest::Client,
-    pub retry: RetryPolicy,
-    pub tokens: TokenManager,
-    pub metrics: Metrics,
-    pub audit: Arc<crate::audit::Buffer>,
-    pub usage: crate::usage::Recorder,
-    /// Service API keys seen recently (by hash), so a busy service does not cost a query
-    /// per request. Revoking a key here clears it; other instances notice within the TTL.
-    pub api_key_cache: mini_moka::sync::Cache<String, crate::api_keys::ApiKey>,
-    /// Wrong service keys per address: limits them and reports each burst once.
-    pub rejected_keys: crate::rate_limit::Failures<std::net::IpAddr>,
-    /// Requests per API key on the proxy and token endpoints, when a limit is set.
-    pub key_budget: Option<crate::rate_limit::RequestBudget<String>>,
-}
-
-impl AppState {
-    pub fn providers(&self) -> &Registry {
-        &self.config.providers
-    }
-}
 
 pub struct Application {
     port: u16,
@@ -72,43 +36,13 @@ impl Application {
     pub async fn build_on(config: Config, listener: TcpListener) -> anyhow::Result<Self> {
         let pool = connect_and_migrate(&config).await?;
         let port = listener.local_addr()?.port();
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(config.provider_retry.timeout)
-            .user_agent(concat!("connecthub/", env!("CARGO_PKG_VERSION")))
-            .build()?;
         let sandbox = config.sandbox.as_ref().map(|settings| {
             Sandbox::new(SandboxSettings {
                 base_url: config.public_url.as_str().trim_end_matches('/').to_string(),
                 access_token_ttl: settings.access_token_ttl,
             })
         });
-        let state = web::Data::new(AppState {
-            audit: Arc::default(),
-            usage: crate::usage::Recorder::default(),
-            api_key_cache: mini_moka::sync::Cache::builder()
-                .max_capacity(10_000)
-                .time_to_live(config.service_cache_ttl)
-                .build(),
-            rejected_keys: crate::rate_limit::Failures::new(
-                config.service_key_limits.failure_window,
-            ),
-            key_budget: config
-                .service_key_limits
-                .requests_per_minute
-                .map(crate::rate_limit::RequestBudget::per_minute),
-            pool: pool.clone(),
-            login_limiter: LoginLimiter::new(&config.login_limits),
-            anonymous_limiter: crate::rate_limit::PerAddress::per_minute(
-                config.anonymous_requests_per_minute,
-            ),
-            vault: Arc::new(Vault::from_config(&config)),
-            http,
-            retry: config.provider_retry.clone(),
-            tokens: TokenManager::new(config.service_cache_ttl),
-            metrics: Metrics::for_providers(config.providers.enabled().map(|p| p.name.as_str())),
-            config: Arc::new(config),
-        });
+        let state = web::Data::new(AppState::new(config, pool.clone())?);
         let server = serve(listener, state.clone(), sandbox)?;
         Ok(Self {
             port,

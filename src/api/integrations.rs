@@ -11,7 +11,7 @@ use crate::oauth::disconnect::{self, Revocation};
 use crate::oauth::flow::{self, CallbackParams, ConnectError};
 use crate::oauth::lifecycle::{self, TokenError};
 use crate::providers::Provider;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::web::layout::{Flash, FlashKind};
 use crate::web::local_path::{LocalPath, RedirectTarget};
 use crate::web::{origin, redirect, HOME};

@@ -10,7 +10,7 @@ use crate::input::RecordId;
 use crate::oauth::lifecycle::TokenError;
 use crate::operations::kustomer::{self, Direction, NewConversation};
 use crate::operations::{self, klaviyo, Caller, OpError};
-use crate::startup::AppState;
+use crate::state::AppState;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::de::DeserializeOwned;
 

@@ -8,7 +8,7 @@ use crate::api_keys::Scope;
 use crate::input::RecordId;
 use crate::oauth::lifecycle;
 use crate::proxy::{self, Outgoing};
-use crate::startup::AppState;
+use crate::state::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;

@@ -5,7 +5,7 @@ use super::error::ApiError;
 use super::service_auth::ServiceKey;
 use crate::api_keys::Scope;
 use crate::clients::{self, ListedClient};
-use crate::startup::AppState;
+use crate::state::AppState;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::SecondsFormat;

@@ -9,7 +9,7 @@
 use super::error::ApiError;
 use crate::api_keys::{self, ApiKey, Scope};
 use crate::audit::{Actor, Event, Origin};
-use crate::startup::AppState;
+use crate::state::AppState;
 use actix_web::http::header;
 use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
 use futures_util::future::LocalBoxFuture;

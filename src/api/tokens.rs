@@ -10,7 +10,7 @@ use crate::auth::users::Email;
 use crate::clients::settings;
 use crate::input::RecordId;
 use crate::oauth::lifecycle::{self, FreshToken, TokenError};
-use crate::startup::AppState;
+use crate::state::AppState;
 use actix_web::{web, HttpRequest, HttpResponse};
 use secrecy::ExposeSecret;
 use serde_json::json;

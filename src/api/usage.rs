@@ -4,7 +4,7 @@
 use super::error::ApiError;
 use super::service_auth::ServiceKey;
 use crate::api_keys::Scope;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::usage;
 use actix_web::{web, HttpRequest, HttpResponse};
 

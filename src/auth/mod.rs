@@ -7,7 +7,7 @@ pub mod session_store;
 pub mod users;
 
 use crate::error::AppError;
-use crate::startup::AppState;
+use crate::state::AppState;
 use actix_session::{Session, SessionExt};
 use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
 use futures_util::future::LocalBoxFuture;

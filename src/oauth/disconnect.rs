@@ -6,7 +6,7 @@ use crate::audit::{self, Actor, Event, Origin};
 use crate::auth::users::User;
 use crate::clients::{self, credentials, Client};
 use crate::error::AppError;
-use crate::startup::AppState;
+use crate::state::AppState;
 use serde_json::json;
 
 /// What happened at the provider.

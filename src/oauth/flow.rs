@@ -12,7 +12,7 @@ use crate::auth::users::User;
 use crate::clients::{self, credentials, Client, Connection};
 use crate::error::AppError;
 use crate::providers::{AuthType, Provider};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::vault::Binding;
 use crate::web::local_path::LocalPath;
 use secrecy::{ExposeSecret, SecretString};

@@ -11,7 +11,7 @@ use crate::audit::{self, Actor, Event};
 use crate::clients::{self, credentials, Client};
 use crate::error::AppError;
 use crate::providers::{AuthType, Provider};
-use crate::startup::AppState;
+use crate::state::AppState;
 use secrecy::SecretString;
 use serde_json::json;
 use std::collections::HashMap;

@@ -4,7 +4,7 @@
 
 use super::lifecycle;
 use crate::clients::{self, credentials};
-use crate::startup::AppState;
+use crate::state::AppState;
 use actix_web::web;
 use futures_util::StreamExt;
 use std::time::Duration;

@@ -11,7 +11,7 @@ use crate::error::AppError;
 use crate::oauth::lifecycle::{self, CachedToken, TokenError};
 use crate::providers::Provider;
 use crate::proxy::{self, Outgoing};
-use crate::startup::AppState;
+use crate::state::AppState;
 use serde_json::Value;
 use std::sync::Arc;
 

@@ -8,7 +8,7 @@ use crate::auth::users::User;
 use crate::auth::{AdminUser, CurrentUser};
 use crate::db::DbPool;
 use crate::error::AppError;
-use crate::startup::AppState;
+use crate::state::AppState;
 use actix_session::Session;
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};

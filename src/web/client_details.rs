@@ -15,7 +15,7 @@ use crate::clients::{self, Client};
 use crate::error::AppError;
 use crate::input::RecordId;
 use crate::operations::{self, klaviyo, OpError};
-use crate::startup::AppState;
+use crate::state::AppState;
 use actix_session::Session;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};

@@ -10,7 +10,7 @@ use crate::clients::{self, ListedClient};
 use crate::error::AppError;
 use crate::input::RecordId;
 use crate::providers::{AuthType, Provider};
-use crate::startup::AppState;
+use crate::state::AppState;
 use actix_session::Session;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};

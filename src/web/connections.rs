@@ -8,7 +8,7 @@ use crate::auth::CurrentUser;
 use crate::clients::{self, Client};
 use crate::error::AppError;
 use crate::providers::{AuthType, Provider};
-use crate::startup::AppState;
+use crate::state::AppState;
 use actix_session::Session;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};

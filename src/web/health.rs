@@ -1,6 +1,6 @@
 //! `GET /healthz`: the process is up and the database answers.
 
-use crate::startup::AppState;
+use crate::state::AppState;
 use actix_web::{web, HttpResponse};
 use diesel::connection::SimpleConnection;
 

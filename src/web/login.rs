@@ -7,7 +7,7 @@ use crate::audit::{self, Actor, Event};
 use crate::auth::users::{self, Email, User};
 use crate::auth::{is_oauth_callback, password, start_session, CurrentUser};
 use crate::error::AppError;
-use crate::startup::AppState;
+use crate::state::AppState;
 use actix_session::Session;
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};

@@ -2,7 +2,7 @@
 
 use crate::auth::session_store::USER_ID_KEY;
 use crate::error::AppError;
-use crate::startup::AppState;
+use crate::state::AppState;
 use actix_session::SessionExt;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};

@@ -144,7 +144,7 @@ pub fn render(
 /// The users an admin can narrow a page to, as (id, email); members get none (they only
 /// ever see their own).
 pub async fn user_choices(
-    state: &crate::startup::AppState,
+    state: &crate::state::AppState,
     viewer: &crate::auth::users::User,
 ) -> Result<Vec<(String, String)>, crate::error::AppError> {
     if !viewer.is_admin() {

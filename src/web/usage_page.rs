@@ -8,7 +8,7 @@ use crate::auth::users::User;
 use crate::auth::CurrentUser;
 use crate::error::AppError;
 use crate::input::RecordId;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::usage::{self, Period, PointStats, Stats};
 use actix_session::Session;
 use actix_web::http::StatusCode;

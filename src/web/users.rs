@@ -10,7 +10,7 @@ use crate::auth::{password, session_store, start_session, AdminUser, CurrentUser
 use crate::db::DbConnection;
 use crate::error::AppError;
 use crate::input::{RecordId, SingleLine};
-use crate::startup::AppState;
+use crate::state::AppState;
 use actix_session::Session;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
