@@ -1,8 +1,9 @@
 //! The command line: serve, demo, migrate, user, key.
 
 use crate::audit::{self, Actor, Event};
+use crate::auth::accounts::{self, Acting, NewAccount};
+use crate::auth::password;
 use crate::auth::users::{self, Email, Role};
-use crate::auth::{password, session_store};
 use crate::config::{Config, ConfigError, Defaults, EncryptionKey, ProcessEnv, Source};
 use crate::db::{self, DatabaseUrl, DbPool};
 use crate::startup::Application;
@@ -238,15 +239,13 @@ async fn ensure_admin(pool: &DbPool) -> anyhow::Result<Option<String>> {
         return Ok(None);
     }
     let generated = password::generate();
-    let email = Email::parse(DEMO_ADMIN_EMAIL).map_err(anyhow::Error::msg)?;
-    create_user(
-        pool,
-        email,
-        "Admin".into(),
-        Role::Admin,
-        SecretString::from(generated.clone()),
-    )
-    .await?;
+    let account = NewAccount {
+        email: Email::parse(DEMO_ADMIN_EMAIL).map_err(anyhow::Error::msg)?,
+        name: "Admin".into(),
+        role: Role::Admin,
+        generated_password: true,
+    };
+    create_user(pool, account, SecretString::from(generated.clone())).await?;
     Ok(Some(generated))
 }
 
@@ -267,8 +266,8 @@ async fn pool_from_env() -> anyhow::Result<DbPool> {
     .await?
 }
 
-/// The password to set: read from stdin when asked, else generated (and returned so the
-/// caller prints it).
+/// The password to set: read from stdin when asked (and held to the same rules as the
+/// users page), else generated (and returned so the caller prints it).
 fn password_input(from_stdin: bool) -> anyhow::Result<(SecretString, Option<String>)> {
     if !from_stdin {
         let generated = password::generate();
@@ -276,55 +275,43 @@ fn password_input(from_stdin: bool) -> anyhow::Result<(SecretString, Option<Stri
     }
     let mut input = String::new();
     std::io::stdin().read_to_string(&mut input)?;
-    let input = input.trim_end_matches(['\r', '\n']).to_string();
-    if input.chars().count() < password::MIN_LENGTH {
-        anyhow::bail!(
-            "the password must have at least {} characters",
-            password::MIN_LENGTH
-        );
-    }
-    Ok((SecretString::from(input), None))
+    let input = SecretString::from(input.trim_end_matches(['\r', '\n']).to_string());
+    accounts::check_new_password(&input).map_err(anyhow::Error::msg)?;
+    Ok((input, None))
 }
 
+/// Creates the account and its audit entry in one transaction; a taken email is refused
+/// by the database, so two runs at once cannot both add it.
 async fn create_user(
     pool: &DbPool,
-    email: Email,
-    name: String,
-    role: Role,
+    account: NewAccount,
     secret: SecretString,
 ) -> anyhow::Result<()> {
-    let lookup = email.clone();
-    if db::run(pool, move |conn| users::find_by_email(conn, &lookup))
-        .await?
-        .is_some()
-    {
-        anyhow::bail!("a user with email {} already exists", email.as_str());
-    }
-    let hash = tokio::task::spawn_blocking(move || password::hash(&secret)).await??;
-    db::run(pool, move |conn| {
-        let user = users::create(conn, &email, &name, &hash, role)?;
-        let event = Event::new(Actor::system(), "user_created")
-            .target("user", user.id.clone())
-            .details(serde_json::json!({"email": user.email, "role": user.role, "via": "cli"}));
-        audit::append(conn, event)
+    let hash = accounts::hash_password(secret).await?;
+    let email = account.email.as_str().to_string();
+    let created = db::run(pool, move |conn| {
+        accounts::create(conn, &account, &hash, &Acting::command_line())
     })
     .await?;
+    if created.is_none() {
+        anyhow::bail!("a user with email {email} already exists");
+    }
     Ok(())
 }
 
 async fn user_add(args: UserAdd) -> anyhow::Result<()> {
     let email = Email::parse(&args.email).map_err(anyhow::Error::msg)?;
-    let name = args.name.unwrap_or_else(|| {
-        email
-            .as_str()
-            .split('@')
-            .next()
-            .unwrap_or("user")
-            .to_string()
-    });
+    let name = accounts::display_name(args.name.as_deref().unwrap_or(""), &email)
+        .map_err(anyhow::Error::msg)?;
     let (secret, generated) = password_input(args.password_stdin)?;
     let pool = pool_from_env().await?;
-    create_user(&pool, email.clone(), name, args.role, secret).await?;
+    let account = NewAccount {
+        email: email.clone(),
+        name,
+        role: args.role,
+        generated_password: generated.is_some(),
+    };
+    create_user(&pool, account, secret).await?;
     println!("created {} ({})", email.as_str(), args.role.as_str());
     if let Some(generated) = generated {
         println!("password: {generated}");
@@ -336,22 +323,20 @@ async fn user_passwd(args: UserPasswd) -> anyhow::Result<()> {
     let email = Email::parse(&args.email).map_err(anyhow::Error::msg)?;
     let (secret, generated) = password_input(args.password_stdin)?;
     let pool = pool_from_env().await?;
-    let hash = tokio::task::spawn_blocking(move || password::hash(&secret)).await??;
+    let hash = accounts::hash_password(secret).await?;
     let lookup = email.clone();
-    let user = db::run(&pool, move |conn| users::find_by_email(conn, &lookup))
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("no user with email {}", email.as_str()))?;
-    let shown = user.email.clone();
-    db::run(&pool, move |conn| {
-        users::set_password(conn, &user.id, &hash)?;
-        session_store::delete_for_user(conn, &user.id)?;
-        audit::append(
-            conn,
-            Event::new(Actor::system(), "password_reset").target("user", user.id.clone()),
-        )
+    let user = db::run(&pool, move |conn| {
+        let Some(user) = users::find_by_email(conn, &lookup)? else {
+            return Ok(None);
+        };
+        accounts::reset_password(conn, &user.id, &hash, &Acting::command_line())
     })
-    .await?;
-    println!("password changed for {shown}; their sessions have ended");
+    .await?
+    .ok_or_else(|| anyhow::anyhow!("no user with email {}", email.as_str()))?;
+    println!(
+        "password changed for {}; their sessions have ended",
+        user.email
+    );
     if let Some(generated) = generated {
         println!("password: {generated}");
     }
@@ -399,7 +384,7 @@ async fn api_key_create(args: ApiKeyCreate) -> anyhow::Result<()> {
         .ok_or_else(|| anyhow::anyhow!("no admin with email {}", owner.as_str()))?;
     let created = db::run(&pool, move |conn| {
         let created = crate::api_keys::create(conn, &request.name, &request.scopes, &user.id)?;
-        let event = Event::new(Actor::user(&user.id, &user.email), "api_key_created")
+        let event = user.event("api_key_created")
             .target("api_key", created.key.id.clone())
             .details(serde_json::json!({"name": created.key.name, "scopes": created.key.scopes, "prefix": created.key.prefix, "via": "cli"}));
         audit::append(conn, event)?;

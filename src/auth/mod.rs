@@ -1,5 +1,6 @@
 //! Who is asking: sessions, passwords, users, roles, CSRF and the sign-in rate limit.
 
+pub mod accounts;
 pub mod csrf;
 pub mod login_limiter;
 pub mod password;

@@ -1,5 +1,6 @@
 //! The users repository: accounts, roles and their lookups.
 
+use crate::audit::{Actor, Event};
 use crate::db::schema::users;
 use crate::db::DbConnection;
 use diesel::prelude::*;
@@ -59,6 +60,16 @@ impl User {
 
     pub fn is_active(&self) -> bool {
         self.disabled_at.is_none()
+    }
+
+    /// This user as the actor of an audit entry.
+    pub fn actor(&self) -> Actor {
+        Actor::user(&self.id, &self.email)
+    }
+
+    /// An audit entry about something this user did.
+    pub fn event(&self, action: &'static str) -> Event {
+        Event::new(self.actor(), action)
     }
 }
 

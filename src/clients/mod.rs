@@ -3,6 +3,7 @@
 
 pub mod credentials;
 pub mod settings;
+pub mod tags;
 
 use crate::db::schema::{clients, users};
 use crate::db::DbConnection;
@@ -468,38 +469,6 @@ pub fn version(conn: &mut DbConnection, owner_scope: Option<&str>) -> QueryResul
         "{}-{count}",
         latest.map_or(0, |t| t.and_utc().timestamp_micros())
     ))
-}
-
-/// A tag as stored: trimmed, lowercased, 1–32 of a-z 0-9 - _.
-pub fn normalise_tag(raw: &str) -> Result<String, String> {
-    let tag = raw.trim().to_lowercase();
-    let valid = (1..=32).contains(&tag.len())
-        && tag
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
-    if valid {
-        Ok(tag)
-    } else {
-        Err("a tag is 1 to 32 of a-z, 0-9, - and _".into())
-    }
-}
-
-/// Adds a tag to a client (once), keeping its others.
-pub fn add_tag(conn: &mut DbConnection, id: &str, tag: &str) -> QueryResult<()> {
-    let Some(client) = find(conn, id)? else {
-        return Ok(());
-    };
-    let mut tags = client.tag_list();
-    if !tags.iter().any(|t| t == tag) {
-        tags.push(tag.to_string());
-        diesel::update(clients::table.find(id))
-            .set((
-                clients::tags.eq(serde_json::to_string(&tags).unwrap_or_else(|_| "[]".into())),
-                clients::updated_at.eq(crate::db::now()),
-            ))
-            .execute(conn)?;
-    }
-    Ok(())
 }
 
 /// Records when a service last used the client. `updated_at` stays: using a client does

@@ -1,46 +1,11 @@
-//! What owners change about a client after connecting it: its tags and whether it is their
-//! default for its provider (the one the service API hands out when no client is named).
-//! Also the few reads the client's page needs beside the row itself.
+//! What owners change about a client after connecting it (its tags are in `tags`): whether
+//! it is their default for its provider (the one the service API hands out when no client
+//! is named). Also the few reads the client's page needs beside the row itself.
 
-use super::{normalise_tag, Client};
+use super::Client;
 use crate::db::schema::{clients, credentials, users};
 use crate::db::DbConnection;
 use diesel::prelude::*;
-
-/// At most this many tags on one client.
-pub const MAX_TAGS: usize = 20;
-
-/// Reads the tag field (`vip, EU ,trial`): trimmed, lowercased, duplicates dropped, order
-/// kept. Empty items (a trailing comma) are skipped, so an empty field clears the tags.
-pub fn parse_tags(raw: &str) -> Result<Vec<String>, String> {
-    let mut tags: Vec<String> = Vec::new();
-    for item in raw.split(',').filter(|item| !item.trim().is_empty()) {
-        let tag = normalise_tag(item).map_err(|_| {
-            format!(
-                "{:?} is not a tag: a tag is 1 to 32 of a-z, 0-9, - and _",
-                item.trim()
-            )
-        })?;
-        if !tags.contains(&tag) {
-            tags.push(tag);
-        }
-    }
-    if tags.len() > MAX_TAGS {
-        return Err(format!("a client can have at most {MAX_TAGS} tags"));
-    }
-    Ok(tags)
-}
-
-/// Replaces the client's tags (already parsed by `parse_tags`).
-pub fn set_tags(conn: &mut DbConnection, id: &str, tags: &[String]) -> QueryResult<usize> {
-    let json = serde_json::to_string(tags).unwrap_or_else(|_| "[]".into());
-    diesel::update(clients::table.find(id))
-        .set((
-            clients::tags.eq(json),
-            clients::updated_at.eq(crate::db::now()),
-        ))
-        .execute(conn)
-}
 
 /// How `make_default` ended.
 #[derive(Debug, PartialEq, Eq)]
@@ -136,32 +101,4 @@ pub fn owner_email(conn: &mut DbConnection, client: &Client) -> QueryResult<Stri
         .find(&client.owner_user_id)
         .select(users::email)
         .first(conn)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{parse_tags, MAX_TAGS};
-
-    #[test]
-    fn tags_are_normalised_and_deduplicated() {
-        assert_eq!(
-            parse_tags(" VIP, eu ,vip,trial_1,").unwrap(),
-            vec!["vip", "eu", "trial_1"]
-        );
-        assert_eq!(parse_tags("").unwrap(), Vec::<String>::new());
-        assert_eq!(parse_tags(" , ").unwrap(), Vec::<String>::new());
-    }
-
-    #[test]
-    fn bad_tags_are_refused() {
-        assert!(parse_tags("ok, not ok").is_err());
-        assert!(parse_tags("café").is_err());
-        assert!(parse_tags(&"a".repeat(33)).is_err());
-        assert!(parse_tags(&"a".repeat(32)).is_ok());
-        let many: Vec<String> = (0..=MAX_TAGS).map(|n| format!("t{n}")).collect();
-        assert!(parse_tags(&many.join(",")).is_err());
-        assert!(parse_tags(&many[..MAX_TAGS].join(",")).is_ok());
-        // Duplicates count once.
-        assert!(parse_tags(&[many[..MAX_TAGS].join(","), "t0".into()].join(",")).is_ok());
-    }
 }

@@ -2,7 +2,7 @@
 //! the stored secrets whatever the provider said.
 
 use super::token_client;
-use crate::audit::{self, Actor, Event, Origin};
+use crate::audit::{self, Origin};
 use crate::auth::users::User;
 use crate::clients::{self, credentials, Client};
 use crate::error::AppError;
@@ -64,7 +64,7 @@ pub async fn disconnect(
         Revocation::NotSupported => (None, None),
         Revocation::Failed(reason) => (Some(false), Some(reason.clone())),
     };
-    let mut event = Event::new(Actor::user(&actor.id, &actor.email), "client_disconnected")
+    let mut event = actor.event("client_disconnected")
         .target("client", client.id.clone())
         .origin(origin)
         .details(json!({"provider": client.provider, "revoked_at_provider": revoked, "revoke_error": reason}));

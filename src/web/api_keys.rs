@@ -165,7 +165,8 @@ fn create_audited(
     crate::db::transaction(conn, |conn| {
         let created = api_keys::create(conn, &request.name, &request.scopes, &admin.id)?;
         let key = &created.key;
-        let event = Event::new(Actor::user(&admin.id, &admin.email), "api_key_created")
+        let event = admin
+            .event("api_key_created")
             .target("api_key", key.id.clone())
             .origin(origin)
             .details(serde_json::json!({
@@ -194,7 +195,7 @@ pub async fn revoke(
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner().into_string();
     let origin = super::origin(&req);
-    let actor = Actor::user(&admin.id, &admin.email);
+    let actor = admin.actor();
     let outcome = crate::db::run(&state.pool, move |conn| {
         revoke_audited(conn, &id, actor, &origin)
     })

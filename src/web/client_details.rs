@@ -7,10 +7,11 @@ use super::layout::{Flash, Layout};
 use super::local_path::LocalPath;
 use super::moment::{moment, Moment};
 use crate::api::integrations::Answer;
-use crate::audit::{self, Actor, Entry, Event, Origin};
+use crate::audit::{self, Entry, Event, Origin};
 use crate::auth::users::User;
 use crate::auth::CurrentUser;
 use crate::clients::settings::{self, DefaultChange};
+use crate::clients::tags;
 use crate::clients::{self, Client};
 use crate::error::AppError;
 use crate::input::RecordId;
@@ -393,7 +394,7 @@ pub struct TagsInput {
 
 /// An audit entry about this client by this user.
 fn event(user: &User, client: &Client, action: &'static str, origin: &Origin) -> Event {
-    Event::new(Actor::user(&user.id, &user.email), action)
+    user.event(action)
         .target("client", client.id.clone())
         .origin(origin)
 }
@@ -408,7 +409,7 @@ pub async fn save_tags(
     CurrentUser(user): CurrentUser,
 ) -> Result<HttpResponse, AppError> {
     let client = client_for(&state, &user, path.into_inner()).await?;
-    let tags = match settings::parse_tags(&input.tags) {
+    let tags = match tags::parse_tags(&input.tags) {
         Ok(tags) => tags,
         Err(message) => {
             return refuse_tags(
@@ -427,12 +428,10 @@ pub async fn save_tags(
         .details(json!({"before": client.tag_list(), "after": tags}));
     let (id, saved) = (client.id.clone(), tags.clone());
     crate::db::run(&state.pool, move |conn| {
-        crate::db::transaction(conn, |conn| {
-            settings::set_tags(conn, &id, &saved)?;
-            audit::append(conn, event)
-        })
+        tags::replace_tags(conn, &id, saved, event)
     })
-    .await?;
+    .await?
+    .map_err(|_| AppError::NotFound)?;
     state.tokens.forget(&client.id);
     let flash = Flash::success(format!("Saved the tags of {}", client.display_name));
     if !is_htmx(&req) {
@@ -480,7 +479,7 @@ pub async fn refresh_counts(
     CurrentUser(user): CurrentUser,
 ) -> Result<HttpResponse, AppError> {
     let client = client_for(&state, &user, path.into_inner()).await?;
-    let actor = Actor::user(&user.id, &user.email);
+    let actor = user.actor();
     let origin = super::origin(&req);
     let refreshed = operations::run(&state, &client.id, klaviyo::PROVIDER, async |caller| {
         klaviyo::refresh_profile(caller, actor, origin).await

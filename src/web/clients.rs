@@ -6,7 +6,7 @@ use super::layout::Layout;
 use super::moment::{absolute, relative};
 use crate::auth::users::User;
 use crate::auth::CurrentUser;
-use crate::clients::{self, ListedClient};
+use crate::clients::{self, tags, ListedClient};
 use crate::error::AppError;
 use crate::input::RecordId;
 use crate::providers::{AuthType, Provider};
@@ -152,8 +152,7 @@ fn bulk_form(body: &[u8]) -> Result<BulkForm, AppError> {
         Some("refresh") => BulkAction::Refresh,
         Some("disconnect") => BulkAction::Disconnect,
         Some("tag") => BulkAction::Tag(
-            clients::normalise_tag(&field("tag").unwrap_or_default())
-                .map_err(AppError::BadRequest)?,
+            tags::normalise_tag(&field("tag").unwrap_or_default()).map_err(AppError::BadRequest)?,
         ),
         _ => {
             return Err(AppError::BadRequest(
@@ -194,6 +193,8 @@ pub async fn bulk(
     let form = bulk_form(&body)?;
     let origin = super::origin(&req);
     let (mut done, mut failed) = (0, 0);
+    // Clients a tag was not added to because they already have the most tags allowed.
+    let mut full = Vec::new();
     for id in form.ids {
         let admin_copy = admin.clone();
         let found = crate::db::run(&state.pool, move |conn| {
@@ -208,10 +209,13 @@ pub async fn bulk(
             }
             Err(e) => return Err(e),
         };
-        if apply(&state, &admin, &client, &form.action, &origin).await? {
-            done += 1
-        } else {
-            failed += 1
+        match apply(&state, &admin, &client, &form.action, &origin).await? {
+            Applied::Done => done += 1,
+            Applied::Failed => failed += 1,
+            Applied::TooManyTags => {
+                failed += 1;
+                full.push(client.display_name);
+            }
         }
     }
     let verb = match form.action {
@@ -219,7 +223,10 @@ pub async fn bulk(
         BulkAction::Disconnect => "Disconnected",
         BulkAction::Tag(_) => "Tagged",
     };
-    let message = format!("{verb} {done} client(s); {failed} failed");
+    let message = format!(
+        "{verb} {done} client(s); {failed} failed{}",
+        why_full(&full)
+    );
     let flash = if failed == 0 {
         super::layout::Flash::success(message)
     } else {
@@ -234,15 +241,44 @@ pub async fn bulk(
     Ok(super::redirect(&back))
 }
 
-/// One client of a bulk action; false when it did not work for that client.
+/// How a bulk action went for one client.
+enum Applied {
+    Done,
+    Failed,
+    /// Not tagged: the client already has `tags::MAX_TAGS` tags.
+    TooManyTags,
+}
+
+/// Why these clients were not tagged, naming the first few: "" when there are none.
+fn why_full(names: &[String]) -> String {
+    const NAMED: usize = 3;
+    let (verb, more) = match names.len() {
+        0 => return String::new(),
+        1 => ("has", String::new()),
+        n if n <= NAMED => ("have", String::new()),
+        n => ("have", format!(" and {} more", n - NAMED)),
+    };
+    let named = names
+        .iter()
+        .take(NAMED)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        ". {named}{more} already {verb} {} tags, the most a client can have",
+        tags::MAX_TAGS
+    )
+}
+
+/// One client of a bulk action.
 async fn apply(
     state: &AppState,
     admin: &User,
     client: &clients::Client,
     action: &BulkAction,
     origin: &crate::audit::Origin,
-) -> Result<bool, AppError> {
-    Ok(match action {
+) -> Result<Applied, AppError> {
+    let worked = match action {
         BulkAction::Refresh => crate::oauth::lifecycle::refresh(state, client, true)
             .await
             .is_ok(),
@@ -253,22 +289,26 @@ async fn apply(
         }
         BulkAction::Tag(tag) => {
             let (id, tag) = (client.id.clone(), tag.clone());
-            let event = crate::audit::Event::new(
-                crate::audit::Actor::user(&admin.id, &admin.email),
-                "client_tags_changed",
-            )
-            .target("client", client.id.clone())
-            .origin(origin)
-            .details(serde_json::json!({"added": tag}));
-            crate::db::run(&state.pool, move |conn| {
-                crate::db::transaction(conn, |conn| {
-                    clients::add_tag(conn, &id, &tag)?;
-                    crate::audit::append(conn, event)
-                })
+            let event = admin
+                .event("client_tags_changed")
+                .target("client", client.id.clone())
+                .origin(origin)
+                .details(serde_json::json!({"added": tag}));
+            let added = crate::db::run(&state.pool, move |conn| {
+                tags::add_tag(conn, &id, &tag, event)
             })
             .await?;
-            true
+            match added {
+                Ok(_) => true,
+                Err(tags::Refused::TooMany) => return Ok(Applied::TooManyTags),
+                Err(tags::Refused::Gone) => false,
+            }
         }
+    };
+    Ok(if worked {
+        Applied::Done
+    } else {
+        Applied::Failed
     })
 }
 

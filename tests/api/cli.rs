@@ -31,6 +31,11 @@ fn run(args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> Output {
     child.wait_with_output().unwrap()
 }
 
+crate::with_each_backend!(
+    user_add_racing_itself_creates_one_account_and_says_why_the_other_failed,
+    user_passwd_follows_the_password_rules_of_the_users_page,
+);
+
 fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).to_string()
 }
@@ -210,6 +215,86 @@ async fn user_add_creates_an_account_that_can_sign_in() {
     assert!(stderr(&short).contains("at least 12 characters"));
     let actions = app.audit_actions().await;
     assert_eq!(actions.iter().filter(|a| *a == "user_created").count(), 2);
+}
+
+/// Several `user add` runs for one email at once: the database decides, in the same
+/// transaction as the audit entry, so exactly one account (and one entry) is made and every
+/// other run gets the clear message, never a database error.
+async fn user_add_racing_itself_creates_one_account_and_says_why_the_other_failed(
+    backend: crate::helpers::Backend,
+) {
+    use connecthub::db::schema::users;
+    use diesel::prelude::*;
+    let app = crate::helpers::spawn_app(backend).await;
+    let url = app.database_url.clone();
+    let runs: Vec<_> = (0..4)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                let args = ["user", "add", "--email", "twice@example.com"];
+                run(&args, &[("DATABASE_URL", url.as_str())], None)
+            })
+        })
+        .collect();
+    let outputs: Vec<Output> = runs.into_iter().map(|r| r.join().unwrap()).collect();
+    let succeeded = outputs.iter().filter(|o| o.status.success()).count();
+    assert_eq!(
+        succeeded,
+        1,
+        "{:?}",
+        outputs.iter().map(stderr).collect::<Vec<_>>()
+    );
+    for output in outputs.iter().filter(|o| !o.status.success()) {
+        assert_eq!(
+            stderr(output).trim(),
+            "error: a user with email twice@example.com already exists"
+        );
+    }
+    let rows: i64 = app
+        .db(|conn| {
+            users::table
+                .filter(users::email.eq("twice@example.com"))
+                .count()
+                .get_result(conn)
+        })
+        .await;
+    assert_eq!(rows, 1);
+    let actions = app.audit_actions().await;
+    assert_eq!(actions.iter().filter(|a| *a == "user_created").count(), 1);
+}
+
+/// `user passwd` holds a typed password to the users page's rules (the upper bound as well
+/// as the lower), and records the reset like the page does.
+async fn user_passwd_follows_the_password_rules_of_the_users_page(
+    backend: crate::helpers::Backend,
+) {
+    let app = crate::helpers::spawn_app(backend).await;
+    let user = app.create_user(connecthub::auth::users::Role::Member).await;
+    let env = [("DATABASE_URL", app.database_url.as_str())];
+    let args = [
+        "user",
+        "passwd",
+        "--email",
+        user.email.as_str(),
+        "--password-stdin",
+    ];
+    let too_long = "x".repeat(1025);
+    let refused = run(&args, &env, Some(&too_long));
+    assert_eq!(
+        stderr(&refused).trim(),
+        "error: The password can be at most 1024 characters."
+    );
+    let changed = run(&args, &env, Some("a-new-long-enough-secret\n"));
+    assert!(changed.status.success(), "{}", stderr(&changed));
+    assert_eq!(
+        app.new_browser()
+            .login(&user.email, "a-new-long-enough-secret")
+            .await
+            .status(),
+        303
+    );
+    let actions = app.audit_actions().await;
+    assert_eq!(actions.iter().filter(|a| *a == "password_reset").count(), 1);
 }
 
 fn free_port() -> u16 {

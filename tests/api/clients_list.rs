@@ -11,6 +11,7 @@ on_both_backends!(
     members_see_only_their_own_clients,
     live_updates_poll_for_changes,
     bulk_tagging_for_admins,
+    bulk_tagging_refuses_a_client_that_already_has_the_most_tags,
     last_used_follows_token_hand_outs,
 );
 
@@ -242,6 +243,56 @@ async fn bulk_tagging_for_admins(app: TestApp) {
             .filter(|a| *a == "client_tags_changed")
             .count()
             == 2
+    );
+}
+
+async fn bulk_tagging_refuses_a_client_that_already_has_the_most_tags(app: TestApp) {
+    use connecthub::clients::tags::MAX_TAGS;
+    use connecthub::db::schema::clients;
+    use diesel::prelude::*;
+    app.login_as(Role::Admin).await;
+    seeded(&app).await;
+    let listed = app.clients().await;
+    let (full, other) = (listed[0].clone(), listed[1].clone());
+    let twenty: Vec<String> = (0..MAX_TAGS).map(|n| format!("t{n}")).collect();
+    let stored = serde_json::to_string(&twenty).unwrap();
+    let full_id = full.id.clone();
+    app.db(move |conn| {
+        diesel::update(clients::table.find(full_id))
+            .set(clients::tags.eq(stored))
+            .execute(conn)
+    })
+    .await;
+    let audited_before = app.audit_actions().await.len();
+
+    let response = app
+        .post_form(
+            "/admin/clients/bulk",
+            &[
+                ("action", "tag"),
+                ("tag", "extra"),
+                ("client_id", &full.id),
+                ("client_id", &other.id),
+            ],
+        )
+        .await;
+    assert_eq!(location(&response), "/admin/clients");
+    assert_eq!(
+        app.toast_on("/admin/clients").await,
+        format!(
+            "error: Tagged 1 client(s); 1 failed. {} already has 20 tags, the most a client can have",
+            full.display_name
+        )
+    );
+    let after = app.clients().await;
+    let tags_of = |id: &str| after.iter().find(|c| c.id == id).unwrap().tag_list();
+    assert_eq!(tags_of(&full.id), twenty, "the full client is unchanged");
+    assert!(tags_of(&other.id).contains(&"extra".to_string()));
+    let actions = app.audit_actions().await;
+    assert_eq!(
+        actions.len(),
+        audited_before + 1,
+        "only the tagged client is audited: {actions:?}"
     );
 }
 
