@@ -5,13 +5,21 @@
 //! (raw rows plus daily roll-ups).
 
 use crate::auth::users::{self, Email, Role};
+use crate::clients::ClientStatus;
 use crate::db::schema::clients;
 use crate::db::DbConnection;
+use crate::providers::AuthType;
 use diesel::prelude::*;
 use serde_json::json;
 
 const OWNERS: usize = 20;
-const STATUSES: [&str; 4] = ["active", "active", "needs_reauth", "error"];
+/// Half active, a quarter needing reconnection, a quarter in error.
+const STATUSES: [ClientStatus; 4] = [
+    ClientStatus::Active,
+    ClientStatus::Active,
+    ClientStatus::NeedsReauth,
+    ClientStatus::Error,
+];
 const TAGS: [&str; 5] = ["vip", "trial", "eu", "us", "agency"];
 const WORDS: [&str; 12] = [
     "Acme",
@@ -89,8 +97,8 @@ fn insert_one(
             clients::provider.eq(provider),
             clients::provider_account_id.eq(&account_id),
             clients::display_name.eq(&name),
-            clients::status.eq(STATUSES[n % STATUSES.len()]),
-            clients::auth_type.eq("oauth2"),
+            clients::status.eq(STATUSES[n % STATUSES.len()].as_str()),
+            clients::auth_type.eq(AuthType::Oauth2.as_str()),
             clients::tags.eq(tags.to_string()),
             clients::profile.eq(profile.to_string()),
             clients::scopes.eq(""),

@@ -85,8 +85,8 @@ struct ConnectionStatus {
     id: String,
     account_id: String,
     account_name: String,
-    status: String,
-    auth_type: String,
+    status: clients::ClientStatus,
+    auth_type: crate::providers::AuthType,
     is_default: bool,
     expires_at: Option<String>,
     scopes: Vec<String>,
@@ -133,7 +133,7 @@ pub async fn status(
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "provider": provider.name,
         "configured": provider.is_configured(),
-        "connected": connections.iter().any(|c| c.status == "active"),
+        "connected": connections.iter().any(|c| c.status.is_active()),
         "connections": connections,
     })))
 }
@@ -325,7 +325,7 @@ pub async fn refresh_now(
 async fn status_after(state: &AppState, id: &str) -> Result<String, AppError> {
     let id = id.to_string();
     let client = crate::db::run(&state.pool, move |conn| clients::find(conn, &id)).await?;
-    Ok(client.map(|c| c.status).unwrap_or_default())
+    Ok(client.map(|c| c.status.to_string()).unwrap_or_default())
 }
 
 /// `POST /api/integrations/{provider}/disconnect/{client_id}`.

@@ -55,8 +55,8 @@ impl From<ListedClient> for ClientView {
             account_name: c.display_name,
             owner_user_id: c.owner_user_id,
             owner_email: listed.owner_email,
-            status: c.status,
-            auth_type: c.auth_type,
+            status: c.status.to_string(),
+            auth_type: c.auth_type.to_string(),
             is_default: c.is_default,
         }
     }

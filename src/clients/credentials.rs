@@ -287,8 +287,8 @@ pub fn due_for_refresh(conn: &mut DbConnection, limit: i64) -> QueryResult<Vec<S
 /// Credentials of active clients that have tokens to refresh (API keys have none).
 #[diesel::dsl::auto_type(no_type_alias)]
 fn refreshable() -> _ {
-    let active: &'static str = "active";
-    let api_key: &'static str = "api_key";
+    let active: &'static str = super::ClientStatus::Active.as_str();
+    let api_key: &'static str = crate::providers::AuthType::ApiKey.as_str();
     credentials::table
         .inner_join(schema::clients::table)
         .filter(schema::clients::status.eq(active))

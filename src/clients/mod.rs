@@ -3,13 +3,16 @@
 
 pub mod credentials;
 pub mod settings;
+mod status;
 pub mod tags;
 
 use crate::db::schema::{clients, users};
 use crate::db::DbConnection;
+use crate::providers::AuthType;
 use diesel::prelude::*;
 use diesel::Connection as _;
 use serde_json::Value;
+pub use status::ClientStatus;
 
 #[derive(Debug, Clone, Queryable, Selectable, serde::Serialize)]
 #[diesel(table_name = clients)]
@@ -19,8 +22,10 @@ pub struct Client {
     pub provider: String,
     pub provider_account_id: String,
     pub display_name: String,
-    pub status: String,
-    pub auth_type: String,
+    #[diesel(deserialize_as = String)]
+    pub status: ClientStatus,
+    #[diesel(deserialize_as = String)]
+    pub auth_type: AuthType,
     pub tags: String,
     pub profile: String,
     pub scopes: String,
@@ -48,12 +53,7 @@ impl Client {
 
     /// The status as people read it.
     pub fn status_label(&self) -> &'static str {
-        match self.status.as_str() {
-            "active" => "Active",
-            "needs_reauth" => "Reconnect needed",
-            "error" => "Error",
-            _ => "Disconnected",
-        }
+        self.status.label()
     }
 }
 
@@ -63,7 +63,7 @@ pub struct Connection<'a> {
     pub provider: &'a str,
     pub provider_account_id: &'a str,
     pub display_name: &'a str,
-    pub auth_type: &'a str,
+    pub auth_type: AuthType,
     pub profile: &'a Value,
     pub scopes: &'a str,
 }
@@ -101,7 +101,7 @@ pub fn upsert(conn: &mut DbConnection, new: &Connection) -> QueryResult<(Client,
         let id = uuid::Uuid::new_v4().to_string();
         let tags = serde_json::json!([
             "new",
-            if new.auth_type == "api_key" {
+            if new.auth_type.is_api_key() {
                 "api_key"
             } else {
                 "oauth"
@@ -118,8 +118,8 @@ pub fn upsert(conn: &mut DbConnection, new: &Connection) -> QueryResult<(Client,
                     clients::provider.eq(new.provider),
                     clients::provider_account_id.eq(new.provider_account_id),
                     clients::display_name.eq(new.display_name),
-                    clients::status.eq("active"),
-                    clients::auth_type.eq(new.auth_type),
+                    clients::status.eq(ClientStatus::Active.as_str()),
+                    clients::auth_type.eq(new.auth_type.as_str()),
                     clients::tags.eq(tags.to_string()),
                     clients::profile.eq(&profile),
                     clients::scopes.eq(new.scopes),
@@ -145,8 +145,8 @@ pub fn upsert(conn: &mut DbConnection, new: &Connection) -> QueryResult<(Client,
             )
             .set((
                 clients::display_name.eq(new.display_name),
-                clients::status.eq("active"),
-                clients::auth_type.eq(new.auth_type),
+                clients::status.eq(ClientStatus::Active.as_str()),
+                clients::auth_type.eq(new.auth_type.as_str()),
                 clients::profile.eq(&profile),
                 clients::scopes.eq(new.scopes),
                 clients::connected_at.eq(now),
@@ -245,12 +245,12 @@ pub fn connections_of(
 pub fn set_status(
     conn: &mut DbConnection,
     id: &str,
-    status: &str,
+    status: ClientStatus,
     last_error: Option<&str>,
 ) -> QueryResult<usize> {
     diesel::update(clients::table.find(id))
         .set((
-            clients::status.eq(status),
+            clients::status.eq(status.as_str()),
             clients::last_error.eq(last_error),
             clients::updated_at.eq(crate::db::now()),
         ))
@@ -282,7 +282,7 @@ pub fn mark_refreshed(conn: &mut DbConnection, id: &str) -> QueryResult<usize> {
     let now = crate::db::now();
     diesel::update(clients::table.find(id))
         .set((
-            clients::status.eq("active"),
+            clients::status.eq(ClientStatus::Active.as_str()),
             clients::last_error.eq(None::<String>),
             clients::last_refreshed_at.eq(Some(now)),
             clients::updated_at.eq(now),
@@ -294,7 +294,7 @@ pub fn mark_refreshed(conn: &mut DbConnection, id: &str) -> QueryResult<usize> {
 pub fn mark_disconnected(conn: &mut DbConnection, id: &str) -> QueryResult<usize> {
     diesel::update(clients::table.find(id))
         .set((
-            clients::status.eq("disconnected"),
+            clients::status.eq(ClientStatus::Disconnected.as_str()),
             clients::is_default.eq(false),
             clients::updated_at.eq(crate::db::now()),
         ))

@@ -2,7 +2,7 @@
 //! it is their default for its provider (the one the service API hands out when no client
 //! is named). Also the few reads the client's page needs beside the row itself.
 
-use super::Client;
+use super::{Client, ClientStatus};
 use crate::db::schema::{clients, credentials, users};
 use crate::db::DbConnection;
 use diesel::prelude::*;
@@ -40,7 +40,7 @@ pub fn make_default(conn: &mut DbConnection, client: &Client) -> QueryResult<Def
         let Some(current) = super::find(conn, &client.id)? else {
             return Ok(DefaultChange::Gone);
         };
-        if current.status == "disconnected" {
+        if current.status.is_disconnected() {
             return Ok(DefaultChange::Disconnected);
         }
         let previous: Vec<String> = siblings()
@@ -73,7 +73,7 @@ pub fn default_of(
         .inner_join(users::table)
         .filter(clients::provider.eq(provider))
         .filter(clients::is_default.eq(true))
-        .filter(clients::status.ne("disconnected"))
+        .filter(clients::status.ne(ClientStatus::Disconnected.as_str()))
         .select(Client::as_select())
         .into_boxed();
     let query = if owner.contains('@') {

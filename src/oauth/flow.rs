@@ -398,7 +398,7 @@ pub async fn save(
         user.id.clone(),
         provider.name.clone(),
         profile.clone(),
-        auth_type.as_str(),
+        auth_type,
     );
     let scopes = scopes
         .split([' ', ','])
@@ -429,7 +429,7 @@ pub async fn save(
                 refresh_at: lifetime.refresh_at,
             };
             credentials::store(conn, &vault, &client.id, &secrets)?;
-            let action = if auth == "api_key" {
+            let action = if auth.is_api_key() {
                 "api_key_stored"
             } else {
                 "token_exchanged"

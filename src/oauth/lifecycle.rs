@@ -126,9 +126,9 @@ pub async fn fresh_token(state: &AppState, client: &Client) -> Result<FreshToken
 }
 
 fn check_status(client: &Client) -> Result<(), TokenError> {
-    match client.status.as_str() {
-        "disconnected" => Err(TokenError::Disconnected),
-        "needs_reauth" => Err(TokenError::NeedsReauth(
+    match client.status {
+        clients::ClientStatus::Disconnected => Err(TokenError::Disconnected),
+        clients::ClientStatus::NeedsReauth => Err(TokenError::NeedsReauth(
             client
                 .last_error
                 .clone()
@@ -288,7 +288,7 @@ async fn call_provider(
     let app = provider.app.as_ref().ok_or_else(|| {
         CallError::InvalidResponse(format!("{} OAuth not configured", provider.display_name))
     })?;
-    if client.auth_type == AuthType::ClientCredentials.as_str() {
+    if client.auth_type == AuthType::ClientCredentials {
         return token_client::client_credentials(&state.http, &state.retry, provider, app).await;
     }
     let refresh_token = stored
@@ -360,7 +360,7 @@ async fn record_failure(
     let (outcome, status, reason, token_error) = match &error {
         CallError::Rejected { code, .. } if code == "invalid_grant" => (
             "invalid_grant",
-            Some("needs_reauth"),
+            Some(clients::ClientStatus::NeedsReauth),
             error.to_string(),
             TokenError::NeedsReauth(code.clone()),
         ),
@@ -368,20 +368,20 @@ async fn record_failure(
             let expired = stored.expires_at.is_some_and(|at| at <= crate::db::now());
             (
                 "transient",
-                expired.then_some("error"),
+                expired.then_some(clients::ClientStatus::Error),
                 format!("provider unavailable: {reason}"),
                 TokenError::Unavailable(reason.clone()),
             )
         }
         other => (
             "rejected",
-            Some("error"),
+            Some(clients::ClientStatus::Error),
             other.to_string(),
             TokenError::Failed(other.to_string()),
         ),
     };
     let id = client.id.clone();
-    let current_status = client.status.clone();
+    let current_status = client.status;
     // 1, 2, 4 … minutes between background attempts, at most a day.
     let backoff_minutes = 2_i64
         .saturating_pow(stored.refresh_failures.clamp(0, 10) as u32)
@@ -396,7 +396,7 @@ async fn record_failure(
         credentials::record_failure(conn, &id, retry_after)?;
         // The status changes only when the token can no longer be used; the reason is
         // always kept for the client's page.
-        clients::set_status(conn, &id, status.unwrap_or(&current_status), Some(&reason))?;
+        clients::set_status(conn, &id, status.unwrap_or(current_status), Some(&reason))?;
         audit::append(conn, event)
     })
     .await?;
@@ -426,7 +426,7 @@ pub async fn credential_rejected(
         .failed()
         .details(json!({"provider": client.provider, "endpoint": endpoint}));
     crate::db::run(&state.pool, move |conn| {
-        clients::set_status(conn, &id, "needs_reauth", Some(&reason))?;
+        clients::set_status(conn, &id, clients::ClientStatus::NeedsReauth, Some(&reason))?;
         audit::append(conn, event)
     })
     .await?;

@@ -11,7 +11,9 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use std::sync::Arc;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+/// How a provider's accounts are connected; stored as text on each client (`oauth2`,
+/// `client_credentials`, `api_key`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AuthType {
     Oauth2,
@@ -20,12 +22,41 @@ pub enum AuthType {
 }
 
 impl AuthType {
+    const ALL: [AuthType; 3] = [
+        AuthType::Oauth2,
+        AuthType::ClientCredentials,
+        AuthType::ApiKey,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             AuthType::Oauth2 => "oauth2",
             AuthType::ClientCredentials => "client_credentials",
             AuthType::ApiKey => "api_key",
         }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|auth| auth.as_str() == raw)
+    }
+
+    /// An API key has no tokens: nothing to refresh, nothing that expires.
+    pub fn is_api_key(self) -> bool {
+        self == AuthType::ApiKey
+    }
+}
+
+impl std::fmt::Display for AuthType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Reads the stored text (`#[diesel(deserialize_as = String)]`).
+impl TryFrom<String> for AuthType {
+    type Error = String;
+    fn try_from(raw: String) -> Result<Self, String> {
+        Self::parse(&raw).ok_or_else(|| format!("unknown auth type {raw:?}"))
     }
 }
 

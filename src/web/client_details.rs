@@ -12,10 +12,11 @@ use crate::auth::users::User;
 use crate::auth::CurrentUser;
 use crate::clients::settings::{self, DefaultChange};
 use crate::clients::tags;
-use crate::clients::{self, Client};
+use crate::clients::{self, Client, ClientStatus};
 use crate::error::AppError;
 use crate::input::RecordId;
 use crate::operations::{self, klaviyo, OpError};
+use crate::providers::AuthType;
 use crate::state::AppState;
 use actix_session::Session;
 use actix_web::http::StatusCode;
@@ -179,8 +180,8 @@ pub struct ClientView {
     pub provider_name: String,
     pub display_name: String,
     pub account_id: String,
-    pub auth_type: String,
-    pub status: String,
+    pub auth_type: AuthType,
+    pub status: ClientStatus,
     pub status_label: &'static str,
     pub last_error: Option<String>,
     pub is_default: bool,
@@ -193,20 +194,20 @@ pub struct ClientView {
 
 impl ClientView {
     pub fn can_refresh(&self) -> bool {
-        self.auth_type != "api_key" && matches!(self.status.as_str(), "active" | "error")
+        !self.auth_type.is_api_key() && self.status.has_grant()
     }
 
     pub fn is_connected(&self) -> bool {
-        self.status != "disconnected"
+        !self.status.is_disconnected()
     }
 
     pub fn is_api_key(&self) -> bool {
-        self.auth_type == "api_key"
+        self.auth_type.is_api_key()
     }
 
     /// Klaviyo has no count fields: "Refresh counts" pages through its lists and segments.
     pub fn can_refresh_counts(&self) -> bool {
-        self.provider == klaviyo::PROVIDER && matches!(self.status.as_str(), "active" | "error")
+        self.provider == klaviyo::PROVIDER && self.status.has_grant()
     }
 }
 

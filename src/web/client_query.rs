@@ -2,14 +2,13 @@
 //! &sort=&page=`): parsed and checked once, turned into a repository filter, and written
 //! back into links so a view can be bookmarked and the back button works.
 
-use crate::clients::{Filter, Sort};
+use crate::clients::{ClientStatus, Filter, Sort};
 use crate::error::AppError;
 
 pub const PAGE_SIZE: i64 = 50;
 const MAX_SEARCH: usize = 100;
 const MAX_VALUE: usize = 64;
 const MAX_PAGE: i64 = 100_000;
-const STATUSES: [&str; 4] = ["active", "needs_reauth", "error", "disconnected"];
 
 #[derive(Debug, Default, serde::Deserialize)]
 struct Raw {
@@ -71,7 +70,7 @@ impl ListQuery {
             return Err(bad(format!("search for at most {MAX_SEARCH} characters")));
         }
         let status = value("status", raw.status)?;
-        if !status.is_empty() && !STATUSES.contains(&status.as_str()) {
+        if !status.is_empty() && ClientStatus::parse(&status).is_none() {
             return Err(bad(
                 "status must be active, needs_reauth, error or disconnected".into(),
             ));

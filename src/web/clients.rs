@@ -31,9 +31,9 @@ struct ClientRow {
     display_name: String,
     account_id: String,
     owner_email: String,
-    status: String,
+    status: clients::ClientStatus,
     status_label: &'static str,
-    auth_type: String,
+    auth_type: AuthType,
     tags: Vec<String>,
     is_default: bool,
     expires: String,
@@ -46,11 +46,11 @@ struct ClientRow {
 
 impl ClientRow {
     fn can_refresh(&self) -> bool {
-        self.auth_type != "api_key" && matches!(self.status.as_str(), "active" | "error")
+        !self.auth_type.is_api_key() && self.status.has_grant()
     }
 
     fn is_connected(&self) -> bool {
-        self.status != "disconnected"
+        !self.status.is_disconnected()
     }
 }
 
@@ -106,7 +106,7 @@ fn row(listed: ListedClient, now: chrono::NaiveDateTime) -> ClientRow {
         expires_at: absolute(expires_at),
         last_used: relative(client.last_used_at, now),
         last_used_at: absolute(client.last_used_at),
-        expires: if client.auth_type == "api_key" {
+        expires: if client.auth_type.is_api_key() {
             "does not expire".into()
         } else {
             relative(expires_at, now)

@@ -24,7 +24,7 @@ struct Card {
     provider: String,
     display_name: String,
     account_id: String,
-    status: String,
+    status: crate::clients::ClientStatus,
     status_label: &'static str,
     last_error: Option<String>,
     is_default: bool,
@@ -60,7 +60,7 @@ fn card(
 ) -> Card {
     Card {
         status_label: client.status_label(),
-        is_api_key: client.auth_type == "api_key",
+        is_api_key: client.auth_type.is_api_key(),
         expires: moment(expires_at, now),
         id: client.id,
         provider: client.provider,
@@ -79,7 +79,7 @@ fn section(
 ) -> Section {
     let (gone, mut live): (Vec<_>, Vec<_>) = rows
         .into_iter()
-        .partition(|(client, _)| client.status == "disconnected");
+        .partition(|(client, _)| client.status.is_disconnected());
     // Oldest first, so a card stays in place when it becomes the default.
     live.sort_by_key(|(client, _)| client.created_at);
     Section {

@@ -532,7 +532,7 @@ async fn json_callers_get_json_errors(app: TestApp) {
     assert_eq!(own.status(), 200);
     let body: Value = own.json().await.unwrap();
     assert_eq!(body["ok"], true, "{body}");
-    assert_eq!(app.clients().await[0].status, "active");
+    assert_eq!(app.clients().await[0].status.as_str(), "active");
     // A browser still gets the HTML page.
     let html = other.get(&format!("/admin/clients/{}", client.id)).await;
     assert_eq!(html.status(), 404);

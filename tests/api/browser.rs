@@ -401,7 +401,7 @@ mod walkthrough {
             .clients()
             .await
             .into_iter()
-            .filter(|c| c.status == "disconnected")
+            .filter(|c| c.status.as_str() == "disconnected")
             .count();
         assert_eq!(disconnected, 2);
         browser.screenshot("clients-bulk-disconnected").await;

@@ -145,7 +145,7 @@ async fn invalid_grant_needs_reconnect_and_reconnect_fixes_it(app: TestApp) {
     // Reconnect: the same flow, the same row, active again.
     let again = connected(&app, "AcmeK1").await;
     assert_eq!(again.id, client.id);
-    assert_eq!(again.status, "active");
+    assert_eq!(again.status.as_str(), "active");
     assert_eq!(again.last_error, None);
     assert_eq!(post_json(&app, &refresh_path(&client)).await.status(), 200);
 }
@@ -200,7 +200,11 @@ async fn provider_down_after_retries_is_recorded_for_later(app: TestApp) {
         "the refresher waits before trying again"
     );
     let after = app.clients().await.remove(0);
-    assert_eq!(after.status, "active", "the current token still works");
+    assert_eq!(
+        after.status.as_str(),
+        "active",
+        "the current token still works"
+    );
     assert!(after.last_error.unwrap().contains("provider unavailable"));
     assert_eq!(
         stored_tokens(&app, &client.id).await.0,
@@ -232,7 +236,7 @@ async fn disconnect_revokes_at_the_provider_and_destroys_secrets(app: TestApp) {
         .await;
     assert_eq!(rows, 0, "the secrets are gone");
     let after = app.clients().await.remove(0);
-    assert_eq!(after.status, "disconnected");
+    assert_eq!(after.status.as_str(), "disconnected");
     assert!(!after.is_default);
     assert!(app
         .audit_actions()
@@ -265,7 +269,7 @@ async fn disconnect_still_destroys_secrets_when_revocation_fails() {
         "{toast}"
     );
     assert_eq!(stored_tokens(&app, &client.id).await, (None, None));
-    assert_eq!(app.clients().await[0].status, "disconnected");
+    assert_eq!(app.clients().await[0].status.as_str(), "disconnected");
 }
 
 async fn members_cannot_touch_other_peoples_clients(app: TestApp) {
@@ -310,7 +314,7 @@ async fn members_cannot_touch_other_peoples_clients(app: TestApp) {
     );
     // Nothing changed.
     let after = app.clients().await.remove(0);
-    assert_eq!(after.status, "active");
+    assert_eq!(after.status.as_str(), "active");
     assert!(stored_tokens(&app, &client.id).await.0.is_some());
     assert_eq!(
         app.sandbox_stats("klaviyo").await["token_calls"]["refresh_token"],
@@ -324,7 +328,7 @@ async fn members_cannot_touch_other_peoples_clients(app: TestApp) {
         .await
         .unwrap();
     assert_eq!(forged.status(), 403);
-    assert_eq!(app.clients().await[0].status, "active");
+    assert_eq!(app.clients().await[0].status.as_str(), "active");
     // Members see only their own clients.
     assert!(!other
         .get_html("/admin/clients")
@@ -428,7 +432,7 @@ async fn bulk_actions_for_admins(app: TestApp) {
         app.toast_on("/admin/clients").await,
         "error: Disconnected 0 client(s); 1 failed"
     );
-    assert_eq!(app.clients().await[2].status, "active");
+    assert_eq!(app.clients().await[2].status.as_str(), "active");
 }
 
 async fn metrics_and_the_refresh_alert(app: TestApp) {

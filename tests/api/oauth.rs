@@ -98,7 +98,7 @@ async fn klaviyo_connect_creates_the_client_from_the_profile(app: TestApp) {
         ("klaviyo", "AcmeK1")
     );
     assert_eq!(client.display_name, "Acme Store");
-    assert_eq!(client.status, "active");
+    assert_eq!(client.status.as_str(), "active");
     assert_eq!(client.owner_user_id, user.id);
     assert_eq!(client.tag_list(), ["new", "oauth"]);
     assert!(client.is_default);
@@ -145,7 +145,7 @@ async fn kustomer_connect_creates_the_client_from_the_org(app: TestApp) {
         profile["teams"].as_array().is_some_and(|t| !t.is_empty()),
         "{profile}"
     );
-    assert_eq!(client.auth_type, "oauth2");
+    assert_eq!(client.auth_type.as_str(), "oauth2");
 }
 
 async fn reconnecting_updates_the_same_row(app: TestApp) {
@@ -565,7 +565,7 @@ async fn api_key_connections_are_checked_before_they_are_stored(app: TestApp) {
         .await
         .starts_with("success: Connected Kustomer account"));
     let client = app.clients().await.remove(0);
-    assert_eq!(client.auth_type, "api_key");
+    assert_eq!(client.auth_type.as_str(), "api_key");
     assert_eq!(client.tag_list(), ["new", "api_key"]);
     assert_eq!(client.profile_value()["org_name"], org);
 

@@ -77,7 +77,7 @@ async fn two_second_tokens_are_refreshed_once_a_second_not_in_a_loop(backend: Ba
         "one audit entry each"
     );
     let client = app.clients().await.remove(0);
-    assert_eq!(client.status, "active", "every rotation was kept");
+    assert_eq!(client.status.as_str(), "active", "every rotation was kept");
 }
 
 /// A 60-s token is handed out as it is until half its life has passed, then refreshed
@@ -230,7 +230,7 @@ async fn a_proxied_call_is_not_retried_with_a_token_that_expires_meanwhile(backe
         "3"
     );
     let client = app.clients().await.remove(0);
-    assert_eq!(client.status, "active", "{:?}", client.last_error);
+    assert_eq!(client.status.as_str(), "active", "{:?}", client.last_error);
     let again = app
         .client
         .get(app.url(&format!("/api/v1/proxy/{client_id}/api/accounts")))

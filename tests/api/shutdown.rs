@@ -105,7 +105,11 @@ async fn sigterm_stops_refreshing_at_once_and_finishes_requests_in_flight(backen
         "no refresh started while the server was stopping"
     );
     let klaviyo = process.app.clients().await.remove(0);
-    assert_eq!(klaviyo.status, "active", "the last rotation was stored");
+    assert_eq!(
+        klaviyo.status.as_str(),
+        "active",
+        "the last rotation was stored"
+    );
 }
 
 /// Eight callers use the proxy as fast as they can; SIGTERM arrives mid-load. Every call
