@@ -55,20 +55,21 @@ impl Acting {
         self.user_id.as_deref() == Some(user.id.as_str())
     }
 
-    /// An entry about `user`; its details name them by email (and never a password),
-    /// plus `more`.
+    /// An entry about `user`; its details name them by email (never a password), add
+    /// `more`, and say where the change came from when not the web pages.
     fn event(&self, action: &'static str, user: &User, more: serde_json::Value) -> Event {
-        let mut details = serde_json::json!({ "email": user.email });
-        if let (Some(all), serde_json::Value::Object(more)) = (details.as_object_mut(), more) {
-            all.extend(more);
-            if let Some(via) = self.via {
-                all.insert("via".into(), via.into());
-            }
+        let mut details = serde_json::Map::new();
+        details.insert("email".into(), user.email.clone().into());
+        if let serde_json::Value::Object(more) = more {
+            details.extend(more);
+        }
+        if let Some(via) = self.via {
+            details.insert("via".into(), via.into());
         }
         Event::new(self.actor.clone(), action)
             .target("user", user.id.clone())
             .origin(&self.origin)
-            .details(details)
+            .details(details.into())
     }
 }
 
