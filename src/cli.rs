@@ -270,14 +270,13 @@ async fn pool_from_env() -> anyhow::Result<DbPool> {
 /// users page), else generated (and returned so the caller prints it).
 fn password_input(from_stdin: bool) -> anyhow::Result<(SecretString, Option<String>)> {
     if !from_stdin {
-        let generated = password::generate();
-        return Ok((SecretString::from(generated.clone()), Some(generated)));
+        return Ok(accounts::chosen_or_generated(None));
     }
     let mut input = String::new();
     std::io::stdin().read_to_string(&mut input)?;
     let input = SecretString::from(input.trim_end_matches(['\r', '\n']).to_string());
     accounts::check_new_password(&input).map_err(anyhow::Error::msg)?;
-    Ok((input, None))
+    Ok(accounts::chosen_or_generated(Some(input)))
 }
 
 /// Creates the account and its audit entry in one transaction; a taken email is refused

@@ -102,6 +102,17 @@ pub fn display_name(raw: &str, email: &Email) -> Result<String, String> {
     Ok(name)
 }
 
+/// The chosen password, or a generated one that is also returned, to be shown once.
+pub fn chosen_or_generated(chosen: Option<SecretString>) -> (SecretString, Option<String>) {
+    match chosen {
+        Some(chosen) => (chosen, None),
+        None => {
+            let generated = password::generate();
+            (SecretString::from(generated.clone()), Some(generated))
+        }
+    }
+}
+
 /// Hashes a password off the async threads (argon2 takes tens of milliseconds).
 pub async fn hash_password(secret: SecretString) -> anyhow::Result<String> {
     tokio::task::spawn_blocking(move || password::hash(&secret)).await?

@@ -139,7 +139,7 @@ pub async fn create(
         Ok(new_user) => new_user,
         Err(message) => return refuse_add(&session, &state, &admin, form, message).await,
     };
-    let (secret, generated) = initial_password(new_user.password);
+    let (secret, generated) = accounts::chosen_or_generated(new_user.password);
     let hash = hash_blocking(secret).await?;
     let (acting, account) = (acting(&req, &admin), new_user.account);
     let email = account.email.as_str().to_string();
@@ -159,17 +159,6 @@ pub async fn create(
         None => {
             Flash::success(format!("Added {email}")).store(&session);
             Ok(super::redirect(PAGE))
-        }
-    }
-}
-
-/// The typed password, or a generated one that is also returned to be shown once.
-fn initial_password(typed: Option<SecretString>) -> (SecretString, Option<String>) {
-    match typed {
-        Some(typed) => (typed, None),
-        None => {
-            let generated = password::generate();
-            (SecretString::from(generated.clone()), Some(generated))
         }
     }
 }
