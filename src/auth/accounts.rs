@@ -412,3 +412,33 @@ async fn check_credentials(
     .await?;
     Ok(checked.filter(User::is_active))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_name_is_the_part_of_the_email_before_the_at() {
+        let email = Email::parse("Ann.Lee@Example.com").unwrap();
+        assert_eq!(display_name("  ", &email).unwrap(), "ann.lee");
+        assert_eq!(display_name(" Ann Lee ", &email).unwrap(), "Ann Lee");
+        assert!(display_name("two\nlines", &email).is_err());
+        assert!(display_name(&"n".repeat(NAME_MAX_CHARS + 1), &email).is_err());
+    }
+
+    #[test]
+    fn new_passwords_are_long_enough_and_not_too_long() {
+        let of = |n: usize| SecretString::from("p".repeat(n));
+        assert!(check_new_password(&of(password::MIN_LENGTH - 1)).is_err());
+        assert!(check_new_password(&of(password::MIN_LENGTH)).is_ok());
+        assert!(check_new_password(&of(PASSWORD_MAX_CHARS)).is_ok());
+        assert!(check_new_password(&of(PASSWORD_MAX_CHARS + 1)).is_err());
+    }
+
+    #[test]
+    fn typed_emails_are_trimmed_lowercased_and_escaped() {
+        assert_eq!(typed_email("  Ann@X.io "), "ann@x.io");
+        assert_eq!(typed_email("q\0@x.io"), "q\\u{0}@x.io");
+        assert_eq!(typed_email(&"a".repeat(300)).len(), 254);
+    }
+}
