@@ -1,6 +1,7 @@
 //! The conversation endpoints: creation, look-up, updates, messages and notes.
 
 use super::*;
+
 /// POST /v1/conversations: `{"customer", "name"?, "channel"?}`.
 pub(super) async fn create_conversation(
     sandbox: web::Data<Sandbox>,

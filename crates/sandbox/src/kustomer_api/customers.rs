@@ -1,6 +1,7 @@
 //! The customer endpoints: look-up, creation, search and a customer's notes.
 
 use super::*;
+
 /// GET /v1/customers/{key}: `email=<address>` looks up by email, anything else is an id.
 pub(super) async fn get_customer(sandbox: web::Data<Sandbox>, req: HttpRequest) -> HttpResponse {
     let call = authenticated!(sandbox, req);
