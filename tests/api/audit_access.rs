@@ -2,9 +2,9 @@
 //! verification from the page.
 
 use crate::audit_page::{all_entries, count_line, csv, failed_login, listed_ids};
-use crate::helpers::TestApp;
+use crate::helpers::{TestApp, TestUser};
 use crate::on_both_backends;
-use connecthub::audit::{self, Actor, Event};
+use connecthub::audit::{self, Actor, Entry, Event};
 use connecthub::auth::users::Role;
 use connecthub::db::schema::audit_log;
 use diesel::prelude::*;
@@ -15,42 +15,7 @@ on_both_backends!(
 );
 
 async fn members_see_only_entries_about_themselves(app: TestApp) {
-    let admin = app.login_as(Role::Admin).await;
-    app.connect("klaviyo", Some("GlobexK2")).await;
-    let member_browser = app.new_browser();
-    let member = member_browser.login_as(Role::Member).await;
-    member_browser.connect("klaviyo", Some("AcmeK1")).await;
-    let clients = app.clients().await;
-    let theirs = clients
-        .iter()
-        .find(|c| c.owner_user_id == member.id)
-        .unwrap()
-        .id
-        .clone();
-    let admins = clients
-        .iter()
-        .find(|c| c.owner_user_id == admin.id)
-        .unwrap()
-        .id
-        .clone();
-    // The admin disconnects the member's client, and something is done to the member.
-    app.post_form(
-        &format!("/api/integrations/klaviyo/disconnect/{theirs}"),
-        &[],
-    )
-    .await;
-    let (admin_id, admin_email, member_id) =
-        (admin.id.clone(), admin.email.clone(), member.id.clone());
-    app.db(move |conn| {
-        audit::append(
-            conn,
-            Event::new(Actor::user(&admin_id, &admin_email), "user_role_changed")
-                .target("user", member_id),
-        )
-    })
-    .await;
-    failed_login(&app, "someone-else@example.com", "test-agent").await;
-
+    let (admin, member_browser, member, theirs, admins) = activity_about_a_member(&app).await;
     let entries = all_entries(&app).await;
     let visible: Vec<i64> = entries
         .iter()
@@ -90,6 +55,57 @@ async fn members_see_only_entries_about_themselves(app: TestApp) {
         count_line(&member_browser, &format!("?client={admins}")).await,
         "No entries"
     );
+    entries_outside_the_scope_are_hidden(&app, &member_browser, &entries, &visible).await;
+}
+
+/// A Klaviyo client for an admin and one for a member (in its own browser); the admin
+/// disconnects the member's and changes their role; a stranger fails to sign in. Returns
+/// the admin, the member's browser, the member, and the member's and the admin's client.
+async fn activity_about_a_member(app: &TestApp) -> (TestUser, TestApp, TestUser, String, String) {
+    let admin = app.login_as(Role::Admin).await;
+    app.connect("klaviyo", Some("GlobexK2")).await;
+    let member_browser = app.new_browser();
+    let member = member_browser.login_as(Role::Member).await;
+    member_browser.connect("klaviyo", Some("AcmeK1")).await;
+    let clients = app.clients().await;
+    let theirs = clients
+        .iter()
+        .find(|c| c.owner_user_id == member.id)
+        .unwrap()
+        .id
+        .clone();
+    let admins = clients
+        .iter()
+        .find(|c| c.owner_user_id == admin.id)
+        .unwrap()
+        .id
+        .clone();
+    // The admin disconnects the member's client, and something is done to the member.
+    app.post_form(
+        &format!("/api/integrations/klaviyo/disconnect/{theirs}"),
+        &[],
+    )
+    .await;
+    let (admin_id, admin_email, member_id) =
+        (admin.id.clone(), admin.email.clone(), member.id.clone());
+    app.db(move |conn| {
+        audit::append(
+            conn,
+            Event::new(Actor::user(&admin_id, &admin_email), "user_role_changed")
+                .target("user", member_id),
+        )
+    })
+    .await;
+    failed_login(app, "someone-else@example.com", "test-agent").await;
+    (admin, member_browser, member, theirs, admins)
+}
+
+async fn entries_outside_the_scope_are_hidden(
+    app: &TestApp,
+    member_browser: &TestApp,
+    entries: &[Entry],
+    visible: &[i64],
+) {
     // Entries outside the scope do not exist for the member.
     let hidden = entries.iter().find(|e| !visible.contains(&e.id)).unwrap();
     let own = visible[0];
@@ -114,7 +130,7 @@ async fn members_see_only_entries_about_themselves(app: TestApp) {
         200
     );
     // Nor in the export; and verification is for admins.
-    let exported = csv(&member_browser, "").await;
+    let exported = csv(member_browser, "").await;
     let exported_ids: Vec<i64> = exported
         .lines()
         .skip(1)

@@ -1,7 +1,7 @@
 //! The audit log page: filters in the URL, pages, bad filters, one entry in full. Member
 //! scoping and chain verification are in `audit_access`, the CSV export in `audit_export`.
 
-use crate::helpers::{unescape, TestApp};
+use crate::helpers::{unescape, TestApp, TestUser};
 use crate::on_both_backends;
 use connecthub::audit::{self, Entry};
 use connecthub::auth::users::Role;
@@ -97,56 +97,64 @@ async fn filters_narrow_the_list(app: TestApp) {
     let admin = app.login_as(Role::Admin).await;
     let client = activity(&app).await;
     let entries = all_entries(&app).await;
+    single_filters_narrow_the_list(&app, &entries, &admin, &client).await;
+    combined_filters_and_dates_narrow_the_list(&app, entries.len(), &client).await;
+    rows_show_each_entry(&app, &entries, &admin, &client).await;
+    the_form_and_htmx_keep_the_view(&app).await;
+}
+
+async fn single_filters_narrow_the_list(
+    app: &TestApp,
+    entries: &[Entry],
+    admin: &TestUser,
+    client: &str,
+) {
     let total = entries.len();
-    assert_eq!(count_line(&app, "").await, format!("1–{total} of {total}"));
-    assert_eq!(count_line(&app, "?action=login_failed").await, "1–3 of 3");
-    assert_eq!(count_line(&app, "?action=login").await, "1–1 of 1");
-    assert_eq!(count_line(&app, "?outcome=failure").await, "1–3 of 3");
+    assert_eq!(count_line(app, "").await, format!("1–{total} of {total}"));
+    assert_eq!(count_line(app, "?action=login_failed").await, "1–3 of 3");
+    assert_eq!(count_line(app, "?action=login").await, "1–1 of 1");
+    assert_eq!(count_line(app, "?outcome=failure").await, "1–3 of 3");
     let successes = total - 3;
     assert_eq!(
-        count_line(&app, "?outcome=success").await,
+        count_line(app, "?outcome=success").await,
         format!("1–{successes} of {successes}")
     );
     // The actor matches anywhere in the label, whatever the case; wildcards are plain.
-    assert_eq!(
-        count_line(&app, "?actor=NOBODY%40EXAMPLE").await,
-        "1–3 of 3"
-    );
-    assert_eq!(count_line(&app, "?actor=%25").await, "No entries");
-    assert_eq!(count_line(&app, "?actor=_").await, "No entries");
+    assert_eq!(count_line(app, "?actor=NOBODY%40EXAMPLE").await, "1–3 of 3");
+    assert_eq!(count_line(app, "?actor=%25").await, "No entries");
+    assert_eq!(count_line(app, "?actor=_").await, "No entries");
     let by_admin = entries
         .iter()
         .filter(|e| e.actor_label == admin.email)
         .count();
     assert_eq!(
-        count_line(&app, &format!("?actor={}", admin.email)).await,
+        count_line(app, &format!("?actor={}", admin.email)).await,
         format!("1–{by_admin} of {by_admin}")
     );
     let about_client = entries
         .iter()
-        .filter(|e| e.target_id.as_deref() == Some(client.as_str()))
+        .filter(|e| e.target_id.as_deref() == Some(client))
         .count();
     assert!(about_client >= 2, "connected and disconnected");
     assert_eq!(
-        count_line(&app, &format!("?client={client}")).await,
+        count_line(app, &format!("?client={client}")).await,
         format!("1–{about_client} of {about_client}")
     );
+}
+
+async fn combined_filters_and_dates_narrow_the_list(app: &TestApp, total: usize, client: &str) {
     // Combined filters.
     assert_eq!(
-        count_line(
-            &app,
-            &format!("?client={client}&action=client_disconnected")
-        )
-        .await,
+        count_line(app, &format!("?client={client}&action=client_disconnected")).await,
         "1–1 of 1"
     );
     assert_eq!(
-        count_line(&app, "?action=login_failed&outcome=success").await,
+        count_line(app, "?action=login_failed&outcome=success").await,
         "No entries"
     );
     assert_eq!(
         count_line(
-            &app,
+            app,
             &format!(
                 "?actor=nobody&outcome=failure&from={}&to={}",
                 today(),
@@ -158,17 +166,20 @@ async fn filters_narrow_the_list(app: TestApp) {
     );
     // Dates are whole UTC days, both ends included.
     assert_eq!(
-        count_line(&app, &format!("?from={}&to={}", today(), today())).await,
+        count_line(app, &format!("?from={}&to={}", today(), today())).await,
         format!("1–{total} of {total}")
     );
     assert_eq!(
-        count_line(&app, &format!("?to={}", days_from_today(-1))).await,
+        count_line(app, &format!("?to={}", days_from_today(-1))).await,
         "No entries"
     );
     assert_eq!(
-        count_line(&app, &format!("?from={}", days_from_today(1))).await,
+        count_line(app, &format!("?from={}", days_from_today(1))).await,
         "No entries"
     );
+}
+
+async fn rows_show_each_entry(app: &TestApp, entries: &[Entry], admin: &TestUser, client: &str) {
     // Rows: relative time with the UTC time in the title, actor and type, target, badge,
     // address, and a link to the entry.
     let html = app
@@ -190,6 +201,9 @@ async fn filters_narrow_the_list(app: TestApp) {
     assert!(html.contains(r#"<span class="badge badge-success">success</span>"#));
     assert!(html.contains("<code>127.0.0.1</code>"));
     assert!(html.contains(&format!(r#"href="/admin/audit/{}""#, disconnected.id)));
+}
+
+async fn the_form_and_htmx_keep_the_view(app: &TestApp) {
     // The form shows the view; the export link keeps it.
     let html = app
         .get_html("/admin/audit?actor=nobody&outcome=failure")
