@@ -1,7 +1,7 @@
 //! The audit log's CSV export: escaped and defused cells, and the row limit.
 
 use crate::audit_page::{all_entries, csv, export, failed_login, WRONG_PASSWORD};
-use crate::helpers::{header, TestApp, PASSWORD};
+use crate::helpers::{header, TestApp, TestUser, PASSWORD};
 use crate::on_both_backends;
 use connecthub::auth::users::Role;
 use connecthub::db::schema::audit_log;
@@ -16,23 +16,31 @@ const CSV_HEADER: &str = r#""id","at","actor_type","actor_id","actor_label","act
 
 async fn csv_export_is_escaped_and_defused(app: TestApp) {
     let admin = app.login_as(Role::Admin).await;
+    let (key, access_token) = awkward_sign_ins_and_a_handed_out_token(&app).await;
+    the_export_is_escaped_and_defused(&app).await;
+    other_filters_count_and_no_secret_appears(&app, &admin, &key, &access_token).await;
+}
+
+/// Failed sign-ins whose fields need quoting or defusing, and a token handed out to a
+/// service (its audit entry written). Returns the service key and the token.
+async fn awkward_sign_ins_and_a_handed_out_token(app: &TestApp) -> (String, String) {
     app.connect("klaviyo", Some("AcmeK1")).await;
     failed_login(
-        &app,
+        app,
         "quoted@example.com",
         r#"Mozilla/5.0 (X11, "quoted") test"#,
     )
     .await;
     failed_login(
-        &app,
+        app,
         "=cmd@example.com",
         r#"=HYPERLINK("http://evil.example")"#,
     )
     .await;
-    failed_login(&app, "plain@example.com", "test-agent").await;
+    failed_login(app, "plain@example.com", "test-agent").await;
     // Separators other than the comma: a spreadsheet that splits on them must not see
     // a new cell (here a formula) start.
-    failed_login(&app, "semi@example.com", "a;=1+1|=2+2\t=3+3").await;
+    failed_login(app, "semi@example.com", "a;=1+1|=2+2\t=3+3").await;
     // A token handed out to a service, to show it appears nowhere.
     let key = app
         .api_key(&[connecthub::api_keys::Scope::TokensRead])
@@ -51,9 +59,12 @@ async fn csv_export_is_escaped_and_defused(app: TestApp) {
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
+    (key, access_token)
+}
 
+async fn the_export_is_escaped_and_defused(app: &TestApp) {
     let before = chrono::Utc::now().format("%Y%m%d").to_string();
-    let response = export(&app, "?action=login_failed").await;
+    let response = export(app, "?action=login_failed").await;
     let after = chrono::Utc::now().format("%Y%m%d").to_string();
     assert_eq!(response.status(), 200);
     assert_eq!(
@@ -100,7 +111,7 @@ async fn csv_export_is_escaped_and_defused(app: TestApp) {
         lines[3]
     );
     assert!(lines[2].contains(r#","anonymous","","plain@example.com","#));
-    let first = &all_entries(&app)
+    let first = &all_entries(app)
         .await
         .into_iter()
         .find(|e| e.actor_label == "plain@example.com")
@@ -113,34 +124,34 @@ async fn csv_export_is_escaped_and_defused(app: TestApp) {
             .and_utc()
             .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
     )));
+}
+
+async fn other_filters_count_and_no_secret_appears(
+    app: &TestApp,
+    admin: &TestUser,
+    key: &str,
+    access_token: &str,
+) {
     // Another filter, exact count; the whole log.
-    let by_admin = csv(&app, &format!("?actor={}&outcome=success", admin.email)).await;
-    let expected = all_entries(&app)
+    let by_admin = csv(app, &format!("?actor={}&outcome=success", admin.email)).await;
+    let expected = all_entries(app)
         .await
         .iter()
         .filter(|e| e.actor_label == admin.email && e.outcome == "success")
         .count();
     assert_eq!(by_admin.lines().count(), expected + 1);
-    let everything = csv(&app, "").await;
-    assert_eq!(
-        everything.lines().count(),
-        all_entries(&app).await.len() + 1
-    );
+    let everything = csv(app, "").await;
+    assert_eq!(everything.lines().count(), all_entries(app).await.len() + 1);
     assert!(everything.contains("token_handed_out"));
     // No secret anywhere: passwords typed, the token handed out, the service key.
     let page = app.get_html("/admin/audit").await;
-    for secret in [
-        PASSWORD,
-        WRONG_PASSWORD,
-        access_token.as_str(),
-        key.as_str(),
-    ] {
+    for secret in [PASSWORD, WRONG_PASSWORD, access_token, key] {
         assert!(!everything.contains(secret), "{secret} in the CSV");
         assert!(!page.contains(secret), "{secret} on the page");
     }
-    for entry in all_entries(&app).await {
+    for entry in all_entries(app).await {
         let html = app.get_html(&format!("/admin/audit/{}", entry.id)).await;
-        assert!(!html.contains(&access_token) && !html.contains(PASSWORD));
+        assert!(!html.contains(access_token) && !html.contains(PASSWORD));
     }
 }
 

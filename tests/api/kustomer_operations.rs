@@ -95,11 +95,16 @@ async fn conversations_notes_messages_and_teams_round_trip(app: TestApp) {
     );
     let client = client_of(&app, "kustomer").await;
     let key = proxy_key(&app).await;
+    let conversation = a_conversation_is_created(&app, &key, &client).await;
+    notes_and_messages_reach_kustomer(&app, &key, &client, &conversation).await;
+    teams_are_listed_and_assigned(&app, &key, &client, &conversation).await;
+}
 
+async fn a_conversation_is_created(app: &TestApp, key: &str, client: &str) -> String {
     let (status, answer) = post(
-        &app,
-        &key,
-        &client,
+        app,
+        key,
+        client,
         "kustomer/conversations",
         json!({"customer_id": JANE, "name": "Order #1001", "channel": "chat"}),
     )
@@ -109,27 +114,35 @@ async fn conversations_notes_messages_and_teams_round_trip(app: TestApp) {
     let conversation = answer["conversation"]["id"].as_str().unwrap().to_string();
     assert_eq!(answer["conversation"]["customer_id"], JANE);
     assert_eq!(answer["conversation"]["status"], "open");
+    conversation
+}
 
+async fn notes_and_messages_reach_kustomer(
+    app: &TestApp,
+    key: &str,
+    client: &str,
+    conversation: &str,
+) {
     let (status, note) = post(
-        &app,
-        &key,
-        &client,
+        app,
+        key,
+        client,
         &format!("kustomer/conversations/{conversation}/notes"),
         json!({"body": "Called back; refund approved."}),
     )
     .await;
     assert_eq!(status, 201, "{note}");
-    assert_eq!(note["conversation_id"], conversation.as_str());
-    let (_, notes) = at_kustomer(&app, &format!("customers/{JANE}/notes")).await;
+    assert_eq!(note["conversation_id"], conversation);
+    let (_, notes) = at_kustomer(app, &format!("customers/{JANE}/notes")).await;
     assert_eq!(
         notes["data"][0]["attributes"]["body"],
         "Called back; refund approved."
     );
 
     let (status, message) = post(
-        &app,
-        &key,
-        &client,
+        app,
+        key,
+        client,
         &format!("kustomer/conversations/{conversation}/messages"),
         json!({"body": "Your refund is on its way.", "direction": "out"}),
     )
@@ -137,8 +150,10 @@ async fn conversations_notes_messages_and_teams_round_trip(app: TestApp) {
     assert_eq!(status, 201, "{message}");
     assert_eq!(message["direction"], "out");
     assert_eq!(message["channel"], "chat");
+}
 
-    let (status, teams) = get(&app, &key, &client, "kustomer/teams").await;
+async fn teams_are_listed_and_assigned(app: &TestApp, key: &str, client: &str, conversation: &str) {
+    let (status, teams) = get(app, key, client, "kustomer/teams").await;
     assert_eq!(status, 200);
     let names: Vec<&str> = teams["teams"]
         .as_array()
@@ -150,17 +165,17 @@ async fn conversations_notes_messages_and_teams_round_trip(app: TestApp) {
 
     let team_path = format!("kustomer/conversations/{conversation}/team");
     let (status, assigned) = op(
-        &app,
-        &key,
+        app,
+        key,
         reqwest::Method::PUT,
-        &client,
+        client,
         &team_path,
         Some(json!({"team_id": BILLING_TEAM})),
     )
     .await;
     assert_eq!(status, 200, "{assigned}");
     assert_eq!(assigned["assigned_teams"], json!([BILLING_TEAM]));
-    let (_, at_provider) = at_kustomer(&app, &format!("conversations/{conversation}")).await;
+    let (_, at_provider) = at_kustomer(app, &format!("conversations/{conversation}")).await;
     assert_eq!(
         at_provider["data"]["attributes"]["assignedTeams"],
         json!([BILLING_TEAM])
@@ -170,10 +185,10 @@ async fn conversations_notes_messages_and_teams_round_trip(app: TestApp) {
 
     // Kustomer's own refusals, typed.
     let (status, unknown_team) = op(
-        &app,
-        &key,
+        app,
+        key,
         reqwest::Method::PUT,
-        &client,
+        client,
         &team_path,
         Some(json!({"team_id": "5f3a1d2e8b2d4a0017c6e999"})),
     )
@@ -183,9 +198,9 @@ async fn conversations_notes_messages_and_teams_round_trip(app: TestApp) {
         (422, Some("provider_rejected"))
     );
     let (status, nowhere) = post(
-        &app,
-        &key,
-        &client,
+        app,
+        key,
+        client,
         "kustomer/conversations/000000000000000000000000/messages",
         json!({"body": "Hello?", "direction": "in"}),
     )
@@ -289,9 +304,20 @@ async fn bad_input_is_refused_before_kustomer_is_called(app: TestApp) {
     let notes = format!("kustomer/conversations/{conversation}/notes");
     let messages = format!("kustomer/conversations/{conversation}/messages");
     let before = kustomer_api_calls(&app).await;
+    bad_bodies_are_refused(&app, &key, &client, &notes, &messages).await;
+    bad_teams_queries_and_json_are_refused(&app, &key, &client, &notes, &conversation).await;
+    nothing_reached_kustomer_and_the_limit_is_allowed(&app, &key, &client, &notes, before).await;
+}
 
+async fn bad_bodies_are_refused(
+    app: &TestApp,
+    key: &str,
+    client: &str,
+    notes: &str,
+    messages: &str,
+) {
     let too_long = "é".repeat(10_241);
-    let (status, refused) = post(&app, &key, &client, &notes, json!({"body": too_long})).await;
+    let (status, refused) = post(app, key, client, notes, json!({"body": too_long})).await;
     assert_eq!(status, 400);
     assert_eq!(refused["error"], "invalid_request");
     assert_eq!(
@@ -299,84 +325,83 @@ async fn bad_input_is_refused_before_kustomer_is_called(app: TestApp) {
         "body must be at most 10240 characters (it has 10241)"
     );
     let cases = [
-        (notes.clone(), json!({"body": "  "})),
-        (notes.clone(), json!({"text": "wrong field"})),
-        (notes.clone(), json!("not an object")),
-        (
-            "kustomer/conversations/bad.id/notes".into(),
-            json!({"body": "hi"}),
-        ),
-        (
-            messages.clone(),
-            json!({"body": "hi", "direction": "sideways"}),
-        ),
-        (messages.clone(), json!({"body": "", "direction": "in"})),
+        (notes, json!({"body": "  "})),
+        (notes, json!({"text": "wrong field"})),
+        (notes, json!("not an object")),
+        ("kustomer/conversations/bad.id/notes", json!({"body": "hi"})),
+        (messages, json!({"body": "hi", "direction": "sideways"})),
+        (messages, json!({"body": "", "direction": "in"})),
         (
             messages,
             json!({"body": "hi", "direction": "in", "channel": "Chat!"}),
         ),
+        ("kustomer/customers", json!({"email": "not-an-email"})),
         (
-            "kustomer/customers".into(),
-            json!({"email": "not-an-email"}),
-        ),
-        (
-            "kustomer/customers".into(),
+            "kustomer/customers",
             json!({"email": "a@example.com", "name": " "}),
         ),
+        ("kustomer/conversations", json!({"customer_id": "../teams"})),
         (
-            "kustomer/conversations".into(),
-            json!({"customer_id": "../teams"}),
-        ),
-        (
-            "kustomer/conversations".into(),
+            "kustomer/conversations",
             json!({"customer_id": JANE, "external_id": "has space"}),
         ),
     ];
     for (path, body) in cases {
-        let (status, answer) = post(&app, &key, &client, &path, body.clone()).await;
+        let (status, answer) = post(app, key, client, path, body.clone()).await;
         assert_eq!(
             (status, answer["error"].as_str()),
             (400, Some("invalid_request")),
             "{path} {body}"
         );
     }
+}
+
+async fn bad_teams_queries_and_json_are_refused(
+    app: &TestApp,
+    key: &str,
+    client: &str,
+    notes: &str,
+    conversation: &str,
+) {
     let put_team = op(
-        &app,
-        &key,
+        app,
+        key,
         reqwest::Method::PUT,
-        &client,
+        client,
         &format!("kustomer/conversations/{conversation}/team"),
         Some(json!({"team_id": ""})),
     )
     .await;
     assert_eq!(put_team.0, 400);
     for query in ["", "?email=nobody", "?email=a%20b%40example.com"] {
-        let (status, _) = get(&app, &key, &client, &format!("kustomer/customers{query}")).await;
+        let (status, _) = get(app, key, client, &format!("kustomer/customers{query}")).await;
         assert_eq!(status, 400, "{query}");
     }
     let not_json = app
         .client
         .post(app.url(&format!("/api/v1/clients/{client}/{notes}")))
-        .bearer_auth(&key)
+        .bearer_auth(key)
         .body("{{{")
         .send()
         .await
         .unwrap();
     assert_eq!(not_json.status(), 400);
+}
+
+async fn nothing_reached_kustomer_and_the_limit_is_allowed(
+    app: &TestApp,
+    key: &str,
+    client: &str,
+    notes: &str,
+    before: u64,
+) {
     assert_eq!(
-        kustomer_api_calls(&app).await,
+        kustomer_api_calls(app).await,
         before,
         "nothing reached Kustomer"
     );
 
     // At the limit is fine.
-    let (status, _) = post(
-        &app,
-        &key,
-        &client,
-        &notes,
-        json!({"body": "é".repeat(10_240)}),
-    )
-    .await;
+    let (status, _) = post(app, key, client, notes, json!({"body": "é".repeat(10_240)})).await;
     assert_eq!(status, 201);
 }
