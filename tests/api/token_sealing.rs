@@ -80,13 +80,7 @@ async fn key_rotation_keeps_every_token() {
     let old_key = connecthub::config::EncryptionKey::parse(crate::helpers::TEST_KEY).unwrap();
     let old_vault = connecthub::vault::Vault::new(&old_key, None);
     let new_key = connecthub::config::EncryptionKey::generate();
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_connecthub"))
-        .args(["key", "rotate"])
-        .env("DATABASE_URL", &app.database_url)
-        .env("ENCRYPTION_KEY", new_key.to_base64())
-        .env("ENCRYPTION_KEY_PREVIOUS", crate::helpers::TEST_KEY)
-        .output()
-        .unwrap();
+    let output = key_rotate(&app, &new_key, crate::helpers::TEST_KEY);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
@@ -99,6 +93,42 @@ async fn key_rotation_keeps_every_token() {
     );
 
     let new_vault = connecthub::vault::Vault::new(&new_key, None);
+    every_token_opens_under_the_new_key_alone(&app, &old_vault, &new_vault).await;
+    // Running it again has nothing left to do; a wrong previous key is named.
+    let again = key_rotate(&app, &new_key, "short");
+    assert_eq!(
+        String::from_utf8_lossy(&again.stderr).trim(),
+        format!(
+            "error: ENCRYPTION_KEY_PREVIOUS {}",
+            connecthub::config::EncryptionKey::HINT
+        )
+    );
+    assert!(app
+        .audit_actions()
+        .await
+        .contains(&"key_rotated".to_string()));
+}
+
+/// Runs `connecthub key rotate` on the app's database.
+fn key_rotate(
+    app: &TestApp,
+    new_key: &connecthub::config::EncryptionKey,
+    previous: &str,
+) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_connecthub"))
+        .args(["key", "rotate"])
+        .env("DATABASE_URL", &app.database_url)
+        .env("ENCRYPTION_KEY", new_key.to_base64())
+        .env("ENCRYPTION_KEY_PREVIOUS", previous)
+        .output()
+        .unwrap()
+}
+
+async fn every_token_opens_under_the_new_key_alone(
+    app: &TestApp,
+    old_vault: &connecthub::vault::Vault,
+    new_vault: &connecthub::vault::Vault,
+) {
     let rows: Vec<(String, String, Option<String>, Option<String>)> = app
         .db(|conn| {
             credentials::table
@@ -139,23 +169,4 @@ async fn key_rotation_keeps_every_token() {
             .open(refresh.as_deref().unwrap(), &binding)
             .is_ok());
     }
-    // Running it again has nothing left to do; a wrong previous key is named.
-    let again = std::process::Command::new(env!("CARGO_BIN_EXE_connecthub"))
-        .args(["key", "rotate"])
-        .env("DATABASE_URL", &app.database_url)
-        .env("ENCRYPTION_KEY", new_key.to_base64())
-        .env("ENCRYPTION_KEY_PREVIOUS", "short")
-        .output()
-        .unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&again.stderr).trim(),
-        format!(
-            "error: ENCRYPTION_KEY_PREVIOUS {}",
-            connecthub::config::EncryptionKey::HINT
-        )
-    );
-    assert!(app
-        .audit_actions()
-        .await
-        .contains(&"key_rotated".to_string()));
 }
