@@ -451,6 +451,22 @@ async fn nul_and_control_characters_get_a_4xx_and_change_nothing(app: TestApp) {
     assert_eq!(token.status(), 200);
 }
 
+/// A form-less POST that asks for JSON, with the CSRF token when one is given.
+async fn post_json(
+    browser: &TestApp,
+    path: String,
+    csrf: Option<String>,
+) -> reqwest::Result<reqwest::Response> {
+    let mut request = browser
+        .client
+        .post(browser.url(&path))
+        .header("accept", "application/json");
+    if let Some(token) = csrf {
+        request = request.header("x-csrf-token", token);
+    }
+    request.send().await
+}
+
 async fn json_callers_get_json_errors(app: TestApp) {
     let owner = app.login_as(Role::Member).await;
     let done = app.connect("klaviyo", Some("AcmeK1")).await;
@@ -464,16 +480,6 @@ async fn json_callers_get_json_errors(app: TestApp) {
     let other = app.new_browser();
     other.login_as(Role::Member).await;
     let unknown = "00000000-0000-4000-8000-000000000000";
-    let post_json = |browser: &TestApp, path: String, csrf: Option<String>| {
-        let mut request = browser
-            .client
-            .post(browser.url(&path))
-            .header("accept", "application/json");
-        if let Some(token) = csrf {
-            request = request.header("x-csrf-token", token);
-        }
-        request.send()
-    };
     // Another member's client and an unknown id: the same JSON 404, on each JSON route.
     for path in [
         format!("/api/integrations/klaviyo/oauth/refresh/{}", client.id),

@@ -88,11 +88,14 @@ async fn periods_count_the_right_days_and_pruning_keeps_roll_ups(app: TestApp) {
     let week = app.get_html("/admin/usage?period=7d").await;
     assert_eq!(figure(&week, "total-calls"), "3");
     assert!(week.contains(r#"data-bars="7""#));
+    pruning_keeps_the_daily_roll_ups(&app, &key).await;
+}
 
+async fn pruning_keeps_the_daily_roll_ups(app: &TestApp, key: &str) {
     // An instance keeping raw rows 5 days prunes the 10-day-old ones when it starts.
-    let pruning = instance_on_same_database(&app, &[("USAGE_RETENTION_DAYS", "5")]).await;
+    let pruning = instance_on_same_database(app, &[("USAGE_RETENTION_DAYS", "5")]).await;
     // Raw rows and hourly roll-ups older than 5 days go; daily roll-ups stay.
-    let cutoff = connecthub::db::now() - days(5);
+    let cutoff = connecthub::db::now() - chrono::TimeDelta::days(5);
     let old_sets = move |conn: &mut connecthub::db::DbConnection| {
         api_usage_rollup::table
             .filter(api_usage_rollup::starts_at.lt(cutoff))
@@ -115,7 +118,7 @@ async fn periods_count_the_right_days_and_pruning_keeps_roll_ups(app: TestApp) {
     }
     assert_eq!(seen.0, 3, "raw rows older than the retention are deleted");
     assert_eq!(seen.1, daily_only, "hourly roll-ups go with them");
-    let month = app.usage(&key, "days=30").await["stats"].clone();
+    let month = app.usage(key, "days=30").await["stats"].clone();
     assert_eq!(month["totalCalls"], 6, "roll-ups stay");
     assert_eq!(month["byEndpoint"]["segments"]["calls"], 1);
 }

@@ -1,5 +1,6 @@
-//! The users page (admins add people, change roles, disable, enable, reset passwords) and
-//! the account page (anyone changes their own password).
+//! The users page: admins add people (generated or typed passwords), members and requests
+//! without the CSRF token are refused, and every action is audited without passwords.
+//! Actions on an existing account are in `user_actions`, the account page in `account_page`.
 
 use crate::helpers::{header, location, unescape, TestApp, PASSWORD};
 use crate::on_both_backends;
@@ -13,20 +14,13 @@ on_both_backends!(
     bad_or_duplicate_input_is_explained_and_creates_nothing,
     members_are_refused_every_users_route,
     actions_without_the_csrf_token_are_refused,
-    the_role_changes_and_is_audited,
-    the_last_active_admin_cannot_demote_themself,
-    disabling_signs_the_user_out_at_once_and_enabling_restores,
-    resetting_a_password_shows_it_once_and_ends_sessions,
     unknown_users_are_404,
-    account_shows_the_user_and_refuses_bad_changes,
-    changing_the_password_keeps_this_session_and_ends_the_others,
-    guessing_the_current_password_is_rate_limited,
     every_action_is_audited_without_passwords,
 );
 
-const SHOWN_MARKER: &str = r#"<code id="new-password" class="secret">"#;
+pub(crate) const SHOWN_MARKER: &str = r#"<code id="new-password" class="secret">"#;
 
-fn shown_password(html: &str) -> Option<String> {
+pub(crate) fn shown_password(html: &str) -> Option<String> {
     let rest = html.split(SHOWN_MARKER).nth(1)?;
     Some(rest.split("</code>").next()?.to_string())
 }
@@ -47,7 +41,7 @@ async fn find_by_email(app: &TestApp, email: &str) -> Option<User> {
     app.db(move |conn| users::find_by_email(conn, &email)).await
 }
 
-async fn find(app: &TestApp, id: &str) -> User {
+pub(crate) async fn find(app: &TestApp, id: &str) -> User {
     let id = id.to_string();
     app.db(move |conn| users::find(conn, &id)).await.unwrap()
 }
@@ -60,7 +54,7 @@ async fn snapshot(app: &TestApp) -> Vec<(String, String, bool, String)> {
         .collect()
 }
 
-async fn session_count(app: &TestApp, user_id: &str) -> i64 {
+pub(crate) async fn session_count(app: &TestApp, user_id: &str) -> i64 {
     let id = user_id.to_string();
     app.db(move |conn| {
         sessions::table
@@ -72,7 +66,7 @@ async fn session_count(app: &TestApp, user_id: &str) -> i64 {
 }
 
 /// Signs in from a fresh browser; the status of the sign-in answer.
-async fn login_status(app: &TestApp, email: &str, password: &str) -> u16 {
+pub(crate) async fn login_status(app: &TestApp, email: &str, password: &str) -> u16 {
     app.new_browser()
         .login(email, password)
         .await
@@ -80,7 +74,7 @@ async fn login_status(app: &TestApp, email: &str, password: &str) -> u16 {
         .as_u16()
 }
 
-fn action(id: &str, name: &str) -> String {
+pub(crate) fn action(id: &str, name: &str) -> String {
     format!("/admin/users/{id}/{name}")
 }
 
@@ -291,189 +285,6 @@ async fn actions_without_the_csrf_token_are_refused(app: TestApp) {
     assert_eq!(login_status(&app, &admin.email, PASSWORD).await, 303);
 }
 
-async fn the_role_changes_and_is_audited(app: TestApp) {
-    app.login_as(Role::Admin).await;
-    let member = app.create_user(Role::Member).await;
-    let response = app
-        .post_form(&action(&member.id, "role"), &[("role", "admin")])
-        .await;
-    assert_eq!(response.status(), 303);
-    assert_eq!(location(&response), "/admin/users");
-    assert_eq!(
-        app.toast_on("/admin/users").await,
-        format!("success: {} is now an admin", member.email)
-    );
-    assert!(find(&app, &member.id).await.is_admin());
-    let entries = app
-        .db(|conn| connecthub::audit::recent(conn, None, 10))
-        .await;
-    let entry = entries
-        .iter()
-        .find(|e| e.action == "user_role_changed")
-        .expect("audited");
-    assert_eq!(entry.target_id.as_deref(), Some(member.id.as_str()));
-    let details: serde_json::Value = serde_json::from_str(&entry.details).unwrap();
-    assert_eq!(
-        (details["from"].as_str(), details["to"].as_str()),
-        (Some("member"), Some("admin"))
-    );
-
-    // The same role again changes nothing; a promoted user sees the admin pages.
-    app.post_form(&action(&member.id, "role"), &[("role", "admin")])
-        .await;
-    assert_eq!(
-        app.toast_on("/admin/users").await,
-        format!("info: {} is already an admin", member.email)
-    );
-    let promoted = app.new_browser();
-    promoted.login(&member.email, PASSWORD).await;
-    assert_eq!(promoted.get("/admin/users").await.status(), 200);
-
-    let response = app
-        .post_form(&action(&member.id, "role"), &[("role", "member")])
-        .await;
-    assert_eq!(response.status(), 303);
-    assert_eq!(find(&app, &member.id).await.role(), Role::Member);
-    assert_eq!(promoted.get("/admin/users").await.status(), 403, "at once");
-
-    for bad in [&[("role", "owner")][..], &[("role", "")][..], &[][..]] {
-        let response = app.post_form(&action(&member.id, "role"), bad).await;
-        assert_eq!(response.status(), 400, "{bad:?}");
-    }
-    assert_eq!(find(&app, &member.id).await.role(), Role::Member);
-    let changes = app.audit_actions().await;
-    assert_eq!(
-        changes.iter().filter(|a| *a == "user_role_changed").count(),
-        2
-    );
-}
-
-async fn the_last_active_admin_cannot_demote_themself(app: TestApp) {
-    let admin = app.login_as(Role::Admin).await;
-    // A disabled admin does not count.
-    let dormant = app.create_user(Role::Admin).await;
-    app.post_form(&action(&dormant.id, "disable"), &[]).await;
-    assert!(!find(&app, &dormant.id).await.is_active());
-
-    let response = app
-        .post_form(&action(&admin.id, "role"), &[("role", "member")])
-        .await;
-    assert_eq!(response.status(), 400);
-    let html = unescape(&response.text().await.unwrap());
-    assert!(html.contains("You are the last active admin. Make another user an admin first"));
-    assert!(find(&app, &admin.id).await.is_admin(), "nothing changed");
-    assert!(!app
-        .audit_actions()
-        .await
-        .iter()
-        .any(|a| a == "user_role_changed"));
-
-    // With a second active admin, stepping down works.
-    let other = app.create_user(Role::Admin).await;
-    let response = app
-        .post_form(&action(&admin.id, "role"), &[("role", "member")])
-        .await;
-    assert_eq!(response.status(), 303);
-    assert_eq!(
-        location(&response),
-        "/admin/clients",
-        "not to a page they cannot see"
-    );
-    assert_eq!(
-        app.toast_on("/admin/clients").await,
-        format!("success: {} is now a member", admin.email)
-    );
-    assert_eq!(find(&app, &admin.id).await.role(), Role::Member);
-    assert_eq!(app.get("/admin/users").await.status(), 403);
-    assert!(find(&app, &other.id).await.is_admin());
-}
-
-async fn disabling_signs_the_user_out_at_once_and_enabling_restores(app: TestApp) {
-    let admin = app.login_as(Role::Admin).await;
-    let theirs = app.new_browser();
-    let member = theirs.login_as(Role::Member).await;
-    assert_eq!(theirs.get("/admin/clients").await.status(), 200);
-
-    let response = app.post_form(&action(&member.id, "disable"), &[]).await;
-    assert_eq!(response.status(), 303);
-    assert_eq!(
-        app.toast_on("/admin/users").await,
-        format!(
-            "success: Disabled {}; they have been signed out",
-            member.email
-        )
-    );
-    assert!(!find(&app, &member.id).await.is_active());
-    assert_eq!(session_count(&app, &member.id).await, 0);
-    let next = theirs.get("/admin/clients").await;
-    assert_eq!(next.status(), 303);
-    assert!(location(&next).starts_with("/login?next="));
-    assert_eq!(login_status(&app, &member.email, PASSWORD).await, 401);
-    assert!(app.get_html("/admin/users").await.contains("disabled"));
-
-    // An admin cannot disable themself.
-    let response = app.post_form(&action(&admin.id, "disable"), &[]).await;
-    assert_eq!(response.status(), 400);
-    assert!(
-        unescape(&response.text().await.unwrap()).contains("You cannot disable your own account.")
-    );
-    assert!(find(&app, &admin.id).await.is_active());
-    assert_eq!(app.get("/admin/users").await.status(), 200);
-
-    let response = app.post_form(&action(&member.id, "enable"), &[]).await;
-    assert_eq!(response.status(), 303);
-    assert_eq!(
-        app.toast_on("/admin/users").await,
-        format!("success: Enabled {}; they can sign in again", member.email)
-    );
-    assert!(find(&app, &member.id).await.is_active());
-    assert_eq!(theirs.login(&member.email, PASSWORD).await.status(), 303);
-    assert_eq!(theirs.get("/admin/clients").await.status(), 200);
-    app.post_form(&action(&member.id, "enable"), &[]).await;
-    assert_eq!(
-        app.toast_on("/admin/users").await,
-        format!("info: {} is already active", member.email)
-    );
-    let actions = app.audit_actions().await;
-    assert!(actions.contains(&"user_disabled".to_string()));
-    assert!(actions.contains(&"user_enabled".to_string()));
-}
-
-async fn resetting_a_password_shows_it_once_and_ends_sessions(app: TestApp) {
-    let admin = app.login_as(Role::Admin).await;
-    let theirs = app.new_browser();
-    let member = theirs.login_as(Role::Member).await;
-
-    let response = app
-        .post_form(&action(&member.id, "reset-password"), &[])
-        .await;
-    assert_eq!(response.status(), 200);
-    assert_eq!(header(response.headers(), "cache-control"), "no-store");
-    let html = response.text().await.unwrap();
-    assert!(html.contains(&format!("New password for {}", member.email)));
-    let secret = shown_password(&html).unwrap();
-    assert_eq!(session_count(&app, &member.id).await, 0);
-    assert_eq!(
-        theirs.get("/admin/clients").await.status(),
-        303,
-        "signed out"
-    );
-    assert_eq!(login_status(&app, &member.email, PASSWORD).await, 401);
-    assert_eq!(login_status(&app, &member.email, &secret).await, 303);
-    assert!(!app.get_html("/admin/users").await.contains(&secret));
-
-    // Their own password admins change on the account page, which asks for the current one.
-    let before = find(&app, &admin.id).await.password_hash;
-    let response = app
-        .post_form(&action(&admin.id, "reset-password"), &[])
-        .await;
-    assert_eq!(response.status(), 400);
-    let html = response.text().await.unwrap();
-    assert!(html.contains("Change your own password on your account page."));
-    assert!(shown_password(&html).is_none());
-    assert_eq!(find(&app, &admin.id).await.password_hash, before);
-}
-
 async fn unknown_users_are_404(app: TestApp) {
     app.login_as(Role::Admin).await;
     let before = snapshot(&app).await;
@@ -492,7 +303,7 @@ async fn unknown_users_are_404(app: TestApp) {
     assert_eq!(snapshot(&app).await, before);
 }
 
-async fn change_password(
+pub(crate) async fn change_password(
     app: &TestApp,
     current: &str,
     new: &str,
@@ -507,101 +318,6 @@ async fn change_password(
         ],
     )
     .await
-}
-
-async fn account_shows_the_user_and_refuses_bad_changes(app: TestApp) {
-    let member = app.login_as(Role::Member).await;
-    let page = app.get("/account").await;
-    assert_eq!(page.status(), 200);
-    let html = page.text().await.unwrap();
-    assert!(html.contains(&format!(r#"<dd id="account-email">{}</dd>"#, member.email)));
-    assert!(html.contains(">member</span>"));
-    assert!(
-        html.contains(r#"<a class="who" href="/account""#)
-            && html.contains(r#"aria-current="page""#)
-    );
-    let before = find(&app, &member.id).await.password_hash;
-
-    let new = "a brand new password";
-    for (current, new, repeat, message) in [
-        (
-            "not my password",
-            new,
-            new,
-            "Your current password is incorrect.",
-        ),
-        (
-            PASSWORD,
-            "too short",
-            "too short",
-            "The password must have at least 12 characters.",
-        ),
-        (
-            PASSWORD,
-            new,
-            "a different password",
-            "The new passwords do not match.",
-        ),
-    ] {
-        let response = change_password(&app, current, new, repeat).await;
-        assert_eq!(response.status(), 400, "{message}");
-        let html = unescape(&response.text().await.unwrap());
-        assert!(html.contains(message), "{message}");
-        assert!(
-            !html.contains(new) && !html.contains(PASSWORD),
-            "no password echoed"
-        );
-    }
-    assert_eq!(find(&app, &member.id).await.password_hash, before);
-    assert_eq!(app.get("/account").await.status(), 200, "still signed in");
-    assert_eq!(login_status(&app, &member.email, PASSWORD).await, 303);
-}
-
-async fn changing_the_password_keeps_this_session_and_ends_the_others(app: TestApp) {
-    let member = app.login_as(Role::Member).await;
-    let elsewhere = app.new_browser();
-    assert_eq!(elsewhere.login(&member.email, PASSWORD).await.status(), 303);
-    assert_eq!(session_count(&app, &member.id).await, 2);
-
-    let new = "a brand new password";
-    let response = change_password(&app, PASSWORD, new, new).await;
-    assert_eq!(response.status(), 303);
-    assert_eq!(location(&response), "/account");
-    assert_eq!(
-        app.toast_on("/account").await,
-        "success: Your password was changed"
-    );
-    assert_eq!(
-        app.get("/admin/clients").await.status(),
-        200,
-        "this one stays"
-    );
-    assert_eq!(
-        elsewhere.get("/admin/clients").await.status(),
-        303,
-        "the other ended"
-    );
-    assert_eq!(session_count(&app, &member.id).await, 1);
-    assert_eq!(login_status(&app, &member.email, new).await, 303);
-    assert_eq!(login_status(&app, &member.email, PASSWORD).await, 401);
-}
-
-async fn guessing_the_current_password_is_rate_limited(app: TestApp) {
-    // Sign-in and the account page share the budget of wrong passwords per account and
-    // address (5 a minute; the successful sign-in does not count).
-    let member = app.login_as(Role::Member).await;
-    let new = "a brand new password";
-    for _ in 0..5 {
-        assert_eq!(change_password(&app, "guess", new, new).await.status(), 400);
-    }
-    let limited = change_password(&app, PASSWORD, new, new).await;
-    assert_eq!(limited.status(), 429);
-    assert!(!header(limited.headers(), "retry-after").is_empty());
-    let hash = find(&app, &member.id).await.password_hash;
-    assert!(connecthub::auth::password::verify(
-        &secrecy::SecretString::from(PASSWORD),
-        &hash
-    ));
 }
 
 async fn every_action_is_audited_without_passwords(app: TestApp) {

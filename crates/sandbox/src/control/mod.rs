@@ -1,0 +1,319 @@
+//! The control API under /sandbox/_control: fault injection, counters and reset. It has no
+//! authentication because it exists for tests and the demo only.
+
+use super::http::json;
+use super::state::ProviderState;
+use super::{Provider, Sandbox};
+use actix_web::http::StatusCode;
+use actix_web::web::{self, Bytes};
+use actix_web::{HttpRequest, HttpResponse};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+/// Longest delay a fault may ask for, so a typo cannot hang a test run.
+const MAX_DELAY_MS: u64 = 60_000;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/faults", web::post().to(set_faults))
+        .route("/stats", web::get().to(stats))
+        .route("/reset", web::post().to(reset));
+}
+
+/// How the token endpoint misbehaves while a token fault is armed.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum TokenFault {
+    /// Answer this status with an OAuth error body.
+    Status {
+        status: u16,
+        #[serde(default)]
+        error: Option<String>,
+    },
+    /// Answer 200 with a body that is not JSON.
+    InvalidJson,
+    /// Answer 200 with a JSON body lacking `access_token`.
+    MissingAccessToken,
+    /// Answer 200 with this `token_type` instead of Bearer.
+    TokenType { value: String },
+    /// Wait this long, then answer normally.
+    Delay { ms: u64 },
+}
+
+/// What an API call must answer instead of its normal result.
+#[derive(Debug, PartialEq)]
+pub enum ApiFault {
+    RateLimited { retry_after_secs: u64 },
+    Status(u16),
+}
+
+/// A fault armed for the next `remaining` calls.
+struct Armed<T> {
+    remaining: u32,
+    fault: T,
+}
+
+struct RateLimitFault {
+    remaining: u32,
+    retry_after_secs: u64,
+    token_calls: bool,
+}
+
+#[derive(Default)]
+pub struct Faults {
+    token: Option<Armed<TokenFault>>,
+    api: Option<Armed<u16>>,
+    rate_limit: Option<RateLimitFault>,
+    authorize_error: Option<String>,
+}
+
+/// Takes one use of an armed fault, disarming it after its last use.
+fn take<T: Clone>(slot: &mut Option<Armed<T>>) -> Option<T> {
+    let armed = slot.as_mut()?;
+    let fault = armed.fault.clone();
+    armed.remaining = armed.remaining.saturating_sub(1);
+    if armed.remaining == 0 {
+        *slot = None;
+    }
+    Some(fault)
+}
+
+impl Faults {
+    /// A 429 for a token call, when the rate-limit fault covers token calls.
+    pub fn take_token_rate_limit(&mut self) -> Option<u64> {
+        self.take_rate_limit(true)
+    }
+
+    pub fn take_token_fault(&mut self) -> Option<TokenFault> {
+        take(&mut self.token)
+    }
+
+    /// Rate limiting comes first: a throttled call never reaches the failing backend.
+    pub fn take_api_fault(&mut self) -> Option<ApiFault> {
+        match self.take_rate_limit(false) {
+            Some(retry_after_secs) => Some(ApiFault::RateLimited { retry_after_secs }),
+            None => take(&mut self.api).map(ApiFault::Status),
+        }
+    }
+
+    pub fn take_authorize_error(&mut self) -> Option<String> {
+        self.authorize_error.take()
+    }
+
+    /// Uses one throttled call; token calls are throttled only when the fault says so.
+    fn take_rate_limit(&mut self, token_call: bool) -> Option<u64> {
+        let limit = self.rate_limit.as_mut()?;
+        if token_call && !limit.token_calls {
+            return None;
+        }
+        let retry_after_secs = limit.retry_after_secs;
+        limit.remaining = limit.remaining.saturating_sub(1);
+        if limit.remaining == 0 {
+            self.rate_limit = None;
+        }
+        Some(retry_after_secs)
+    }
+}
+
+#[derive(Default, Clone, Serialize)]
+pub struct TokenCalls {
+    pub authorization_code: u64,
+    pub refresh_token: u64,
+    pub client_credentials: u64,
+    /// Token calls that did not end in a usable token (refused, faulted or throttled).
+    pub failed: u64,
+    pub total: u64,
+}
+
+/// Counters since start or the last reset. Each token call counts under its grant type
+/// whatever its outcome, and also under `failed` when it failed.
+#[derive(Default, Clone, Serialize)]
+pub struct Stats {
+    pub token_calls: TokenCalls,
+    pub revocations: u64,
+    pub api_calls: u64,
+    pub rate_limited: u64,
+}
+
+impl Stats {
+    pub fn count_token_call(&mut self, grant_type: Option<&str>) {
+        let calls = &mut self.token_calls;
+        calls.total += 1;
+        match grant_type {
+            Some("authorization_code") => calls.authorization_code += 1,
+            Some("refresh_token") => calls.refresh_token += 1,
+            Some("client_credentials") => calls.client_credentials += 1,
+            _ => {}
+        }
+    }
+}
+
+/// Counts an API call and takes the fault it must answer with, if any.
+pub fn api_gate(sandbox: &Sandbox, provider: Provider) -> Option<ApiFault> {
+    sandbox.with(provider, |state| {
+        state.stats.api_calls += 1;
+        let fault = state.faults.take_api_fault();
+        if matches!(fault, Some(ApiFault::RateLimited { .. })) {
+            state.stats.rate_limited += 1;
+        }
+        fault
+    })
+}
+
+/// The body of POST /sandbox/_control/faults. Unknown fields are refused so a typo in a
+/// test fails loudly instead of silently arming nothing.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FaultRequest {
+    provider: String,
+    token_failures: Option<u32>,
+    token_fault: Option<TokenFault>,
+    api_failures: Option<u32>,
+    api_status: Option<u16>,
+    rate_limit_next: Option<u32>,
+    retry_after_secs: Option<u64>,
+    rate_limit_token: Option<bool>,
+    authorize_error: Option<String>,
+    expire_access_tokens: Option<bool>,
+    revoke_all: Option<bool>,
+}
+
+fn bad_request(message: impl Into<String>) -> HttpResponse {
+    json(
+        StatusCode::BAD_REQUEST,
+        json!({"ok": false, "error": message.into()}),
+    )
+}
+
+fn is_error_status(status: u16) -> bool {
+    (400..=599).contains(&status)
+}
+
+/// Checks a fault request completely before anything is armed, so a refused request
+/// leaves the sandbox as it was.
+fn validate(req: &FaultRequest) -> Result<Provider, String> {
+    let provider =
+        Provider::from_name(&req.provider).ok_or("provider must be \"klaviyo\" or \"kustomer\"")?;
+    if req.token_failures.unwrap_or(0) > 0 && req.token_fault.is_none() {
+        return Err("token_failures needs a token_fault".into());
+    }
+    match &req.token_fault {
+        Some(TokenFault::Status { status, .. }) if !is_error_status(*status) => {
+            return Err("token_fault.status must be between 400 and 599".into());
+        }
+        Some(TokenFault::Delay { ms }) if *ms > MAX_DELAY_MS => {
+            return Err(format!("token_fault.ms must be at most {MAX_DELAY_MS}"));
+        }
+        _ => {}
+    }
+    if req.api_status.is_some_and(|s| !is_error_status(s)) {
+        return Err("api_status must be between 400 and 599".into());
+    }
+    if let Some(error) = &req.authorize_error {
+        let valid = error.len() <= 64 && error.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
+        if !valid {
+            return Err("authorize_error must be an OAuth error code like server_error".into());
+        }
+    }
+    Ok(provider)
+}
+
+/// Arms what the request asks for. A count of 0 disarms; a fault without a count is armed
+/// for one call.
+fn apply(req: FaultRequest, state: &mut ProviderState) {
+    let faults = &mut state.faults;
+    if let Some(fault) = req.token_fault.clone() {
+        let remaining = req.token_failures.unwrap_or(1);
+        faults.token = (remaining > 0).then_some(Armed { remaining, fault });
+    } else if req.token_failures == Some(0) {
+        faults.token = None;
+    }
+    if req.api_failures.is_some() || req.api_status.is_some() {
+        let remaining = req.api_failures.unwrap_or(1);
+        let fault = req.api_status.unwrap_or(500);
+        faults.api = (remaining > 0).then_some(Armed { remaining, fault });
+    }
+    if let Some(remaining) = req.rate_limit_next {
+        faults.rate_limit = (remaining > 0).then_some(RateLimitFault {
+            remaining,
+            retry_after_secs: req.retry_after_secs.unwrap_or(1),
+            token_calls: req.rate_limit_token.unwrap_or(false),
+        });
+    }
+    if let Some(error) = req.authorize_error {
+        faults.authorize_error = (!error.is_empty()).then_some(error);
+    }
+    if req.expire_access_tokens == Some(true) {
+        state.tokens.expire_all_access();
+    }
+    if req.revoke_all == Some(true) {
+        state.tokens.revoke_all();
+    }
+}
+
+async fn set_faults(sandbox: web::Data<Sandbox>, body: Bytes) -> HttpResponse {
+    let req: FaultRequest = match serde_json::from_slice(&body) {
+        Ok(req) => req,
+        Err(e) => return bad_request(format!("malformed fault request: {e}")),
+    };
+    let provider = match validate(&req) {
+        Ok(provider) => provider,
+        Err(message) => return bad_request(message),
+    };
+    sandbox.with(provider, |state| apply(req, state));
+    json(StatusCode::OK, json!({"ok": true}))
+}
+
+/// The `provider` query parameter; `Ok(None)` when absent.
+fn provider_param(req: &HttpRequest) -> Result<Option<Provider>, HttpResponse> {
+    let params = super::http::parse_params(req.query_string().as_bytes()).map_err(bad_request)?;
+    match params.get("provider") {
+        None => Ok(None),
+        Some(name) => Provider::from_name(name)
+            .map(Some)
+            .ok_or_else(|| bad_request("provider must be \"klaviyo\" or \"kustomer\"")),
+    }
+}
+
+async fn stats(sandbox: web::Data<Sandbox>, req: HttpRequest) -> HttpResponse {
+    let provider = match provider_param(&req) {
+        Ok(Some(provider)) => provider,
+        Ok(None) => return bad_request("the provider query parameter is required"),
+        Err(response) => return response,
+    };
+    let body = sandbox.with(provider, |state| {
+        json!({
+            "token_calls": state.stats.token_calls,
+            "revocations": state.stats.revocations,
+            "api_calls": state.stats.api_calls,
+            "rate_limited": state.stats.rate_limited,
+            "live_access_tokens": state.tokens.live_access_tokens(),
+            "live_refresh_tokens": state.tokens.live_refresh_tokens(),
+        })
+    });
+    json(StatusCode::OK, body)
+}
+
+/// Clears faults, counters and rate windows (of one provider with `?provider=`, else of
+/// both). Issued tokens and Kustomer data stay.
+async fn reset(sandbox: web::Data<Sandbox>, req: HttpRequest) -> HttpResponse {
+    let only = match provider_param(&req) {
+        Ok(only) => only,
+        Err(response) => return response,
+    };
+    let mut state = sandbox.lock();
+    for provider in Provider::ALL {
+        if only.is_none_or(|p| p == provider) {
+            let provider_state = state.provider(provider);
+            provider_state.faults = Faults::default();
+            provider_state.stats = Stats::default();
+            provider_state.windows.clear();
+            if provider == Provider::Kustomer {
+                state.kustomer_data.clear_note_windows();
+            }
+        }
+    }
+    json(StatusCode::OK, json!({"ok": true}))
+}
+
+#[cfg(test)]
+mod tests;

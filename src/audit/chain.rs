@@ -1,0 +1,142 @@
+//! The hash chain: appending entries that link to the one before, and verifying the links.
+
+use super::{Entry, Event};
+use crate::db::schema::audit_log;
+use crate::db::DbConnection;
+use diesel::prelude::*;
+use sha2::{Digest, Sha256};
+
+/// The chain starts from this value.
+const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+/// PostgreSQL advisory lock id that serialises appends across instances.
+const APPEND_LOCK_ID: i64 = 0x636f_6e6e_6175_6469;
+
+impl Entry {
+    /// The hash over every stored field but `id` and `hash`, chained to the previous entry.
+    fn compute_hash(&self) -> String {
+        let canonical = serde_json::json!([
+            self.prev_hash,
+            self.at.and_utc().timestamp_micros(),
+            self.actor_type,
+            self.actor_id,
+            self.actor_label,
+            self.action,
+            self.target_type,
+            self.target_id,
+            self.outcome,
+            self.ip,
+            self.user_agent,
+            self.details,
+        ]);
+        hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
+    }
+}
+
+/// Appends one entry to the chain. Appends are serialised so two never claim the same
+/// predecessor: an advisory lock on PostgreSQL, the immediate write lock on SQLite.
+pub fn append(conn: &mut DbConnection, event: Event) -> QueryResult<()> {
+    crate::db::transaction(conn, |conn| {
+        lock_chain(conn)?;
+        insert_chained(conn, event)
+    })
+}
+
+fn insert_chained(conn: &mut DbConnection, event: Event) -> QueryResult<()> {
+    let prev_hash = audit_log::table
+        .select(audit_log::hash)
+        .order(audit_log::id.desc())
+        .first::<String>(conn)
+        .optional()?
+        .unwrap_or_else(|| GENESIS.to_string());
+    let (target_type, target_id) = match event.target {
+        Some((kind, id)) => (Some(kind.to_string()), Some(id)),
+        None => (None, None),
+    };
+    let mut entry = Entry {
+        id: 0,
+        at: crate::db::now(),
+        actor_type: event.actor.kind.to_string(),
+        actor_id: event.actor.id,
+        actor_label: event.actor.label,
+        action: event.action.to_string(),
+        target_type,
+        target_id,
+        outcome: if event.success { "success" } else { "failure" }.to_string(),
+        ip: event.origin.ip,
+        user_agent: event
+            .origin
+            .user_agent
+            .map(|ua| ua.chars().take(512).collect()),
+        details: event.details.to_string(),
+        prev_hash,
+        hash: String::new(),
+    };
+    entry.hash = entry.compute_hash();
+    diesel::insert_into(audit_log::table)
+        .values(&entry)
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Appends several entries in one transaction (one lock, one commit).
+pub fn append_many(conn: &mut DbConnection, events: Vec<Event>) -> QueryResult<()> {
+    crate::db::transaction(conn, |conn| {
+        lock_chain(conn)?;
+        events
+            .into_iter()
+            .try_for_each(|event| insert_chained(conn, event))
+    })
+}
+
+/// Serialises appends across instances on PostgreSQL; on SQLite the transaction's
+/// immediate write lock already does.
+fn lock_chain(conn: &mut DbConnection) -> QueryResult<()> {
+    if matches!(conn, DbConnection::Postgresql(_)) {
+        diesel::sql_query(format!("SELECT pg_advisory_xact_lock({APPEND_LOCK_ID})"))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// What `verify` found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Intact { entries: u64 },
+    Broken { entry_id: i64, reason: &'static str },
+}
+
+/// Walks the whole chain in id order and reports the first entry that does not fit.
+pub fn verify(conn: &mut DbConnection) -> QueryResult<Verdict> {
+    const PAGE: i64 = 1000;
+    let mut expected_prev = GENESIS.to_string();
+    let mut after = 0_i64;
+    let mut count = 0_u64;
+    loop {
+        let page: Vec<Entry> = audit_log::table
+            .filter(audit_log::id.gt(after))
+            .order(audit_log::id.asc())
+            .limit(PAGE)
+            .select(Entry::as_select())
+            .load(conn)?;
+        for entry in &page {
+            if entry.prev_hash != expected_prev {
+                return Ok(Verdict::Broken {
+                    entry_id: entry.id,
+                    reason: "does not link to the entry before it (an entry was removed)",
+                });
+            }
+            if entry.compute_hash() != entry.hash {
+                return Ok(Verdict::Broken {
+                    entry_id: entry.id,
+                    reason: "its content does not match its hash (the entry was edited)",
+                });
+            }
+            expected_prev = entry.hash.clone();
+            count += 1;
+        }
+        match page.last() {
+            Some(last) if page.len() as i64 == PAGE => after = last.id,
+            _ => return Ok(Verdict::Intact { entries: count }),
+        }
+    }
+}

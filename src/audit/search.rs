@@ -1,0 +1,230 @@
+//! Reading the log: recent entries, a target's history, and the audit page's filtered,
+//! scoped search and export pages.
+
+use super::Entry;
+use crate::db::schema::audit_log;
+use crate::db::DbConnection;
+use diesel::prelude::*;
+
+/// The most recent entries, newest first; `actor_id` limits them to one user's actions.
+pub fn recent(
+    conn: &mut DbConnection,
+    actor_id: Option<&str>,
+    limit: i64,
+) -> QueryResult<Vec<Entry>> {
+    let mut query = audit_log::table.into_boxed();
+    if let Some(actor_id) = actor_id {
+        query = query.filter(audit_log::actor_id.eq(actor_id.to_string()));
+    }
+    query
+        .order(audit_log::id.desc())
+        .limit(limit)
+        .select(Entry::as_select())
+        .load(conn)
+}
+
+/// How many entries of each of `actions` the reader may see since `since`, in the order
+/// the actions are given.
+pub fn count_since<const N: usize>(
+    conn: &mut DbConnection,
+    scope: &Scope,
+    actions: [&str; N],
+    since: chrono::NaiveDateTime,
+) -> QueryResult<[i64; N]> {
+    let filter = Filter {
+        from: Some(since),
+        ..Filter::default()
+    };
+    let mut counts = [0; N];
+    // One count per action: a boxed (scoped) query cannot be grouped in diesel.
+    for (count, action) in counts.iter_mut().zip(actions) {
+        *count = matching(scope, &filter)
+            .filter(audit_log::action.eq(action))
+            .count()
+            .get_result(conn)?;
+    }
+    Ok(counts)
+}
+
+/// The newest entries about one target (a client's page shows its history), newest first.
+pub fn for_target(
+    conn: &mut DbConnection,
+    target_type: &str,
+    target_id: &str,
+    limit: i64,
+) -> QueryResult<Vec<Entry>> {
+    audit_log::table
+        .filter(audit_log::target_type.eq(target_type))
+        .filter(audit_log::target_id.eq(target_id))
+        .order(audit_log::id.desc())
+        .limit(limit)
+        .select(Entry::as_select())
+        .load(conn)
+}
+
+/// The backend of `DbConnection`, for boxed queries built before a connection is at hand.
+type Backend = <DbConnection as Connection>::Backend;
+
+diesel::define_sql_function! {
+    /// SQL `lower()`: PostgreSQL's LIKE is case-sensitive, SQLite's is not.
+    fn lower(text: diesel::sql_types::Text) -> diesel::sql_types::Text;
+}
+
+/// Which entries a list or export shows, already validated by the page.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// Matched case-insensitively anywhere in the actor's label (an email for users).
+    pub actor: Option<String>,
+    pub action: Option<String>,
+    /// A client id: entries whose target is that client.
+    pub client: Option<String>,
+    /// `success` or `failure`.
+    pub outcome: Option<String>,
+    /// Entries at or after this time.
+    pub from: Option<chrono::NaiveDateTime>,
+    /// Entries before this time.
+    pub until: Option<chrono::NaiveDateTime>,
+}
+
+/// Whose entries a reader may see.
+#[derive(Debug, Clone)]
+pub enum Scope {
+    /// Admins see every entry.
+    All,
+    /// A member sees what they did, what was done to their account and to their clients.
+    Member {
+        user_id: String,
+        client_ids: Vec<String>,
+    },
+}
+
+/// The scope of a reader: `member` is the user id of a non-admin, None for admins.
+pub fn scope_for(conn: &mut DbConnection, member: Option<&str>) -> QueryResult<Scope> {
+    use crate::db::schema::clients;
+    let Some(user_id) = member else {
+        return Ok(Scope::All);
+    };
+    let client_ids = clients::table
+        .filter(clients::owner_user_id.eq(user_id))
+        .select(clients::id)
+        .load(conn)?;
+    Ok(Scope::Member {
+        user_id: user_id.to_string(),
+        client_ids,
+    })
+}
+
+/// LIKE pattern for a substring typed by a person; its wildcards stay plain characters.
+fn contains_pattern(text: &str) -> String {
+    let escaped = text
+        .to_lowercase()
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    format!("%{escaped}%")
+}
+
+/// The entries in scope that match the filter, as a query the callers count or page.
+fn matching(scope: &Scope, filter: &Filter) -> audit_log::BoxedQuery<'static, Backend> {
+    let mut query = audit_log::table.into_boxed();
+    if let Scope::Member {
+        user_id,
+        client_ids,
+    } = scope
+    {
+        query = query.filter(
+            audit_log::actor_id
+                .eq(user_id.clone())
+                .or(audit_log::target_type
+                    .eq("client")
+                    .and(audit_log::target_id.eq_any(client_ids.clone())))
+                .or(audit_log::target_type
+                    .eq("user")
+                    .and(audit_log::target_id.eq(user_id.clone()))),
+        );
+    }
+    if let Some(actor) = &filter.actor {
+        query = query.filter(
+            lower(audit_log::actor_label)
+                .like(contains_pattern(actor))
+                .escape('\\'),
+        );
+    }
+    if let Some(action) = &filter.action {
+        query = query.filter(audit_log::action.eq(action.clone()));
+    }
+    if let Some(client) = &filter.client {
+        query = query.filter(
+            audit_log::target_type
+                .eq("client")
+                .and(audit_log::target_id.eq(client.clone())),
+        );
+    }
+    if let Some(outcome) = &filter.outcome {
+        query = query.filter(audit_log::outcome.eq(outcome.clone()));
+    }
+    if let Some(from) = filter.from {
+        query = query.filter(audit_log::at.ge(from));
+    }
+    if let Some(until) = filter.until {
+        query = query.filter(audit_log::at.lt(until));
+    }
+    query
+}
+
+/// One page of the matching entries, newest first, and how many match in all.
+pub fn search(
+    conn: &mut DbConnection,
+    scope: &Scope,
+    filter: &Filter,
+    offset: i64,
+    limit: i64,
+) -> QueryResult<(Vec<Entry>, i64)> {
+    let total = matching(scope, filter).count().get_result(conn)?;
+    let entries = matching(scope, filter)
+        .order(audit_log::id.desc())
+        .offset(offset)
+        .limit(limit)
+        .select(Entry::as_select())
+        .load(conn)?;
+    Ok((entries, total))
+}
+
+/// The next matching entries older than `before` (newest first): keyset pages for exports,
+/// which stay consistent while new entries are appended.
+pub fn page_before(
+    conn: &mut DbConnection,
+    scope: &Scope,
+    filter: &Filter,
+    before: Option<i64>,
+    limit: i64,
+) -> QueryResult<Vec<Entry>> {
+    let mut query = matching(scope, filter);
+    if let Some(before) = before {
+        query = query.filter(audit_log::id.lt(before));
+    }
+    query
+        .order(audit_log::id.desc())
+        .limit(limit)
+        .select(Entry::as_select())
+        .load(conn)
+}
+
+/// One entry, if the reader may see it.
+pub fn find_visible(conn: &mut DbConnection, scope: &Scope, id: i64) -> QueryResult<Option<Entry>> {
+    matching(scope, &Filter::default())
+        .filter(audit_log::id.eq(id))
+        .select(Entry::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// The action names of the entries in scope, for the filter's choices.
+pub fn actions(conn: &mut DbConnection, scope: &Scope) -> QueryResult<Vec<String>> {
+    matching(scope, &Filter::default())
+        .select(audit_log::action)
+        .distinct()
+        .order(audit_log::action.asc())
+        .limit(500)
+        .load(conn)
+}

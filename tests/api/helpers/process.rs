@@ -1,0 +1,117 @@
+//! A real `connecthub demo` process, for tests that send it signals.
+
+use super::*;
+
+/// A real `connecthub demo` process on a fresh database of `backend`, for tests that send
+/// it signals; `app` drives it over HTTP and reads its database. Killed when dropped.
+pub struct TestProcess {
+    pub child: std::process::Child,
+    pub app: TestApp,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for TestProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl TestProcess {
+    /// Sends SIGTERM, as a service manager stopping the server would.
+    pub fn terminate(&self) {
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit (at most `limit`); returns whether it exited cleanly.
+    pub async fn wait_for_exit(&mut self, limit: std::time::Duration) -> bool {
+        let started = std::time::Instant::now();
+        while started.elapsed() < limit {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status.success();
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("the process did not exit within {limit:?}");
+    }
+}
+
+/// Starts `connecthub demo` with `env` (on top of the test settings) and waits until it
+/// answers. `{sandbox}` in a value stands for `provider_host`'s address, so the process can
+/// use another app's sandbox as its providers and the calls it makes stay countable there
+/// after it has stopped.
+pub async fn spawn_process(
+    backend: Backend,
+    provider_host: &TestApp,
+    env: &[(&str, &str)],
+) -> TestProcess {
+    let database = std::sync::Arc::new(TestDatabase::create(backend));
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let address = format!("http://127.0.0.1:{port}");
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = |path: &str| format!("{}/sandbox/klaviyo{path}", provider_host.address);
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_connecthub"));
+    command
+        .arg("demo")
+        .current_dir(dir.path())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("BIND", format!("127.0.0.1:{port}"))
+        .env("PUBLIC_URL", &address)
+        .env("DATABASE_URL", database.url())
+        .env("ENCRYPTION_KEY", TEST_KEY)
+        .env("LOG_LEVEL", "warn")
+        .env("PROVIDER_RETRY_DELAY_MS", "20")
+        .env("KLAVIYO_AUTHORIZE_URL", sandbox("/oauth/authorize"))
+        .env("KLAVIYO_TOKEN_URL", sandbox("/oauth/token"))
+        .env("KLAVIYO_REVOKE_URL", sandbox("/oauth/revoke"))
+        .env("KLAVIYO_API_BASE_URL", sandbox(""))
+        .env("KLAVIYO_ISSUER", sandbox(""))
+        .env(
+            "KUSTOMER_API_BASE_URL",
+            format!("{}/sandbox/kustomer", provider_host.address),
+        );
+    for (k, v) in env {
+        command.env(k, v.replace("{sandbox}", &provider_host.address));
+    }
+    let child = command
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start connecthub demo");
+    let client = new_client();
+    let mut up = false;
+    for _ in 0..200 {
+        if client.get(format!("{address}/login")).send().await.is_ok() {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(up, "connecthub demo answers on {address}");
+    let url = connecthub::db::DatabaseUrl::parse(&database.url()).expect("a database URL");
+    let pool = connecthub::db::connect(&url, 2).expect("open the process's database");
+    let app = TestApp {
+        address,
+        port,
+        pool,
+        backend,
+        client,
+        database_url: database.url(),
+        _database: database,
+        server: None,
+    };
+    TestProcess {
+        child,
+        app,
+        _dir: dir,
+    }
+}
