@@ -3,7 +3,7 @@
 //! A bad or missing setting yields one line naming the variable and what it expects.
 
 use crate::db::DatabaseUrl;
-use crate::oauth::provider_http::RetryPolicy;
+use crate::provider_http::RetryPolicy;
 use crate::providers::{Endpoints, Registry};
 use base64::Engine;
 use secrecy::{ExposeSecret, SecretBox};

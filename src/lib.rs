@@ -13,6 +13,7 @@ pub mod input;
 pub mod metrics;
 pub mod oauth;
 pub mod operations;
+pub mod provider_http;
 pub mod providers;
 pub mod proxy;
 pub mod rate_limit;

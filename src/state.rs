@@ -6,7 +6,7 @@ use crate::config::Config;
 use crate::db::DbPool;
 use crate::metrics::Metrics;
 use crate::oauth::lifecycle::TokenManager;
-use crate::oauth::provider_http::RetryPolicy;
+use crate::provider_http::RetryPolicy;
 use crate::providers::Registry;
 use crate::vault::Vault;
 use std::sync::Arc;

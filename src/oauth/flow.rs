@@ -4,13 +4,13 @@
 
 use super::pkce;
 use super::profile::{self, AccountProfile};
-use super::provider_http::CallError;
 use super::states::{self, PendingAuthorization, StateProblem};
 use super::token_client::{self, TokenSet};
 use crate::audit::{self, Actor, Event, Origin};
 use crate::auth::users::User;
 use crate::clients::{self, credentials, Client, Connection};
 use crate::error::AppError;
+use crate::provider_http::CallError;
 use crate::providers::{AuthType, Provider};
 use crate::state::AppState;
 use crate::vault::Binding;

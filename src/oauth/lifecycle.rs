@@ -4,12 +4,12 @@
 //! instances on the same database are kept out by a lease row taken with a conditional
 //! update.
 
-use super::provider_http::CallError;
 use super::schedule;
 use super::token_client::{self, TokenSet};
 use crate::audit::{self, Actor, Event};
 use crate::clients::{self, credentials, Client};
 use crate::error::AppError;
+use crate::provider_http::CallError;
 use crate::providers::{AuthType, Provider};
 use crate::state::AppState;
 use secrecy::SecretString;

@@ -168,7 +168,7 @@ impl<'a> Caller<'a> {
         let name = &self.provider.display_name;
         let status = response.status().as_u16();
         let retry_after =
-            crate::oauth::provider_http::retry_after(response.headers()).map(|d| d.as_secs());
+            crate::provider_http::retry_after(response.headers()).map(|d| d.as_secs());
         let bytes = response
             .bytes()
             .await
@@ -235,7 +235,7 @@ fn error_detail(body: &Value) -> String {
         .and_then(|e| e.get("detail").or_else(|| e.get("title")))
         .and_then(Value::as_str)
         .unwrap_or("no reason given");
-    crate::oauth::provider_http::sanitize(text, 300)
+    crate::provider_http::sanitize(text, 300)
 }
 
 /// A string field of a JSON:API resource (`attributes.name`, say).
