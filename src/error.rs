@@ -72,7 +72,7 @@ impl ResponseError for AppError {
                 );
             }
             Self::Unauthenticated { next } => {
-                let location = format!("/login?next={}", crate::web::urlencode(next));
+                let location = format!("/login?next={}", crate::http_util::urlencode(next));
                 return HttpResponse::SeeOther()
                     .insert_header((header::LOCATION, location))
                     .finish();

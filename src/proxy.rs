@@ -2,7 +2,7 @@
 //! client's fresh token and the provider's fixed headers, retried on 429/5xx (idempotent
 //! methods only, honouring Retry-After), its answer streamed back, and the call recorded.
 
-use crate::oauth::lifecycle::{CachedToken, FreshToken};
+use crate::oauth::token_cache::{CachedToken, FreshToken};
 use crate::provider_http::RetryPolicy;
 use crate::providers::Provider;
 use crate::state::AppState;

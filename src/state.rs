@@ -5,7 +5,7 @@ use crate::auth::login_limiter::LoginLimiter;
 use crate::config::Config;
 use crate::db::DbPool;
 use crate::metrics::Metrics;
-use crate::oauth::lifecycle::TokenManager;
+use crate::oauth::token_cache::TokenManager;
 use crate::provider_http::RetryPolicy;
 use crate::providers::Registry;
 use crate::vault::Vault;

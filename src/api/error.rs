@@ -3,12 +3,13 @@
 
 use crate::api_keys::Scope;
 use crate::error::AppError;
+use crate::http_util::wants_json;
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::error::InternalError;
 use actix_web::http::{header, StatusCode};
 use actix_web::middleware::Next;
-use actix_web::{HttpRequest, HttpResponse, ResponseError};
+use actix_web::{HttpResponse, ResponseError};
 use serde_json::{Map, Value};
 
 #[derive(Debug)]
@@ -206,18 +207,6 @@ impl ApiError {
         };
         Self::new(status, code, error.to_string())
     }
-}
-
-/// Whether the caller asked for JSON: `Accept` or `Content-Type` application/json.
-pub fn wants_json(req: &HttpRequest) -> bool {
-    let header = |name| {
-        req.headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-    };
-    header(header::CONTENT_TYPE).starts_with("application/json")
-        || header(header::ACCEPT).starts_with("application/json")
 }
 
 /// The JSON answer for an error a JSON caller got. A session route's "sign in first" is a

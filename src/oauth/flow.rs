@@ -10,11 +10,11 @@ use crate::audit::{self, Actor, Event, Origin};
 use crate::auth::users::User;
 use crate::clients::{self, credentials, Client, Connection};
 use crate::error::AppError;
+use crate::local_path::LocalPath;
 use crate::provider_http::CallError;
 use crate::providers::{AuthType, Provider};
 use crate::state::AppState;
 use crate::vault::Binding;
-use crate::web::local_path::LocalPath;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 
@@ -43,7 +43,9 @@ const PROVIDER_ERRORS: [(&str, &str); 7] = [
 
 /// How a flow ended, for the page the browser returns to.
 pub struct Outcome {
-    pub redirect_path: LocalPath,
+    /// The landing page `start` was given; none when the callback matched no pending
+    /// authorization (the pages then choose their own).
+    pub redirect_path: Option<LocalPath>,
     pub success: bool,
     pub message: String,
 }
@@ -195,12 +197,11 @@ pub async fn complete(
     params: CallbackParams,
     origin: &Origin,
 ) -> Result<Outcome, AppError> {
-    let fallback = LocalPath::or(None, crate::web::HOME);
     let pending = match check_state(state, user, session_binding, provider, &params).await? {
         Ok(pending) => pending,
-        Err(reason) => return fail(state, user, provider, origin, fallback, reason).await,
+        Err(reason) => return fail(state, user, provider, origin, None, reason).await,
     };
-    let redirect_path = LocalPath::or(Some(&pending.redirect_path), crate::web::HOME);
+    let redirect_path = LocalPath::parse(&pending.redirect_path);
     match finish(state, user, provider, &pending, params).await {
         Ok((client, created)) => {
             let event = Event::new(Actor::user(&user.id, &user.email), "oauth_completed")
@@ -229,7 +230,7 @@ async fn fail(
     user: &User,
     provider: &Provider,
     origin: &Origin,
-    redirect_path: LocalPath,
+    redirect_path: Option<LocalPath>,
     reason: String,
 ) -> Result<Outcome, AppError> {
     let event = Event::new(Actor::user(&user.id, &user.email), "oauth_failed")

@@ -8,4 +8,5 @@ pub mod profile;
 pub mod refresher;
 pub mod schedule;
 pub mod states;
+pub mod token_cache;
 pub mod token_client;

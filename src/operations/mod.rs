@@ -8,7 +8,8 @@ pub mod kustomer;
 pub mod synced;
 
 use crate::error::AppError;
-use crate::oauth::lifecycle::{self, CachedToken, TokenError};
+use crate::oauth::lifecycle::{self, TokenError};
+use crate::oauth::token_cache::CachedToken;
 use crate::providers::Provider;
 use crate::proxy::{self, Outgoing};
 use crate::state::AppState;

@@ -2,11 +2,11 @@
 //! secrets; tags edited in place (htmx, or a plain form without JavaScript); "Make
 //! default". The owner and admins may see and change it (`clients::find_for`).
 
+use super::answer::Answer;
 use super::is_htmx;
 use super::layout::{Flash, Layout};
 use super::local_path::LocalPath;
 use super::moment::{moment, Moment};
-use crate::api::integrations::Answer;
 use crate::audit::{self, Actor, Entry, Event, Origin};
 use crate::auth::users::User;
 use crate::auth::CurrentUser;
