@@ -150,6 +150,18 @@ impl ResponseError for ApiError {
 }
 
 /// Maps the app's errors to JSON ones, logging what must not reach the caller.
+impl From<crate::db::DbError> for ApiError {
+    fn from(error: crate::db::DbError) -> Self {
+        AppError::from(error).into()
+    }
+}
+
+impl<E: Into<AppError>> From<crate::db::RunError<E>> for ApiError {
+    fn from(error: crate::db::RunError<E>) -> Self {
+        AppError::from(error).into()
+    }
+}
+
 impl From<AppError> for ApiError {
     fn from(error: AppError) -> Self {
         match &error {

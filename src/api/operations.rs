@@ -80,7 +80,7 @@ fn op_error(state: &AppState, client_id: &str, error: OpError) -> ApiError {
         ),
         OpError::Conflict(message) => ApiError::conflict("conflict", message, Default::default()),
         OpError::Token(e) => super::tokens::token_error(state, client_id, e),
-        OpError::App(e) => e.into(),
+        OpError::Storage(e) => e.into(),
     }
 }
 

@@ -208,6 +208,6 @@ pub(super) fn token_error(state: &AppState, client_id: &str, error: TokenError) 
         TokenError::Unavailable(reason) | TokenError::Failed(reason) => ApiError::unavailable(
             format!("the provider could not refresh the token: {reason}"),
         ),
-        TokenError::App(e) => e.into(),
+        TokenError::Storage(e) => e.into(),
     }
 }

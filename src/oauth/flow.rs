@@ -9,7 +9,7 @@ use super::token_client::{self, TokenSet};
 use crate::audit::{self, Actor, Event, Origin};
 use crate::auth::users::User;
 use crate::clients::{self, credentials, Client, Connection};
-use crate::error::AppError;
+use crate::db::DbError;
 use crate::local_path::LocalPath;
 use crate::provider_http::CallError;
 use crate::providers::{AuthType, Provider};
@@ -61,9 +61,12 @@ pub enum ConnectError {
     Unavailable(String),
     #[error("{0}")]
     Invalid(String),
+    /// The database or the vault failed; nothing the person connecting can fix.
     #[error(transparent)]
-    App(#[from] AppError),
+    Storage(#[from] DbError),
 }
+
+crate::from_run_error!(ConnectError, Storage);
 
 impl ConnectError {
     fn from_call(provider: &Provider, step: &str, error: CallError) -> Self {
@@ -114,7 +117,7 @@ pub async fn start(
                 field: "pkce_verifier",
             },
         )
-        .map_err(|e| AppError::Internal(e.into()))?;
+        .map_err(|e| DbError::Other(e.into()))?;
     let now = crate::db::now();
     let pending = PendingAuthorization {
         id,
@@ -138,8 +141,7 @@ pub async fn start(
     .await?;
     state.metrics.flow(&provider.name, "started");
 
-    let mut url =
-        url::Url::parse(&provider.authorize_url).map_err(|e| AppError::Internal(e.into()))?;
+    let mut url = url::Url::parse(&provider.authorize_url).map_err(|e| DbError::Other(e.into()))?;
     {
         let mut query = url.query_pairs_mut();
         query
@@ -196,7 +198,7 @@ pub async fn complete(
     provider: &Provider,
     params: CallbackParams,
     origin: &Origin,
-) -> Result<Outcome, AppError> {
+) -> Result<Outcome, DbError> {
     let pending = match check_state(state, user, session_binding, provider, &params).await? {
         Ok(pending) => pending,
         Err(reason) => return fail(state, user, provider, origin, None, reason).await,
@@ -220,7 +222,7 @@ pub async fn complete(
                 ),
             })
         }
-        Err(ConnectError::App(e)) => Err(e),
+        Err(ConnectError::Storage(e)) => Err(e),
         Err(e) => fail(state, user, provider, origin, redirect_path, e.to_string()).await,
     }
 }
@@ -232,7 +234,7 @@ async fn fail(
     origin: &Origin,
     redirect_path: Option<LocalPath>,
     reason: String,
-) -> Result<Outcome, AppError> {
+) -> Result<Outcome, DbError> {
     let event = Event::new(Actor::user(&user.id, &user.email), "oauth_failed")
         .target("provider", provider.name.clone())
         .failed()
@@ -254,7 +256,7 @@ async fn check_state(
     session_binding: &str,
     provider: &Provider,
     params: &CallbackParams,
-) -> Result<Result<PendingAuthorization, String>, AppError> {
+) -> Result<Result<PendingAuthorization, String>, DbError> {
     if params.oversized() {
         return Ok(Err("the provider's answer was too large".into()));
     }
@@ -330,7 +332,7 @@ async fn finish(
                 field: "pkce_verifier",
             },
         )
-        .map_err(|e| AppError::Internal(e.into()))?;
+        .map_err(|e| DbError::Other(e.into()))?;
     let verifier = provider.pkce.then_some(&verifier);
     let tokens =
         token_client::exchange_code(&state.http, &state.retry, provider, app, &code, verifier)

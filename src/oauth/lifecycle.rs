@@ -9,7 +9,7 @@ use super::token_cache::{CachedToken, FreshToken};
 use super::token_client::{self, TokenSet};
 use crate::audit::{self, Actor, Event};
 use crate::clients::{self, credentials, Client};
-use crate::error::AppError;
+use crate::db::DbError;
 use crate::provider_http::CallError;
 use crate::providers::{AuthType, Provider};
 use crate::state::AppState;
@@ -35,8 +35,10 @@ pub enum TokenError {
     #[error("the provider refused the refresh ({0})")]
     Failed(String),
     #[error(transparent)]
-    App(#[from] AppError),
+    Storage(#[from] DbError),
 }
+
+crate::from_run_error!(TokenError, Storage);
 
 pub(crate) fn margin(state: &AppState) -> chrono::TimeDelta {
     chrono::TimeDelta::from_std(state.config.refresh_margin)
@@ -281,7 +283,7 @@ async fn record_failure(
     provider: &Provider,
     stored: &credentials::Opened,
     error: CallError,
-) -> Result<TokenError, AppError> {
+) -> Result<TokenError, DbError> {
     let (outcome, status, reason, token_error) = match &error {
         CallError::Rejected { code, .. } if code == "invalid_grant" => (
             "invalid_grant",
@@ -343,7 +345,7 @@ pub async fn credential_rejected(
     state: &AppState,
     client: &Client,
     endpoint: &str,
-) -> Result<(), AppError> {
+) -> Result<(), DbError> {
     let id = client.id.clone();
     let reason = format!("the provider refused the credential (HTTP 401) on {endpoint}");
     let event = Event::new(Actor::system(), "credential_rejected")
@@ -362,7 +364,7 @@ pub async fn credential_rejected(
 
 /// The alert from requirement 004: more than 5 % of refreshes failed in the last five
 /// minutes. Counted from the audit log, so it covers every instance.
-pub async fn refresh_alert(state: &AppState) -> Result<Option<String>, AppError> {
+pub async fn refresh_alert(state: &AppState) -> Result<Option<String>, DbError> {
     let since = crate::db::now() - chrono::TimeDelta::minutes(5);
     let [ok, failed] = crate::db::run(&state.pool, move |conn| {
         let actions = ["token_refreshed", "token_refresh_failed"];

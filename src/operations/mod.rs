@@ -7,7 +7,7 @@ pub mod klaviyo;
 pub mod kustomer;
 pub mod synced;
 
-use crate::error::AppError;
+use crate::db::DbError;
 use crate::oauth::lifecycle::{self, TokenError};
 use crate::oauth::token_cache::CachedToken;
 use crate::providers::Provider;
@@ -51,8 +51,10 @@ pub enum OpError {
     #[error(transparent)]
     Token(#[from] TokenError),
     #[error(transparent)]
-    App(#[from] AppError),
+    Storage(#[from] DbError),
 }
+
+crate::from_run_error!(OpError, Storage);
 
 /// Runs `op` as the client, after checking that it belongs to `provider`.
 pub async fn run<T>(

@@ -52,7 +52,7 @@ pub async fn start(
             .insert_header((header::LOCATION, authorize_url))
             .insert_header((header::CACHE_CONTROL, "no-store"))
             .finish()),
-        Err(ConnectError::App(e)) => Err(e),
+        Err(ConnectError::Storage(e)) => Err(e.into()),
         Err(e) => {
             Flash::error(e.to_string()).store(&session);
             Ok(redirect(redirect_path.as_str()))
@@ -204,7 +204,7 @@ fn respond(
     result: Result<clients::Client, ConnectError>,
 ) -> Result<HttpResponse, AppError> {
     let answer = match result {
-        Err(ConnectError::App(e)) => return Err(e),
+        Err(ConnectError::Storage(e)) => return Err(e.into()),
         Ok(client) => Answer {
             flash: Flash::success(format!(
                 "Connected {} account {}",
@@ -278,7 +278,7 @@ pub async fn refresh_now(
                 json: serde_json::json!({"ok": true, "client_id": client.id, "expires_at": expires_at}),
             }
         }
-        Err(TokenError::App(e)) => return Err(e),
+        Err(TokenError::Storage(e)) => return Err(e.into()),
         Err(e) => Answer {
             flash: Flash::error(format!("Could not refresh {}: {e}", client.display_name)),
             status: match e {
