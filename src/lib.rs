@@ -8,6 +8,7 @@ pub mod cli;
 pub mod clients;
 pub mod config;
 pub mod db;
+pub mod env;
 pub mod error;
 pub mod http_util;
 pub mod input;

@@ -3,7 +3,7 @@
 //! this process; `lifecycle` takes them) and the "last used" times written in batches.
 
 use crate::clients::{self, Client};
-use crate::state::AppState;
+use crate::db::DbPool;
 use secrecy::SecretString;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -88,22 +88,22 @@ impl TokenManager {
             locks.remove(client_id);
         }
     }
-}
 
-/// Writes the "last used" times noted since the last call (every second, and at stop).
-pub async fn flush_last_used(state: &AppState) {
-    let used = std::mem::take(&mut *state.tokens.used.lock().unwrap_or_else(|p| p.into_inner()));
-    if used.is_empty() {
-        return;
-    }
-    let written = crate::db::run(&state.pool, move |conn| {
-        crate::db::transaction(conn, |conn| {
-            used.iter()
-                .try_for_each(|(id, at)| clients::set_last_used(conn, id, *at))
+    /// Writes the "last used" times noted since the last call (every second, and at stop).
+    pub async fn flush_last_used(&self, pool: &DbPool) {
+        let used = std::mem::take(&mut *self.used.lock().unwrap_or_else(|p| p.into_inner()));
+        if used.is_empty() {
+            return;
+        }
+        let written = crate::db::run(pool, move |conn| {
+            crate::db::transaction(conn, |conn| {
+                used.iter()
+                    .try_for_each(|(id, at)| clients::set_last_used(conn, id, *at))
+            })
         })
-    })
-    .await;
-    if let Err(e) = written {
-        tracing::warn!(error = %e, "last-used times could not be written");
+        .await;
+        if let Err(e) = written {
+            tracing::warn!(error = %e, "last-used times could not be written");
+        }
     }
 }
