@@ -160,12 +160,16 @@ async fn seed(args: SeedArgs) -> anyhow::Result<()> {
     let pool = pool_from_env().await?;
     if args.clients > 0 {
         let count = args.clients as usize;
-        let added = db::run(&pool, move |conn| crate::seed::seed(conn, count)).await?;
+        let added = db::run(&pool, move |conn| crate::seed::seed(conn, count))
+            .await
+            .map_err(db::DbError::from)?;
         println!("added {added} demo clients (tag seed, no credentials)");
     }
     if args.usage_rows > 0 {
         let (rows, days) = (args.usage_rows as usize, args.usage_days);
-        let added = db::run(&pool, move |conn| crate::seed::usage(conn, rows, days)).await?;
+        let added = db::run(&pool, move |conn| crate::seed::usage(conn, rows, days))
+            .await
+            .map_err(db::DbError::from)?;
         println!("recorded {added} made-up provider calls over {days} days");
     }
     Ok(())
@@ -366,7 +370,8 @@ async fn key_rotate() -> anyhow::Result<()> {
         audit::append(conn, event)?;
         Ok::<_, anyhow::Error>(rotated)
     })
-    .await?;
+    .await
+    .map_err(db::DbError::from)?;
     println!("re-sealed {rotated} credentials under key {key_id}; ENCRYPTION_KEY_PREVIOUS can be removed");
     Ok(())
 }
@@ -389,7 +394,8 @@ async fn api_key_create(args: ApiKeyCreate) -> anyhow::Result<()> {
         audit::append(conn, event)?;
         Ok::<_, anyhow::Error>(created)
     })
-    .await?;
+    .await
+    .map_err(db::DbError::from)?;
     println!("{}", secrecy::ExposeSecret::expose_secret(&created.secret));
     Ok(())
 }

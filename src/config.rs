@@ -3,29 +3,13 @@
 //! A bad or missing setting yields one line naming the variable and what it expects.
 
 use crate::db::DatabaseUrl;
-use crate::oauth::provider_http::RetryPolicy;
+pub use crate::env::{ConfigError, ProcessEnv, Source};
+use crate::provider_http::RetryPolicy;
 use crate::providers::{Endpoints, Registry};
 use base64::Engine;
 use secrecy::{ExposeSecret, SecretBox};
 use std::time::Duration;
 use url::Url;
-
-/// A configuration problem, shown to the operator as one line.
-#[derive(Debug, thiserror::Error)]
-#[error("{variable} {expected}")]
-pub struct ConfigError {
-    pub variable: String,
-    pub expected: String,
-}
-
-impl ConfigError {
-    pub(crate) fn new(variable: &str, expected: impl Into<String>) -> Self {
-        Self {
-            variable: variable.to_string(),
-            expected: expected.into(),
-        }
-    }
-}
 
 /// The 32-byte key that seals secrets; its Debug output never shows the bytes.
 pub struct EncryptionKey(SecretBox<[u8; 32]>);
@@ -143,25 +127,6 @@ pub struct Config {
 #[derive(Debug, Clone)]
 pub struct SandboxConfig {
     pub access_token_ttl: Duration,
-}
-
-/// Where settings come from: the process environment, or a map in tests.
-pub trait Source {
-    fn get(&self, name: &str) -> Option<String>;
-}
-
-pub struct ProcessEnv;
-
-impl Source for ProcessEnv {
-    fn get(&self, name: &str) -> Option<String> {
-        std::env::var(name).ok().filter(|v| !v.trim().is_empty())
-    }
-}
-
-impl<S: std::hash::BuildHasher> Source for std::collections::HashMap<String, String, S> {
-    fn get(&self, name: &str) -> Option<String> {
-        std::collections::HashMap::get(self, name).cloned()
-    }
 }
 
 /// Defaults that `demo` fills in before validation; `serve` has none for these.

@@ -33,6 +33,35 @@ impl From<tokio::task::JoinError> for AppError {
     }
 }
 
+impl<E: Into<AppError>> From<crate::db::RunError<E>> for AppError {
+    fn from(error: crate::db::RunError<E>) -> Self {
+        match error {
+            crate::db::RunError::Work(e) => e.into(),
+            crate::db::RunError::Pool(e) => Self::Pool(e),
+            crate::db::RunError::Task(e) => e.into(),
+        }
+    }
+}
+
+impl From<crate::db::DbError> for AppError {
+    fn from(error: crate::db::DbError) -> Self {
+        match error {
+            crate::db::DbError::Query(e) => Self::Database(e),
+            crate::db::DbError::Pool(e) => Self::Pool(e),
+            crate::db::DbError::Other(e) => Self::Internal(e),
+        }
+    }
+}
+
+impl From<crate::clients::LookupError> for AppError {
+    fn from(error: crate::clients::LookupError) -> Self {
+        match error {
+            crate::clients::LookupError::NotFound => Self::NotFound,
+            crate::clients::LookupError::Query(e) => Self::Database(e),
+        }
+    }
+}
+
 impl From<askama::Error> for AppError {
     fn from(e: askama::Error) -> Self {
         Self::Internal(anyhow::anyhow!("template failed: {e}"))
@@ -72,7 +101,7 @@ impl ResponseError for AppError {
                 );
             }
             Self::Unauthenticated { next } => {
-                let location = format!("/login?next={}", crate::web::urlencode(next));
+                let location = format!("/login?next={}", crate::http_util::urlencode(next));
                 return HttpResponse::SeeOther()
                     .insert_header((header::LOCATION, location))
                     .finish();

@@ -2,8 +2,8 @@
 //! client's fresh token and the provider's fixed headers, retried on 429/5xx (idempotent
 //! methods only, honouring Retry-After), its answer streamed back, and the call recorded.
 
-use crate::oauth::lifecycle::{CachedToken, FreshToken};
-use crate::oauth::provider_http::RetryPolicy;
+use crate::oauth::token_cache::{CachedToken, FreshToken};
+use crate::provider_http::RetryPolicy;
 use crate::providers::Provider;
 use crate::state::AppState;
 use crate::usage;
@@ -206,7 +206,7 @@ fn wait_before_retry(
     attempt: usize,
     response: &reqwest::Response,
 ) -> Duration {
-    let told = crate::oauth::provider_http::retry_after(response.headers());
+    let told = crate::provider_http::retry_after(response.headers());
     let backoff = retry.min_delay * 2u32.saturating_pow(attempt as u32);
     let jitter =
         Duration::from_millis(rand::random::<u64>() % (retry.min_delay.as_millis() as u64 + 1));

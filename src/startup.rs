@@ -237,7 +237,7 @@ async fn flush_every_second(
         };
         state.audit.flush(&state.pool).await;
         crate::api::service_auth::report_rejected_keys(&state, stopping).await;
-        crate::oauth::lifecycle::flush_last_used(&state).await;
+        state.tokens.flush_last_used(&state.pool).await;
         state.usage.flush(&state.pool).await;
         if stopping {
             return;

@@ -3,12 +3,13 @@
 
 use crate::api_keys::Scope;
 use crate::error::AppError;
+use crate::http_util::wants_json;
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::error::InternalError;
 use actix_web::http::{header, StatusCode};
 use actix_web::middleware::Next;
-use actix_web::{HttpRequest, HttpResponse, ResponseError};
+use actix_web::{HttpResponse, ResponseError};
 use serde_json::{Map, Value};
 
 #[derive(Debug)]
@@ -149,6 +150,18 @@ impl ResponseError for ApiError {
 }
 
 /// Maps the app's errors to JSON ones, logging what must not reach the caller.
+impl From<crate::db::DbError> for ApiError {
+    fn from(error: crate::db::DbError) -> Self {
+        AppError::from(error).into()
+    }
+}
+
+impl<E: Into<AppError>> From<crate::db::RunError<E>> for ApiError {
+    fn from(error: crate::db::RunError<E>) -> Self {
+        AppError::from(error).into()
+    }
+}
+
 impl From<AppError> for ApiError {
     fn from(error: AppError) -> Self {
         match &error {
@@ -206,18 +219,6 @@ impl ApiError {
         };
         Self::new(status, code, error.to_string())
     }
-}
-
-/// Whether the caller asked for JSON: `Accept` or `Content-Type` application/json.
-pub fn wants_json(req: &HttpRequest) -> bool {
-    let header = |name| {
-        req.headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-    };
-    header(header::CONTENT_TYPE).starts_with("application/json")
-        || header(header::ACCEPT).starts_with("application/json")
 }
 
 /// The JSON answer for an error a JSON caller got. A session route's "sign in first" is a

@@ -1,8 +1,7 @@
-//! JSON and redirect endpoints under /api: the integrations API the pages and the
-//! requirements name, and the service API (`/api/v1`) for the team's own backends.
+//! The service API (`/api/v1`) for the team's own backends: JSON only, authenticated with
+//! API keys. The browser-facing `/api/integrations` routes live in `web`.
 
 pub mod error;
-pub mod integrations;
 pub mod openapi;
 mod operations;
 mod proxy;
@@ -14,25 +13,6 @@ mod usage;
 use actix_web::web;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::scope("/api/integrations/{provider}")
-            .route("/oauth/start", web::get().to(integrations::start))
-            .route("/oauth/callback", web::get().to(integrations::callback))
-            .route("/status", web::get().to(integrations::status))
-            .route(
-                "/test-connection",
-                web::post().to(integrations::test_connection),
-            )
-            .route("/connect", web::post().to(integrations::connect_machine))
-            .route(
-                "/oauth/refresh/{client_id}",
-                web::post().to(integrations::refresh_now),
-            )
-            .route(
-                "/disconnect/{client_id}",
-                web::post().to(integrations::disconnect),
-            ),
-    );
     cfg.service(
         web::scope("/api/v1")
             // Every id in a service path is a client's: a malformed one is an unknown client.

@@ -80,7 +80,7 @@ fn op_error(state: &AppState, client_id: &str, error: OpError) -> ApiError {
         ),
         OpError::Conflict(message) => ApiError::conflict("conflict", message, Default::default()),
         OpError::Token(e) => super::tokens::token_error(state, client_id, e),
-        OpError::App(e) => e.into(),
+        OpError::Storage(e) => e.into(),
     }
 }
 
@@ -477,7 +477,7 @@ pub async fn refresh_profile(
 ) -> Result<HttpResponse, ApiError> {
     service.require(Scope::Proxy)?;
     let refreshed = as_client(&state, path.as_str(), klaviyo::PROVIDER, async |caller| {
-        klaviyo::refresh_profile(caller, service.actor(), crate::web::origin(&req)).await
+        klaviyo::refresh_profile(caller, service.actor(), crate::http_util::origin(&req)).await
     })
     .await?;
     Ok(ok(refreshed))

@@ -9,7 +9,8 @@ use crate::audit::Event;
 use crate::auth::users::Email;
 use crate::clients::settings;
 use crate::input::RecordId;
-use crate::oauth::lifecycle::{self, FreshToken, TokenError};
+use crate::oauth::lifecycle::{self, TokenError};
+use crate::oauth::token_cache::FreshToken;
 use crate::state::AppState;
 use actix_web::{web, HttpRequest, HttpResponse};
 use secrecy::ExposeSecret;
@@ -207,6 +208,6 @@ pub(super) fn token_error(state: &AppState, client_id: &str, error: TokenError) 
         TokenError::Unavailable(reason) | TokenError::Failed(reason) => ApiError::unavailable(
             format!("the provider could not refresh the token: {reason}"),
         ),
-        TokenError::App(e) => e.into(),
+        TokenError::Storage(e) => e.into(),
     }
 }

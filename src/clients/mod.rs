@@ -313,6 +313,16 @@ pub fn count_by_status(conn: &mut DbConnection) -> QueryResult<Vec<(String, Stri
         .load(conn)
 }
 
+/// Why `find_for` has no client to give.
+#[derive(Debug, thiserror::Error)]
+pub enum LookupError {
+    /// Unknown, or another owner's: the caller cannot tell which.
+    #[error("not found")]
+    NotFound,
+    #[error(transparent)]
+    Query(#[from] diesel::result::Error),
+}
+
 /// The client with this id if `user` may act on it: admins on every client, members on
 /// their own. Checked here, in the domain, not only by hiding buttons. Another owner's
 /// client is "not found" like an unknown one, so a member cannot tell which ids exist.
@@ -320,10 +330,10 @@ pub fn find_for(
     conn: &mut DbConnection,
     user: &crate::auth::users::User,
     id: &crate::input::RecordId,
-) -> Result<Client, crate::error::AppError> {
+) -> Result<Client, LookupError> {
     find(conn, id.as_str())?
         .filter(|client| user.is_admin() || client.owner_user_id == user.id)
-        .ok_or(crate::error::AppError::NotFound)
+        .ok_or(LookupError::NotFound)
 }
 
 /// Which clients the list shows, already validated by the page.

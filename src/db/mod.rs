@@ -6,7 +6,6 @@
 
 pub mod schema;
 
-use crate::error::AppError;
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::r2d2::{self, ManageConnection};
@@ -194,18 +193,64 @@ macro_rules! on_backend {
 }
 
 /// Runs blocking database work on the blocking thread pool.
-pub async fn run<T, E, F>(pool: &DbPool, work: F) -> Result<T, AppError>
+pub async fn run<T, E, F>(pool: &DbPool, work: F) -> Result<T, RunError<E>>
 where
     F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
     T: Send + 'static,
-    E: Into<AppError> + Send + 'static,
+    E: Send + 'static,
 {
     let pool = pool.clone();
     tokio::task::spawn_blocking(move || {
         let mut conn = pool.get()?;
-        work(&mut conn).map_err(Into::into)
+        work(&mut conn).map_err(RunError::Work)
     })
-    .await?
+    .await
+    .map_err(RunError::Task)?
+}
+
+/// Why `run` failed: the work's own error, or no connection, or the blocking task died.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError<E> {
+    #[error(transparent)]
+    Work(E),
+    #[error("database unavailable")]
+    Pool(#[from] r2d2::PoolError),
+    #[error("background task failed: {0}")]
+    Task(tokio::task::JoinError),
+}
+
+/// A failure of database work, for domain errors that carry one without knowing HTTP: the
+/// pages answer `Pool` with 503 and the others with 500.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("database error")]
+    Query(#[from] diesel::result::Error),
+    #[error("database unavailable")]
+    Pool(#[from] r2d2::PoolError),
+    #[error("internal error")]
+    Other(#[from] anyhow::Error),
+}
+
+impl<E: Into<DbError>> From<RunError<E>> for DbError {
+    fn from(error: RunError<E>) -> Self {
+        match error {
+            RunError::Work(e) => e.into(),
+            RunError::Pool(e) => Self::Pool(e),
+            RunError::Task(e) => Self::Other(anyhow::anyhow!("background task failed: {e}")),
+        }
+    }
+}
+
+/// Lets a domain error with a `DbError` variant take `db::run(..).await?` in its functions.
+#[macro_export]
+macro_rules! from_run_error {
+    ($error:ty, $variant:ident) => {
+        impl<E: Into<$crate::db::DbError>> From<$crate::db::RunError<E>> for $error {
+            fn from(error: $crate::db::RunError<E>) -> Self {
+                Self::$variant(error.into())
+            }
+        }
+    };
 }
 
 /// The current time in UTC, truncated to microseconds so both backends store the same value.

@@ -5,7 +5,7 @@ use super::token_client;
 use crate::audit::{self, Origin};
 use crate::auth::users::User;
 use crate::clients::{self, credentials, Client};
-use crate::error::AppError;
+use crate::db::DbError;
 use crate::state::AppState;
 use serde_json::json;
 
@@ -22,7 +22,7 @@ pub async fn disconnect(
     actor: &User,
     client: &Client,
     origin: &Origin,
-) -> Result<Revocation, AppError> {
+) -> Result<Revocation, DbError> {
     let vault = state.vault.clone();
     let id = client.id.clone();
     let stored = crate::db::run(&state.pool, move |conn| {

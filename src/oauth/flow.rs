@@ -4,17 +4,17 @@
 
 use super::pkce;
 use super::profile::{self, AccountProfile};
-use super::provider_http::CallError;
 use super::states::{self, PendingAuthorization, StateProblem};
 use super::token_client::{self, TokenSet};
 use crate::audit::{self, Actor, Event, Origin};
 use crate::auth::users::User;
 use crate::clients::{self, credentials, Client, Connection};
-use crate::error::AppError;
+use crate::db::DbError;
+use crate::local_path::LocalPath;
+use crate::provider_http::CallError;
 use crate::providers::{AuthType, Provider};
 use crate::state::AppState;
 use crate::vault::Binding;
-use crate::web::local_path::LocalPath;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 
@@ -43,7 +43,9 @@ const PROVIDER_ERRORS: [(&str, &str); 7] = [
 
 /// How a flow ended, for the page the browser returns to.
 pub struct Outcome {
-    pub redirect_path: LocalPath,
+    /// The landing page `start` was given; none when the callback matched no pending
+    /// authorization (the pages then choose their own).
+    pub redirect_path: Option<LocalPath>,
     pub success: bool,
     pub message: String,
 }
@@ -59,9 +61,12 @@ pub enum ConnectError {
     Unavailable(String),
     #[error("{0}")]
     Invalid(String),
+    /// The database or the vault failed; nothing the person connecting can fix.
     #[error(transparent)]
-    App(#[from] AppError),
+    Storage(#[from] DbError),
 }
+
+crate::from_run_error!(ConnectError, Storage);
 
 impl ConnectError {
     fn from_call(provider: &Provider, step: &str, error: CallError) -> Self {
@@ -112,7 +117,7 @@ pub async fn start(
                 field: "pkce_verifier",
             },
         )
-        .map_err(|e| AppError::Internal(e.into()))?;
+        .map_err(|e| DbError::Other(e.into()))?;
     let now = crate::db::now();
     let pending = PendingAuthorization {
         id,
@@ -136,8 +141,7 @@ pub async fn start(
     .await?;
     state.metrics.flow(&provider.name, "started");
 
-    let mut url =
-        url::Url::parse(&provider.authorize_url).map_err(|e| AppError::Internal(e.into()))?;
+    let mut url = url::Url::parse(&provider.authorize_url).map_err(|e| DbError::Other(e.into()))?;
     {
         let mut query = url.query_pairs_mut();
         query
@@ -194,13 +198,12 @@ pub async fn complete(
     provider: &Provider,
     params: CallbackParams,
     origin: &Origin,
-) -> Result<Outcome, AppError> {
-    let fallback = LocalPath::or(None, crate::web::HOME);
+) -> Result<Outcome, DbError> {
     let pending = match check_state(state, user, session_binding, provider, &params).await? {
         Ok(pending) => pending,
-        Err(reason) => return fail(state, user, provider, origin, fallback, reason).await,
+        Err(reason) => return fail(state, user, provider, origin, None, reason).await,
     };
-    let redirect_path = LocalPath::or(Some(&pending.redirect_path), crate::web::HOME);
+    let redirect_path = LocalPath::parse(&pending.redirect_path);
     match finish(state, user, provider, &pending, params).await {
         Ok((client, created)) => {
             let event = Event::new(Actor::user(&user.id, &user.email), "oauth_completed")
@@ -219,7 +222,7 @@ pub async fn complete(
                 ),
             })
         }
-        Err(ConnectError::App(e)) => Err(e),
+        Err(ConnectError::Storage(e)) => Err(e),
         Err(e) => fail(state, user, provider, origin, redirect_path, e.to_string()).await,
     }
 }
@@ -229,9 +232,9 @@ async fn fail(
     user: &User,
     provider: &Provider,
     origin: &Origin,
-    redirect_path: LocalPath,
+    redirect_path: Option<LocalPath>,
     reason: String,
-) -> Result<Outcome, AppError> {
+) -> Result<Outcome, DbError> {
     let event = Event::new(Actor::user(&user.id, &user.email), "oauth_failed")
         .target("provider", provider.name.clone())
         .failed()
@@ -253,7 +256,7 @@ async fn check_state(
     session_binding: &str,
     provider: &Provider,
     params: &CallbackParams,
-) -> Result<Result<PendingAuthorization, String>, AppError> {
+) -> Result<Result<PendingAuthorization, String>, DbError> {
     if params.oversized() {
         return Ok(Err("the provider's answer was too large".into()));
     }
@@ -329,7 +332,7 @@ async fn finish(
                 field: "pkce_verifier",
             },
         )
-        .map_err(|e| AppError::Internal(e.into()))?;
+        .map_err(|e| DbError::Other(e.into()))?;
     let verifier = provider.pkce.then_some(&verifier);
     let tokens =
         token_client::exchange_code(&state.http, &state.retry, provider, app, &code, verifier)

@@ -2,39 +2,25 @@
 //! when needed. Exactly one refresh runs per client: callers in one process queue on a
 //! per-client lock (single flight) and find the new token when their turn comes; other
 //! instances on the same database are kept out by a lease row taken with a conditional
-//! update.
+//! update. The cache and the per-client locks themselves are `token_cache`.
 
-use super::provider_http::CallError;
 use super::schedule;
+use super::token_cache::{CachedToken, FreshToken};
 use super::token_client::{self, TokenSet};
 use crate::audit::{self, Actor, Event};
 use crate::clients::{self, credentials, Client};
-use crate::error::AppError;
+use crate::db::DbError;
+use crate::provider_http::CallError;
 use crate::providers::{AuthType, Provider};
 use crate::state::AppState;
-use secrecy::SecretString;
 use serde_json::json;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How long one instance may hold a client's refresh before others may take over.
 const LEASE: Duration = Duration::from_secs(30);
 /// How often a caller looks again while another instance holds the lease.
 const LEASE_POLL: Duration = Duration::from_millis(100);
-
-/// A token ready to use.
-#[derive(Clone)]
-pub enum FreshToken {
-    Bearer {
-        token: SecretString,
-        expires_at: Option<chrono::NaiveDateTime>,
-        /// From then on it is replaced before being handed out (see `schedule`).
-        refresh_at: Option<chrono::NaiveDateTime>,
-    },
-    /// API-key connections have no expiry; the key is the credential.
-    ApiKey(SecretString),
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
@@ -49,66 +35,10 @@ pub enum TokenError {
     #[error("the provider refused the refresh ({0})")]
     Failed(String),
     #[error(transparent)]
-    App(#[from] AppError),
+    Storage(#[from] DbError),
 }
 
-/// A client and its usable token, as the service API hands them out.
-pub struct CachedToken {
-    pub client: Client,
-    pub token: FreshToken,
-}
-
-/// Per-client locks for the in-process single flight, the token cache of the service API,
-/// and the refresher's wake-up call.
-pub struct TokenManager {
-    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-    /// When each client's token was last handed out, written to the database in batches.
-    used: Mutex<HashMap<String, chrono::NaiveDateTime>>,
-    cache: mini_moka::sync::Cache<String, Arc<CachedToken>>,
-    /// Rung when tokens are stored, so the background refresher recomputes its schedule.
-    pub schedule_changed: tokio::sync::Notify,
-}
-
-impl TokenManager {
-    /// `cache_ttl`: how long a handed-out token is served from memory. Changes made by
-    /// this instance drop the entry at once; the TTL bounds how long a change made by
-    /// another instance (a disconnect, say) takes to be seen here.
-    pub fn new(cache_ttl: Duration) -> Self {
-        Self {
-            locks: Mutex::default(),
-            used: Mutex::default(),
-            cache: mini_moka::sync::Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(cache_ttl)
-                .build(),
-            schedule_changed: tokio::sync::Notify::new(),
-        }
-    }
-
-    /// Notes that a client's credential was just used by a service.
-    pub fn touch(&self, client_id: &str) {
-        let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
-        used.insert(client_id.to_string(), crate::db::now());
-    }
-
-    /// Drops what is cached for a client (its tokens or status changed).
-    pub fn forget(&self, client_id: &str) {
-        self.cache.invalidate(&client_id.to_string());
-    }
-
-    fn lock_for(&self, client_id: &str) -> Arc<tokio::sync::Mutex<()>> {
-        let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
-        locks.entry(client_id.to_string()).or_default().clone()
-    }
-
-    /// Drops the lock entry once nobody else waits on it, so the map stays small.
-    fn release(&self, client_id: &str, lock: Arc<tokio::sync::Mutex<()>>) {
-        let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
-        if Arc::strong_count(&lock) == 2 {
-            locks.remove(client_id);
-        }
-    }
-}
+crate::from_run_error!(TokenError, Storage);
 
 pub(crate) fn margin(state: &AppState) -> chrono::TimeDelta {
     chrono::TimeDelta::from_std(state.config.refresh_margin)
@@ -174,7 +104,7 @@ pub async fn token_for_service(
     client_id: &str,
 ) -> Result<Option<Arc<CachedToken>>, TokenError> {
     let key = client_id.to_string();
-    if let Some(hit) = state.tokens.cache.get(&key) {
+    if let Some(hit) = state.tokens.cached(&key) {
         if still_fresh(&hit.token) {
             return Ok(Some(hit));
         }
@@ -185,10 +115,7 @@ pub async fn token_for_service(
     };
     let token = fresh_token(state, &client).await?;
     let entry = Arc::new(CachedToken { client, token });
-    state
-        .tokens
-        .cache
-        .insert(client_id.to_string(), entry.clone());
+    state.tokens.remember(client_id, entry.clone());
     Ok(Some(entry))
 }
 
@@ -356,7 +283,7 @@ async fn record_failure(
     provider: &Provider,
     stored: &credentials::Opened,
     error: CallError,
-) -> Result<TokenError, AppError> {
+) -> Result<TokenError, DbError> {
     let (outcome, status, reason, token_error) = match &error {
         CallError::Rejected { code, .. } if code == "invalid_grant" => (
             "invalid_grant",
@@ -418,7 +345,7 @@ pub async fn credential_rejected(
     state: &AppState,
     client: &Client,
     endpoint: &str,
-) -> Result<(), AppError> {
+) -> Result<(), DbError> {
     let id = client.id.clone();
     let reason = format!("the provider refused the credential (HTTP 401) on {endpoint}");
     let event = Event::new(Actor::system(), "credential_rejected")
@@ -437,7 +364,7 @@ pub async fn credential_rejected(
 
 /// The alert from requirement 004: more than 5 % of refreshes failed in the last five
 /// minutes. Counted from the audit log, so it covers every instance.
-pub async fn refresh_alert(state: &AppState) -> Result<Option<String>, AppError> {
+pub async fn refresh_alert(state: &AppState) -> Result<Option<String>, DbError> {
     let since = crate::db::now() - chrono::TimeDelta::minutes(5);
     let [ok, failed] = crate::db::run(&state.pool, move |conn| {
         let actions = ["token_refreshed", "token_refresh_failed"];
@@ -452,22 +379,4 @@ pub async fn refresh_alert(state: &AppState) -> Result<Option<String>, AppError>
         "{failed} of {total} token refreshes failed in the last 5 minutes ({}%). Check the clients marked Reconnect needed or Error.",
         failed * 100 / total
     )))
-}
-
-/// Writes the "last used" times noted since the last call (every second, and at stop).
-pub async fn flush_last_used(state: &AppState) {
-    let used = std::mem::take(&mut *state.tokens.used.lock().unwrap_or_else(|p| p.into_inner()));
-    if used.is_empty() {
-        return;
-    }
-    let written = crate::db::run(&state.pool, move |conn| {
-        crate::db::transaction(conn, |conn| {
-            used.iter()
-                .try_for_each(|(id, at)| clients::set_last_used(conn, id, *at))
-        })
-    })
-    .await;
-    if let Err(e) = written {
-        tracing::warn!(error = %e, "last-used times could not be written");
-    }
 }

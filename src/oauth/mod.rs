@@ -1,12 +1,12 @@
-//! OAuth 2.0 client side: the flow, the token endpoint, profiles and the retry policy.
+//! OAuth 2.0 client side: the flow, the token endpoint and profiles.
 
 pub mod disconnect;
 pub mod flow;
 pub mod lifecycle;
 pub mod pkce;
 pub mod profile;
-pub mod provider_http;
 pub mod refresher;
 pub mod schedule;
 pub mod states;
+pub mod token_cache;
 pub mod token_client;

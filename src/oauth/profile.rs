@@ -2,7 +2,7 @@
 //! The calls it makes are metered like any other and recorded in usage once the client
 //! exists (they count against the account's rate limit too).
 
-use super::provider_http::{CallError, RetryPolicy};
+use crate::provider_http::{CallError, RetryPolicy};
 use crate::providers::{ProfileSource, Provider};
 use crate::usage::Call;
 use secrecy::{ExposeSecret, SecretString};
@@ -118,7 +118,7 @@ impl<'a> Reader<'a> {
             Ok(response) => {
                 self.meter
                     .record(provider, endpoint, response.status().as_u16(), started);
-                super::provider_http::read(response).await?
+                crate::provider_http::read(response).await?
             }
             Err(e) => {
                 self.meter.record(provider, endpoint, 502, started);

@@ -51,7 +51,7 @@ pub async fn run(state: web::Data<AppState>, mut stop: watch::Receiver<bool>) {
 async fn pass(
     state: &AppState,
     stop: &watch::Receiver<bool>,
-) -> Result<Duration, crate::error::AppError> {
+) -> Result<Duration, crate::db::DbError> {
     loop {
         let due = crate::db::run(&state.pool, |conn| {
             credentials::due_for_refresh(conn, BATCH)

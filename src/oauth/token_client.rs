@@ -1,7 +1,7 @@
 //! The token endpoint (RFC 6749 §4.1.3, §4.4, §6): form posts with the provider's client
 //! authentication, and the checks on what comes back.
 
-use super::provider_http::{CallError, RetryPolicy};
+use crate::provider_http::{CallError, RetryPolicy};
 use crate::providers::{ClientAuth, OAuthApp, Provider};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -112,7 +112,7 @@ pub async fn revoke(
         .run(|| async {
             let mut form: Vec<(&str, String)> = form.clone();
             let request = authenticate(http.post(url), provider, app, &mut form);
-            super::provider_http::send(request.form(&form))
+            crate::provider_http::send(request.form(&form))
                 .await
                 .map(|_| ())
         })
@@ -161,7 +161,7 @@ async fn post_token(
         .post(&provider.token_url)
         .header("accept", "application/json");
     let request = authenticate(request, provider, app, &mut form);
-    let body = super::provider_http::send(request.form(&form)).await?;
+    let body = crate::provider_http::send(request.form(&form)).await?;
     parse_token_response(&body)
 }
 
@@ -179,7 +179,7 @@ fn parse_token_response(body: &[u8]) -> Result<TokenSet, CallError> {
         Some(kind) => {
             return Err(CallError::InvalidResponse(format!(
                 "the token type {:?} is not supported (only Bearer)",
-                super::provider_http::sanitize(kind, 20)
+                crate::provider_http::sanitize(kind, 20)
             )))
         }
         None => {

@@ -7,8 +7,9 @@ pub mod klaviyo;
 pub mod kustomer;
 pub mod synced;
 
-use crate::error::AppError;
-use crate::oauth::lifecycle::{self, CachedToken, TokenError};
+use crate::db::DbError;
+use crate::oauth::lifecycle::{self, TokenError};
+use crate::oauth::token_cache::CachedToken;
 use crate::providers::Provider;
 use crate::proxy::{self, Outgoing};
 use crate::state::AppState;
@@ -50,8 +51,10 @@ pub enum OpError {
     #[error(transparent)]
     Token(#[from] TokenError),
     #[error(transparent)]
-    App(#[from] AppError),
+    Storage(#[from] DbError),
 }
+
+crate::from_run_error!(OpError, Storage);
 
 /// Runs `op` as the client, after checking that it belongs to `provider`.
 pub async fn run<T>(
@@ -168,7 +171,7 @@ impl<'a> Caller<'a> {
         let name = &self.provider.display_name;
         let status = response.status().as_u16();
         let retry_after =
-            crate::oauth::provider_http::retry_after(response.headers()).map(|d| d.as_secs());
+            crate::provider_http::retry_after(response.headers()).map(|d| d.as_secs());
         let bytes = response
             .bytes()
             .await
@@ -235,7 +238,7 @@ fn error_detail(body: &Value) -> String {
         .and_then(|e| e.get("detail").or_else(|| e.get("title")))
         .and_then(Value::as_str)
         .unwrap_or("no reason given");
-    crate::oauth::provider_http::sanitize(text, 300)
+    crate::provider_http::sanitize(text, 300)
 }
 
 /// A string field of a JSON:API resource (`attributes.name`, say).

@@ -2,7 +2,7 @@
 //! variable), or the built-in sandbox in demo mode and tests.
 
 use super::{apply_env, check_url, AuthType, ClientAuth, Endpoints, ProfileSource, Provider};
-use crate::config::{ConfigError, Source};
+use crate::env::{ConfigError, Source};
 use connecthub_sandbox as sandbox;
 
 /// The API version Klaviyo answers with; pinned as Nango does.

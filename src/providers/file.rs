@@ -1,7 +1,7 @@
 //! Providers from a TOML file (`PROVIDERS_FILE`), one `[[provider]]` table each.
 
 use super::{apply_env, check_url, AuthType, ClientAuth, ProfileSource, Provider};
-use crate::config::{ConfigError, Source};
+use crate::env::{ConfigError, Source};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 

@@ -6,7 +6,7 @@
 mod builtin;
 mod file;
 
-use crate::config::{ConfigError, Source};
+use crate::env::{ConfigError, Source};
 use secrecy::SecretString;
 use serde::Deserialize;
 use std::sync::Arc;

@@ -92,7 +92,7 @@ fn parse_form(body: &[u8]) -> Result<CreateForm, AppError> {
 }
 
 async fn load_keys(state: &AppState) -> Result<Vec<ApiKey>, AppError> {
-    crate::db::run(&state.pool, api_keys::list).await
+    Ok(crate::db::run(&state.pool, api_keys::list).await?)
 }
 
 /// `GET /admin/api-keys`

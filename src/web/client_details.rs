@@ -2,11 +2,11 @@
 //! secrets; tags edited in place (htmx, or a plain form without JavaScript); "Make
 //! default". The owner and admins may see and change it (`clients::find_for`).
 
+use super::answer::Answer;
 use super::is_htmx;
 use super::layout::{Flash, Layout};
 use super::local_path::LocalPath;
 use super::moment::{moment, Moment};
-use crate::api::integrations::Answer;
 use crate::audit::{self, Entry, Event, Origin};
 use crate::auth::users::User;
 use crate::auth::CurrentUser;
@@ -269,7 +269,7 @@ fn page_path(id: &str) -> String {
 /// The client if `user` may see it: 404 for unknown ids and for other owners' clients.
 async fn client_for(state: &AppState, user: &User, id: RecordId) -> Result<Client, AppError> {
     let user = user.clone();
-    crate::db::run(&state.pool, move |conn| clients::find_for(conn, &user, &id)).await
+    Ok(crate::db::run(&state.pool, move |conn| clients::find_for(conn, &user, &id)).await?)
 }
 
 /// Loads what the page shows beside the client row.
@@ -497,7 +497,7 @@ pub async fn refresh_counts(
             (Flash::success(message), Some(refreshed.profile))
         }
         // Our own failures are the error page's (and the log's); the provider's are a toast.
-        Err(OpError::App(e)) => return Err(e),
+        Err(OpError::Storage(e)) => return Err(e.into()),
         Err(e) => (
             Flash::error(format!("Counts of {name} not refreshed: {e}")),
             None,

@@ -200,7 +200,8 @@ pub async fn bulk(
         let found = crate::db::run(&state.pool, move |conn| {
             clients::find_for(conn, &admin_copy, &id)
         })
-        .await;
+        .await
+        .map_err(AppError::from);
         let client = match found {
             Ok(client) => client,
             Err(AppError::NotFound) => {

@@ -1,29 +1,7 @@
-//! A redirect target that can only point inside this site.
+//! Where a page sends the browser next: a form's or query's `redirect_path`, parsed into a
+//! `LocalPath`, with the Clients page as the default.
 
-/// A path such as `/admin/clients?page=2`; never `//host`, a scheme, or a backslash trick.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LocalPath(String);
-
-impl LocalPath {
-    pub fn parse(raw: &str) -> Option<Self> {
-        let safe = raw.starts_with('/')
-            && !raw.starts_with("//")
-            && !raw.starts_with("/\\")
-            && raw.len() <= 2048
-            && !raw.chars().any(|c| c.is_control() || c == '\\');
-        safe.then(|| Self(raw.to_string()))
-    }
-
-    /// Parses `raw`, falling back to `default` for anything unsafe or missing.
-    pub fn or(raw: Option<&str>, default: &str) -> Self {
-        raw.and_then(Self::parse)
-            .unwrap_or_else(|| Self(default.to_string()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
+pub use crate::local_path::LocalPath;
 
 /// A query or form that may say where the browser goes next (`redirect_path`).
 #[derive(Debug, Default, serde::Deserialize)]
@@ -35,30 +13,5 @@ impl RedirectTarget {
     /// The requested local path, or the Clients page.
     pub fn path(&self) -> LocalPath {
         LocalPath::or(self.redirect_path.as_deref(), super::HOME)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::LocalPath;
-
-    #[test]
-    fn only_local_paths_pass() {
-        assert!(LocalPath::parse("/admin/clients?x=1").is_some());
-        for bad in [
-            "//evil.example",
-            "/\\evil.example",
-            "https://evil.example",
-            "evil",
-            "",
-            "/a\nb",
-            "/a\\b",
-        ] {
-            assert!(LocalPath::parse(bad).is_none(), "{bad}");
-        }
-        assert_eq!(
-            LocalPath::or(Some("//evil"), "/admin/clients").as_str(),
-            "/admin/clients"
-        );
     }
 }

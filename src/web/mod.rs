@@ -1,5 +1,6 @@
 //! The HTML side of connecthub: routes, pages and their shared helpers.
 
+mod answer;
 mod api_keys;
 pub mod assets;
 mod audit_page;
@@ -9,6 +10,7 @@ mod client_query;
 mod clients;
 mod connections;
 mod health;
+mod integrations;
 pub mod layout;
 pub mod local_path;
 mod login;
@@ -17,16 +19,17 @@ mod moment;
 mod usage_page;
 mod users;
 
-use crate::audit::Origin;
-use actix_web::http::{header, StatusCode};
-use actix_web::{web, HttpRequest, HttpResponse};
+pub use crate::http_util::{is_htmx, origin, redirect, urlencode, wants_fragment};
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
 use askama::Template;
 
 /// Where a signed-in user lands when no other page was asked for.
 pub const HOME: &str = "/admin/clients";
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/", web::get().to(login::home))
+    cfg.configure(integration_routes)
+        .route("/", web::get().to(login::home))
         .route("/healthz", web::get().to(health::healthz))
         .route("/static/{file}", web::get().to(assets::serve))
         .route("/favicon.ico", web::get().to(assets::favicon))
@@ -70,6 +73,30 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .default_service(web::to(not_found));
 }
 
+/// `/api/integrations/{provider}/…`: connecting and acting on clients from the pages
+/// (session, CSRF, toasts), with JSON for callers that ask for it.
+fn integration_routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/api/integrations/{provider}")
+            .route("/oauth/start", web::get().to(integrations::start))
+            .route("/oauth/callback", web::get().to(integrations::callback))
+            .route("/status", web::get().to(integrations::status))
+            .route(
+                "/test-connection",
+                web::post().to(integrations::test_connection),
+            )
+            .route("/connect", web::post().to(integrations::connect_machine))
+            .route(
+                "/oauth/refresh/{client_id}",
+                web::post().to(integrations::refresh_now),
+            )
+            .route(
+                "/disconnect/{client_id}",
+                web::post().to(integrations::disconnect),
+            ),
+    );
+}
+
 /// One client's page and what it changes.
 fn client_routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/admin/clients/{id}", web::get().to(client_details::show))
@@ -97,39 +124,6 @@ fn client_routes(cfg: &mut web::ServiceConfig) {
 
 async fn not_found() -> Result<HttpResponse, crate::error::AppError> {
     Err(crate::error::AppError::NotFound)
-}
-
-/// The caller's address and browser, for the audit log. The peer address is used, not
-/// X-Forwarded-For, which any client can forge.
-pub fn origin(req: &HttpRequest) -> Origin {
-    Origin {
-        ip: req.peer_addr().map(|addr| addr.ip().to_string()),
-        user_agent: req
-            .headers()
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string),
-    }
-}
-
-/// Whether the request comes from htmx (it then gets a fragment, not a page).
-pub fn is_htmx(req: &HttpRequest) -> bool {
-    req.headers().contains_key("hx-request")
-}
-
-/// htmx asks for a fragment, except when it restores history and needs the whole page.
-pub fn wants_fragment(req: &HttpRequest) -> bool {
-    is_htmx(req) && !req.headers().contains_key("hx-history-restore-request")
-}
-
-pub fn urlencode(raw: &str) -> String {
-    url::form_urlencoded::byte_serialize(raw.as_bytes()).collect()
-}
-
-pub fn redirect(location: &str) -> HttpResponse {
-    HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, location))
-        .finish()
 }
 
 pub fn render(

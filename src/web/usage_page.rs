@@ -171,7 +171,7 @@ async fn client_label(
         crate::clients::find_for(conn, &viewer, &id)
     })
     .await
-    .map_err(|e| match e {
+    .map_err(|e| match AppError::from(e) {
         AppError::NotFound => unknown(),
         other => other,
     })?;

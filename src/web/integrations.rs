@@ -2,6 +2,10 @@
 //! client credentials, and report the caller's connections. Handlers parse, call the flow,
 //! and answer with a redirect plus toast (browsers) or JSON.
 
+use super::answer::Answer;
+use super::layout::Flash;
+use super::local_path::{LocalPath, RedirectTarget};
+use super::{origin, redirect, HOME};
 use crate::auth::users::User;
 use crate::auth::{csrf, CurrentUser};
 use crate::clients;
@@ -10,11 +14,9 @@ use crate::input::RecordId;
 use crate::oauth::disconnect::{self, Revocation};
 use crate::oauth::flow::{self, CallbackParams, ConnectError};
 use crate::oauth::lifecycle::{self, TokenError};
+use crate::oauth::token_cache::FreshToken;
 use crate::providers::Provider;
 use crate::state::AppState;
-use crate::web::layout::{Flash, FlashKind};
-use crate::web::local_path::{LocalPath, RedirectTarget};
-use crate::web::{origin, redirect, HOME};
 use actix_session::Session;
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -50,7 +52,7 @@ pub async fn start(
             .insert_header((header::LOCATION, authorize_url))
             .insert_header((header::CACHE_CONTROL, "no-store"))
             .finish()),
-        Err(ConnectError::App(e)) => Err(e),
+        Err(ConnectError::Storage(e)) => Err(e.into()),
         Err(e) => {
             Flash::error(e.to_string()).store(&session);
             Ok(redirect(redirect_path.as_str()))
@@ -77,7 +79,10 @@ pub async fn callback(
     };
     flash.store(&session);
     // The page the browser ends on carries no code, state or error.
-    Ok(redirect(outcome.redirect_path.as_str()))
+    let landing = outcome
+        .redirect_path
+        .unwrap_or_else(|| LocalPath::or(None, HOME));
+    Ok(redirect(landing.as_str()))
 }
 
 #[derive(serde::Serialize)]
@@ -199,7 +204,7 @@ fn respond(
     result: Result<clients::Client, ConnectError>,
 ) -> Result<HttpResponse, AppError> {
     let answer = match result {
-        Err(ConnectError::App(e)) => return Err(e),
+        Err(ConnectError::Storage(e)) => return Err(e.into()),
         Ok(client) => Answer {
             flash: Flash::success(format!(
                 "Connected {} account {}",
@@ -218,41 +223,6 @@ fn respond(
         },
     };
     Ok(answer.send(req, session, &redirect_path))
-}
-
-/// How an action ends, for each kind of caller.
-pub struct Answer {
-    pub flash: Flash,
-    pub status: StatusCode,
-    pub json: serde_json::Value,
-}
-
-impl Answer {
-    /// JSON for API callers; for htmx a toast (and, on success, a `clients-changed` event
-    /// that re-renders the client list in place); for plain forms a redirect with the toast.
-    pub fn send(
-        self,
-        req: &HttpRequest,
-        session: &Session,
-        redirect_path: &LocalPath,
-    ) -> HttpResponse {
-        if super::error::wants_json(req) {
-            return HttpResponse::build(self.status).json(self.json);
-        }
-        if crate::web::is_htmx(req) {
-            // The page stays; the toast shows and the client list re-renders itself.
-            let mut response = HttpResponse::Ok();
-            let success = self.flash.kind == FlashKind::Success;
-            let mut events = serde_json::json!({ "toast": self.flash });
-            if success {
-                events["clients-changed"] = serde_json::Value::Bool(true);
-            }
-            crate::web::layout::hx_trigger(&mut response, &events);
-            return response.finish();
-        }
-        self.flash.store(session);
-        redirect(redirect_path.as_str())
-    }
 }
 
 /// The client named in the path, if the caller may act on it and it belongs to the provider.
@@ -299,8 +269,8 @@ pub async fn refresh_now(
     let answer = match lifecycle::refresh(&state, &client, true).await {
         Ok(token) => {
             let expires_at = match token {
-                lifecycle::FreshToken::Bearer { expires_at, .. } => expires_at.map(utc),
-                lifecycle::FreshToken::ApiKey(_) => None,
+                FreshToken::Bearer { expires_at, .. } => expires_at.map(utc),
+                FreshToken::ApiKey(_) => None,
             };
             Answer {
                 flash: Flash::success(format!("Refreshed the token of {}", client.display_name)),
@@ -308,7 +278,7 @@ pub async fn refresh_now(
                 json: serde_json::json!({"ok": true, "client_id": client.id, "expires_at": expires_at}),
             }
         }
-        Err(TokenError::App(e)) => return Err(e),
+        Err(TokenError::Storage(e)) => return Err(e.into()),
         Err(e) => Answer {
             flash: Flash::error(format!("Could not refresh {}: {e}", client.display_name)),
             status: match e {
