@@ -188,18 +188,26 @@ async fn user_add_creates_an_account_that_can_sign_in() {
         "default role is member"
     );
 
-    let duplicate = run(&["user", "add", "--email", "ops@example.com"], &env, None);
+    bad_user_add_input_is_explained(&env);
+    let actions = app.audit_actions().await;
+    assert_eq!(actions.iter().filter(|a| *a == "user_created").count(), 2);
+}
+
+/// A duplicate email, an unknown role, a malformed email and a short password: each a
+/// clear one-line error.
+fn bad_user_add_input_is_explained(env: &[(&str, &str)]) {
+    let duplicate = run(&["user", "add", "--email", "ops@example.com"], env, None);
     assert_eq!(
         stderr(&duplicate).trim(),
         "error: a user with email ops@example.com already exists"
     );
     let bad_role = run(
         &["user", "add", "--email", "x@example.com", "--role", "owner"],
-        &env,
+        env,
         None,
     );
     assert!(stderr(&bad_role).contains("role must be admin or member"));
-    let bad_email = run(&["user", "add", "--email", "nope"], &env, None);
+    let bad_email = run(&["user", "add", "--email", "nope"], env, None);
     assert!(stderr(&bad_email).contains("\"nope\" is not a valid email address"));
     let short = run(
         &[
@@ -209,12 +217,10 @@ async fn user_add_creates_an_account_that_can_sign_in() {
             "y@example.com",
             "--password-stdin",
         ],
-        &env,
+        env,
         Some("short"),
     );
     assert!(stderr(&short).contains("at least 12 characters"));
-    let actions = app.audit_actions().await;
-    assert_eq!(actions.iter().filter(|a| *a == "user_created").count(), 2);
 }
 
 /// Several `user add` runs for one email at once: the database decides, in the same

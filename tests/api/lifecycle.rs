@@ -392,7 +392,12 @@ async fn bulk_actions_for_admins(app: TestApp) {
             ("HooliK3".to_string(), "active".to_string())
         ]
     );
-    // Bad input: clear 400, nothing changed.
+    bulk_bad_input_changes_nothing(&app, &hooli.id).await;
+}
+
+/// Bad input: clear 400, nothing changed. A malformed id is bad input; a well-formed
+/// unknown one is a client that failed.
+async fn bulk_bad_input_changes_nothing(app: &TestApp, hooli: &str) {
     assert_eq!(
         app.post_form("/admin/clients/bulk", &[("action", "refresh")])
             .await
@@ -402,13 +407,12 @@ async fn bulk_actions_for_admins(app: TestApp) {
     assert_eq!(
         app.post_form(
             "/admin/clients/bulk",
-            &[("action", "explode"), ("client_id", &hooli.id)]
+            &[("action", "explode"), ("client_id", hooli)]
         )
         .await
         .status(),
         400
     );
-    // A malformed id is bad input; a well-formed unknown one is a client that failed.
     assert_eq!(
         app.post_form(
             "/admin/clients/bulk",

@@ -93,17 +93,7 @@ async fn klaviyo_connect_creates_the_client_from_the_profile(app: TestApp) {
     assert_eq!(client.owner_user_id, user.id);
     assert_eq!(client.tag_list(), ["new", "oauth"]);
     assert!(client.is_default);
-    let profile = client.profile_value();
-    assert_eq!(profile["account_id"], "AcmeK1");
-    assert_eq!(profile["account_name"], "Acme Store");
-    assert_eq!(profile["email_domain"], "acme-store.example");
-    assert_eq!(profile["lists_count"], 23);
-    assert_eq!(profile["segments_count"], 7);
-    assert_eq!(profile["test_account"], false);
-    assert_eq!(profile["timezone"], "America/New_York");
-    assert_eq!(profile["preferred_currency"], "USD");
-    assert_eq!(profile["locale"], "en-US");
-    assert!(profile["company_id"].is_string() && profile["contact_email"].is_string());
+    assert_acme_profile(&client.profile_value());
 
     let html = app.get_html("/admin/clients").await;
     assert!(html.contains("Acme Store") && html.contains("AcmeK1"));
@@ -118,6 +108,20 @@ async fn klaviyo_connect_creates_the_client_from_the_profile(app: TestApp) {
         app.sandbox_stats("klaviyo").await["token_calls"]["authorization_code"],
         1
     );
+}
+
+/// What the sandbox's AcmeK1 account reads as: the profile fields the Clients page shows.
+fn assert_acme_profile(profile: &serde_json::Value) {
+    assert_eq!(profile["account_id"], "AcmeK1");
+    assert_eq!(profile["account_name"], "Acme Store");
+    assert_eq!(profile["email_domain"], "acme-store.example");
+    assert_eq!(profile["lists_count"], 23);
+    assert_eq!(profile["segments_count"], 7);
+    assert_eq!(profile["test_account"], false);
+    assert_eq!(profile["timezone"], "America/New_York");
+    assert_eq!(profile["preferred_currency"], "USD");
+    assert_eq!(profile["locale"], "en-US");
+    assert!(profile["company_id"].is_string() && profile["contact_email"].is_string());
 }
 
 async fn kustomer_connect_creates_the_client_from_the_org(app: TestApp) {
