@@ -146,105 +146,20 @@ impl Config {
     }
 
     pub fn load(source: &dyn Source, defaults: &Defaults) -> Result<Self, ConfigError> {
-        let get = |name: &str, default: &Option<String>| source.get(name).or(default.clone());
-        let database_url = get("DATABASE_URL", &defaults.database_url).ok_or_else(|| {
-            ConfigError::new(
-                "DATABASE_URL",
-                "is required: a SQLite file path (data/connecthub.db) or a postgres:// URL",
-            )
-        })?;
-        let database_url = DatabaseUrl::parse(&database_url)
-            .map_err(|why| ConfigError::new("DATABASE_URL", why))?;
-        let bind = source
-            .get("BIND")
-            .unwrap_or_else(|| "127.0.0.1:8080".to_string());
-        if bind.parse::<std::net::SocketAddr>().is_err() && !bind.contains(':') {
-            return Err(ConfigError::new(
-                "BIND",
-                "must be host:port, for example 0.0.0.0:8080",
-            ));
-        }
-        let public_url = get("PUBLIC_URL", &defaults.public_url).ok_or_else(|| {
-            ConfigError::new(
-                "PUBLIC_URL",
-                "is required: the https:// address users reach connecthub at",
-            )
-        })?;
-        let public_url = parse_public_url(&public_url)?;
-        let encryption_key = get("ENCRYPTION_KEY", &defaults.encryption_key)
-            .ok_or_else(|| ConfigError::new("ENCRYPTION_KEY", EncryptionKey::HINT))?;
-        let encryption_key = EncryptionKey::parse(&encryption_key)
-            .ok_or_else(|| ConfigError::new("ENCRYPTION_KEY", EncryptionKey::HINT))?;
-        let encryption_key_previous =
-            match source.get("ENCRYPTION_KEY_PREVIOUS") {
-                None => None,
-                Some(raw) => Some(EncryptionKey::parse(&raw).ok_or_else(|| {
-                    ConfigError::new("ENCRYPTION_KEY_PREVIOUS", EncryptionKey::HINT)
-                })?),
-            };
-        let log_format = match source.get("LOG_FORMAT").as_deref() {
-            None | Some("text") => LogFormat::Text,
-            Some("json") => LogFormat::Json,
-            Some(_) => return Err(ConfigError::new("LOG_FORMAT", "must be text or json")),
-        };
-        let log_level = source.get("LOG_LEVEL").unwrap_or_else(|| "info".into());
-        if tracing_subscriber::EnvFilter::try_new(&log_level).is_err() {
-            return Err(ConfigError::new(
-                "LOG_LEVEL",
-                "must be a level (error, warn, info, debug, trace) or a tracing filter",
-            ));
-        }
-        let sandbox = defaults
-            .sandbox
-            .then(|| -> Result<SandboxConfig, ConfigError> {
-                Ok(SandboxConfig {
-                    access_token_ttl: Duration::from_secs(u64::from(number(
-                        source,
-                        "SANDBOX_ACCESS_TOKEN_TTL_SECS",
-                        3600,
-                    )?)),
-                })
-            });
-        let sandbox = sandbox.transpose()?;
-        let endpoints = match sandbox {
-            Some(_) => Endpoints::Sandbox {
-                base: public_url.as_str().trim_end_matches('/').to_string(),
-            },
-            None => Endpoints::Real,
-        };
-        let providers = Registry::load(
-            source,
-            public_url.as_str().trim_end_matches('/'),
-            &endpoints,
-        )?;
-        let defaults_retry = RetryPolicy::default();
-        let provider_retry = RetryPolicy {
-            max_retries: number(
-                source,
-                "PROVIDER_MAX_RETRIES",
-                defaults_retry.max_retries as u32,
-            )? as usize,
-            min_delay: Duration::from_millis(u64::from(number(
-                source,
-                "PROVIDER_RETRY_DELAY_MS",
-                200,
-            )?)),
-            timeout: Duration::from_secs(u64::from(number(source, "PROVIDER_TIMEOUT_SECS", 10)?)),
-            ..defaults_retry
-        };
+        // The steps run in this order so that the first bad variable is the one reported.
+        let database_url = database_url(source, defaults)?;
+        let bind = bind(source)?;
+        let public_url = public_url(source, defaults)?;
+        let (encryption_key, encryption_key_previous) = encryption_keys(source, defaults)?;
+        let (log_format, log_level) = logging(source)?;
+        let sandbox = sandbox(source, defaults)?;
+        let providers = providers(source, &public_url, sandbox.as_ref())?;
+        let provider_retry = provider_retry(source)?;
         Ok(Self {
             providers,
             provider_retry,
-            refresh_margin: Duration::from_secs(u64::from(number(
-                source,
-                "TOKEN_REFRESH_MARGIN_SECS",
-                300,
-            )?)),
-            service_cache_ttl: Duration::from_secs(u64::from(number(
-                source,
-                "SERVICE_CACHE_SECS",
-                10,
-            )?)),
+            refresh_margin: seconds(source, "TOKEN_REFRESH_MARGIN_SECS", 300)?,
+            service_cache_ttl: seconds(source, "SERVICE_CACHE_SECS", 10)?,
             metrics_token: source.get("METRICS_TOKEN").map(secrecy::SecretString::from),
             usage_retention: usage_retention(source)?,
             sandbox,
@@ -260,18 +175,7 @@ impl Config {
                 idle_timeout: minutes(source, "SESSION_IDLE_MINUTES", 120)?,
                 absolute_timeout: minutes(source, "SESSION_ABSOLUTE_MINUTES", 12 * 60)?,
             },
-            service_key_limits: ServiceKeyLimits {
-                failures_per_ip: number(source, "SERVICE_KEY_MAX_FAILURES_PER_IP", 20)?,
-                failure_window: Duration::from_secs(u64::from(number(
-                    source,
-                    "SERVICE_KEY_FAILURE_WINDOW_SECS",
-                    60,
-                )?)),
-                requests_per_minute: match source.get("SERVICE_KEY_REQUESTS_PER_MINUTE") {
-                    None => None,
-                    Some(_) => Some(number(source, "SERVICE_KEY_REQUESTS_PER_MINUTE", 1)?),
-                },
-            },
+            service_key_limits: service_key_limits(source)?,
             anonymous_requests_per_minute: number(source, "ANONYMOUS_REQUESTS_PER_MINUTE", 600)?,
             login_limits: login_limits(source)?,
         })
@@ -281,6 +185,138 @@ impl Config {
     pub fn secure_cookies(&self) -> bool {
         self.public_url.scheme() == "https"
     }
+}
+
+/// The variable if set, else the caller's default (the demo's, the tests').
+fn get_or(source: &dyn Source, name: &str, default: &Option<String>) -> Option<String> {
+    source.get(name).or(default.clone())
+}
+
+fn database_url(source: &dyn Source, defaults: &Defaults) -> Result<DatabaseUrl, ConfigError> {
+    let database_url = get_or(source, "DATABASE_URL", &defaults.database_url).ok_or_else(|| {
+        ConfigError::new(
+            "DATABASE_URL",
+            "is required: a SQLite file path (data/connecthub.db) or a postgres:// URL",
+        )
+    })?;
+    DatabaseUrl::parse(&database_url).map_err(|why| ConfigError::new("DATABASE_URL", why))
+}
+
+fn bind(source: &dyn Source) -> Result<String, ConfigError> {
+    let bind = source
+        .get("BIND")
+        .unwrap_or_else(|| "127.0.0.1:8080".to_string());
+    if bind.parse::<std::net::SocketAddr>().is_err() && !bind.contains(':') {
+        return Err(ConfigError::new(
+            "BIND",
+            "must be host:port, for example 0.0.0.0:8080",
+        ));
+    }
+    Ok(bind)
+}
+
+fn public_url(source: &dyn Source, defaults: &Defaults) -> Result<Url, ConfigError> {
+    let public_url = get_or(source, "PUBLIC_URL", &defaults.public_url).ok_or_else(|| {
+        ConfigError::new(
+            "PUBLIC_URL",
+            "is required: the https:// address users reach connecthub at",
+        )
+    })?;
+    parse_public_url(&public_url)
+}
+
+/// The current key and, while secrets are being re-sealed, the previous one.
+fn encryption_keys(
+    source: &dyn Source,
+    defaults: &Defaults,
+) -> Result<(EncryptionKey, Option<EncryptionKey>), ConfigError> {
+    let encryption_key = get_or(source, "ENCRYPTION_KEY", &defaults.encryption_key)
+        .ok_or_else(|| ConfigError::new("ENCRYPTION_KEY", EncryptionKey::HINT))?;
+    let encryption_key = EncryptionKey::parse(&encryption_key)
+        .ok_or_else(|| ConfigError::new("ENCRYPTION_KEY", EncryptionKey::HINT))?;
+    let encryption_key_previous = match source.get("ENCRYPTION_KEY_PREVIOUS") {
+        None => None,
+        Some(raw) => Some(
+            EncryptionKey::parse(&raw)
+                .ok_or_else(|| ConfigError::new("ENCRYPTION_KEY_PREVIOUS", EncryptionKey::HINT))?,
+        ),
+    };
+    Ok((encryption_key, encryption_key_previous))
+}
+
+/// The log format, then the level (a tracing filter).
+fn logging(source: &dyn Source) -> Result<(LogFormat, String), ConfigError> {
+    let log_format = match source.get("LOG_FORMAT").as_deref() {
+        None | Some("text") => LogFormat::Text,
+        Some("json") => LogFormat::Json,
+        Some(_) => return Err(ConfigError::new("LOG_FORMAT", "must be text or json")),
+    };
+    let log_level = source.get("LOG_LEVEL").unwrap_or_else(|| "info".into());
+    if tracing_subscriber::EnvFilter::try_new(&log_level).is_err() {
+        return Err(ConfigError::new(
+            "LOG_LEVEL",
+            "must be a level (error, warn, info, debug, trace) or a tracing filter",
+        ));
+    }
+    Ok((log_format, log_level))
+}
+
+/// The sandbox's settings when the caller runs it (`demo`, the tests), else none.
+fn sandbox(source: &dyn Source, defaults: &Defaults) -> Result<Option<SandboxConfig>, ConfigError> {
+    if !defaults.sandbox {
+        return Ok(None);
+    }
+    Ok(Some(SandboxConfig {
+        access_token_ttl: seconds(source, "SANDBOX_ACCESS_TOKEN_TTL_SECS", 3600)?,
+    }))
+}
+
+/// The providers, pointed at the sandbox when it runs.
+fn providers(
+    source: &dyn Source,
+    public_url: &Url,
+    sandbox: Option<&SandboxConfig>,
+) -> Result<Registry, ConfigError> {
+    let endpoints = match sandbox {
+        Some(_) => Endpoints::Sandbox {
+            base: public_url.as_str().trim_end_matches('/').to_string(),
+        },
+        None => Endpoints::Real,
+    };
+    Registry::load(
+        source,
+        public_url.as_str().trim_end_matches('/'),
+        &endpoints,
+    )
+}
+
+fn provider_retry(source: &dyn Source) -> Result<RetryPolicy, ConfigError> {
+    let defaults_retry = RetryPolicy::default();
+    Ok(RetryPolicy {
+        max_retries: number(
+            source,
+            "PROVIDER_MAX_RETRIES",
+            defaults_retry.max_retries as u32,
+        )? as usize,
+        min_delay: Duration::from_millis(u64::from(number(
+            source,
+            "PROVIDER_RETRY_DELAY_MS",
+            200,
+        )?)),
+        timeout: seconds(source, "PROVIDER_TIMEOUT_SECS", 10)?,
+        ..defaults_retry
+    })
+}
+
+fn service_key_limits(source: &dyn Source) -> Result<ServiceKeyLimits, ConfigError> {
+    Ok(ServiceKeyLimits {
+        failures_per_ip: number(source, "SERVICE_KEY_MAX_FAILURES_PER_IP", 20)?,
+        failure_window: seconds(source, "SERVICE_KEY_FAILURE_WINDOW_SECS", 60)?,
+        requests_per_minute: match source.get("SERVICE_KEY_REQUESTS_PER_MINUTE") {
+            None => None,
+            Some(_) => Some(number(source, "SERVICE_KEY_REQUESTS_PER_MINUTE", 1)?),
+        },
+    })
 }
 
 /// Sign-in limits; the per-account ceiling defaults to ten times the per-address one.
@@ -329,6 +365,10 @@ fn usage_retention(source: &dyn Source) -> Result<chrono::TimeDelta, ConfigError
         ));
     }
     Ok(chrono::TimeDelta::days(i64::from(days)))
+}
+
+fn seconds(source: &dyn Source, name: &str, default: u32) -> Result<Duration, ConfigError> {
+    number(source, name, default).map(|s| Duration::from_secs(u64::from(s)))
 }
 
 fn minutes(source: &dyn Source, name: &str, default: u32) -> Result<Duration, ConfigError> {

@@ -51,81 +51,53 @@ impl Metrics {
     /// Metrics with zeros for each of these providers' label sets too.
     pub fn for_providers<'a>(providers: impl IntoIterator<Item = &'a str>) -> Self {
         let registry = Registry::new();
+        let counter = |name, help, labels| {
+            register(&registry, IntCounterVec::new(Opts::new(name, help), labels))
+        };
+        let histogram = |name, help, buckets: &[f64], labels| {
+            let opts = HistogramOpts::new(name, help).buckets(buckets.to_vec());
+            register(&registry, HistogramVec::new(opts, labels))
+        };
         let metrics = Self {
             providers: providers.into_iter().map(str::to_string).collect(),
-            refreshes: register(
-                &registry,
-                IntCounterVec::new(
-                    Opts::new(
-                        "connecthub_token_refreshes_total",
-                        "Token refreshes by provider and outcome",
-                    ),
-                    &["provider", "outcome"],
-                ),
+            refreshes: counter(
+                "connecthub_token_refreshes_total",
+                "Token refreshes by provider and outcome",
+                &["provider", "outcome"],
             ),
-            refresh_seconds: register(
-                &registry,
-                HistogramVec::new(
-                    HistogramOpts::new(
-                        "connecthub_token_refresh_duration_seconds",
-                        "Time to refresh a token at the provider",
-                    )
-                    .buckets(vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
-                    &["provider"],
-                ),
+            refresh_seconds: histogram(
+                "connecthub_token_refresh_duration_seconds",
+                "Time to refresh a token at the provider",
+                &[0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0],
+                &["provider"],
             ),
-            oauth_flows: register(
-                &registry,
-                IntCounterVec::new(
-                    Opts::new(
-                        "connecthub_oauth_flows_total",
-                        "OAuth flows by provider and stage",
-                    ),
-                    &["provider", "stage"],
-                ),
+            oauth_flows: counter(
+                "connecthub_oauth_flows_total",
+                "OAuth flows by provider and stage",
+                &["provider", "stage"],
             ),
-            tokens_served: register(
-                &registry,
-                IntCounterVec::new(
-                    Opts::new(
-                        "connecthub_tokens_served_total",
-                        "Tokens handed to services by provider",
-                    ),
-                    &["provider"],
-                ),
+            tokens_served: counter(
+                "connecthub_tokens_served_total",
+                "Tokens handed to services by provider",
+                &["provider"],
             ),
-            http_requests: register(
-                &registry,
-                IntCounterVec::new(
-                    Opts::new(
-                        "connecthub_http_requests_total",
-                        "HTTP requests by method, route pattern and status",
-                    ),
-                    &["method", "route", "status"],
-                ),
+            http_requests: counter(
+                "connecthub_http_requests_total",
+                "HTTP requests by method, route pattern and status",
+                &["method", "route", "status"],
             ),
-            http_seconds: register(
-                &registry,
-                HistogramVec::new(
-                    HistogramOpts::new(
-                        "connecthub_http_request_duration_seconds",
-                        "Time to answer an HTTP request, by method and route pattern",
-                    )
-                    .buckets(vec![
-                        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
-                    ]),
-                    &["method", "route"],
-                ),
+            http_seconds: histogram(
+                "connecthub_http_request_duration_seconds",
+                "Time to answer an HTTP request, by method and route pattern",
+                &[
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+                ],
+                &["method", "route"],
             ),
-            service_key_rejections: register(
-                &registry,
-                IntCounterVec::new(
-                    Opts::new(
-                        "connecthub_service_key_rejections_total",
-                        "Service API requests refused for their API key, by reason",
-                    ),
-                    &["reason"],
-                ),
+            service_key_rejections: counter(
+                "connecthub_service_key_rejections_total",
+                "Service API requests refused for their API key, by reason",
+                &["reason"],
             ),
             clients: register(
                 &registry,

@@ -131,7 +131,8 @@ pub async fn start(
         expires_at: now + chrono::TimeDelta::minutes(states::LIFETIME_MINUTES),
         consumed_at: None,
     };
-    let event = Event::new(Actor::user(&user.id, &user.email), "oauth_initiated")
+    let event = user
+        .event("oauth_initiated")
         .target("provider", provider.name.clone())
         .origin(origin);
     crate::db::run(&state.pool, move |conn| {
@@ -206,7 +207,7 @@ pub async fn complete(
     let redirect_path = LocalPath::parse(&pending.redirect_path);
     match finish(state, user, provider, &pending, params).await {
         Ok((client, created)) => {
-            let event = Event::new(Actor::user(&user.id, &user.email), "oauth_completed")
+            let event = user.event("oauth_completed")
                 .target("client", client.id.clone())
                 .origin(origin)
                 .details(json!({"provider": provider.name, "account_id": client.provider_account_id, "created": created}));
@@ -235,7 +236,8 @@ async fn fail(
     redirect_path: Option<LocalPath>,
     reason: String,
 ) -> Result<Outcome, DbError> {
-    let event = Event::new(Actor::user(&user.id, &user.email), "oauth_failed")
+    let event = user
+        .event("oauth_failed")
         .target("provider", provider.name.clone())
         .failed()
         .origin(origin)
@@ -375,84 +377,121 @@ pub async fn save(
     profile: &AccountProfile,
     stored: Stored<'_>,
 ) -> Result<(Client, bool), ConnectError> {
-    let now = crate::db::now();
-    let margin = super::lifecycle::margin(state);
-    let (access, refresh, api_key, lifetime, scopes) = match stored {
-        Stored::Tokens(tokens) => (
-            Some(tokens.access_token.clone()),
-            tokens.refresh_token.clone(),
-            None,
-            super::schedule::lifetime(now, tokens.expires_in, margin),
-            tokens
-                .scope
-                .clone()
-                .unwrap_or_else(|| provider.scopes.join(" ")),
-        ),
-        Stored::ApiKey(key) => (
-            None,
-            None,
-            Some(key.clone()),
-            super::schedule::lifetime(now, None, margin),
-            String::new(),
-        ),
-    };
-    let profile_calls = profile.calls.clone();
-    let (owner, provider_name, profile, auth) = (
+    let grant = Grant::of(state, provider, stored);
+    let (owner, provider_name, profile_calls, profile) = (
         user.id.clone(),
         provider.name.clone(),
+        profile.calls.clone(),
         profile.clone(),
-        auth_type,
     );
-    let scopes = scopes
-        .split([' ', ','])
-        .filter(|s| !s.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ");
     let vault = state.vault.clone();
-    let event_actor = Actor::user(&user.id, &user.email);
+    let event_actor = user.actor();
     let saved = crate::db::run(&state.pool, move |conn| {
         crate::db::transaction(conn, |conn| {
-            let (client, created) = clients::upsert(
-                conn,
-                &Connection {
-                    owner_user_id: &owner,
-                    provider: &provider_name,
-                    provider_account_id: &profile.account_id,
-                    display_name: &profile.display_name,
-                    auth_type: auth,
-                    profile: &profile.details,
-                    scopes: &scopes,
-                },
-            )?;
-            let secrets = credentials::Secrets {
-                access_token: access.as_ref(),
-                refresh_token: refresh.as_ref(),
-                api_key: api_key.as_ref(),
-                expires_at: lifetime.expires_at,
-                refresh_at: lifetime.refresh_at,
+            let connection = Connection {
+                owner_user_id: &owner,
+                provider: &provider_name,
+                provider_account_id: &profile.account_id,
+                display_name: &profile.display_name,
+                auth_type,
+                profile: &profile.details,
+                scopes: &grant.scopes,
             };
-            credentials::store(conn, &vault, &client.id, &secrets)?;
-            let action = if auth.is_api_key() {
-                "api_key_stored"
-            } else {
-                "token_exchanged"
-            };
-            audit::append(
-                conn,
-                Event::new(event_actor, action).target("client", client.id.clone()),
-            )?;
-            Ok::<_, anyhow::Error>((client, created))
+            store_connection(conn, &vault, &connection, &grant, event_actor)
         })
     })
     .await?;
     state.tokens.forget(&saved.0.id);
-    // Reading the profile used the account's API (and its rate limit): metered like any call.
-    for mut call in profile_calls {
-        call.client_id = saved.0.id.clone();
-        call.user_id = saved.0.owner_user_id.clone();
+    meter_profile_calls(state, profile_calls, &saved.0);
+    Ok(saved)
+}
+
+/// What a connection stores besides its profile: its secrets, when they expire and are
+/// due for refreshing, and the granted scopes (space-separated).
+struct Grant {
+    access: Option<SecretString>,
+    refresh: Option<SecretString>,
+    api_key: Option<SecretString>,
+    lifetime: super::schedule::Lifetime,
+    scopes: String,
+}
+
+impl Grant {
+    /// Tokens keep the scopes the provider granted (else the requested ones); an API key
+    /// has none and does not expire.
+    fn of(state: &AppState, provider: &Provider, stored: Stored<'_>) -> Self {
+        let now = crate::db::now();
+        let margin = super::lifecycle::margin(state);
+        let (access, refresh, api_key, lifetime, scopes) = match stored {
+            Stored::Tokens(tokens) => (
+                Some(tokens.access_token.clone()),
+                tokens.refresh_token.clone(),
+                None,
+                super::schedule::lifetime(now, tokens.expires_in, margin),
+                tokens
+                    .scope
+                    .clone()
+                    .unwrap_or_else(|| provider.scopes.join(" ")),
+            ),
+            Stored::ApiKey(key) => (
+                None,
+                None,
+                Some(key.clone()),
+                super::schedule::lifetime(now, None, margin),
+                String::new(),
+            ),
+        };
+        let scopes = scopes
+            .split([' ', ','])
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ");
+        Self {
+            access,
+            refresh,
+            api_key,
+            lifetime,
+            scopes,
+        }
+    }
+}
+
+/// Inside the caller's transaction: the client row, its sealed secrets and the audit entry.
+fn store_connection(
+    conn: &mut crate::db::DbConnection,
+    vault: &crate::vault::Vault,
+    connection: &Connection,
+    grant: &Grant,
+    event_actor: Actor,
+) -> anyhow::Result<(Client, bool)> {
+    let (client, created) = clients::upsert(conn, connection)?;
+    let secrets = credentials::Secrets {
+        access_token: grant.access.as_ref(),
+        refresh_token: grant.refresh.as_ref(),
+        api_key: grant.api_key.as_ref(),
+        expires_at: grant.lifetime.expires_at,
+        refresh_at: grant.lifetime.refresh_at,
+    };
+    credentials::store(conn, vault, &client.id, &secrets)?;
+    let action = if connection.auth_type.is_api_key() {
+        "api_key_stored"
+    } else {
+        "token_exchanged"
+    };
+    audit::append(
+        conn,
+        Event::new(event_actor, action).target("client", client.id.clone()),
+    )?;
+    Ok((client, created))
+}
+
+/// Reading the profile used the account's API (and its rate limit): metered like any call.
+fn meter_profile_calls(state: &AppState, calls: Vec<crate::usage::Call>, client: &Client) {
+    for mut call in calls {
+        call.client_id = client.id.clone();
+        call.user_id = client.owner_user_id.clone();
         state.usage.record(call);
     }
-    Ok(saved)
 }
 
 /// Connects with an API key: the key is checked against the provider before anything is
@@ -502,7 +541,8 @@ pub async fn connect_api_key(
         Stored::ApiKey(&api_key),
     )
     .await?;
-    let event = Event::new(Actor::user(&user.id, &user.email), "api_key_connected")
+    let event = user
+        .event("api_key_connected")
         .target("client", client.id.clone())
         .origin(origin)
         .details(json!({"provider": provider.name, "created": created}));
@@ -536,7 +576,8 @@ pub async fn connect_client_credentials(
         Stored::Tokens(&tokens),
     )
     .await?;
-    let event = Event::new(Actor::user(&user.id, &user.email), "oauth_completed")
+    let event = user
+        .event("oauth_completed")
         .target("client", client.id.clone())
         .origin(origin)
         .details(json!({"provider": provider.name, "grant": "client_credentials"}));

@@ -2,265 +2,37 @@
 //! secrets; tags edited in place (htmx, or a plain form without JavaScript); "Make
 //! default". The owner and admins may see and change it (`clients::find_for`).
 
-use super::answer::Answer;
+mod profile_fields;
+mod view;
+
+use self::profile_fields::profile_fields;
+use self::view::{
+    scope_rows, ClientView, DetailsPage, ProfileFragment, TagsForm, TagsFragment, TagsView,
+};
+use super::answer::{Answer, CardAnswer};
 use super::is_htmx;
 use super::layout::{Flash, Layout};
 use super::local_path::LocalPath;
-use super::moment::{moment, Moment};
-use crate::audit::{self, Entry, Event, Origin};
+use super::moment::moment;
+use crate::audit::{self, Event, Origin};
 use crate::auth::users::User;
 use crate::auth::CurrentUser;
 use crate::clients::settings::{self, DefaultChange};
 use crate::clients::tags;
-use crate::clients::{self, Client, ClientStatus};
+use crate::clients::{self, Client};
 use crate::error::AppError;
 use crate::input::RecordId;
 use crate::operations::{self, klaviyo, OpError};
-use crate::providers::AuthType;
 use crate::state::AppState;
 use actix_session::Session;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use askama::Template;
-use serde_json::{json, Value};
+use serde_json::json;
 
 /// How many audit entries the page shows.
 const HISTORY: i64 = 20;
 /// The usage card covers this many days.
 const USAGE_DAYS: u32 = 30;
-
-/// One profile value: text, a list (Kustomer teams), or nothing known.
-pub enum FieldValue {
-    Text(String),
-    List(Vec<String>),
-    Missing,
-}
-
-pub struct ProfileField {
-    pub label: String,
-    pub value: FieldValue,
-}
-
-/// Known fields first, in the order people look for them; others follow alphabetically.
-const FIELD_ORDER: [&str; 18] = [
-    "account_id",
-    "account_name",
-    "org_id",
-    "org_name",
-    "display_name",
-    "domain",
-    "email_domain",
-    "company_id",
-    "contact_email",
-    "lists_count",
-    "segments_count",
-    "test_account",
-    "timezone",
-    "preferred_currency",
-    "locale",
-    "industry",
-    "website_url",
-    "teams",
-];
-
-/// `account_id` → "Account ID".
-fn label(key: &str) -> String {
-    let words: Vec<String> = key
-        .split('_')
-        .enumerate()
-        .map(|(i, word)| match word {
-            "id" => "ID".to_string(),
-            "url" => "URL".to_string(),
-            _ if i == 0 => {
-                let mut chars = word.chars();
-                chars
-                    .next()
-                    .map(|c| c.to_uppercase().chain(chars).collect())
-                    .unwrap_or_default()
-            }
-            _ => word.to_string(),
-        })
-        .collect();
-    words.join(" ")
-}
-
-/// An item of a list: its name when it is an object (a team), else its text.
-fn item_text(item: &Value) -> String {
-    match item {
-        Value::String(s) => s.clone(),
-        Value::Object(map) => ["name", "display_name", "id"]
-            .iter()
-            .find_map(|k| map.get(*k).and_then(Value::as_str))
-            .map(str::to_string)
-            .unwrap_or_else(|| item.to_string()),
-        other => other.to_string(),
-    }
-}
-
-fn field_value(value: &Value) -> FieldValue {
-    match value {
-        Value::Null => FieldValue::Missing,
-        Value::String(s) if s.is_empty() => FieldValue::Missing,
-        Value::String(s) => FieldValue::Text(s.clone()),
-        Value::Bool(b) => FieldValue::Text(if *b { "Yes" } else { "No" }.into()),
-        Value::Number(n) => FieldValue::Text(n.to_string()),
-        Value::Array(items) => FieldValue::List(items.iter().map(item_text).collect()),
-        Value::Object(_) => FieldValue::Text(value.to_string()),
-    }
-}
-
-/// Every field of the stored profile, known ones first.
-pub fn profile_fields(profile: &Value) -> Vec<ProfileField> {
-    let Some(map) = profile.as_object() else {
-        return Vec::new();
-    };
-    let rank = |key: &str| {
-        FIELD_ORDER
-            .iter()
-            .position(|k| *k == key)
-            .unwrap_or(FIELD_ORDER.len())
-    };
-    let mut keys: Vec<&String> = map.keys().collect();
-    keys.sort_by(|a, b| rank(a).cmp(&rank(b)).then(a.cmp(b)));
-    keys.into_iter()
-        .map(|key| ProfileField {
-            label: label(key),
-            value: field_value(&map[key]),
-        })
-        .collect()
-}
-
-pub struct ScopeRow {
-    pub name: String,
-    pub requested: bool,
-    pub granted: bool,
-}
-
-/// The provider's requested scopes, each marked granted or not, then any granted extra.
-pub fn scope_rows(requested: &[String], granted: &[&str]) -> Vec<ScopeRow> {
-    let mut rows: Vec<ScopeRow> = requested
-        .iter()
-        .map(|name| ScopeRow {
-            granted: granted.contains(&name.as_str()),
-            requested: true,
-            name: name.clone(),
-        })
-        .collect();
-    rows.extend(
-        granted
-            .iter()
-            .filter(|g| !requested.iter().any(|r| r == *g))
-            .map(|g| ScopeRow {
-                name: g.to_string(),
-                requested: false,
-                granted: true,
-            }),
-    );
-    rows
-}
-
-/// The read-only tags with their Edit button.
-pub struct TagsView {
-    pub client_id: String,
-    pub tags: Vec<String>,
-}
-
-/// The tags form, with what was typed and why it was refused.
-pub struct TagsForm {
-    pub client_id: String,
-    pub value: String,
-    pub error: Option<String>,
-    pub csrf_token: String,
-}
-
-/// The client as the page shows it; never a token.
-pub struct ClientView {
-    pub id: String,
-    pub provider: String,
-    pub provider_name: String,
-    pub display_name: String,
-    pub account_id: String,
-    pub auth_type: AuthType,
-    pub status: ClientStatus,
-    pub status_label: &'static str,
-    pub last_error: Option<String>,
-    pub is_default: bool,
-    pub owner_email: String,
-    pub expires: Moment,
-    pub connected: Moment,
-    pub last_refreshed: Moment,
-    pub last_used: Moment,
-}
-
-impl ClientView {
-    pub fn can_refresh(&self) -> bool {
-        !self.auth_type.is_api_key() && self.status.has_grant()
-    }
-
-    pub fn is_connected(&self) -> bool {
-        !self.status.is_disconnected()
-    }
-
-    pub fn is_api_key(&self) -> bool {
-        self.auth_type.is_api_key()
-    }
-
-    /// Klaviyo has no count fields: "Refresh counts" pages through its lists and segments.
-    pub fn can_refresh_counts(&self) -> bool {
-        self.provider == klaviyo::PROVIDER && self.status.has_grant()
-    }
-}
-
-#[derive(Template)]
-#[template(path = "client_details.html")]
-struct DetailsPage {
-    layout: Layout,
-    client: ClientView,
-    tags: TagsView,
-    /// Some while the tags are being edited without JavaScript.
-    tags_form: Option<TagsForm>,
-    profile: Vec<ProfileField>,
-    scopes: Vec<ScopeRow>,
-    history: Vec<Entry>,
-    /// The client's provider calls over the last 30 days.
-    usage: crate::usage::Stats,
-    /// Where the page's forms come back to.
-    here: String,
-}
-
-/// The tags card's content alone, for htmx: read-only, or the form when `tags_form` is set.
-#[derive(Template)]
-#[template(path = "client_details.html", block = "tags")]
-struct TagsFragment {
-    tags: TagsView,
-    tags_form: Option<TagsForm>,
-}
-
-impl TagsFragment {
-    fn view(client_id: String, tags: Vec<String>) -> Self {
-        Self {
-            tags: TagsView { client_id, tags },
-            tags_form: None,
-        }
-    }
-
-    fn form(form: TagsForm) -> Self {
-        Self {
-            tags: TagsView {
-                client_id: form.client_id.clone(),
-                tags: Vec::new(),
-            },
-            tags_form: Some(form),
-        }
-    }
-}
-
-/// The profile facts alone, for htmx after "Refresh counts".
-#[derive(Template)]
-#[template(path = "client_details.html", block = "profile")]
-struct ProfileFragment {
-    profile: Vec<ProfileField>,
-}
 
 fn page_path(id: &str) -> String {
     format!("/admin/clients/{id}")
@@ -434,17 +206,12 @@ pub async fn save_tags(
     .await?
     .map_err(|_| AppError::NotFound)?;
     state.tokens.forget(&client.id);
-    let flash = Flash::success(format!("Saved the tags of {}", client.display_name));
-    if !is_htmx(&req) {
-        flash.store(&session);
-        return Ok(super::redirect(&page_path(&client.id)));
-    }
-    let fragment = TagsFragment::view(client.id, tags);
-    let mut response = HttpResponse::Ok();
-    flash.trigger(&mut response);
-    Ok(response
-        .content_type("text/html; charset=utf-8")
-        .body(fragment.render()?))
+    let answer = CardAnswer {
+        flash: Flash::success(format!("Saved the tags of {}", client.display_name)),
+        status: StatusCode::OK,
+        card: Some(TagsFragment::view(client.id.clone(), tags)),
+    };
+    answer.send(&req, &session, &page_path(&client.id))
 }
 
 /// A refused tag field: the form again with the message (422), nothing stored. htmx does
@@ -463,11 +230,12 @@ async fn refuse_tags(
         let page = details_page(state, session, user, client, Some(form)).await?;
         return super::render(page, StatusCode::UNPROCESSABLE_ENTITY);
     }
-    let mut response = HttpResponse::UnprocessableEntity();
-    Flash::error(format!("Tags not saved: {message}")).trigger(&mut response);
-    Ok(response
-        .content_type("text/html; charset=utf-8")
-        .body(TagsFragment::form(form).render()?))
+    let answer = CardAnswer {
+        flash: Flash::error(format!("Tags not saved: {message}")),
+        status: StatusCode::UNPROCESSABLE_ENTITY,
+        card: Some(TagsFragment::form(form)),
+    };
+    answer.for_htmx()
 }
 
 /// `POST /admin/clients/{id}/profile/refresh`: reads a Klaviyo account, its lists and its
@@ -487,40 +255,31 @@ pub async fn refresh_counts(
     })
     .await;
     let name = &client.display_name;
-    let (flash, profile) = match refreshed {
+    // htmx swaps only a success; a failure leaves the facts as they were, with a toast.
+    let answer = match refreshed {
         Ok(refreshed) => {
             let after = &refreshed.after;
             let message = format!(
                 "Refreshed {name}: {} lists, {} segments",
                 after["lists_count"], after["segments_count"]
             );
-            (Flash::success(message), Some(refreshed.profile))
+            CardAnswer {
+                flash: Flash::success(message),
+                status: StatusCode::OK,
+                card: Some(ProfileFragment {
+                    profile: profile_fields(&refreshed.profile),
+                }),
+            }
         }
         // Our own failures are the error page's (and the log's); the provider's are a toast.
         Err(OpError::Storage(e)) => return Err(e.into()),
-        Err(e) => (
-            Flash::error(format!("Counts of {name} not refreshed: {e}")),
-            None,
-        ),
+        Err(e) => CardAnswer {
+            flash: Flash::error(format!("Counts of {name} not refreshed: {e}")),
+            status: StatusCode::BAD_GATEWAY,
+            card: None,
+        },
     };
-    if !is_htmx(&req) {
-        flash.store(&session);
-        return Ok(super::redirect(&page_path(&client.id)));
-    }
-    // htmx swaps only a success; a failure leaves the facts as they were, with a toast.
-    let Some(profile) = profile else {
-        let mut response = HttpResponse::BadGateway();
-        flash.trigger(&mut response);
-        return Ok(response.finish());
-    };
-    let fragment = ProfileFragment {
-        profile: profile_fields(&profile),
-    };
-    let mut response = HttpResponse::Ok();
-    flash.trigger(&mut response);
-    Ok(response
-        .content_type("text/html; charset=utf-8")
-        .body(fragment.render()?))
+    answer.send(&req, &session, &page_path(&client.id))
 }
 
 /// `POST /admin/clients/{id}/default`: makes the client its owner's default for its
@@ -607,60 +366,4 @@ fn default_answer(
         flash,
         status,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn labels_read_like_words() {
-        assert_eq!(label("account_id"), "Account ID");
-        assert_eq!(label("website_url"), "Website URL");
-        assert_eq!(label("lists_count"), "Lists count");
-        assert_eq!(label("timezone"), "Timezone");
-    }
-
-    #[test]
-    fn profile_fields_come_in_a_stable_order() {
-        let profile = json!({
-            "zeta": 1, "account_name": "Acme", "account_id": "AcmeK1", "test_account": false,
-            "teams": [{"id": "t1", "name": "Support"}, {"id": "t2"}], "locale": null
-        });
-        let fields = profile_fields(&profile);
-        let labels: Vec<&str> = fields.iter().map(|f| f.label.as_str()).collect();
-        assert_eq!(
-            labels,
-            [
-                "Account ID",
-                "Account name",
-                "Test account",
-                "Locale",
-                "Teams",
-                "Zeta"
-            ]
-        );
-        assert!(matches!(&fields[2].value, FieldValue::Text(t) if t == "No"));
-        assert!(matches!(fields[3].value, FieldValue::Missing));
-        assert!(matches!(&fields[4].value, FieldValue::List(l) if l == &["Support", "t2"]));
-        assert!(profile_fields(&Value::Null).is_empty());
-    }
-
-    #[test]
-    fn scopes_not_granted_are_marked() {
-        let requested = vec!["a:read".to_string(), "b:read".to_string()];
-        let rows = scope_rows(&requested, &["a:read", "c:read"]);
-        let summary: Vec<(&str, bool, bool)> = rows
-            .iter()
-            .map(|r| (r.name.as_str(), r.requested, r.granted))
-            .collect();
-        assert_eq!(
-            summary,
-            [
-                ("a:read", true, true),
-                ("b:read", true, false),
-                ("c:read", false, true)
-            ]
-        );
-    }
 }
