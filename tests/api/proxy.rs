@@ -22,20 +22,11 @@ async fn klaviyo_client(app: &TestApp) -> String {
     app.clients().await.remove(0).id
 }
 
-async fn proxy_get(app: &TestApp, key: &str, client: &str, path: &str) -> reqwest::Response {
-    app.client
-        .get(app.url(&format!("/api/v1/proxy/{client}/{path}")))
-        .bearer_auth(key)
-        .send()
-        .await
-        .unwrap()
-}
-
 async fn get_round_trip_with_provider_headers_and_usage(app: TestApp) {
     let client = klaviyo_client(&app).await;
     let key = app.api_key(&[Scope::Proxy, Scope::ClientsRead]).await;
     // The sandbox refuses calls without Klaviyo's `revision` header: connecthub adds it.
-    let lists = proxy_get(&app, &key, &client, "api/lists").await;
+    let lists = app.proxy_get(&key, &client, "api/lists").await;
     assert_eq!(lists.status(), 200);
     assert!(
         !crate::helpers::header(lists.headers(), "ratelimit-limit").is_empty(),
@@ -45,9 +36,11 @@ async fn get_round_trip_with_provider_headers_and_usage(app: TestApp) {
     assert_eq!(body["data"].as_array().unwrap().len(), 10);
     let next = body["links"]["next"].as_str().unwrap();
     let query = next.split_once('?').unwrap().1;
-    let second = proxy_get(&app, &key, &client, &format!("api/lists/?{query}")).await;
+    let second = app
+        .proxy_get(&key, &client, &format!("api/lists/?{query}"))
+        .await;
     assert_eq!(second.status(), 200);
-    let account = proxy_get(&app, &key, &client, "api/accounts").await;
+    let account = app.proxy_get(&key, &client, "api/accounts").await;
     assert_eq!(account.status(), 200);
     let body: serde_json::Value = account.json().await.unwrap();
     assert_eq!(body["data"][0]["id"], "AcmeK1");
@@ -95,17 +88,15 @@ async fn post_round_trip_with_an_api_key_client(app: TestApp) {
         .await
         .unwrap();
     assert_eq!(created.status(), 201);
-    let found = proxy_get(&app, &key, &client, "v1/customers/email=zed%40example.com").await;
+    let found = app
+        .proxy_get(&key, &client, "v1/customers/email=zed%40example.com")
+        .await;
     assert_eq!(found.status(), 200);
     let body: serde_json::Value = found.json().await.unwrap();
     assert_eq!(body["data"]["attributes"]["name"], "Zed Example");
-    let missing = proxy_get(
-        &app,
-        &key,
-        &client,
-        "v1/customers/email=nobody%40example.com",
-    )
-    .await;
+    let missing = app
+        .proxy_get(&key, &client, "v1/customers/email=nobody%40example.com")
+        .await;
     assert_eq!(missing.status(), 404, "provider errors pass through");
     let usage = app
         .usage_after(&key, 3 + KUSTOMER_KEY_CONNECT_CALLS, "provider=kustomer")
@@ -123,7 +114,7 @@ async fn rate_limits_are_retried_and_counted(app: TestApp) {
     app.sandbox_faults(json!({"provider": "klaviyo", "rate_limit_next": 1, "retry_after_secs": 1}))
         .await;
     let started = std::time::Instant::now();
-    let response = proxy_get(&app, &key, &client, "api/segments").await;
+    let response = app.proxy_get(&key, &client, "api/segments").await;
     assert_eq!(response.status(), 200, "retried after Retry-After");
     assert!(started.elapsed() >= std::time::Duration::from_millis(950));
     let usage = app.usage_after(&key, 1 + ACME_CONNECT_CALLS, "").await;
@@ -166,13 +157,9 @@ async fn rate_limits_are_retried_and_counted(app: TestApp) {
         .await;
     assert_eq!(usage["stats"]["rateLimitHits"], 2);
     assert_eq!(usage["stats"]["totalErrors"], 1);
-    let created = proxy_get(
-        &app,
-        &key,
-        &kustomer,
-        "v1/customers/email=once%40example.com",
-    )
-    .await;
+    let created = app
+        .proxy_get(&key, &kustomer, "v1/customers/email=once%40example.com")
+        .await;
     assert_eq!(
         created.status(),
         404,
@@ -190,26 +177,26 @@ async fn unsafe_paths_and_bad_callers_are_refused(app: TestApp) {
         "https:%2F%2Fevil.example/x",
         "api/%5C..%5Cx",
     ] {
-        let response = proxy_get(&app, &key, &client, path).await;
+        let response = app.proxy_get(&key, &client, path).await;
         assert_eq!(response.status(), 400, "{path}");
         let body: serde_json::Value = response.json().await.unwrap();
         assert_eq!(body["error"], "invalid_request", "{path}");
     }
     assert_eq!(
-        proxy_get(&app, &key, "no-such-client", "api/lists")
+        app.proxy_get(&key, "no-such-client", "api/lists")
             .await
             .status(),
         404
     );
     let no_scope = app.api_key(&[Scope::TokensRead]).await;
     assert_eq!(
-        proxy_get(&app, &no_scope, &client, "api/lists")
+        app.proxy_get(&no_scope, &client, "api/lists")
             .await
             .status(),
         403
     );
     assert_eq!(
-        proxy_get(&app, "chk_wrong", &client, "api/lists")
+        app.proxy_get("chk_wrong", &client, "api/lists")
             .await
             .status(),
         401
@@ -251,7 +238,7 @@ async fn an_expired_token_is_refreshed_on_the_way(app: TestApp) {
             .execute(conn)
     })
     .await;
-    let response = proxy_get(&app, &key, &client, "api/accounts").await;
+    let response = app.proxy_get(&key, &client, "api/accounts").await;
     assert_eq!(response.status(), 200);
     assert_eq!(
         app.sandbox_stats("klaviyo").await["token_calls"]["refresh_token"],

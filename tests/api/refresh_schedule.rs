@@ -217,13 +217,7 @@ async fn a_proxied_call_is_not_retried_with_a_token_that_expires_meanwhile(backe
         serde_json::json!({"provider": "klaviyo", "rate_limit_next": 1, "retry_after_secs": 3}),
     )
     .await;
-    let response = app
-        .client
-        .get(app.url(&format!("/api/v1/proxy/{client_id}/api/accounts")))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap();
+    let response = app.proxy_get(&key, &client_id, "api/accounts").await;
     assert_eq!(response.status(), 429);
     assert_eq!(
         crate::helpers::header(response.headers(), "retry-after"),
@@ -231,12 +225,6 @@ async fn a_proxied_call_is_not_retried_with_a_token_that_expires_meanwhile(backe
     );
     let client = app.clients().await.remove(0);
     assert_eq!(client.status.as_str(), "active", "{:?}", client.last_error);
-    let again = app
-        .client
-        .get(app.url(&format!("/api/v1/proxy/{client_id}/api/accounts")))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap();
+    let again = app.proxy_get(&key, &client_id, "api/accounts").await;
     assert_eq!(again.status(), 200, "the next call goes through");
 }

@@ -25,12 +25,7 @@ async fn calls(app: &TestApp, account: &str, ok: usize, bad: usize) {
         } else {
             "api/no-such-endpoint"
         };
-        app.client
-            .get(app.url(&format!("/api/v1/proxy/{client}/{path}")))
-            .bearer_auth(&key)
-            .send()
-            .await
-            .unwrap();
+        app.proxy_get(&key, &client, path).await;
     }
 }
 

@@ -328,7 +328,16 @@ impl TestApp {
             .unwrap()
     }
 
-    /// Audit actions, oldest first.
+    /// `GET /api/v1/proxy/{client_id}/{path}` with a service key.
+    pub async fn proxy_get(&self, key: &str, client_id: &str, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(&format!("/api/v1/proxy/{client_id}/{path}")))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// `GET /api/v1/usage?{query}` with a service key: the whole answer.
     pub async fn usage(&self, key: &str, query: &str) -> serde_json::Value {
         let response = self
