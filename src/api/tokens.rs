@@ -7,7 +7,7 @@ use super::service_auth::ServiceKey;
 use crate::api_keys::Scope;
 use crate::audit::Event;
 use crate::auth::users::Email;
-use crate::clients::settings;
+use crate::clients::default_client;
 use crate::input::RecordId;
 use crate::oauth::lifecycle::{self, TokenError};
 use crate::oauth::token_cache::FreshToken;
@@ -180,7 +180,7 @@ pub async fn default_token(
     let name = provider.name.clone();
     // Looked up on every call (one indexed query), so a switch of default shows at once.
     let client = crate::db::run(&state.pool, move |conn| {
-        settings::default_of(conn, &owner, &name)
+        default_client::default_of(conn, &owner, &name)
     })
     .await?
     .ok_or_else(|| ApiError::not_found("default client"))?;
