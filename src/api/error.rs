@@ -12,6 +12,16 @@ use actix_web::middleware::Next;
 use actix_web::{HttpResponse, ResponseError};
 use serde_json::{Map, Value};
 
+/// Every error of `/api/v1`: a stable code to branch on and a message for people.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// invalid_api_key, insufficient_scope, not_found, invalid_request, needs_reauth,
+    /// disconnected, wrong_provider, conflict, rate_limited, provider_rejected,
+    /// provider_unavailable, internal_error
+    pub error: String,
+    pub message: String,
+}
+
 #[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,

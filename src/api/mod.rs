@@ -1,16 +1,16 @@
 //! The service API (`/api/v1`) for the team's own backends: JSON only, authenticated with
 //! API keys. The browser-facing `/api/integrations` routes live in `web`.
 
+mod clients;
 pub mod error;
 pub mod openapi;
-mod operations;
-mod proxy;
-mod service;
+mod operation_endpoints;
+mod proxy_endpoint;
 pub mod service_auth;
 mod tokens;
 mod usage;
 
-use actix_web::web;
+use actix_web::{web, HttpResponse};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -21,14 +21,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     .error_handler(|_, _| error::ApiError::not_found("client").into()),
             )
             .configure(service_routes)
-            .default_service(web::to(service::unknown_endpoint)),
+            .default_service(web::to(unknown_endpoint)),
     );
 }
 
 /// The service API, authenticated with API keys (`service_auth::ServiceKey`), not sessions.
 /// More `/api/v1` routes go here.
 fn service_routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/clients", web::get().to(service::list_clients))
+    cfg.route("/clients", web::get().to(clients::list_clients))
         .route("/clients/{id}/token", web::get().to(tokens::client_token))
         .route(
             "/providers/{provider}/token",
@@ -37,8 +37,13 @@ fn service_routes(cfg: &mut web::ServiceConfig) {
         .route("/openapi.json", web::get().to(openapi::document))
         .route(
             "/proxy/{client_id}/{tail:.*}",
-            web::route().to(proxy::forward),
+            web::route().to(proxy_endpoint::forward),
         )
         .route("/usage", web::get().to(usage::stats))
-        .configure(operations::routes);
+        .configure(operation_endpoints::routes);
+}
+
+/// Anything else under `/api/v1`: JSON like every answer there, not the HTML 404 page.
+async fn unknown_endpoint() -> Result<HttpResponse, error::ApiError> {
+    Err(error::ApiError::not_found("endpoint"))
 }

@@ -1,21 +1,12 @@
 //! The OpenAPI document of the service API, generated from the handlers' annotations and
 //! served at `/api/v1/openapi.json`.
 
-use super::operations;
+use super::error::ErrorBody;
+use super::operation_endpoints as operations;
 use crate::operations::{klaviyo, kustomer};
 use actix_web::HttpResponse;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
-
-/// Every error of `/api/v1`: a stable code to branch on and a message for people.
-#[derive(serde::Serialize, utoipa::ToSchema)]
-pub struct ErrorBody {
-    /// invalid_api_key, insufficient_scope, not_found, invalid_request, needs_reauth,
-    /// disconnected, wrong_provider, conflict, rate_limited, provider_rejected,
-    /// provider_unavailable, internal_error
-    pub error: String,
-    pub message: String,
-}
 
 struct ApiKeyAuth;
 
@@ -35,18 +26,20 @@ impl Modify for ApiKeyAuth {
     }
 }
 
+// The handlers of renamed modules name their old tag (`tag = ...`): the document, which
+// clients are generated from, stays as it was.
 #[derive(OpenApi)]
 #[openapi(
     info(title = "connecthub service API", description = "Fresh OAuth tokens, client lists, a metered proxy, usage statistics and typed Kustomer and Klaviyo operations for your own backends."),
     paths(
-        super::service::list_clients, super::tokens::client_token, super::tokens::default_token,
-        super::usage::stats, super::proxy::forward,
+        super::clients::list_clients, super::tokens::client_token, super::tokens::default_token,
+        super::usage::stats, super::proxy_endpoint::forward,
         operations::find_customer, operations::create_customer, operations::create_conversation,
         operations::add_note, operations::send_message, operations::assign_team, operations::teams,
         operations::account, operations::lists, operations::segments, operations::refresh_profile,
     ),
     components(schemas(
-        ErrorBody, super::service::ClientList, super::service::ClientView, super::tokens::TokenResponse,
+        ErrorBody, super::clients::ClientList, super::clients::ClientView, super::tokens::TokenResponse,
         super::usage::UsageResponse, crate::usage::Stats, crate::usage::EndpointStats,
         crate::usage::PointStats, crate::usage::Percentiles,
         operations::NewCustomerBody, operations::NewConversationBody, operations::NoteBody,

@@ -7,7 +7,7 @@ use super::service_auth::ServiceKey;
 use crate::api_keys::Scope;
 use crate::audit::Event;
 use crate::auth::users::Email;
-use crate::clients::settings;
+use crate::clients::default_client;
 use crate::input::RecordId;
 use crate::oauth::lifecycle::{self, TokenError};
 use crate::oauth::token_cache::FreshToken;
@@ -41,11 +41,11 @@ pub struct TokenResponse {
     params(("id" = String, Path, description = "The client id")),
     responses(
         (status = 200, description = "A token with time left", body = TokenResponse),
-        (status = 401, description = "Missing, unknown or revoked API key (`invalid_api_key`)", body = super::openapi::ErrorBody),
-        (status = 403, description = "The key lacks `tokens:read` (`insufficient_scope`)", body = super::openapi::ErrorBody),
-        (status = 404, description = "No such client (`not_found`)", body = super::openapi::ErrorBody),
-        (status = 409, description = "`needs_reauth` (with `reconnect_url`) or `disconnected`", body = super::openapi::ErrorBody),
-        (status = 503, description = "The provider did not answer after retries (`provider_unavailable`)", body = super::openapi::ErrorBody),
+        (status = 401, description = "Missing, unknown or revoked API key (`invalid_api_key`)", body = super::error::ErrorBody),
+        (status = 403, description = "The key lacks `tokens:read` (`insufficient_scope`)", body = super::error::ErrorBody),
+        (status = 404, description = "No such client (`not_found`)", body = super::error::ErrorBody),
+        (status = 409, description = "`needs_reauth` (with `reconnect_url`) or `disconnected`", body = super::error::ErrorBody),
+        (status = 503, description = "The provider did not answer after retries (`provider_unavailable`)", body = super::error::ErrorBody),
     ),
     security(("api_key" = []))
 )]
@@ -155,12 +155,12 @@ fn owner_param(query: &str) -> Result<String, ApiError> {
     ),
     responses(
         (status = 200, description = "A token with time left, of the owner's default client", body = TokenResponse),
-        (status = 400, description = "owner is missing or malformed (`invalid_request`)", body = super::openapi::ErrorBody),
-        (status = 401, description = "Missing, unknown or revoked API key (`invalid_api_key`)", body = super::openapi::ErrorBody),
-        (status = 403, description = "The key lacks `tokens:read` (`insufficient_scope`)", body = super::openapi::ErrorBody),
-        (status = 404, description = "No such provider, or the owner has no default client for it (`not_found`)", body = super::openapi::ErrorBody),
-        (status = 409, description = "`needs_reauth` (with `reconnect_url`)", body = super::openapi::ErrorBody),
-        (status = 503, description = "The provider did not answer after retries (`provider_unavailable`)", body = super::openapi::ErrorBody),
+        (status = 400, description = "owner is missing or malformed (`invalid_request`)", body = super::error::ErrorBody),
+        (status = 401, description = "Missing, unknown or revoked API key (`invalid_api_key`)", body = super::error::ErrorBody),
+        (status = 403, description = "The key lacks `tokens:read` (`insufficient_scope`)", body = super::error::ErrorBody),
+        (status = 404, description = "No such provider, or the owner has no default client for it (`not_found`)", body = super::error::ErrorBody),
+        (status = 409, description = "`needs_reauth` (with `reconnect_url`)", body = super::error::ErrorBody),
+        (status = 503, description = "The provider did not answer after retries (`provider_unavailable`)", body = super::error::ErrorBody),
     ),
     security(("api_key" = []))
 )]
@@ -180,7 +180,7 @@ pub async fn default_token(
     let name = provider.name.clone();
     // Looked up on every call (one indexed query), so a switch of default shows at once.
     let client = crate::db::run(&state.pool, move |conn| {
-        settings::default_of(conn, &owner, &name)
+        default_client::default_of(conn, &owner, &name)
     })
     .await?
     .ok_or_else(|| ApiError::not_found("default client"))?;

@@ -323,3 +323,14 @@ pub fn next_due(conn: &mut DbConnection) -> QueryResult<Option<chrono::NaiveDate
         .first(conn)?;
     Ok([due, retry, lease].into_iter().flatten().min())
 }
+
+/// When the client's access token expires (None: no token, or it does not expire). Reads
+/// no secret.
+pub fn expires_at(conn: &mut DbConnection, id: &str) -> QueryResult<Option<chrono::NaiveDateTime>> {
+    Ok(credentials::table
+        .find(id)
+        .select(credentials::expires_at)
+        .first::<Option<chrono::NaiveDateTime>>(conn)
+        .optional()?
+        .flatten())
+}

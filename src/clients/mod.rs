@@ -2,9 +2,17 @@
 //! the same account again updates its row; it never creates a second one.
 
 pub mod credentials;
-pub mod settings;
+pub mod default_client;
 mod status;
 pub mod tags;
+
+/// TEMPORARY, remove once `web/client_details` imports the new paths (it is being split on
+/// another branch): the old `clients::settings` path of these functions.
+pub mod settings {
+    pub use super::credentials::expires_at;
+    pub use super::default_client::{make_default, DefaultChange};
+    pub use super::owner_email;
+}
 
 use crate::db::schema::{clients, users};
 use crate::db::DbConnection;
@@ -492,4 +500,12 @@ pub fn set_last_used(
         .set(clients::last_used_at.eq(Some(at)))
         .execute(conn)
         .map(|_| ())
+}
+
+/// The email of the client's owner.
+pub fn owner_email(conn: &mut DbConnection, client: &Client) -> QueryResult<String> {
+    users::table
+        .find(&client.owner_user_id)
+        .select(users::email)
+        .first(conn)
 }

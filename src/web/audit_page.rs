@@ -1,7 +1,7 @@
 //! The audit log pages: the filtered list (members see only entries about themselves),
 //! one entry in full, chain verification (admins) and the CSV export of any view.
 
-use super::audit_query::{AuditQuery, PAGE_SIZE};
+use super::audit_view_state::{AuditQuery, PAGE_SIZE};
 use super::layout::Layout;
 use crate::audit::{self, Entry, Verdict};
 use crate::auth::users::User;

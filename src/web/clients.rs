@@ -1,7 +1,7 @@
 //! The Clients page: every connected provider account (members see their own), the
 //! Connect buttons and the API-key form.
 
-use super::client_query::{ListQuery, PAGE_SIZE};
+use super::clients_view_state::{ListQuery, PAGE_SIZE};
 use super::layout::Layout;
 use super::moment::{absolute, relative};
 use crate::auth::users::User;

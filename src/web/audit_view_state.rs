@@ -125,7 +125,7 @@ impl AuditQuery {
             outcome: outcome(raw.outcome)?,
             from,
             to,
-            page: super::client_query::page_number(raw.page)?,
+            page: super::clients_view_state::page_number(raw.page)?,
         })
     }
 

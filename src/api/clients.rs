@@ -1,5 +1,5 @@
-//! `/api/v1` endpoints for the team's own backends, authenticated with service API keys.
-//! They answer JSON only, errors included (`ApiError`).
+//! `GET /api/v1/clients`: the clients a service key may list, filtered by provider and
+//! owner. JSON only, errors included (`ApiError`); never a token.
 
 use super::error::ApiError;
 use super::service_auth::ServiceKey;
@@ -121,15 +121,16 @@ pub struct ClientList {
 #[utoipa::path(
     get,
     path = "/api/v1/clients",
+    tag = "super::service",
     params(
         ("provider" = Option<String>, Query, description = "Only this provider, e.g. klaviyo"),
         ("owner" = Option<String>, Query, description = "Only this owner: a user id or an email"),
     ),
     responses(
         (status = 200, description = "Clients, newest first; never a token", body = ClientList),
-        (status = 400, description = "A filter value is malformed (`invalid_request`)", body = super::openapi::ErrorBody),
-        (status = 401, description = "Missing, unknown or revoked API key (`invalid_api_key`)", body = super::openapi::ErrorBody),
-        (status = 403, description = "The key lacks `clients:read` (`insufficient_scope`)", body = super::openapi::ErrorBody),
+        (status = 400, description = "A filter value is malformed (`invalid_request`)", body = super::error::ErrorBody),
+        (status = 401, description = "Missing, unknown or revoked API key (`invalid_api_key`)", body = super::error::ErrorBody),
+        (status = 403, description = "The key lacks `clients:read` (`insufficient_scope`)", body = super::error::ErrorBody),
     ),
     security(("api_key" = []))
 )]
@@ -148,11 +149,6 @@ pub async fn list_clients(
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(ClientList { clients }))
-}
-
-/// Anything else under `/api/v1`: JSON like every answer there, not the HTML 404 page.
-pub async fn unknown_endpoint() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::not_found("endpoint"))
 }
 
 #[cfg(test)]

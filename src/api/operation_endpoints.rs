@@ -3,7 +3,7 @@
 //! parse, call `crate::operations` and render; the work and the checks live there.
 
 use super::error::ApiError;
-use super::openapi::ErrorBody;
+use super::error::ErrorBody;
 use super::service_auth::ServiceKey;
 use crate::api_keys::Scope;
 use crate::input::RecordId;
@@ -108,6 +108,7 @@ struct EmailQuery {
 #[utoipa::path(
     get,
     path = "/api/v1/clients/{id}/kustomer/customers",
+    tag = "operations",
     params(
         ("id" = String, Path, description = "A Kustomer client"),
         ("email" = String, Query, description = "The customer's email address"),
@@ -152,6 +153,7 @@ pub struct NewCustomerBody {
 #[utoipa::path(
     post,
     path = "/api/v1/clients/{id}/kustomer/customers",
+    tag = "operations",
     params(("id" = String, Path, description = "A Kustomer client")),
     request_body = NewCustomerBody,
     responses(
@@ -192,6 +194,7 @@ pub struct NewConversationBody {
 #[utoipa::path(
     post,
     path = "/api/v1/clients/{id}/kustomer/conversations",
+    tag = "operations",
     params(("id" = String, Path, description = "A Kustomer client")),
     request_body = NewConversationBody,
     responses(
@@ -239,6 +242,7 @@ pub struct NoteBody {
 #[utoipa::path(
     post,
     path = "/api/v1/clients/{id}/kustomer/conversations/{conversation_id}/notes",
+    tag = "operations",
     params(
         ("id" = String, Path, description = "A Kustomer client"),
         ("conversation_id" = String, Path, description = "The Kustomer conversation"),
@@ -280,6 +284,7 @@ pub struct MessageBody {
 #[utoipa::path(
     post,
     path = "/api/v1/clients/{id}/kustomer/conversations/{conversation_id}/messages",
+    tag = "operations",
     params(
         ("id" = String, Path, description = "A Kustomer client"),
         ("conversation_id" = String, Path, description = "The Kustomer conversation"),
@@ -325,6 +330,7 @@ pub struct TeamBody {
 #[utoipa::path(
     put,
     path = "/api/v1/clients/{id}/kustomer/conversations/{conversation_id}/team",
+    tag = "operations",
     params(
         ("id" = String, Path, description = "A Kustomer client"),
         ("conversation_id" = String, Path, description = "The Kustomer conversation"),
@@ -362,6 +368,7 @@ pub struct TeamList {
 #[utoipa::path(
     get,
     path = "/api/v1/clients/{id}/kustomer/teams",
+    tag = "operations",
     params(("id" = String, Path, description = "A Kustomer client")),
     responses((status = 200, description = "Every team", body = TeamList)),
     security(("api_key" = []))
@@ -383,6 +390,7 @@ pub async fn teams(
 #[utoipa::path(
     get,
     path = "/api/v1/clients/{id}/klaviyo/account",
+    tag = "operations",
     params(("id" = String, Path, description = "A Klaviyo client")),
     responses(
         (status = 200, description = "account_id, account_name, contact_email, timezone, …", body = Object),
@@ -422,6 +430,7 @@ impl From<Vec<klaviyo::Group>> for GroupList {
 #[utoipa::path(
     get,
     path = "/api/v1/clients/{id}/klaviyo/lists",
+    tag = "operations",
     params(("id" = String, Path, description = "A Klaviyo client")),
     responses((status = 200, description = "Every list", body = GroupList)),
     security(("api_key" = []))
@@ -443,6 +452,7 @@ pub async fn lists(
 #[utoipa::path(
     get,
     path = "/api/v1/clients/{id}/klaviyo/segments",
+    tag = "operations",
     params(("id" = String, Path, description = "A Klaviyo client")),
     responses((status = 200, description = "Every segment", body = GroupList)),
     security(("api_key" = []))
@@ -465,6 +475,7 @@ pub async fn segments(
 #[utoipa::path(
     post,
     path = "/api/v1/clients/{id}/klaviyo/profile/refresh",
+    tag = "operations",
     params(("id" = String, Path, description = "A Klaviyo client")),
     responses((status = 200, description = "The stored profile, with the counts before and after", body = klaviyo::ProfileRefreshed)),
     security(("api_key" = []))

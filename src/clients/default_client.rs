@@ -1,9 +1,8 @@
-//! What owners change about a client after connecting it (its tags are in `tags`): whether
-//! it is their default for its provider (the one the service API hands out when no client
-//! is named). Also the few reads the client's page needs beside the row itself.
+//! Each owner's default client per provider: the one the service API hands out when no
+//! client is named. Making a client the default, and finding it.
 
 use super::{Client, ClientStatus};
-use crate::db::schema::{clients, credentials, users};
+use crate::db::schema::{clients, users};
 use crate::db::DbConnection;
 use diesel::prelude::*;
 
@@ -82,23 +81,4 @@ pub fn default_of(
         query.filter(clients::owner_user_id.eq(owner.to_string()))
     };
     query.first(conn).optional()
-}
-
-/// When the client's access token expires (None: no token, or it does not expire). Reads
-/// no secret.
-pub fn expires_at(conn: &mut DbConnection, id: &str) -> QueryResult<Option<chrono::NaiveDateTime>> {
-    Ok(credentials::table
-        .find(id)
-        .select(credentials::expires_at)
-        .first::<Option<chrono::NaiveDateTime>>(conn)
-        .optional()?
-        .flatten())
-}
-
-/// The email of the client's owner.
-pub fn owner_email(conn: &mut DbConnection, client: &Client) -> QueryResult<String> {
-    users::table
-        .find(&client.owner_user_id)
-        .select(users::email)
-        .first(conn)
 }

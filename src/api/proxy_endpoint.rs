@@ -22,17 +22,18 @@ const MAX_BODY: usize = 10 * 1024 * 1024;
 #[utoipa::path(
     method(get, post, put, patch, delete),
     path = "/api/v1/proxy/{client_id}/{path}",
+    tag = "super::proxy",
     params(
         ("client_id" = String, Path, description = "The client to call as"),
         ("path" = String, Path, description = "The provider API path, e.g. api/lists or v1/customers"),
     ),
     responses(
         (status = 200, description = "The provider's answer, whatever its status"),
-        (status = 400, description = "A path that would leave the provider's API, or a body over 10 MiB (`invalid_request`)", body = super::openapi::ErrorBody),
-        (status = 401, description = "Missing, unknown or revoked API key (`invalid_api_key`)", body = super::openapi::ErrorBody),
-        (status = 403, description = "The key lacks `proxy` (`insufficient_scope`)", body = super::openapi::ErrorBody),
-        (status = 404, description = "No such client (`not_found`)", body = super::openapi::ErrorBody),
-        (status = 409, description = "`needs_reauth` (with `reconnect_url`) or `disconnected`", body = super::openapi::ErrorBody),
+        (status = 400, description = "A path that would leave the provider's API, or a body over 10 MiB (`invalid_request`)", body = super::error::ErrorBody),
+        (status = 401, description = "Missing, unknown or revoked API key (`invalid_api_key`)", body = super::error::ErrorBody),
+        (status = 403, description = "The key lacks `proxy` (`insufficient_scope`)", body = super::error::ErrorBody),
+        (status = 404, description = "No such client (`not_found`)", body = super::error::ErrorBody),
+        (status = 409, description = "`needs_reauth` (with `reconnect_url`) or `disconnected`", body = super::error::ErrorBody),
         (status = 502, description = "The provider did not answer"),
     ),
     security(("api_key" = []))
