@@ -6,14 +6,6 @@ pub mod default_client;
 mod status;
 pub mod tags;
 
-/// TEMPORARY, remove once `web/client_details` imports the new paths (it is being split on
-/// another branch): the old `clients::settings` path of these functions.
-pub mod settings {
-    pub use super::credentials::expires_at;
-    pub use super::default_client::{make_default, DefaultChange};
-    pub use super::owner_email;
-}
-
 use crate::db::schema::{clients, users};
 use crate::db::DbConnection;
 use crate::providers::AuthType;

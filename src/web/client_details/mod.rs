@@ -17,7 +17,8 @@ use super::moment::moment;
 use crate::audit::{self, Event, Origin};
 use crate::auth::users::User;
 use crate::auth::CurrentUser;
-use crate::clients::settings::{self, DefaultChange};
+use crate::clients::credentials;
+use crate::clients::default_client::{self, DefaultChange};
 use crate::clients::tags;
 use crate::clients::{self, Client};
 use crate::error::AppError;
@@ -59,8 +60,8 @@ async fn details_page(
             ..crate::usage::Scope::all(crate::usage::Period::Days(USAGE_DAYS))
         };
         Ok::<_, diesel::result::Error>((
-            settings::expires_at(conn, &loaded.id)?,
-            settings::owner_email(conn, &loaded)?,
+            credentials::expires_at(conn, &loaded.id)?,
+            clients::owner_email(conn, &loaded)?,
             audit::for_target(conn, "client", &loaded.id, HISTORY)?,
             crate::usage::stats(conn, &usage_scope)?,
         ))
@@ -314,7 +315,7 @@ async fn switch_default(
     let target = client.clone();
     let change = crate::db::run(&state.pool, move |conn| {
         crate::db::transaction(conn, |conn| {
-            let change = settings::make_default(conn, &target)?;
+            let change = default_client::make_default(conn, &target)?;
             if let DefaultChange::Made { previous } = &change {
                 let details = json!({"provider": target.provider, "previous": previous});
                 audit::append(conn, event.details(details))?;
