@@ -106,6 +106,14 @@ impl Browser {
         panic!("chromedriver did not start: {last_error}");
     }
 
+    /// Signs in through the login form, as a person would.
+    pub async fn sign_in(&self, app: &crate::helpers::TestApp, user: &crate::helpers::TestUser) {
+        self.goto(&app.url("/login")).await;
+        self.fill("#email", &user.email).await;
+        self.fill("#password", &user.password).await;
+        self.click("button[type=submit]").await;
+    }
+
     pub async fn goto(&self, url: &str) {
         self.client.goto(url).await.expect("navigate");
     }
@@ -281,10 +289,7 @@ mod walkthrough {
         };
         let app = spawn_app(Backend::Sqlite).await;
         let user = app.create_user(Role::Admin).await;
-        browser.goto(&app.url("/login")).await;
-        browser.fill("#email", &user.email).await;
-        browser.fill("#password", &user.password).await;
-        browser.click("button[type=submit]").await;
+        browser.sign_in(&app, &user).await;
         browser.wait_for_text("h1", "Clients").await;
 
         // The htmx API-key form: a wrong key gives a toast on the same page, nothing stored.
@@ -355,10 +360,7 @@ mod walkthrough {
         let user = app.create_user(Role::Admin).await;
         app.db(|conn| Ok(connecthub::seed::seed(conn, 120).unwrap()))
             .await;
-        browser.goto(&app.url("/login")).await;
-        browser.fill("#email", &user.email).await;
-        browser.fill("#password", &user.password).await;
-        browser.click("button[type=submit]").await;
+        browser.sign_in(&app, &user).await;
         browser.wait_for_text("#client-count", "1–50 of 120").await;
 
         browser.fill("#q", "globex").await;
@@ -539,10 +541,7 @@ mod walkthrough {
         let user = app.create_user(Role::Admin).await;
         app.db(|conn| Ok(connecthub::seed::seed(conn, 20).unwrap()))
             .await;
-        browser.goto(&app.url("/login")).await;
-        browser.fill("#email", &user.email).await;
-        browser.fill("#password", &user.password).await;
-        browser.click("button[type=submit]").await;
+        browser.sign_in(&app, &user).await;
         browser.wait_for_text("#client-count", "1–20 of 20").await;
         // A search pushes a history entry through htmx.
         browser.fill("#q", "globex").await;
@@ -580,10 +579,7 @@ mod console {
         };
         let app = spawn_app(Backend::Sqlite).await;
         let user = app.create_user(Role::Admin).await;
-        browser.goto(&app.url("/login")).await;
-        browser.fill("#email", &user.email).await;
-        browser.fill("#password", &user.password).await;
-        browser.click("button[type=submit]").await;
+        browser.sign_in(&app, &user).await;
         browser.wait_for_text("h1", "Clients").await;
         // The icon is fetched after the page has loaded.
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
