@@ -266,18 +266,8 @@ pub fn destroy(conn: &mut DbConnection, client_id: &str) -> QueryResult<usize> {
 /// lease held elsewhere), most overdue first. Exactly what the refresher will refresh.
 pub fn due_for_refresh(conn: &mut DbConnection, limit: i64) -> QueryResult<Vec<String>> {
     let now = crate::db::now();
-    refreshable()
+    free_to_refresh(now)
         .filter(credentials::refresh_at.le(now))
-        .filter(
-            credentials::retry_after
-                .is_null()
-                .or(credentials::retry_after.le(now)),
-        )
-        .filter(
-            credentials::refresh_lease_until
-                .is_null()
-                .or(credentials::refresh_lease_until.lt(now)),
-        )
         .order(credentials::refresh_at.asc())
         .select(credentials::client_id)
         .limit(limit)
@@ -285,7 +275,7 @@ pub fn due_for_refresh(conn: &mut DbConnection, limit: i64) -> QueryResult<Vec<S
 }
 
 /// Credentials of active clients that have tokens to refresh (API keys have none).
-#[diesel::dsl::auto_type(no_type_alias)]
+#[diesel::dsl::auto_type]
 fn refreshable() -> _ {
     let active: &'static str = super::ClientStatus::Active.as_str();
     let api_key: &'static str = crate::providers::AuthType::ApiKey.as_str();
@@ -295,12 +285,11 @@ fn refreshable() -> _ {
         .filter(schema::clients::auth_type.ne(api_key))
 }
 
-/// The earliest moment something may become refreshable: a token falling due, a backoff
-/// ending, or a lease held by another instance running out.
-pub fn next_due(conn: &mut DbConnection) -> QueryResult<Option<chrono::NaiveDateTime>> {
-    use diesel::dsl::min;
-    let now = crate::db::now();
-    let due: Option<chrono::NaiveDateTime> = refreshable()
+/// Those of `refreshable` that nothing holds back at `now`: no backoff running, no lease
+/// held by another instance.
+#[diesel::dsl::auto_type(no_type_alias)]
+fn free_to_refresh(now: chrono::NaiveDateTime) -> _ {
+    refreshable()
         .filter(
             credentials::retry_after
                 .is_null()
@@ -311,6 +300,14 @@ pub fn next_due(conn: &mut DbConnection) -> QueryResult<Option<chrono::NaiveDate
                 .is_null()
                 .or(credentials::refresh_lease_until.lt(now)),
         )
+}
+
+/// The earliest moment something may become refreshable: a token falling due, a backoff
+/// ending, or a lease held by another instance running out.
+pub fn next_due(conn: &mut DbConnection) -> QueryResult<Option<chrono::NaiveDateTime>> {
+    use diesel::dsl::min;
+    let now = crate::db::now();
+    let due: Option<chrono::NaiveDateTime> = free_to_refresh(now)
         .select(min(credentials::refresh_at))
         .first(conn)?;
     let retry: Option<chrono::NaiveDateTime> = refreshable()
