@@ -1,29 +1,16 @@
-//! connecthub: a self-hosted OAuth connection hub.
+//! connecthub: a self-hosted OAuth connection hub. This crate is the HTTP layer (`web`
+//! pages, `api` JSON) and the wiring (`startup`, `cli`); the domain and infrastructure
+//! live in `connecthub-core` and are re-exported here under their own names.
+
+pub use connecthub_core::{
+    api_keys, audit, auth, clients, config, db, env, input, local_path, metrics, oauth, operations,
+    provider_http, providers, proxy, rate_limit, state, telemetry, usage, vault,
+};
 
 pub mod api;
-pub mod api_keys;
-pub mod audit;
-pub mod auth;
 pub mod cli;
-pub mod clients;
-pub mod config;
-pub mod db;
-pub mod env;
 pub mod error;
 pub mod http_util;
-pub mod input;
-pub mod local_path;
-pub mod metrics;
-pub mod oauth;
-pub mod operations;
-pub mod provider_http;
-pub mod providers;
-pub mod proxy;
-pub mod rate_limit;
 pub mod seed;
 pub mod startup;
-pub mod state;
-pub mod telemetry;
-pub mod usage;
-pub mod vault;
 pub mod web;

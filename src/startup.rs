@@ -179,7 +179,7 @@ fn serve(
             })
             .configure(crate::api::routes)
             .configure(crate::web::routes)
-            .wrap(from_fn(crate::auth::csrf::guard))
+            .wrap(from_fn(crate::web::csrf::guard))
             .wrap(from_fn(crate::api::error::json_errors))
             .wrap(from_fn(crate::web::middleware::anonymous_rate_limit))
             .wrap(session_middleware(&state))

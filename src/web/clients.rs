@@ -5,12 +5,12 @@ use super::clients_view_state::{ListQuery, PAGE_SIZE};
 use super::layout::Layout;
 use super::moment::{absolute, relative};
 use crate::auth::users::User;
-use crate::auth::CurrentUser;
 use crate::clients::{self, tags, ListedClient};
 use crate::error::AppError;
 use crate::input::RecordId;
 use crate::providers::{AuthType, Provider};
 use crate::state::AppState;
+use crate::web::current_user::CurrentUser;
 use actix_session::Session;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -188,7 +188,7 @@ pub async fn bulk(
     session: Session,
     state: web::Data<AppState>,
     body: web::Bytes,
-    crate::auth::AdminUser(admin): crate::auth::AdminUser,
+    crate::web::current_user::AdminUser(admin): crate::web::current_user::AdminUser,
 ) -> Result<HttpResponse, AppError> {
     let form = bulk_form(&body)?;
     let origin = super::origin(&req);
@@ -404,7 +404,7 @@ pub async fn rows(
         serde_urlencoded::from_str(req.query_string()).unwrap_or(PollVersion { version: None });
     let query = ListQuery::parse(&strip_version(req.query_string()))?;
     let (list, version) =
-        load_list(&state, &user, query, crate::auth::csrf::token(&session)).await?;
+        load_list(&state, &user, query, crate::web::csrf::token(&session)).await?;
     if seen.version.as_deref() == Some(version.as_str()) {
         return Ok(HttpResponse::NoContent().finish());
     }

@@ -4,11 +4,11 @@
 
 use super::layout::Layout;
 use super::moment::{moment, Moment};
-use crate::auth::CurrentUser;
 use crate::clients::{self, Client};
 use crate::error::AppError;
 use crate::providers::{AuthType, Provider};
 use crate::state::AppState;
+use crate::web::current_user::CurrentUser;
 use actix_session::Session;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};

@@ -1,7 +1,8 @@
 //! What every page's layout needs: the signed-in user, the CSRF token, the one-time
 //! flash message, and which navigation entry is active.
 
-use crate::auth::{csrf, users::User};
+use crate::auth::users::User;
+use crate::web::csrf;
 use actix_session::Session;
 use actix_web::http::header::HeaderValue;
 use actix_web::HttpResponseBuilder;

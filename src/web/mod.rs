@@ -9,6 +9,8 @@ mod client_details;
 mod clients;
 mod clients_view_state;
 mod connections;
+pub mod csrf;
+pub mod current_user;
 mod health;
 mod integrations;
 pub mod layout;

@@ -5,11 +5,11 @@
 
 use super::layout::Layout;
 use crate::auth::users::User;
-use crate::auth::CurrentUser;
 use crate::error::AppError;
 use crate::input::RecordId;
 use crate::state::AppState;
 use crate::usage::{self, Period, PointStats, Stats};
+use crate::web::current_user::CurrentUser;
 use actix_session::Session;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};

@@ -5,11 +5,12 @@
 
 use super::layout::{Flash, FlashKind, Layout};
 use crate::auth::accounts::{self, Acting, Disabling, NewAccount, PasswordChange, RoleChange};
+use crate::auth::password;
 use crate::auth::users::{self, Email, Role, User};
-use crate::auth::{password, start_session, AdminUser, CurrentUser};
 use crate::error::AppError;
 use crate::input::RecordId;
 use crate::state::AppState;
+use crate::web::current_user::{start_session, AdminUser, CurrentUser};
 use actix_session::Session;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;

@@ -16,7 +16,6 @@ use super::local_path::LocalPath;
 use super::moment::moment;
 use crate::audit::{self, Event, Origin};
 use crate::auth::users::User;
-use crate::auth::CurrentUser;
 use crate::clients::credentials;
 use crate::clients::default_client::{self, DefaultChange};
 use crate::clients::tags;
@@ -25,6 +24,7 @@ use crate::error::AppError;
 use crate::input::RecordId;
 use crate::operations::{self, klaviyo, OpError};
 use crate::state::AppState;
+use crate::web::current_user::CurrentUser;
 use actix_session::Session;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -124,7 +124,7 @@ fn tags_form(client: &Client, session: &Session, value: String, error: Option<St
         client_id: client.id.clone(),
         value,
         error,
-        csrf_token: crate::auth::csrf::token(session),
+        csrf_token: crate::web::csrf::token(session),
     }
 }
 

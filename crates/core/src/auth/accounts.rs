@@ -8,8 +8,7 @@ use super::login_limiter::LoginLimiter;
 use super::users::{self, Email, Role, User};
 use super::{password, session_store};
 use crate::audit::{self, Actor, Event, Origin};
-use crate::db::{DbConnection, DbPool};
-use crate::error::AppError;
+use crate::db::{DbConnection, DbError, DbPool};
 use crate::input::SingleLine;
 use diesel::QueryResult;
 use secrecy::{ExposeSecret, SecretString};
@@ -286,7 +285,7 @@ pub async fn change_own_password(
     origin: &Origin,
     current: SecretString,
     new: SecretString,
-) -> Result<PasswordChange, AppError> {
+) -> Result<PasswordChange, DbError> {
     let ip = origin.ip.clone().unwrap_or_default();
     if let Err(wait) = limiter.check(&ip, &user.email) {
         return Ok(PasswordChange::Wait(wait));
@@ -324,7 +323,7 @@ async fn verify_then_hash(
     stored: String,
     current: SecretString,
     new: SecretString,
-) -> Result<Option<String>, AppError> {
+) -> Result<Option<String>, DbError> {
     let hashed = tokio::task::spawn_blocking(move || {
         if !password::verify(&current, &stored) {
             return Ok(None);
@@ -351,7 +350,7 @@ pub async fn sign_in(
     email: &str,
     password: SecretString,
     origin: &Origin,
-) -> Result<SignIn, AppError> {
+) -> Result<SignIn, DbError> {
     let typed = typed_email(email);
     let ip = origin.ip.clone().unwrap_or_default();
     if let Err(wait) = limiter.check(&ip, &typed) {
@@ -396,7 +395,7 @@ async fn check_credentials(
     pool: &DbPool,
     email: &str,
     password: SecretString,
-) -> Result<Option<User>, AppError> {
+) -> Result<Option<User>, DbError> {
     let user = match Email::parse(email) {
         Ok(email) => crate::db::run(pool, move |conn| users::find_by_email(conn, &email)).await?,
         Err(_) => None,

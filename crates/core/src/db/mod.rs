@@ -12,8 +12,8 @@ use diesel::r2d2::{self, ManageConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use std::time::Duration;
 
-const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
-const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
 
 /// Settings applied to every SQLite connection when it is opened. `journal_size_limit`
 /// makes SQLite cut the WAL file back to 64 MiB whenever it starts over after a checkpoint
@@ -231,12 +231,18 @@ pub enum DbError {
     Other(#[from] anyhow::Error),
 }
 
+impl From<tokio::task::JoinError> for DbError {
+    fn from(error: tokio::task::JoinError) -> Self {
+        Self::Other(anyhow::anyhow!("background task failed: {error}"))
+    }
+}
+
 impl<E: Into<DbError>> From<RunError<E>> for DbError {
     fn from(error: RunError<E>) -> Self {
         match error {
             RunError::Work(e) => e.into(),
             RunError::Pool(e) => Self::Pool(e),
-            RunError::Task(e) => Self::Other(anyhow::anyhow!("background task failed: {e}")),
+            RunError::Task(e) => e.into(),
         }
     }
 }

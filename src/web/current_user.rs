@@ -1,20 +1,14 @@
-//! Who is asking: sessions, passwords, users, roles, CSRF and the sign-in rate limit.
+//! The signed-in user of a page request: the `CurrentUser` and `AdminUser` extractors, and
+//! starting a session at sign-in.
 
-pub mod accounts;
-pub mod csrf;
-pub mod login_limiter;
-pub mod password;
-pub mod session_store;
-pub mod users;
-
+use super::csrf;
+use crate::auth::session_store::{self, LOGIN_AT_KEY};
+use crate::auth::users::{self, User};
 use crate::error::AppError;
 use crate::state::AppState;
 use actix_session::{Session, SessionExt};
 use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
 use futures_util::future::LocalBoxFuture;
-use users::User;
-
-use session_store::LOGIN_AT_KEY;
 
 /// Marks the session as signed in as `user`, under a fresh session id.
 pub fn start_session(session: &Session, user: &User) -> Result<(), AppError> {

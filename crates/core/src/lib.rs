@@ -1,0 +1,25 @@
+//! connecthub's domain (accounts, clients, OAuth, providers, operations, proxy, usage,
+//! audit, API keys) and infrastructure (database, vault, configuration, provider HTTP
+//! client, metrics). Nothing here knows of pages or the JSON API: the `connecthub` crate
+//! above maps these types to HTTP.
+
+pub mod api_keys;
+pub mod audit;
+pub mod auth;
+pub mod clients;
+pub mod config;
+pub mod db;
+pub mod env;
+pub mod input;
+pub mod local_path;
+pub mod metrics;
+pub mod oauth;
+pub mod operations;
+pub mod provider_http;
+pub mod providers;
+pub mod proxy;
+pub mod rate_limit;
+pub mod state;
+pub mod telemetry;
+pub mod usage;
+pub mod vault;
