@@ -39,8 +39,7 @@ impl Answer {
             super::layout::hx_trigger(&mut response, &events);
             return response.finish();
         }
-        self.flash.store(session);
-        super::redirect(redirect_path.as_str())
+        self.flash.redirect(session, redirect_path.as_str())
     }
 }
 
@@ -61,8 +60,7 @@ impl<T: Template> CardAnswer<T> {
         redirect_path: &str,
     ) -> Result<HttpResponse, crate::error::AppError> {
         if !super::is_htmx(req) {
-            self.flash.store(session);
-            return Ok(super::redirect(redirect_path));
+            return Ok(self.flash.redirect(session, redirect_path));
         }
         self.for_htmx()
     }

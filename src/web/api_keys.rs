@@ -210,8 +210,7 @@ pub async fn revoke(
     };
     // A revoked key must stop working here at once, not when its cache entry expires.
     state.api_key_cache.invalidate_all();
-    flash.store(&session);
-    Ok(super::redirect(PAGE))
+    Ok(flash.redirect(&session, PAGE))
 }
 
 /// Revokes the key and records it; None when there is no such key.

@@ -228,18 +228,12 @@ pub async fn bulk(
         "{verb} {done} client(s); {failed} failed{}",
         why_full(&full)
     );
-    let flash = if failed == 0 {
-        super::layout::Flash::success(message)
-    } else {
-        super::layout::Flash::error(message)
-    };
-    flash.store(&session);
     let back = if form.view.is_empty() {
         super::HOME.to_string()
     } else {
         format!("{}?{}", super::HOME, form.view)
     };
-    Ok(super::redirect(&back))
+    Ok(super::layout::Flash::outcome(failed == 0, message).redirect(&session, &back))
 }
 
 /// How a bulk action went for one client.

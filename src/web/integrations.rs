@@ -5,7 +5,7 @@
 use super::answer::Answer;
 use super::layout::Flash;
 use super::local_path::{LocalPath, RedirectTarget};
-use super::{origin, redirect, HOME};
+use super::{origin, HOME};
 use crate::auth::users::User;
 use crate::clients;
 use crate::error::AppError;
@@ -54,10 +54,7 @@ pub async fn start(
             .insert_header((header::CACHE_CONTROL, "no-store"))
             .finish()),
         Err(ConnectError::Storage(e)) => Err(e.into()),
-        Err(e) => {
-            Flash::error(e.to_string()).store(&session);
-            Ok(redirect(redirect_path.as_str()))
-        }
+        Err(e) => Ok(Flash::error(e.to_string()).redirect(&session, redirect_path.as_str())),
     }
 }
 
@@ -73,17 +70,11 @@ pub async fn callback(
     let params: CallbackParams = serde_urlencoded::from_str(req.query_string()).unwrap_or_default();
     let binding = csrf::session_binding(&session);
     let outcome = flow::complete(&state, &user, &binding, &provider, params, &origin(&req)).await?;
-    let flash = if outcome.success {
-        Flash::success(outcome.message)
-    } else {
-        Flash::error(outcome.message)
-    };
-    flash.store(&session);
     // The page the browser ends on carries no code, state or error.
     let landing = outcome
         .redirect_path
         .unwrap_or_else(|| LocalPath::or(None, HOME));
-    Ok(redirect(landing.as_str()))
+    Ok(Flash::outcome(outcome.success, outcome.message).redirect(&session, landing.as_str()))
 }
 
 #[derive(serde::Serialize)]

@@ -40,6 +40,15 @@ impl Flash {
         }
     }
 
+    /// A success or an error message, as the action went.
+    pub fn outcome(succeeded: bool, message: impl Into<String>) -> Self {
+        if succeeded {
+            Self::success(message)
+        } else {
+            Self::error(message)
+        }
+    }
+
     pub fn kind_name(&self) -> &'static str {
         match self.kind {
             FlashKind::Success => "success",
@@ -51,6 +60,12 @@ impl Flash {
     /// Keeps the message for the next page the browser loads (after a redirect).
     pub fn store(self, session: &Session) {
         let _ = session.insert(FLASH_KEY, self);
+    }
+
+    /// Keeps the message for the next page and sends the browser there (303).
+    pub fn redirect(self, session: &Session, location: &str) -> actix_web::HttpResponse {
+        self.store(session);
+        crate::http_util::redirect(location)
     }
 
     pub fn take(session: &Session) -> Option<Self> {

@@ -157,10 +157,7 @@ pub async fn create(
             let heading = format!("Password for {email}");
             show_password(&session, &state, &admin, ShownPassword { heading, secret }).await
         }
-        None => {
-            Flash::success(format!("Added {email}")).store(&session);
-            Ok(super::redirect(PAGE))
-        }
+        None => Ok(Flash::success(format!("Added {email}")).redirect(&session, PAGE)),
     }
 }
 
@@ -219,10 +216,7 @@ async fn finish(
 ) -> Result<HttpResponse, AppError> {
     match outcome {
         None => Err(AppError::NotFound),
-        Some(Outcome::Done(flash)) => {
-            flash.store(session);
-            Ok(super::redirect(PAGE))
-        }
+        Some(Outcome::Done(flash)) => Ok(flash.redirect(session, PAGE)),
         Some(Outcome::Refused(message)) => {
             let mut page = users_page(session, state, admin).await?;
             page.action_error = Some(message);
@@ -258,10 +252,7 @@ pub async fn set_role(
     .await?;
     let outcome = change.map(|change| role_outcome(change, role, &admin));
     match outcome {
-        Some(Outcome::Done(flash)) if stepped_down => {
-            flash.store(&session);
-            Ok(super::redirect(super::HOME))
-        }
+        Some(Outcome::Done(flash)) if stepped_down => Ok(flash.redirect(&session, super::HOME)),
         outcome => finish(&session, &state, &admin, outcome).await,
     }
 }
@@ -438,8 +429,7 @@ pub async fn change_password(
     match change.await? {
         PasswordChange::Changed => {
             start_session(&session, &user)?;
-            Flash::success("Your password was changed").store(&session);
-            Ok(super::redirect(ACCOUNT))
+            Ok(Flash::success("Your password was changed").redirect(&session, ACCOUNT))
         }
         PasswordChange::WrongCurrent => {
             refuse_change(&session, user, "Your current password is incorrect.".into())

@@ -6,7 +6,6 @@
 
 use super::data::{self, AccountChoice};
 use super::http::{form_body, param, parse_params, Params};
-use super::oauth::parse_scopes;
 use super::tokens::Grant;
 use super::{Provider, Sandbox};
 use actix_web::http::{header, StatusCode};
@@ -305,6 +304,34 @@ pub async fn decide(
     }
     pairs.push(("iss", &issuer));
     redirect_to(&request.redirect_uri, &pairs)
+}
+
+/// Splits and checks a space-separated scope. Klaviyo scopes look like `lists:read`;
+/// Kustomer's are undocumented, so any RFC 6749 scope token is accepted.
+pub fn parse_scopes(provider: Provider, raw: &str) -> Result<Vec<String>, String> {
+    let mut scopes: Vec<String> = Vec::new();
+    for scope in raw.split(' ').filter(|s| !s.is_empty()) {
+        let valid = match provider {
+            Provider::Klaviyo => scope.split_once(':').is_some_and(|(object, access)| {
+                !object.is_empty()
+                    && object.bytes().all(|b| b.is_ascii_lowercase() || b == b'-')
+                    && matches!(access, "read" | "write")
+            }),
+            Provider::Kustomer => scope
+                .bytes()
+                .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\'),
+        };
+        if !valid {
+            return Err(format!("Unknown scope: {scope}"));
+        }
+        if !scopes.iter().any(|s| s == scope) {
+            scopes.push(scope.to_string());
+        }
+    }
+    if provider == Provider::Klaviyo && scopes.is_empty() {
+        return Err("At least one scope is required".to_string());
+    }
+    Ok(scopes)
 }
 
 #[cfg(test)]

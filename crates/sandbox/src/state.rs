@@ -1,6 +1,7 @@
 //! Everything the sandbox remembers, kept behind one mutex in `Sandbox`.
 
-use super::control::{Faults, Stats};
+use super::control::faults::Faults;
+use super::control::stats::Stats;
 use super::kustomer_store::Store as KustomerStore;
 use super::tokens::TokenStore;
 use super::Provider;

@@ -3,12 +3,14 @@
 //! requirements name (totalCalls, totalErrors, rateLimitHits, byEndpoint) with per-day or
 //! per-hour series and latency percentiles.
 
+mod scope;
 mod stats;
 pub mod store;
+mod tally;
 
-pub use stats::{
-    stats, EndpointStats, Percentiles, Period, PointStats, Scope, Stats, LATENCY_BOUNDS_MS,
-};
+pub use scope::{Period, Scope};
+pub use stats::{stats, EndpointStats, Percentiles, PointStats, Stats};
+pub use tally::LATENCY_BOUNDS_MS;
 
 use crate::db::schema::api_usage;
 use diesel::prelude::{Insertable, Queryable, Selectable};

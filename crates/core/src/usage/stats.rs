@@ -2,100 +2,18 @@
 //! them (raw rows only for one client's or user's last 24 hours), so their cost does not
 //! grow with the number of calls. Latency percentiles come from a histogram either way.
 
+use super::scope::{Period, Scope};
 use super::store::{self, GroupingSet};
+use super::tally::Tally;
 use super::Call;
 use crate::db::DbConnection;
-use chrono::{NaiveDateTime, TimeDelta};
+use chrono::NaiveDateTime;
 use diesel::QueryResult;
 use std::collections::BTreeMap;
 
 /// How series points are named: `2026-11-23T14:00` and `2026-11-23`.
 const SERIES_HOUR: &str = "%Y-%m-%dT%H:00";
 const SERIES_DAY: &str = "%Y-%m-%d";
-
-/// Upper bounds (ms) of the latency histogram's buckets; one more bucket holds slower calls.
-pub const LATENCY_BOUNDS_MS: [i32; 10] = [10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000];
-pub const BUCKETS: usize = LATENCY_BOUNDS_MS.len() + 1;
-
-/// Sums over a set of calls: what one roll-up row holds.
-#[derive(Debug, Default, Clone, PartialEq)]
-pub struct Tally {
-    pub calls: i64,
-    pub errors: i64,
-    pub rate_limited: i64,
-    pub duration_ms_sum: i64,
-    pub histogram: [i64; BUCKETS],
-}
-
-impl Tally {
-    pub fn add(&mut self, call: &Call) {
-        self.calls += 1;
-        self.errors += i64::from(call.is_error());
-        self.rate_limited += i64::from(call.rate_limited);
-        self.duration_ms_sum += i64::from(call.duration_ms.max(0));
-        let bucket = LATENCY_BOUNDS_MS
-            .iter()
-            .position(|bound| call.duration_ms <= *bound)
-            .unwrap_or(BUCKETS - 1);
-        self.histogram[bucket] += 1;
-    }
-
-    /// The upper bound of the bucket holding the q-th quantile; None when there were no
-    /// calls or when it lies in the open-ended slowest bucket.
-    fn percentile(&self, q: f64) -> Option<i32> {
-        let rank = ((self.calls as f64) * q).ceil().max(1.0) as i64;
-        let mut seen = 0;
-        for (bucket, count) in self.histogram.iter().enumerate() {
-            seen += count;
-            if seen >= rank {
-                return LATENCY_BOUNDS_MS.get(bucket).copied();
-            }
-        }
-        None
-    }
-}
-
-/// Which stretch of time the statistics cover.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Period {
-    /// This hour and the 23 before it, per hour.
-    Hours24,
-    /// Today and the days before it (UTC calendar days), per day.
-    Days(u32),
-}
-
-impl Period {
-    /// When the period begins: the start of the hour 23 hours ago, or midnight (UTC) of
-    /// the first day.
-    pub fn start(self, now: NaiveDateTime) -> NaiveDateTime {
-        match self {
-            Self::Hours24 => GroupingSet::EndpointHour.start_of(now) - TimeDelta::hours(23),
-            Self::Days(days) => {
-                GroupingSet::EndpointDay.start_of(now) - TimeDelta::days(i64::from(days.max(1)) - 1)
-            }
-        }
-    }
-}
-
-/// Which calls the statistics cover.
-#[derive(Debug, Clone)]
-pub struct Scope {
-    pub period: Period,
-    pub client_id: Option<String>,
-    pub provider: Option<String>,
-    pub user_id: Option<String>,
-}
-
-impl Scope {
-    pub fn all(period: Period) -> Self {
-        Self {
-            period,
-            client_id: None,
-            provider: None,
-            user_id: None,
-        }
-    }
-}
 
 #[derive(Debug, Default, serde::Serialize, PartialEq, utoipa::ToSchema)]
 pub struct EndpointStats {
@@ -278,6 +196,7 @@ fn from_calls(calls: &[Call]) -> Stats {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::usage::tally::BUCKETS;
 
     fn call(endpoint: &str, status: i32, duration_ms: i32, hour: u32, client: &str) -> Call {
         Call {

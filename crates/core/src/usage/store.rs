@@ -2,11 +2,12 @@
 //! roll-ups (`api_usage_rollup`: hourly ones pruned with the raw rows, daily ones kept),
 //! written together in one transaction.
 
-use super::stats::{Scope, Tally};
+use super::scope::{self, Scope};
+use super::tally::Tally;
 use super::Call;
 use crate::db::schema::{api_usage, api_usage_rollup as rollup};
 use crate::db::DbConnection;
-use chrono::{NaiveDateTime, NaiveTime, Timelike};
+use chrono::NaiveDateTime;
 use diesel::dsl::{sql, sum};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Nullable};
@@ -64,11 +65,10 @@ impl GroupingSet {
 
     /// The start of the hour or day holding `at`.
     pub fn start_of(self, at: NaiveDateTime) -> NaiveDateTime {
-        let day = at.date().and_time(NaiveTime::MIN);
         if self.is_hourly() {
-            day + chrono::TimeDelta::hours(i64::from(at.hour()))
+            scope::start_of_hour(at)
         } else {
-            day
+            scope::start_of_day(at)
         }
     }
 

@@ -7,144 +7,22 @@ use super::{Provider, Sandbox};
 use actix_web::http::StatusCode;
 use actix_web::web::{self, Bytes};
 use actix_web::{HttpRequest, HttpResponse};
-use serde::{Deserialize, Serialize};
+pub use faults::{ApiFault, Faults, TokenFault};
+use faults::{Armed, RateLimitFault};
+use serde::Deserialize;
 use serde_json::json;
+use stats::Stats;
 
 /// Longest delay a fault may ask for, so a typo cannot hang a test run.
 const MAX_DELAY_MS: u64 = 60_000;
+
+pub mod faults;
+pub mod stats;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/faults", web::post().to(set_faults))
         .route("/stats", web::get().to(stats))
         .route("/reset", web::post().to(reset));
-}
-
-/// How the token endpoint misbehaves while a token fault is armed.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
-pub enum TokenFault {
-    /// Answer this status with an OAuth error body.
-    Status {
-        status: u16,
-        #[serde(default)]
-        error: Option<String>,
-    },
-    /// Answer 200 with a body that is not JSON.
-    InvalidJson,
-    /// Answer 200 with a JSON body lacking `access_token`.
-    MissingAccessToken,
-    /// Answer 200 with this `token_type` instead of Bearer.
-    TokenType { value: String },
-    /// Wait this long, then answer normally.
-    Delay { ms: u64 },
-}
-
-/// What an API call must answer instead of its normal result.
-#[derive(Debug, PartialEq)]
-pub enum ApiFault {
-    RateLimited { retry_after_secs: u64 },
-    Status(u16),
-}
-
-/// A fault armed for the next `remaining` calls.
-struct Armed<T> {
-    remaining: u32,
-    fault: T,
-}
-
-struct RateLimitFault {
-    remaining: u32,
-    retry_after_secs: u64,
-    token_calls: bool,
-}
-
-#[derive(Default)]
-pub struct Faults {
-    token: Option<Armed<TokenFault>>,
-    api: Option<Armed<u16>>,
-    rate_limit: Option<RateLimitFault>,
-    authorize_error: Option<String>,
-}
-
-/// Takes one use of an armed fault, disarming it after its last use.
-fn take<T: Clone>(slot: &mut Option<Armed<T>>) -> Option<T> {
-    let armed = slot.as_mut()?;
-    let fault = armed.fault.clone();
-    armed.remaining = armed.remaining.saturating_sub(1);
-    if armed.remaining == 0 {
-        *slot = None;
-    }
-    Some(fault)
-}
-
-impl Faults {
-    /// A 429 for a token call, when the rate-limit fault covers token calls.
-    pub fn take_token_rate_limit(&mut self) -> Option<u64> {
-        self.take_rate_limit(true)
-    }
-
-    pub fn take_token_fault(&mut self) -> Option<TokenFault> {
-        take(&mut self.token)
-    }
-
-    /// Rate limiting comes first: a throttled call never reaches the failing backend.
-    pub fn take_api_fault(&mut self) -> Option<ApiFault> {
-        match self.take_rate_limit(false) {
-            Some(retry_after_secs) => Some(ApiFault::RateLimited { retry_after_secs }),
-            None => take(&mut self.api).map(ApiFault::Status),
-        }
-    }
-
-    pub fn take_authorize_error(&mut self) -> Option<String> {
-        self.authorize_error.take()
-    }
-
-    /// Uses one throttled call; token calls are throttled only when the fault says so.
-    fn take_rate_limit(&mut self, token_call: bool) -> Option<u64> {
-        let limit = self.rate_limit.as_mut()?;
-        if token_call && !limit.token_calls {
-            return None;
-        }
-        let retry_after_secs = limit.retry_after_secs;
-        limit.remaining = limit.remaining.saturating_sub(1);
-        if limit.remaining == 0 {
-            self.rate_limit = None;
-        }
-        Some(retry_after_secs)
-    }
-}
-
-#[derive(Default, Clone, Serialize)]
-pub struct TokenCalls {
-    pub authorization_code: u64,
-    pub refresh_token: u64,
-    pub client_credentials: u64,
-    /// Token calls that did not end in a usable token (refused, faulted or throttled).
-    pub failed: u64,
-    pub total: u64,
-}
-
-/// Counters since start or the last reset. Each token call counts under its grant type
-/// whatever its outcome, and also under `failed` when it failed.
-#[derive(Default, Clone, Serialize)]
-pub struct Stats {
-    pub token_calls: TokenCalls,
-    pub revocations: u64,
-    pub api_calls: u64,
-    pub rate_limited: u64,
-}
-
-impl Stats {
-    pub fn count_token_call(&mut self, grant_type: Option<&str>) {
-        let calls = &mut self.token_calls;
-        calls.total += 1;
-        match grant_type {
-            Some("authorization_code") => calls.authorization_code += 1,
-            Some("refresh_token") => calls.refresh_token += 1,
-            Some("client_credentials") => calls.client_credentials += 1,
-            _ => {}
-        }
-    }
 }
 
 /// Counts an API call and takes the fault it must answer with, if any.

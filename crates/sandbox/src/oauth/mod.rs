@@ -127,34 +127,6 @@ fn authenticate_client(
     Ok(())
 }
 
-/// Splits and checks a space-separated scope. Klaviyo scopes look like `lists:read`;
-/// Kustomer's are undocumented, so any RFC 6749 scope token is accepted.
-pub fn parse_scopes(provider: Provider, raw: &str) -> Result<Vec<String>, String> {
-    let mut scopes: Vec<String> = Vec::new();
-    for scope in raw.split(' ').filter(|s| !s.is_empty()) {
-        let valid = match provider {
-            Provider::Klaviyo => scope.split_once(':').is_some_and(|(object, access)| {
-                !object.is_empty()
-                    && object.bytes().all(|b| b.is_ascii_lowercase() || b == b'-')
-                    && matches!(access, "read" | "write")
-            }),
-            Provider::Kustomer => scope
-                .bytes()
-                .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\'),
-        };
-        if !valid {
-            return Err(format!("Unknown scope: {scope}"));
-        }
-        if !scopes.iter().any(|s| s == scope) {
-            scopes.push(scope.to_string());
-        }
-    }
-    if provider == Provider::Klaviyo && scopes.is_empty() {
-        return Err("At least one scope is required".to_string());
-    }
-    Ok(scopes)
-}
-
 /// Scopes of client-credentials tokens that asked for none.
 fn default_scopes(provider: Provider) -> Vec<String> {
     match provider {
@@ -339,7 +311,7 @@ fn grant(
             let token = required(&params, "refresh_token")?;
             let scopes = match param(&params, "scope") {
                 Some(raw) => Some(
-                    parse_scopes(provider, raw)
+                    authorize::parse_scopes(provider, raw)
                         .map_err(|_| grant_error(GrantError::InvalidScope))?,
                 ),
                 None => None,
@@ -350,7 +322,7 @@ fn grant(
         }
         "client_credentials" => {
             let scopes = match param(&params, "scope") {
-                Some(raw) => parse_scopes(provider, raw).map_err(|message| {
+                Some(raw) => authorize::parse_scopes(provider, raw).map_err(|message| {
                     oauth_error(StatusCode::BAD_REQUEST, "invalid_scope", &message)
                 })?,
                 None => default_scopes(provider),

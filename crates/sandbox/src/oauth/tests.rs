@@ -3,6 +3,7 @@ use super::super::{
     KLAVIYO_CLIENT_ID, KLAVIYO_CLIENT_SECRET, KUSTOMER_CLIENT_ID, KUSTOMER_CLIENT_SECRET,
 };
 use super::*;
+use crate::authorize::parse_scopes;
 
 const ACME_ORG: &str = "5f3a1c9e8b2d4a0017c6e101";
 
