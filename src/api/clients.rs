@@ -123,8 +123,8 @@ pub struct ClientList {
     path = "/api/v1/clients",
     tag = "super::service",
     params(
-        ("provider" = Option<String>, Query, description = "Only this provider, e.g. klaviyo"),
-        ("owner" = Option<String>, Query, description = "Only this owner: a user id or an email"),
+        ("provider" = Option<String>, Query, max_length = 100, pattern = "^[A-Za-z0-9_@.-]*$", description = "Only this provider, e.g. klaviyo"),
+        ("owner" = Option<String>, Query, max_length = 100, pattern = "^[A-Za-z0-9_@.-]*$", description = "Only this owner: a user id or an email"),
     ),
     responses(
         (status = 200, description = "Clients, newest first; never a token", body = ClientList),

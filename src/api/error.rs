@@ -67,6 +67,17 @@ impl ApiError {
         )
     }
 
+    /// The path exists but not for this method; `allow` lists the methods it takes.
+    pub fn method_not_allowed(allow: &[&str]) -> Self {
+        let mut error = Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!("this endpoint takes {}", allow.join(", ")),
+        );
+        error.extra.insert("allow".into(), allow.into());
+        error
+    }
+
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "invalid_request", message)
     }
@@ -154,6 +165,10 @@ impl ResponseError for ApiError {
         }
         if let Some(secs) = self.extra.get("retry_after").and_then(Value::as_u64) {
             response.insert_header((header::RETRY_AFTER, secs.to_string()));
+        }
+        if let Some(Value::Array(methods)) = self.extra.get("allow") {
+            let methods: Vec<&str> = methods.iter().filter_map(Value::as_str).collect();
+            response.insert_header((header::ALLOW, methods.join(", ")));
         }
         response.json(Value::Object(body))
     }

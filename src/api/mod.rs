@@ -2,6 +2,7 @@
 //! API keys. The browser-facing `/api/integrations` routes live in `web`.
 
 mod clients;
+pub mod common_answers;
 pub mod error;
 pub mod openapi;
 mod operation_endpoints;
@@ -10,7 +11,7 @@ pub mod service_auth;
 mod tokens;
 mod usage;
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -43,7 +44,11 @@ fn service_routes(cfg: &mut web::ServiceConfig) {
         .configure(operation_endpoints::routes);
 }
 
-/// Anything else under `/api/v1`: JSON like every answer there, not the HTML 404 page.
-async fn unknown_endpoint() -> Result<HttpResponse, error::ApiError> {
-    Err(error::ApiError::not_found("endpoint"))
+/// Anything else under `/api/v1`: JSON like every answer there, not the HTML 404 page; a
+/// documented path asked with another method is a 405 that lists the methods it takes.
+async fn unknown_endpoint(req: HttpRequest) -> Result<HttpResponse, error::ApiError> {
+    match common_answers::allowed_methods(openapi::service_api(), req.path()) {
+        Some(methods) => Err(error::ApiError::method_not_allowed(&methods)),
+        None => Err(error::ApiError::not_found("endpoint")),
+    }
 }

@@ -1,6 +1,7 @@
 //! The OpenAPI document of the service API, generated from the handlers' annotations and
 //! served at `/api/v1/openapi.json`.
 
+use super::common_answers::CommonAnswers;
 use super::error::ErrorBody;
 use super::operation_endpoints as operations;
 use crate::operations::{klaviyo, kustomer};
@@ -47,11 +48,17 @@ impl Modify for ApiKeyAuth {
         kustomer::Customer, kustomer::Conversation, kustomer::ConversationCreated, kustomer::Note,
         kustomer::Message, kustomer::Team, kustomer::Direction, klaviyo::Group, klaviyo::ProfileRefreshed,
     )),
-    modifiers(&ApiKeyAuth)
+    modifiers(&ApiKeyAuth, &CommonAnswers)
 )]
 struct ServiceApi;
 
+/// The document, built once.
+pub fn service_api() -> &'static utoipa::openapi::OpenApi {
+    static DOCUMENT: std::sync::OnceLock<utoipa::openapi::OpenApi> = std::sync::OnceLock::new();
+    DOCUMENT.get_or_init(ServiceApi::openapi)
+}
+
 /// `GET /api/v1/openapi.json` (public: it describes, it does not grant).
 pub async fn document() -> HttpResponse {
-    HttpResponse::Ok().json(ServiceApi::openapi())
+    HttpResponse::Ok().json(service_api())
 }

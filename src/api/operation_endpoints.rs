@@ -275,6 +275,7 @@ pub async fn add_note(
 #[derive(serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MessageBody {
+    /// At most 100,000 characters.
     pub body: String,
     pub direction: Direction,
     pub channel: Option<String>,

@@ -25,16 +25,20 @@ const MAX_BODY: usize = 10 * 1024 * 1024;
     tag = "super::proxy",
     params(
         ("client_id" = String, Path, description = "The client to call as"),
-        ("path" = String, Path, description = "The provider API path, e.g. api/lists or v1/customers"),
+        ("path" = String, Path, pattern = "^[A-Za-z0-9_~-]+(\\.[A-Za-z0-9_~-]+)*(/[A-Za-z0-9_~-]+(\\.[A-Za-z0-9_~-]+)*)*$", description = "The provider API path, e.g. api/lists or v1/customers. Paths with '..', '//', '\\', control characters or a scheme are refused (400)"),
     ),
+    // The provider's own answers pass through with its status and body, so no status
+    // promises connecthub's error body: each may be the provider's.
     responses(
-        (status = 200, description = "The provider's answer, whatever its status"),
-        (status = 400, description = "A path that would leave the provider's API, or a body over 10 MiB (`invalid_request`)", body = super::error::ErrorBody),
-        (status = 401, description = "Missing, unknown or revoked API key (`invalid_api_key`)", body = super::error::ErrorBody),
-        (status = 403, description = "The key lacks `proxy` (`insufficient_scope`)", body = super::error::ErrorBody),
-        (status = 404, description = "No such client (`not_found`)", body = super::error::ErrorBody),
-        (status = 409, description = "`needs_reauth` (with `reconnect_url`) or `disconnected`", body = super::error::ErrorBody),
+        (status = 200, description = "The provider's answer; any other status it gives is passed through the same way"),
+        (status = 400, description = "A path that would leave the provider's API, or a body over 10 MiB (`invalid_request`); or the provider's own 400"),
+        (status = 401, description = "Missing, unknown or revoked API key (`invalid_api_key`); or the provider's own 401"),
+        (status = 403, description = "The key lacks `proxy` (`insufficient_scope`); or the provider's own 403"),
+        (status = 404, description = "No such client (`not_found`); or the provider's own 404"),
+        (status = 409, description = "`needs_reauth` (with `reconnect_url`) or `disconnected`; or the provider's own 409"),
+        (status = 429, description = "Too many requests for this key (`rate_limited`), or the provider's own 429, with Retry-After"),
         (status = 502, description = "The provider did not answer"),
+        (status = "default", description = "Any other status: the provider's own answer"),
     ),
     security(("api_key" = []))
 )]

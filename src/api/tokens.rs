@@ -151,7 +151,7 @@ fn owner_param(query: &str) -> Result<String, ApiError> {
     path = "/api/v1/providers/{provider}/token",
     params(
         ("provider" = String, Path, description = "The provider, e.g. klaviyo"),
-        ("owner" = String, Query, description = "The owner: a user id or an email"),
+        ("owner" = String, Query, max_length = 254, pattern = "^([A-Za-z0-9-]{1,64}|[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\\.[A-Za-z0-9-]+)+)$", description = "The owner: a user id or an email"),
     ),
     responses(
         (status = 200, description = "A token with time left, of the owner's default client", body = TokenResponse),

@@ -45,10 +45,10 @@ pub struct UsageResponse {
     get,
     path = "/api/v1/usage",
     params(
-        ("days" = Option<u32>, Query, description = "1 to 366, default 30"),
-        ("client_id" = Option<String>, Query, description = "Only this client's calls"),
-        ("provider" = Option<String>, Query, description = "Only this provider's calls"),
-        ("user_id" = Option<String>, Query, description = "Only calls for this user's clients"),
+        ("days" = Option<u32>, Query, minimum = 1, maximum = 366, description = "1 to 366, default 30"),
+        ("client_id" = Option<String>, Query, max_length = 64, pattern = "^[A-Za-z0-9_-]*$", description = "Only this client's calls"),
+        ("provider" = Option<String>, Query, max_length = 64, pattern = "^[A-Za-z0-9_-]*$", description = "Only this provider's calls"),
+        ("user_id" = Option<String>, Query, max_length = 64, pattern = "^[A-Za-z0-9_-]*$", description = "Only calls for this user's clients"),
     ),
     responses(
         (status = 200, description = "The statistics", body = UsageResponse),

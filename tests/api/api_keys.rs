@@ -410,7 +410,7 @@ async fn bad_filters_get_400(app: TestApp) {
     }
     let just_right = format!("?provider={}", "k".repeat(100));
     assert_eq!(list_with(&app, &key, &just_right).await.status(), 200);
-    // Unknown endpoints and methods answer JSON too.
+    // Unknown endpoints and methods answer JSON too (a known path's other method: 405).
     let bearer = format!("Bearer {key}");
     let unknown = service_get(&app, "/api/v1/nothing-here", Some(&bearer)).await;
     assert_error(unknown, 404, "not_found").await;
@@ -420,7 +420,7 @@ async fn bad_filters_get_400(app: TestApp) {
         .send()
         .await
         .unwrap();
-    assert_error(post, 404, "not_found").await;
+    assert_error(post, 405, "method_not_allowed").await;
 }
 
 async fn key_events_are_audited_without_the_secret(app: TestApp) {

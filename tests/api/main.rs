@@ -12,6 +12,7 @@ mod browser;
 mod cli;
 mod client_details;
 mod clients_list;
+mod conformance;
 mod connections;
 mod klaviyo_operations;
 mod kustomer_operations;

@@ -14,8 +14,8 @@ pub const PROVIDER: &str = "kustomer";
 pub const MAX_NOTE_CHARS: usize = 10_240;
 /// A bound of our own, so a runaway caller cannot send megabytes as one chat message.
 pub const MAX_MESSAGE_CHARS: usize = 100_000;
-const MAX_NAME_CHARS: usize = 256;
-const MAX_EXTERNAL_ID_CHARS: usize = 128;
+pub const MAX_NAME_CHARS: usize = 256;
+pub const MAX_EXTERNAL_ID_CHARS: usize = 128;
 /// How long a request waits for a racing one that is creating the same conversation.
 const CLAIM_WAIT: Duration = Duration::from_secs(15);
 const CLAIM_POLL: Duration = Duration::from_millis(100);
