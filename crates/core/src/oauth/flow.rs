@@ -176,7 +176,8 @@ pub struct CallbackParams {
 }
 
 impl CallbackParams {
-    fn oversized(&self) -> bool {
+    /// Whether a value is longer than any provider sends (`MAX_PARAM_LEN`).
+    pub fn oversized(&self) -> bool {
         [
             &self.code,
             &self.state,

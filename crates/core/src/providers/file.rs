@@ -73,7 +73,16 @@ pub(super) fn load(
 ) -> Result<Vec<Provider>, ConfigError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| ConfigError::new(VARIABLE, format!("cannot be read ({path}: {e})")))?;
-    let parsed: ProviderFile = toml::from_str(&text).map_err(|e| {
+    parse(&text, source, public_url)
+}
+
+/// The providers a file's text defines, each checked as `load` does.
+pub fn parse(
+    text: &str,
+    source: &dyn Source,
+    public_url: &str,
+) -> Result<Vec<Provider>, ConfigError> {
+    let parsed: ProviderFile = toml::from_str(text).map_err(|e| {
         ConfigError::new(
             VARIABLE,
             format!("is not a valid provider file: {}", one_line(&e.to_string())),

@@ -4,7 +4,7 @@
 //! environment (`<NAME>_OAUTH_CLIENT_ID`, …), never from the file.
 
 mod builtin;
-mod file;
+pub mod file;
 
 use crate::env::{ConfigError, Source};
 use secrecy::SecretString;
