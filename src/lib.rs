@@ -7,6 +7,7 @@ pub mod auth;
 pub mod cli;
 pub mod clients;
 pub mod config;
+pub mod connect;
 pub mod db;
 pub mod env;
 pub mod error;

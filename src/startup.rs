@@ -183,6 +183,7 @@ fn serve(
             .wrap(from_fn(crate::api::error::json_errors))
             .wrap(from_fn(crate::web::middleware::anonymous_rate_limit))
             .wrap(session_middleware(&state))
+            .wrap(from_fn(crate::web::middleware::popup_opener_policy))
             .wrap(crate::web::middleware::security_headers())
             .wrap(from_fn(crate::web::middleware::request_log))
             .wrap(from_fn(crate::web::middleware::http_metrics))

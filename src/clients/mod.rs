@@ -36,6 +36,9 @@ pub struct Client {
     pub last_error: Option<String>,
     pub created_at: chrono::NaiveDateTime,
     pub updated_at: chrono::NaiveDateTime,
+    /// Set for a connection made through a connect session: the team's end user it
+    /// belongs to (`end_users.id`); `owner_user_id` is then the session's key owner.
+    pub end_user_id: Option<String>,
 }
 
 impl Client {
@@ -60,6 +63,8 @@ impl Client {
 /// A connection just made, before it is stored.
 pub struct Connection<'a> {
     pub owner_user_id: &'a str,
+    /// The end user a connect session made it for, if any.
+    pub end_user_id: Option<&'a str>,
     pub provider: &'a str,
     pub provider_account_id: &'a str,
     pub display_name: &'a str,
@@ -85,19 +90,32 @@ pub(crate) fn is_unique_violation(error: &diesel::result::Error) -> bool {
     )
 }
 
-/// Inserts the client, or updates the existing row for the same (provider, account, owner).
+/// The rows of one (provider, account, owner, end user): at most one, by the unique index.
+fn same_account<'a>(
+    new: &'a Connection,
+) -> clients::BoxedQuery<'a, <DbConnection as diesel::Connection>::Backend> {
+    let query = clients::table
+        .filter(clients::owner_user_id.eq(new.owner_user_id))
+        .filter(clients::provider.eq(new.provider))
+        .into_boxed();
+    match new.end_user_id {
+        Some(end_user) => query.filter(clients::end_user_id.eq(end_user)),
+        None => query.filter(clients::end_user_id.is_null()),
+    }
+}
+
+/// Inserts the client, or updates the existing row for the same (provider, account, owner,
+/// end user).
 /// The UNIQUE constraint decides between racing callbacks: the loser's insert fails and it
 /// updates the winner's row instead. Returns the row and whether it was created.
 pub fn upsert(conn: &mut DbConnection, new: &Connection) -> QueryResult<(Client, bool)> {
     crate::db::transaction(conn, |conn| {
         let now = crate::db::now();
-        let has_default: bool = diesel::select(diesel::dsl::exists(
-            clients::table
-                .filter(clients::owner_user_id.eq(new.owner_user_id))
-                .filter(clients::provider.eq(new.provider))
-                .filter(clients::is_default.eq(true)),
-        ))
-        .get_result(conn)?;
+        let defaults: i64 = same_account(new)
+            .filter(clients::is_default.eq(true))
+            .count()
+            .get_result(conn)?;
+        let has_default = defaults > 0;
         let id = uuid::Uuid::new_v4().to_string();
         let tags = serde_json::json!([
             "new",
@@ -115,6 +133,7 @@ pub fn upsert(conn: &mut DbConnection, new: &Connection) -> QueryResult<(Client,
                 .values((
                     clients::id.eq(&id),
                     clients::owner_user_id.eq(new.owner_user_id),
+                    clients::end_user_id.eq(new.end_user_id),
                     clients::provider.eq(new.provider),
                     clients::provider_account_id.eq(new.provider_account_id),
                     clients::display_name.eq(new.display_name),
@@ -137,28 +156,25 @@ pub fn upsert(conn: &mut DbConnection, new: &Connection) -> QueryResult<(Client,
             Err(e) => return Err(e),
         };
         if !created {
-            diesel::update(
-                clients::table
-                    .filter(clients::owner_user_id.eq(new.owner_user_id))
-                    .filter(clients::provider.eq(new.provider))
-                    .filter(clients::provider_account_id.eq(new.provider_account_id)),
-            )
-            .set((
-                clients::display_name.eq(new.display_name),
-                clients::status.eq(ClientStatus::Active.as_str()),
-                clients::auth_type.eq(new.auth_type.as_str()),
-                clients::profile.eq(&profile),
-                clients::scopes.eq(new.scopes),
-                clients::connected_at.eq(now),
-                clients::last_error.eq(None::<String>),
-                clients::updated_at.eq(now),
-                clients::search_text.eq(&search_text),
-            ))
-            .execute(conn)?;
+            let id: String = same_account(new)
+                .filter(clients::provider_account_id.eq(new.provider_account_id))
+                .select(clients::id)
+                .first(conn)?;
+            diesel::update(clients::table.find(id))
+                .set((
+                    clients::display_name.eq(new.display_name),
+                    clients::status.eq(ClientStatus::Active.as_str()),
+                    clients::auth_type.eq(new.auth_type.as_str()),
+                    clients::profile.eq(&profile),
+                    clients::scopes.eq(new.scopes),
+                    clients::connected_at.eq(now),
+                    clients::last_error.eq(None::<String>),
+                    clients::updated_at.eq(now),
+                    clients::search_text.eq(&search_text),
+                ))
+                .execute(conn)?;
         }
-        let client = clients::table
-            .filter(clients::owner_user_id.eq(new.owner_user_id))
-            .filter(clients::provider.eq(new.provider))
+        let client = same_account(new)
             .filter(clients::provider_account_id.eq(new.provider_account_id))
             .select(Client::as_select())
             .first(conn)?;

@@ -38,6 +38,10 @@ pub fn insert(conn: &mut DbConnection, pending: &PendingAuthorization) -> QueryR
 /// Why a state cannot be used.
 #[derive(Debug, PartialEq, Eq)]
 pub enum StateProblem {
+    /// A callback parameter was longer than any real one.
+    Oversized,
+    /// The callback carried no state.
+    Missing,
     Unknown,
     AlreadyUsed,
     Expired,

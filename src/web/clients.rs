@@ -285,7 +285,7 @@ async fn apply(
             .is_ok(),
         BulkAction::Disconnect => {
             let revocation =
-                crate::oauth::disconnect::disconnect(state, admin, client, origin).await?;
+                crate::oauth::disconnect::disconnect(state, admin.actor(), client, origin).await?;
             !matches!(revocation, crate::oauth::disconnect::Revocation::Failed(_))
         }
         BulkAction::Tag(tag) => {

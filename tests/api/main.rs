@@ -12,6 +12,8 @@ mod browser;
 mod cli;
 mod client_details;
 mod clients_list;
+mod connect_browser;
+mod connect_sessions;
 mod connections;
 mod klaviyo_operations;
 mod kustomer_operations;
