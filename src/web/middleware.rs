@@ -148,3 +148,19 @@ pub async fn anonymous_rate_limit(
     }
     next.call(req).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::loggable_path;
+
+    #[test]
+    fn connect_tokens_never_reach_the_request_log() {
+        assert_eq!(loggable_path("/connect/chc_secret"), "/connect/{token}");
+        assert_eq!(
+            loggable_path("/connect/chc_secret/start/klaviyo"),
+            "/connect/{token}/start/klaviyo"
+        );
+        assert_eq!(loggable_path("/connect/again"), "/connect/again");
+        assert_eq!(loggable_path("/admin/clients"), "/admin/clients");
+    }
+}

@@ -14,6 +14,7 @@ mod client_details;
 mod clients_list;
 mod connect_browser;
 mod connect_sessions;
+mod connect_settings;
 mod connections;
 mod klaviyo_operations;
 mod kustomer_operations;
