@@ -390,7 +390,7 @@ fn like_pattern(text: &str) -> String {
 /// Applies the list's conditions (all on `clients` columns) to a boxed query, so the count
 /// runs on `clients` alone and only the page itself joins owners and credentials.
 macro_rules! apply_filter {
-    ($query:expr, $owner_scope:expr, $filter:expr, $matching_owners:expr) => {{
+    ($query:expr, $owner_scope:expr, $filter:expr, $matching_owners:expr, $matching_end_users:expr) => {{
         let mut query = $query;
         if let Some(owner) = $owner_scope {
             query = query.filter(clients::owner_user_id.eq(owner.to_string()));
@@ -400,7 +400,8 @@ macro_rules! apply_filter {
                 clients::search_text
                     .like(like_pattern(search))
                     .escape('\\')
-                    .or(clients::owner_user_id.eq_any($matching_owners.clone())),
+                    .or(clients::owner_user_id.eq_any($matching_owners.clone()))
+                    .or(clients::end_user_id.eq_any($matching_end_users.clone())),
             );
         }
         if let Some(provider) = &$filter.provider {
@@ -436,6 +437,27 @@ fn owners_matching(conn: &mut DbConnection, filter: &Filter) -> QueryResult<Vec<
     }
 }
 
+/// End users (team's id or email) matching the search: their connections match too.
+fn end_users_matching(
+    conn: &mut DbConnection,
+    filter: &Filter,
+) -> QueryResult<Vec<Option<String>>> {
+    use crate::db::schema::end_users;
+    match &filter.search {
+        Some(search) => end_users::table
+            .filter(
+                end_users::external_id
+                    .like(like_pattern(search))
+                    .escape('\\')
+                    .or(end_users::email.like(like_pattern(search)).escape('\\')),
+            )
+            .select(end_users::id.nullable())
+            .limit(1000)
+            .load(conn),
+        None => Ok(Vec::new()),
+    }
+}
+
 /// One page of the filtered clients and how many match in all.
 pub fn search(
     conn: &mut DbConnection,
@@ -444,14 +466,21 @@ pub fn search(
 ) -> QueryResult<(Vec<ListedClient>, i64)> {
     use crate::db::schema::credentials;
     let owners = owners_matching(conn, filter)?;
-    let total: i64 = apply_filter!(clients::table.into_boxed(), owner_scope, filter, owners)
-        .count()
-        .get_result(conn)?;
+    let end_users = end_users_matching(conn, filter)?;
+    let total: i64 = apply_filter!(
+        clients::table.into_boxed(),
+        owner_scope,
+        filter,
+        owners,
+        end_users
+    )
+    .count()
+    .get_result(conn)?;
     let joined = clients::table
         .inner_join(users::table)
         .left_join(credentials::table)
         .into_boxed();
-    let query = apply_filter!(joined, owner_scope, filter, owners).select((
+    let query = apply_filter!(joined, owner_scope, filter, owners, end_users).select((
         Client::as_select(),
         users::email,
         credentials::expires_at.nullable(),

@@ -160,6 +160,25 @@ pub async fn create(
     })
 }
 
+/// (completed, created) connect sessions created since `since`: the completion rate of
+/// the usage page's KPIs (sessions still open count as not completed).
+pub async fn completion_since(
+    state: &AppState,
+    since: chrono::NaiveDateTime,
+) -> Result<(i64, i64), DbError> {
+    let counts = crate::db::run(&state.pool, move |conn| {
+        sessions::count_by_status(conn, since)
+    })
+    .await?;
+    let completed = counts
+        .iter()
+        .filter(|(s, _)| s == "completed")
+        .map(|(_, n)| n)
+        .sum();
+    let created = counts.iter().map(|(_, n)| n).sum();
+    Ok((completed, created))
+}
+
 /// A usable session with what the hosted page shows.
 pub struct OpenSession {
     pub session: ConnectSession,

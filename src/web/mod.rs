@@ -11,6 +11,7 @@ mod clients_view_state;
 mod connect_page;
 mod connect_settings;
 mod connections;
+mod end_users;
 mod health;
 mod integrations;
 pub mod layout;
@@ -57,6 +58,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .route("/account", web::get().to(users::account))
         .route("/account/password", web::post().to(users::change_password))
+        .route("/admin/end-users/{id}", web::get().to(end_users::show))
         .route("/admin/settings", web::get().to(connect_settings::index))
         .route("/admin/settings", web::post().to(connect_settings::save))
         .route(

@@ -25,7 +25,7 @@ on_both_backends!(
 );
 
 /// A key for the team's backend: sessions, lists and tokens.
-async fn team_key(app: &TestApp) -> String {
+pub(crate) async fn team_key(app: &TestApp) -> String {
     app.api_key(&[Scope::ConnectWrite, Scope::ClientsRead, Scope::TokensRead])
         .await
 }
@@ -41,20 +41,20 @@ async fn create_session(app: &TestApp, key: &str, body: Value) -> reqwest::Respo
 }
 
 /// A session for end user 42 (only Kustomer unless `body` says otherwise); its answer.
-async fn session_for(app: &TestApp, key: &str, body: Value) -> Value {
+pub(crate) async fn session_for(app: &TestApp, key: &str, body: Value) -> Value {
     let response = create_session(app, key, body).await;
     assert_eq!(response.status(), 201, "session created");
     response.json().await.unwrap()
 }
 
-fn path_of(url: &str) -> String {
+pub(crate) fn path_of(url: &str) -> String {
     let url = reqwest::Url::parse(url).unwrap();
     url.path().to_string()
 }
 
 /// The end user's browser: opens the link, clicks Connect, consents at the sandbox and
 /// follows the callback; returns the callback's answer.
-async fn end_user_connects(
+pub(crate) async fn end_user_connects(
     browser: &TestApp,
     connect_url: &str,
     provider: &str,

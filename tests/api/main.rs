@@ -12,6 +12,7 @@ mod browser;
 mod cli;
 mod client_details;
 mod clients_list;
+mod connect_admin;
 mod connect_browser;
 mod connect_sessions;
 mod connect_settings;
