@@ -99,4 +99,15 @@ mod tests {
         assert!(!verify(&url, &SecretString::from("other".to_string())));
         assert!(!verify("https://app.example/done", &secret));
     }
+
+    /// The same value Python's hmac and `openssl dgst -sha256 -hmac` give (README).
+    #[test]
+    fn the_signature_matches_the_readme_recipe() {
+        let secret = SecretString::from("s3cret".to_string());
+        let url = signed_url("https://app.example/done", &params(), &secret, 1700000000);
+        assert!(url.ends_with(
+            "?connection_id=c1&end_user_id=42&provider=kustomer&status=success&ts=1700000000\
+             &signature=3f5fa2ba8d4c7cc263e0d0f0af0544a9ede2b8b929eee393a07d57495e6aa0ca"
+        ));
+    }
 }
