@@ -123,19 +123,20 @@ pub async fn create(
         finished_at: None,
     };
     let info = request.end_user.clone();
-    let stored = session.clone();
+    let mut stored = session.clone();
     let saved = crate::db::run(&state.pool, move |conn| {
         crate::db::transaction(conn, |conn| -> Result<_, CreateError> {
             if let Some(client_id) = &stored.reconnect_client_id {
                 let end_user = end_users::by_external_id(conn, &info.external_id)?;
                 let client = crate::clients::find(conn, client_id)?;
                 let theirs = matches!((&end_user, &client), (Some(e), Some(c)) if c.end_user_id.as_deref() == Some(e.id.as_str()));
-                if !theirs {
+                let Some(client) = client.filter(|_| theirs) else {
                     return Err(CreateError::NotTheEndUsersClient);
-                }
+                };
+                // Re-authorising a connection offers its provider only.
+                stored.allowed_providers = json!([client.provider]).to_string();
             }
             let end_user = end_users::record_seen(conn, &info)?;
-            let mut stored = stored;
             stored.end_user_id = end_user.id.clone();
             sessions::insert(conn, &stored)?;
             let event = audit::Event::new(actor, "connect_session_created")
@@ -147,6 +148,7 @@ pub async fn create(
     })
     .await?;
     session.end_user_id = saved.end_user_id;
+    session.allowed_providers = saved.allowed_providers;
     let connect_url = format!(
         "{}/connect/{}",
         state.config.public_url.as_str().trim_end_matches('/'),
@@ -227,6 +229,30 @@ async fn usable(
     })
     .await?;
     Err(SessionProblem::Expired)
+}
+
+/// Marks every session past its expiry as expired, each audited once
+/// (`connect_session_expired`); run every minute by the housekeeping. Returns how many.
+pub async fn expire_due(pool: &crate::db::DbPool) -> Result<usize, DbError> {
+    crate::db::run(pool, |conn| -> Result<usize, DbError> {
+        let mut expired = 0;
+        for (id, end_user_id) in sessions::due_for_expiry(conn, 500)? {
+            let external_id = end_users::find(conn, &end_user_id)?.map(|e| e.external_id);
+            crate::db::transaction(conn, |conn| -> Result<(), DbError> {
+                if sessions::expire(conn, &id)? {
+                    expired += 1;
+                    let event = audit::Event::new(Actor::system(), "connect_session_expired")
+                        .target("connect_session", id.clone())
+                        .details(json!({"end_user_id": external_id}));
+                    audit::append(conn, event)?;
+                }
+                Ok(())
+            })?;
+        }
+        Ok(expired)
+    })
+    .await
+    .map_err(DbError::from)
 }
 
 /// The providers a session offers: its list (or every enabled one), enabled and of a

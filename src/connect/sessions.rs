@@ -106,6 +106,16 @@ pub fn record_failure(conn: &mut DbConnection, id: &str, reason: &str) -> QueryR
     Ok(changed == 1)
 }
 
+/// Open or failed sessions past their expiry (at most `limit`), as (id, end user id).
+pub fn due_for_expiry(conn: &mut DbConnection, limit: i64) -> QueryResult<Vec<(String, String)>> {
+    connect_sessions::table
+        .filter(connect_sessions::status.eq_any(["open", "failed"]))
+        .filter(connect_sessions::expires_at.le(crate::db::now()))
+        .select((connect_sessions::id, connect_sessions::end_user_id))
+        .limit(limit)
+        .load(conn)
+}
+
 /// Marks an open or failed session past its expiry as expired; true the first time.
 pub fn expire(conn: &mut DbConnection, id: &str) -> QueryResult<bool> {
     let now = crate::db::now();

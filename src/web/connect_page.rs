@@ -92,8 +92,9 @@ fn page(body: String, status: StatusCode) -> HttpResponse {
         .body(body)
 }
 
-/// A clear page for a link that cannot be used; storage failures stay errors (5xx).
-fn problem(error: SessionProblem) -> Result<HttpResponse, AppError> {
+/// A clear page for a link that cannot be used, in the team's branding; storage failures
+/// stay errors (5xx).
+async fn problem(state: &AppState, error: SessionProblem) -> Result<HttpResponse, AppError> {
     let (status, title) = match &error {
         SessionProblem::Unknown => (StatusCode::NOT_FOUND, "Link not valid"),
         SessionProblem::Expired => (StatusCode::GONE, "Link expired"),
@@ -107,8 +108,12 @@ fn problem(error: SessionProblem) -> Result<HttpResponse, AppError> {
             return Err(e.into());
         }
     };
+    let branding = match connect::admin::load(state).await {
+        Ok(settings) => settings.branding,
+        Err(_) => Branding::default(),
+    };
     let body = ProblemPage {
-        page: PageFrame::of(&Branding::default()),
+        page: PageFrame::of(&branding),
         title,
         message: error.to_string(),
     }
@@ -125,7 +130,7 @@ pub async fn show(
 ) -> Result<HttpResponse, AppError> {
     let opened = match connect::open(&state, &token, &origin(&req)).await {
         Ok(opened) => opened,
-        Err(e) => return problem(e),
+        Err(e) => return problem(&state, e).await,
     };
     let providers = opened
         .providers
@@ -176,12 +181,12 @@ fn opened_token(req: &HttpRequest) -> String {
 }
 
 /// `GET /connect/again`: back to this browser's link (the result page's Try again).
-pub async fn again(req: HttpRequest) -> Result<HttpResponse, AppError> {
+pub async fn again(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
     match req.cookie(RETRY_COOKIE) {
         Some(cookie) if cookie.value().starts_with("chc_") => Ok(HttpResponse::SeeOther()
             .insert_header((header::LOCATION, format!("/connect/{}", cookie.value())))
             .finish()),
-        _ => problem(SessionProblem::Unknown),
+        _ => problem(&state, SessionProblem::Unknown).await,
     }
 }
 
@@ -200,7 +205,7 @@ pub async fn start(
             .insert_header(("Cross-Origin-Opener-Policy", "unsafe-none"))
             .insert_header((header::CACHE_CONTROL, "no-store"))
             .finish()),
-        Err(e) => problem(e),
+        Err(e) => problem(&state, e).await,
     }
 }
 
@@ -220,7 +225,7 @@ pub async fn api_key(
     let form = form.into_inner();
     match connect::connect_api_key(&state, &token, &provider, form.api_key, &origin(&req)).await {
         Ok(result) => result_page(result),
-        Err(e) => problem(e),
+        Err(e) => problem(&state, e).await,
     }
 }
 

@@ -22,6 +22,7 @@ on_both_backends!(
     the_backend_disconnects_an_end_users_connection_with_revocation,
     an_api_key_provider_is_connected_on_the_hosted_page,
     the_result_page_reports_only_to_the_sessions_origins,
+    expired_sessions_are_marked_and_audited_by_the_housekeeping,
 );
 
 /// A key for the team's backend: sessions, lists and tokens.
@@ -536,6 +537,15 @@ async fn reconnecting_another_end_users_client_is_refused(app: TestApp) {
         201,
         "the end user's own client may be reconnected"
     );
+    let own: Value = own.json().await.unwrap();
+    let page = app
+        .new_browser()
+        .get_html(&path_of(own["connect_url"].as_str().unwrap()))
+        .await;
+    assert!(
+        page.contains("Connect Klaviyo") && !page.contains("Connect Kustomer"),
+        "only the client's provider"
+    );
 }
 
 async fn the_backend_disconnects_an_end_users_connection_with_revocation(app: TestApp) {
@@ -682,4 +692,68 @@ async fn the_result_page_reports_only_to_the_sessions_origins(app: TestApp) {
     );
     assert!(!page.contains("<script>"), "no inline script");
     assert!(page.contains(r#"data-return-url="https://app.example.com/done?connection_id="#));
+}
+
+async fn expired_sessions_are_marked_and_audited_by_the_housekeeping(app: TestApp) {
+    let key = team_key(&app).await;
+    let due = session_for(&app, &key, json!({"end_user": {"id": "42"}})).await;
+    let fresh = session_for(&app, &key, json!({"end_user": {"id": "43"}})).await;
+    let due_id = due["session_id"].as_str().unwrap().to_string();
+    let id = due_id.clone();
+    app.db(move |conn| {
+        diesel::update(connect_sessions::table.find(id))
+            .set(
+                connect_sessions::expires_at
+                    .eq(connecthub::db::now() - chrono::TimeDelta::seconds(1)),
+            )
+            .execute(conn)
+    })
+    .await;
+    assert_eq!(connecthub::connect::expire_due(&app.pool).await.unwrap(), 1);
+    assert_eq!(
+        connecthub::connect::expire_due(&app.pool).await.unwrap(),
+        0,
+        "once"
+    );
+    let statuses: Vec<(String, String)> = app
+        .db(|conn| {
+            connect_sessions::table
+                .select((connect_sessions::id, connect_sessions::status))
+                .load(conn)
+        })
+        .await;
+    assert!(statuses.contains(&(due_id, "expired".into())));
+    assert!(statuses.contains(&(
+        fresh["session_id"].as_str().unwrap().to_string(),
+        "open".into()
+    )));
+    let expired = app
+        .audit_actions()
+        .await
+        .iter()
+        .filter(|a| *a == "connect_session_expired")
+        .count();
+    assert_eq!(expired, 1);
+    let page = app
+        .new_browser()
+        .get(&path_of(due["connect_url"].as_str().unwrap()))
+        .await;
+    assert_eq!(page.status(), 410);
+    let other = app
+        .client
+        .get(app.url(&format!(
+            "/api/v1/clients/{}",
+            due["session_id"].as_str().unwrap()
+        )))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    let status = other.status();
+    let body = other.text().await.unwrap();
+    assert!(status == 404 || status == 405, "{status} {body}");
+    assert!(
+        body.starts_with('{'),
+        "JSON like every /api/v1 answer: {body}"
+    );
 }
