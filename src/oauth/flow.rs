@@ -46,6 +46,9 @@ pub enum Callback {
     Finished(Box<Outcome>),
     /// A connecthub user's flow reached a browser that is not signed in.
     NeedsSignIn,
+    /// An end user's flow that cannot go on (started in another browser, expired, used):
+    /// the reason, for a page in the hosted connect page's words (no sign-in page).
+    EndUserRefused(String),
 }
 
 /// Why a connection could not be made, in words for the person connecting.
@@ -174,16 +177,19 @@ pub async fn complete(
 ) -> Result<Callback, DbError> {
     let (pending, holder) = match check_state(state, caller, provider, &params).await? {
         Ok(found) => found,
-        Err(StateProblem::NotTheCallers) if caller.user.is_none() => {
+        Err((StateProblem::NotTheCallers, false)) if caller.user.is_none() => {
             return Ok(Callback::NeedsSignIn)
         }
-        Err(problem) => {
+        Err((problem, for_end_user)) => {
             let actor = caller.user.as_ref().map_or_else(
                 || Actor::anonymous(origin.ip.as_deref().unwrap_or("unknown")),
                 User::actor,
             );
             let reason = callback::problem_text(problem).to_string();
             let outcome = fail(state, actor, None, provider, origin, None, reason).await?;
+            if for_end_user {
+                return Ok(Callback::EndUserRefused(outcome.message));
+            }
             return Ok(Callback::Finished(Box::new(outcome)));
         }
     };
@@ -253,40 +259,47 @@ async fn fail(
 
 /// Finds and consumes the pending authorization the callback refers to, and who it was
 /// for: the same browser session always, and for a user's flow the same signed-in user.
+/// A refusal says whether the state belonged to an end user's flow.
 async fn check_state(
     state: &AppState,
     caller: &Caller,
     provider: &Provider,
     params: &CallbackParams,
-) -> Result<Result<(PendingAuthorization, Holder), StateProblem>, DbError> {
+) -> Result<Result<(PendingAuthorization, Holder), (StateProblem, bool)>, DbError> {
     if params.oversized() {
-        return Ok(Err(StateProblem::Oversized));
+        return Ok(Err((StateProblem::Oversized, false)));
     }
     let Some(state_token) = params.state.as_deref().filter(|s| !s.is_empty()) else {
-        return Ok(Err(StateProblem::Missing));
+        return Ok(Err((StateProblem::Missing, false)));
     };
     let id = pkce::state_id(state_token);
     let provider_name = provider.name.clone();
     let user_id = caller.user.as_ref().map(|u| u.id.clone());
     let binding = caller.session_binding.clone();
+    let saw_end_user = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let seen = saw_end_user.clone();
     let is_callers = move |pending: &PendingAuthorization| {
         let same_session =
             orion::util::secure_cmp(pending.session_binding.as_bytes(), binding.as_bytes()).is_ok();
         let for_end_user = Holder::end_user_from_params(&pending.user_id, &pending.params);
+        seen.store(for_end_user.is_some(), std::sync::atomic::Ordering::Relaxed);
         same_session && (for_end_user.is_some() || user_id.as_ref() == Some(&pending.user_id))
     };
     let consumed = crate::db::run(&state.pool, move |conn| {
         states::consume(conn, &id, &provider_name, is_callers)
     })
     .await?;
-    Ok(consumed.map(|pending| {
-        let holder = match Holder::end_user_from_params(&pending.user_id, &pending.params) {
-            Some(end_user) => Holder::EndUser(end_user),
-            // Only the signed-in owner passes `is_callers` for a user's flow.
-            None => Holder::User(caller.user.clone().expect("checked by is_callers")),
-        };
-        (pending, holder)
-    }))
+    let for_end_user = saw_end_user.load(std::sync::atomic::Ordering::Relaxed);
+    Ok(consumed
+        .map_err(|problem| (problem, for_end_user))
+        .map(|pending| {
+            let holder = match Holder::end_user_from_params(&pending.user_id, &pending.params) {
+                Some(end_user) => Holder::EndUser(end_user),
+                // Only the signed-in owner passes `is_callers` for a user's flow.
+                None => Holder::User(caller.user.clone().expect("checked by is_callers")),
+            };
+            (pending, holder)
+        }))
 }
 
 /// The rest of a valid callback: provider error, issuer, code exchange, profile, storage.

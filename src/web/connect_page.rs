@@ -108,10 +108,7 @@ async fn problem(state: &AppState, error: SessionProblem) -> Result<HttpResponse
             return Err(e.into());
         }
     };
-    let branding = match connect::admin::load(state).await {
-        Ok(settings) => settings.branding,
-        Err(_) => Branding::default(),
-    };
+    let branding = branding(state).await;
     let body = ProblemPage {
         page: PageFrame::of(&branding),
         title,
@@ -119,6 +116,27 @@ async fn problem(state: &AppState, error: SessionProblem) -> Result<HttpResponse
     }
     .render()?;
     Ok(page(body, status))
+}
+
+/// The team's branding; the defaults when it cannot be read (a problem page still shows).
+async fn branding(state: &AppState) -> Branding {
+    match connect::admin::load(state).await {
+        Ok(settings) => settings.branding,
+        Err(_) => Branding::default(),
+    }
+}
+
+/// An end user's callback that cannot go on (another browser, an expired or used
+/// authorization): what happened, and that the app can start again. 400.
+pub async fn refused_page(state: &AppState, reason: String) -> Result<HttpResponse, AppError> {
+    let branding = branding(state).await;
+    let body = ProblemPage {
+        page: PageFrame::of(&branding),
+        title: "Not connected",
+        message: format!("{reason}. Go back to the app and start again."),
+    }
+    .render()?;
+    Ok(page(body, StatusCode::BAD_REQUEST))
 }
 
 /// `GET /connect/{token}`: the providers to choose from.

@@ -90,6 +90,9 @@ pub async fn callback(
                 next: req.path().to_string(),
             })
         }
+        Callback::EndUserRefused(reason) => {
+            return super::connect_page::refused_page(&state, reason).await
+        }
     };
     let flash = if outcome.success {
         Flash::success(outcome.message)

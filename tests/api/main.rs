@@ -13,6 +13,7 @@ mod cli;
 mod client_details;
 mod clients_list;
 mod connect_admin;
+mod connect_bad_input;
 mod connect_browser;
 mod connect_sessions;
 mod connect_settings;
