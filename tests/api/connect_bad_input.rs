@@ -3,7 +3,7 @@
 //! gets a clear 4xx (JSON or page) and changes nothing, on both databases.
 
 use crate::connect_sessions::{
-    create_session, end_user_connects, path_of, rows, session_for, team_key,
+    api_get, create_session, end_user_connects, path_of, rows, session_for, team_key,
 };
 use crate::helpers::{location, unescape, TestApp};
 use crate::on_both_backends;
@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 
 on_both_backends!(
     bad_session_requests_are_refused_and_change_nothing,
+    bad_end_user_lookups_get_clear_json_errors,
     unknown_and_forged_links_get_a_clear_404,
     a_provider_the_session_does_not_offer_is_refused,
     expired_and_used_links_get_a_clear_410,
@@ -363,4 +364,83 @@ async fn a_callback_in_another_browser_or_replayed_is_refused_without_a_sign_in_
     assert_eq!(replayed.status(), 400);
     assert!(unescape(&replayed.text().await.unwrap()).contains("already used"));
     assert_eq!(app.clients().await.len(), 1);
+}
+
+async fn bad_end_user_lookups_get_clear_json_errors(app: TestApp) {
+    let key = team_key(&app).await;
+    let long = "x".repeat(256);
+    for (path, status, code) in [
+        (
+            "/api/v1/end-users/42/connections".to_string(),
+            404,
+            "not_found",
+        ),
+        (
+            format!("/api/v1/end-users/{long}/connections"),
+            404,
+            "not_found",
+        ),
+        (
+            "/api/v1/providers/klaviyo/token?end_user_id=".to_string(),
+            400,
+            "invalid_request",
+        ),
+        (
+            format!("/api/v1/providers/klaviyo/token?end_user_id={long}"),
+            400,
+            "invalid_request",
+        ),
+        (
+            "/api/v1/providers/klaviyo/token?end_user_id=4%002".to_string(),
+            400,
+            "invalid_request",
+        ),
+        (
+            "/api/v1/providers/klaviyo/token?end_user_id=42".to_string(),
+            404,
+            "not_found",
+        ),
+        (
+            "/api/v1/providers/nope/token?end_user_id=42".to_string(),
+            404,
+            "not_found",
+        ),
+        (
+            format!("/api/v1/clients?end_user_id={long}"),
+            400,
+            "invalid_request",
+        ),
+        (
+            "/api/v1/clients?end_user_id=4%0A2".to_string(),
+            400,
+            "invalid_request",
+        ),
+    ] {
+        let (got, body) = api_get(&app, &key, &path).await;
+        assert_eq!(
+            (got, body["error"].as_str()),
+            (status, Some(code)),
+            "{path}: {body}"
+        );
+    }
+    let reader = app.api_key(&[Scope::TokensRead]).await;
+    let (status, body) = api_get(&app, &reader, "/api/v1/end-users/42/connections").await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("insufficient_scope"))
+    );
+    let doc: Value = app.get("/api/v1/openapi.json").await.json().await.unwrap();
+    for (path, method) in [
+        ("/api/v1/connect-sessions", "post"),
+        ("/api/v1/end-users/{id}/connections", "get"),
+        ("/api/v1/clients/{id}", "delete"),
+    ] {
+        assert!(
+            doc["paths"][path][method]["responses"]["401"].is_object(),
+            "{method} {path} documented"
+        );
+    }
+    let example = &doc["paths"]["/api/v1/connect-sessions"]["post"]["requestBody"]["content"]
+        ["application/json"]["example"];
+    assert_eq!(example["end_user"]["id"], "42", "with an example");
 }
