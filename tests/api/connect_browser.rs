@@ -299,6 +299,17 @@ async fn every_hosted_state_is_readable_at_desktop_and_phone_width() {
             answer["connect_url"].as_str().unwrap().to_string()
         }
     };
+    app.db(|conn| {
+        let vault = connecthub::vault::Vault::new(
+            &connecthub::config::EncryptionKey::parse(crate::helpers::TEST_KEY).unwrap(),
+            None,
+        );
+        let branding =
+            connecthub::connect::settings::parse_branding("Acme Chat", "", "#aa3366").unwrap();
+        connecthub::connect::settings::save_branding(conn, &vault, &branding)
+            .map_err(|_| diesel::result::Error::NotFound)
+    })
+    .await;
     let both = session(json!(["klaviyo", "kustomer"])).await;
     browser.goto(&both).await;
     browser.wait_for_text("h1", "Connect an account").await;
@@ -346,5 +357,32 @@ async fn every_hosted_state_is_readable_at_desktop_and_phone_width() {
             .all(|e| e.contains("the server responded with a status of 4")),
         "only the 4xx pages' own status"
     );
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_settings_and_end_user_pages_render_for_admins() {
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    let (app, team) = hub_and_team_app().await;
+    let (team_window, _) = open_popup(&browser, &format!("{}/", team.origin)).await;
+    browser.click("a.connect-btn").await;
+    browser.click("#allow").await;
+    browser.client.switch_to_window(team_window).await.unwrap();
+    result_starting(&browser, "success").await;
+    let admin = app.create_user(connecthub::auth::users::Role::Admin).await;
+    browser.sign_in(&app, &admin).await;
+    browser.wait_for_text("h1", "Clients").await;
+    wait_for_contains(&browser, "#clients-table", "end user 42").await;
+    shoot(&browser, "admin-clients").await;
+    browser.goto(&app.url("/admin/end-users/42")).await;
+    browser.wait_for_text("h1", "End user 42").await;
+    shoot(&browser, "admin-end-user").await;
+    browser.goto(&app.url("/admin/settings")).await;
+    browser.wait_for_text("h1", "Settings").await;
+    shoot(&browser, "admin-settings").await;
+    let errors = browser.console_errors().await;
+    assert!(errors.is_empty(), "{errors:?}");
     browser.close().await;
 }
