@@ -1,5 +1,6 @@
 /* The hosted connect page's glue (no inline scripts: the CSP forbids them).
  * - Buttons say what happens next ("Redirecting to Klaviyo…") once pressed.
+ * - "Finishing…" sends the provider's answer on at once.
  * - The result page reports to the window that opened it, only at the session's allowed
  *   origins (postMessage with an exact targetOrigin, so no other origin can receive it),
  *   and closes after a success; without an opener it goes on to the return URL. */
@@ -14,6 +15,13 @@
     if (el.tagName === 'A') el.addEventListener('click', announce);
     else if (el.form) el.form.addEventListener('submit', announce);
   });
+
+  // "Finishing…": the provider's answer goes on by POST, so no code stays in the URL.
+  var finishing = document.querySelector('form[data-autosubmit]');
+  if (finishing) {
+    finishing.submit();
+    return;
+  }
 
   var section = document.getElementById('connect-result');
   if (!section) return;

@@ -33,6 +33,28 @@ pub struct SessionResult {
     pub params: ReturnParams,
 }
 
+/// Whether a callback returns to an end user's flow (its state was started by a connect
+/// session): the hosted page then finishes it in two steps ("Finishing…", then a POST),
+/// so the page the browser ends on carries no code or state. Nothing is consumed here.
+pub async fn is_end_user_callback(
+    state: &AppState,
+    params: &CallbackParams,
+) -> Result<bool, DbError> {
+    let Some(token) = params
+        .state
+        .as_deref()
+        .filter(|s| !s.is_empty() && s.len() <= flow::MAX_PARAM_LEN)
+    else {
+        return Ok(false);
+    };
+    let id = crate::oauth::pkce::state_id(token);
+    let found = crate::db::run(&state.pool, move |conn| {
+        crate::oauth::states::params_of(conn, &id)
+    })
+    .await?;
+    Ok(found.is_some_and(|params| Holder::end_user_from_params("", &params).is_some()))
+}
+
 /// The provider's callback for every flow. A connecthub user's ends as before; an end
 /// user's also ends its session (`on_session_finished`) and comes back as a result.
 pub async fn callback(

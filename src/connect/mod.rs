@@ -13,7 +13,9 @@ pub mod sessions;
 pub mod settings;
 pub mod signature;
 
-pub use finish::{callback, connect_api_key, on_session_finished, SessionResult};
+pub use finish::{
+    callback, connect_api_key, is_end_user_callback, on_session_finished, SessionResult,
+};
 
 use crate::audit::{self, Actor, Origin};
 use crate::db::DbError;

@@ -36,6 +36,20 @@ pub struct CallbackParams {
 }
 
 impl CallbackParams {
+    /// The parameters that were sent, as (name, value), to carry them on in a form.
+    pub fn fields(&self) -> Vec<(&'static str, String)> {
+        [
+            ("code", &self.code),
+            ("state", &self.state),
+            ("error", &self.error),
+            ("error_description", &self.error_description),
+            ("iss", &self.iss),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| value.clone().map(|v| (name, v)))
+        .collect()
+    }
+
     pub fn oversized(&self) -> bool {
         [
             &self.code,

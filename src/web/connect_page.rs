@@ -4,9 +4,10 @@
 //! success/error URL (redirect mode). Every unusable link gets a clear 4xx page.
 
 use super::origin;
-use crate::auth::csrf;
+use crate::auth::{csrf, CurrentUser};
 use crate::connect::{self, settings::Branding, SessionProblem, SessionResult};
 use crate::error::AppError;
+use crate::oauth::flow::{Callback, CallbackParams, Caller};
 use crate::state::AppState;
 use actix_session::Session;
 use actix_web::cookie::{Cookie, SameSite};
@@ -73,6 +74,16 @@ struct ResultPage {
     result_json: String,
     origins_json: String,
     return_url: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "connect/finishing.html")]
+struct FinishingPage {
+    page: PageFrame,
+    provider: String,
+    provider_display_name: String,
+    csrf_token: String,
+    fields: Vec<(&'static str, String)>,
 }
 
 #[derive(Template)]
@@ -198,10 +209,19 @@ fn opened_token(req: &HttpRequest) -> String {
         .to_string()
 }
 
+/// `chc_` and URL-safe base64: nothing else goes into the Location of `again`.
+fn is_token_shaped(value: &str) -> bool {
+    value.len() <= 100
+        && value.starts_with("chc_")
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
 /// `GET /connect/again`: back to this browser's link (the result page's Try again).
 pub async fn again(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
     match req.cookie(RETRY_COOKIE) {
-        Some(cookie) if cookie.value().starts_with("chc_") => Ok(HttpResponse::SeeOther()
+        Some(cookie) if is_token_shaped(cookie.value()) => Ok(HttpResponse::SeeOther()
             .insert_header((header::LOCATION, format!("/connect/{}", cookie.value())))
             .finish()),
         _ => problem(&state, SessionProblem::Unknown).await,
@@ -244,6 +264,52 @@ pub async fn api_key(
     match connect::connect_api_key(&state, &token, &provider, form.api_key, &origin(&req)).await {
         Ok(result) => result_page(result),
         Err(e) => problem(&state, e).await,
+    }
+}
+
+/// The provider's return to an end user's flow: "Finishing…", and a form (sent at once by
+/// connect-page.js) that carries the parameters on to `finish` by POST.
+pub async fn finishing_page(
+    state: &AppState,
+    session: &Session,
+    provider: &crate::providers::Provider,
+    params: &CallbackParams,
+) -> Result<HttpResponse, AppError> {
+    let body = FinishingPage {
+        page: PageFrame::of(&branding(state).await),
+        provider: provider.name.clone(),
+        provider_display_name: provider.display_name.clone(),
+        csrf_token: csrf::token(session),
+        fields: params.fields(),
+    }
+    .render()?;
+    Ok(page(body, StatusCode::OK))
+}
+
+/// `POST /connect/finish/{provider}`: the callback's checks and the code exchange (the one
+/// OAuth engine), then the result; the URL it ends on has no code or state.
+pub async fn finish(
+    req: HttpRequest,
+    session: Session,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    form: web::Form<CallbackParams>,
+    user: Option<CurrentUser>,
+) -> Result<HttpResponse, AppError> {
+    let provider = state.providers().get(&path).ok_or(AppError::NotFound)?;
+    let caller = Caller {
+        user: user.map(|CurrentUser(user)| user),
+        session_binding: csrf::session_binding(&session),
+    };
+    let (answer, ended) =
+        connect::callback(&state, &caller, &provider, form.into_inner(), &origin(&req)).await?;
+    match (ended, answer) {
+        (Some(result), _) => result_page(result),
+        (None, Callback::EndUserRefused(reason)) => refused_page(&state, reason).await,
+        (None, Callback::Finished(outcome)) => refused_page(&state, outcome.message).await,
+        (None, Callback::NeedsSignIn) => {
+            refused_page(&state, "This sign-in belongs to someone else".into()).await
+        }
     }
 }
 

@@ -74,6 +74,9 @@ pub async fn callback(
     let provider = provider(&state, &path)?;
     // Parsed by hand so a malformed query still ends in a clear message, not a bare 400.
     let params: CallbackParams = serde_urlencoded::from_str(req.query_string()).unwrap_or_default();
+    if connect::is_end_user_callback(&state, &params).await? {
+        return super::connect_page::finishing_page(&state, &session, &provider, &params).await;
+    }
     let caller = Caller {
         user: user.map(|CurrentUser(user)| user),
         session_binding: csrf::session_binding(&session),

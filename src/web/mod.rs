@@ -113,6 +113,10 @@ fn integration_routes(cfg: &mut web::ServiceConfig) {
 fn connect_routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/connect/_theme.css", web::get().to(connect_page::theme))
         .route("/connect/again", web::get().to(connect_page::again))
+        .route(
+            "/connect/finish/{provider}",
+            web::post().to(connect_page::finish),
+        )
         .route("/connect/{token}", web::get().to(connect_page::show))
         .route(
             "/connect/{token}/start/{provider}",

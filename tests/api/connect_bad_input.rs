@@ -3,7 +3,8 @@
 //! gets a clear 4xx (JSON or page) and changes nothing, on both databases.
 
 use crate::connect_sessions::{
-    api_get, create_session, end_user_connects, path_of, rows, session_for, team_key,
+    api_get, create_session, end_user_connects, finish_callback, path_of, rows, session_for,
+    team_key,
 };
 use crate::helpers::{location, unescape, TestApp};
 use crate::on_both_backends;
@@ -349,18 +350,18 @@ async fn a_callback_in_another_browser_or_replayed_is_refused_without_a_sign_in_
     assert_eq!(browser.get(&link).await.status(), 200);
     let start = browser.get(&format!("{link}/start/klaviyo")).await;
     let back = browser.consent(&location(&start), "allow", None).await;
-    let elsewhere = app.new_browser().callback(&back).await;
+    let elsewhere = finish_callback(&app.new_browser(), &back).await;
     assert_eq!(elsewhere.status(), 400, "not the sign-in page");
     let page = unescape(&elsewhere.text().await.unwrap());
     assert!(page.contains("started in another session"), "{page}");
     assert!(page.contains("Go back to the app and start again."));
     assert!(app.clients().await.is_empty(), "nothing stored");
     assert_eq!(
-        browser.callback(&back).await.status(),
+        finish_callback(&browser, &back).await.status(),
         200,
         "its own browser still finishes"
     );
-    let replayed = browser.callback(&back).await;
+    let replayed = finish_callback(&browser, &back).await;
     assert_eq!(replayed.status(), 400);
     assert!(unescape(&replayed.text().await.unwrap()).contains("already used"));
     assert_eq!(app.clients().await.len(), 1);

@@ -217,6 +217,11 @@ async fn the_team_app_connects_klaviyo_in_a_popup_and_gets_the_result_by_post_me
     browser.click("a.connect-btn").await;
     browser.click("#allow").await;
     wait_for_contains(&browser, "#connect-result h1", "connected").await;
+    let ended_on = browser.client.current_url().await.unwrap().to_string();
+    assert!(
+        ended_on.ends_with("/connect/finish/klaviyo"),
+        "no code or state: {ended_on}"
+    );
     browser
         .client
         .switch_to_window(team_window.clone())

@@ -66,7 +66,46 @@ pub(crate) async fn end_user_connects(
         .await;
     assert_eq!(start.status(), 302, "start goes to the provider");
     let back = browser.consent(&location(&start), decision, account).await;
-    browser.callback(&back).await
+    finish_callback(browser, &back).await
+}
+
+/// Follows the provider's redirect back into the hosted page: "Finishing…", whose form
+/// (sent by connect-page.js in a browser) carries the answer on by POST; returns the
+/// answer to that POST.
+pub(crate) async fn finish_callback(browser: &TestApp, callback_url: &str) -> reqwest::Response {
+    let finishing = browser.callback(callback_url).await;
+    assert_eq!(finishing.status(), 200, "the Finishing… page");
+    let page = finishing.text().await.unwrap();
+    assert!(page.contains("<h1>Finishing…</h1>"), "{page}");
+    assert!(!page.contains("<script>"), "no inline script");
+    let action = page
+        .split(r#"<form method="post" action=""#)
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the finishing form")
+        .to_string();
+    let fields: Vec<(String, String)> = page
+        .split(r#"<input type="hidden" name=""#)
+        .skip(1)
+        .map(|rest| {
+            let (name, rest) = rest.split_once('"').unwrap();
+            let value = rest
+                .split(r#"value=""#)
+                .nth(1)
+                .unwrap()
+                .split('"')
+                .next()
+                .unwrap();
+            (name.to_string(), unescape(value))
+        })
+        .collect();
+    browser
+        .client
+        .post(browser.url(&action))
+        .form(&fields)
+        .send()
+        .await
+        .unwrap()
 }
 
 pub(crate) async fn rows(app: &TestApp) -> (i64, i64, i64) {
