@@ -139,6 +139,26 @@ pub fn rotate_secret(conn: &mut DbConnection, vault: &Vault) -> Result<SecretStr
     Ok(secret)
 }
 
+/// Re-seals the signing secret under the vault's current key (`connecthub key rotate`);
+/// false when there are no settings yet.
+pub fn reseal(conn: &mut DbConnection, vault: &Vault) -> Result<bool, DbError> {
+    let sealed: Option<String> = connect_settings::table
+        .find(ROW)
+        .select(connect_settings::signing_secret)
+        .first(conn)
+        .optional()?;
+    let Some(sealed) = sealed else {
+        return Ok(false);
+    };
+    let secret = vault
+        .open(&sealed, &BINDING)
+        .map_err(|e| DbError::Other(e.into()))?;
+    diesel::update(connect_settings::table.find(ROW))
+        .set(connect_settings::signing_secret.eq(seal(vault, &secret)?))
+        .execute(conn)?;
+    Ok(true)
+}
+
 /// Reads the admin form: a product name (1–60 characters), an https logo URL or none, and
 /// a `#rrggbb` colour.
 pub fn parse_branding(name: &str, logo_url: &str, accent: &str) -> Result<Branding, String> {

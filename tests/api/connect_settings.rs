@@ -223,3 +223,34 @@ async fn replacing_the_secret_stops_old_signatures_verifying(app: TestApp) {
         .iter()
         .any(|a| a == "connect_signing_secret_rotated"));
 }
+
+/// `connecthub key rotate` re-seals the signing secret too: it opens under the new key
+/// alone and is the same secret.
+#[tokio::test]
+async fn the_signing_secret_survives_key_rotation() {
+    let app = crate::helpers::spawn_app(crate::helpers::Backend::Sqlite).await;
+    app.login_as(Role::Admin).await;
+    let before = secret_on(&app.get_html("/admin/settings").await);
+    let new_key = connecthub::config::EncryptionKey::generate();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_connecthub"))
+        .args(["key", "rotate"])
+        .env("DATABASE_URL", &app.database_url)
+        .env("ENCRYPTION_KEY", new_key.to_base64())
+        .env("ENCRYPTION_KEY_PREVIOUS", crate::helpers::TEST_KEY)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let after = app
+        .db(move |conn| {
+            let vault = connecthub::vault::Vault::new(&new_key, None);
+            connecthub::connect::settings::load(conn, &vault)
+                .map_err(|_| diesel::result::Error::NotFound)
+        })
+        .await;
+    use secrecy::ExposeSecret;
+    assert_eq!(after.signing_secret.expose_secret(), before);
+}
