@@ -365,6 +365,8 @@ async fn key_rotate() -> anyhow::Result<()> {
     let key_id = vault.current_key_id().to_string();
     let rotated = db::run(&pool, move |conn| {
         let rotated = crate::clients::credentials::rotate(conn, &vault)?;
+        // The connect pages' signing secret is sealed by the same vault.
+        crate::connect::settings::reseal(conn, &vault)?;
         let event = Event::new(Actor::system(), "key_rotated")
             .details(serde_json::json!({"key_id": vault.current_key_id(), "credentials": rotated}));
         audit::append(conn, event)?;

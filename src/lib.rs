@@ -3,8 +3,8 @@
 //! live in `connecthub-core` and are re-exported here under their own names.
 
 pub use connecthub_core::{
-    api_keys, audit, auth, clients, config, db, env, input, local_path, metrics, oauth, operations,
-    provider_http, providers, proxy, rate_limit, state, telemetry, usage, vault,
+    api_keys, audit, auth, clients, config, connect, db, env, input, local_path, metrics, oauth,
+    operations, provider_http, providers, proxy, rate_limit, state, telemetry, usage, vault,
 };
 
 pub mod api;

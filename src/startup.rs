@@ -183,6 +183,7 @@ fn serve(
             .wrap(from_fn(crate::api::error::json_errors))
             .wrap(from_fn(crate::web::middleware::anonymous_rate_limit))
             .wrap(session_middleware(&state))
+            .wrap(from_fn(crate::web::middleware::popup_opener_policy))
             .wrap(crate::web::middleware::security_headers())
             .wrap(from_fn(crate::web::middleware::request_log))
             .wrap(from_fn(crate::web::middleware::http_metrics))
@@ -198,7 +199,8 @@ fn serve(
 
 /// Hourly housekeeping, first run at start: deletes expired sessions (they are also
 /// refused on load once expired) and raw usage rows past the retention. Every minute: a
-/// WAL checkpoint, so SQLite's WAL file stays small.
+/// WAL checkpoint, so SQLite's WAL file stays small, and connect sessions past their
+/// expiry are marked expired (and audited).
 fn spawn_housekeeping(pool: DbPool, usage_retention: chrono::TimeDelta) {
     let checkpoint_pool = pool.clone();
     tokio::spawn(async move {
@@ -207,6 +209,9 @@ fn spawn_housekeeping(pool: DbPool, usage_retention: chrono::TimeDelta) {
             every_minute.tick().await;
             if let Err(e) = db::run(&checkpoint_pool, db::checkpoint).await {
                 tracing::warn!(error = %e, "WAL checkpoint failed");
+            }
+            if let Err(e) = crate::connect::expire_due(&checkpoint_pool).await {
+                tracing::warn!(error = %e, "expiring connect sessions failed");
             }
         }
     });

@@ -17,6 +17,8 @@ const FILTER_MAX_LEN: usize = 100;
 struct ClientFilter {
     provider: Option<String>,
     owner: Option<String>,
+    /// The team's id of an end user: only the connections made through their sessions.
+    end_user_id: Option<String>,
 }
 
 /// A client as services see it: never a token.
@@ -35,6 +37,21 @@ pub struct ClientView {
     pub tags: Vec<String>,
     pub connected_at: String,
     pub updated_at: String,
+    /// The team's id of the end user a connect session made it for; null otherwise.
+    pub end_user_id: Option<String>,
+}
+
+impl ClientView {
+    /// An end user's connection (its owner is the session's key owner).
+    pub fn of_end_user(client: crate::clients::Client, external_id: &str) -> Self {
+        let mut view = Self::from(ListedClient {
+            client,
+            owner_email: String::new(),
+            expires_at: None,
+        });
+        view.end_user_id = Some(external_id.to_string());
+        view
+    }
 }
 
 fn rfc3339(at: chrono::NaiveDateTime) -> String {
@@ -58,6 +75,7 @@ impl From<ListedClient> for ClientView {
             status: c.status.to_string(),
             auth_type: c.auth_type.to_string(),
             is_default: c.is_default,
+            end_user_id: None,
         }
     }
 }
@@ -83,6 +101,20 @@ fn parse_filter(query: &str) -> Result<ClientFilter, ApiError> {
     Ok(ClientFilter {
         provider: filter_value("provider", raw.provider)?,
         owner: filter_value("owner", raw.owner)?,
+        end_user_id: match raw.end_user_id.filter(|v| !v.is_empty()) {
+            Some(id)
+                if id.len() <= crate::connect::request::END_USER_ID_MAX
+                    && !id.chars().any(char::is_control) =>
+            {
+                Some(id)
+            }
+            Some(_) => {
+                return Err(ApiError::bad_request(
+                    "end_user_id must be at most 255 characters without control characters",
+                ))
+            }
+            None => None,
+        },
     })
 }
 
@@ -125,6 +157,7 @@ pub struct ClientList {
     params(
         ("provider" = Option<String>, Query, max_length = 100, pattern = "^[A-Za-z0-9_@.-]*$", description = "Only this provider, e.g. klaviyo"),
         ("owner" = Option<String>, Query, max_length = 100, pattern = "^[A-Za-z0-9_@.-]*$", description = "Only this owner: a user id or an email"),
+        ("end_user_id" = Option<String>, Query, max_length = 255, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$", description = "Only the connections of this end user (the team's id, e.g. 42)"),
     ),
     responses(
         (status = 200, description = "Clients, newest first; never a token", body = ClientList),
@@ -141,11 +174,55 @@ pub async fn list_clients(
 ) -> Result<HttpResponse, ApiError> {
     key.require(Scope::ClientsRead)?;
     let filter = parse_filter(req.query_string())?;
-    let clients: Vec<ClientView> = matching_clients(&state, filter)
-        .await?
-        .into_iter()
-        .map(ClientView::from)
+    if let Some(end_user) = filter.end_user_id.clone() {
+        return end_user_clients(&state, filter, end_user).await;
+    }
+    let listed = matching_clients(&state, filter).await?;
+    let end_user_ids: Vec<String> = listed
+        .iter()
+        .filter_map(|l| l.client.end_user_id.clone())
         .collect();
+    let end_users = crate::db::run(&state.pool, move |conn| {
+        crate::connect::end_users::find_many(conn, end_user_ids)
+    })
+    .await?;
+    let clients: Vec<ClientView> = listed
+        .into_iter()
+        .map(|l| {
+            let end_user = l.client.end_user_id.as_ref().and_then(|id| {
+                end_users
+                    .iter()
+                    .find(|e| &e.id == id)
+                    .map(|e| e.external_id.clone())
+            });
+            let mut view = ClientView::from(l);
+            view.end_user_id = end_user;
+            view
+        })
+        .collect();
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(ClientList { clients }))
+}
+
+/// `?end_user_id=`: that end user's connections (none when the end user is unknown).
+async fn end_user_clients(
+    state: &AppState,
+    filter: ClientFilter,
+    external_id: String,
+) -> Result<HttpResponse, ApiError> {
+    let found = crate::db::run(&state.pool, move |conn| {
+        crate::connect::connections::of_end_user(conn, &external_id)
+    })
+    .await?;
+    let clients = found
+        .map(|(end_user, rows)| {
+            rows.into_iter()
+                .filter(|(c, _)| filter.provider.as_ref().is_none_or(|p| &c.provider == p))
+                .map(|(c, _)| ClientView::of_end_user(c, &end_user.external_id))
+                .collect()
+        })
+        .unwrap_or_default();
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(ClientList { clients }))

@@ -137,6 +137,12 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         self.code
     }
+
+    /// Names the request field at fault (`"field": "success_url"`).
+    pub fn with_field(mut self, field: &str) -> Self {
+        self.extra.insert("field".into(), field.into());
+        self
+    }
 }
 
 impl std::fmt::Display for ApiError {

@@ -3,6 +3,7 @@
 
 mod clients;
 pub mod common_answers;
+mod connect_sessions;
 pub mod error;
 pub mod openapi;
 mod operation_endpoints;
@@ -30,6 +31,18 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 /// More `/api/v1` routes go here.
 fn service_routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/clients", web::get().to(clients::list_clients))
+        .route(
+            "/connect-sessions",
+            web::post().to(connect_sessions::create),
+        )
+        .route(
+            "/end-users/{id}/connections",
+            web::get().to(connect_sessions::end_user_connections),
+        )
+        .route(
+            "/clients/{id}",
+            web::delete().to(connect_sessions::disconnect_client),
+        )
         .route("/clients/{id}/token", web::get().to(tokens::client_token))
         .route(
             "/providers/{provider}/token",

@@ -35,12 +35,17 @@ impl Modify for ApiKeyAuth {
     paths(
         super::clients::list_clients, super::tokens::client_token, super::tokens::default_token,
         super::usage::stats, super::proxy_endpoint::forward,
+        super::connect_sessions::create, super::connect_sessions::end_user_connections,
+        super::connect_sessions::disconnect_client,
         operations::find_customer, operations::create_customer, operations::create_conversation,
         operations::add_note, operations::send_message, operations::assign_team, operations::teams,
         operations::account, operations::lists, operations::segments, operations::refresh_profile,
     ),
     components(schemas(
-        ErrorBody, super::clients::ClientList, super::clients::ClientView, super::tokens::TokenResponse,
+        ErrorBody, crate::connect::request::SessionBody, crate::connect::request::EndUserBody,
+        super::connect_sessions::SessionCreated, super::connect_sessions::EndUserConnections,
+        super::connect_sessions::EndUserView, super::connect_sessions::Disconnected,
+        super::clients::ClientList, super::clients::ClientView, super::tokens::TokenResponse,
         super::usage::UsageResponse, crate::usage::Stats, crate::usage::EndpointStats,
         crate::usage::PointStats, crate::usage::Percentiles,
         operations::NewCustomerBody, operations::NewConversationBody, operations::NoteBody,

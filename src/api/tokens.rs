@@ -119,6 +119,26 @@ async fn hand_out(
 #[derive(serde::Deserialize)]
 struct OwnerQuery {
     owner: Option<String>,
+    end_user_id: Option<String>,
+}
+
+/// `?end_user_id=`: the team's id of an end user, when given.
+fn end_user_param(query: &str) -> Result<Option<String>, ApiError> {
+    let parsed: OwnerQuery = serde_urlencoded::from_str(query)
+        .map_err(|_| ApiError::bad_request("the query string could not be read"))?;
+    match parsed.end_user_id {
+        None => Ok(None),
+        Some(id)
+            if !id.is_empty()
+                && id.len() <= crate::connect::request::END_USER_ID_MAX
+                && !id.chars().any(char::is_control) =>
+        {
+            Ok(Some(id))
+        }
+        Some(_) => Err(ApiError::bad_request(
+            "end_user_id must be 1 to 255 characters without control characters",
+        )),
+    }
 }
 
 /// `?owner=`: a user id, or an email address (lowercased).
@@ -151,7 +171,8 @@ fn owner_param(query: &str) -> Result<String, ApiError> {
     path = "/api/v1/providers/{provider}/token",
     params(
         ("provider" = String, Path, description = "The provider, e.g. klaviyo"),
-        ("owner" = String, Query, max_length = 254, pattern = "^([A-Za-z0-9-]{1,64}|[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\\.[A-Za-z0-9-]+)+)$", description = "The owner: a user id or an email"),
+        ("owner" = Option<String>, Query, max_length = 254, pattern = "^([A-Za-z0-9-]{1,64}|[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\\.[A-Za-z0-9-]+)+)$", description = "The owner: a user id or an email (or give end_user_id)"),
+        ("end_user_id" = Option<String>, Query, max_length = 255, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$", description = "An end user's default connection instead: the team's id, e.g. 42"),
     ),
     responses(
         (status = 200, description = "A token with time left, of the owner's default client", body = TokenResponse),
@@ -172,15 +193,20 @@ pub async fn default_token(
 ) -> Result<HttpResponse, ApiError> {
     service.require(Scope::TokensRead)?;
     service.within_budget(&state)?;
-    let owner = owner_param(req.query_string())?;
+    let end_user = end_user_param(req.query_string())?;
+    let owner = match end_user {
+        Some(_) => String::new(),
+        None => owner_param(req.query_string())?,
+    };
     let provider = state
         .providers()
         .get(&path)
         .ok_or_else(|| ApiError::not_found("provider"))?;
     let name = provider.name.clone();
     // Looked up on every call (one indexed query), so a switch of default shows at once.
-    let client = crate::db::run(&state.pool, move |conn| {
-        default_client::default_of(conn, &owner, &name)
+    let client = crate::db::run(&state.pool, move |conn| match end_user {
+        Some(end_user) => crate::connect::connections::default_for(conn, &end_user, &name),
+        None => default_client::default_of(conn, &owner, &name),
     })
     .await?
     .ok_or_else(|| ApiError::not_found("default client"))?;

@@ -7,7 +7,22 @@ use actix_web::{web, HttpResponse};
 use sha2::{Digest, Sha256};
 use std::sync::OnceLock;
 
-const FILES: [(&str, &str, &[u8]); 5] = [
+const FILES: [(&str, &str, &[u8]); 8] = [
+    (
+        "connect.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../static/connect.js"),
+    ),
+    (
+        "connect-page.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../static/connect-page.js"),
+    ),
+    (
+        "connect.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../../static/connect.css"),
+    ),
     (
         "htmx-2.0.4.min.js",
         "text/javascript; charset=utf-8",

@@ -31,6 +31,8 @@ struct ClientRow {
     display_name: String,
     account_id: String,
     owner_email: String,
+    /// The end user (team's id, email) of a connection made through a connect session.
+    end_user: Option<(String, Option<String>)>,
     status: clients::ClientStatus,
     status_label: &'static str,
     auth_type: AuthType,
@@ -117,6 +119,7 @@ fn row(listed: ListedClient, now: chrono::NaiveDateTime) -> ClientRow {
         display_name: client.display_name,
         account_id: client.provider_account_id,
         owner_email,
+        end_user: None,
         status: client.status,
         auth_type: client.auth_type,
         is_default: client.is_default,
@@ -279,7 +282,7 @@ async fn apply(
             .is_ok(),
         BulkAction::Disconnect => {
             let revocation =
-                crate::oauth::disconnect::disconnect(state, admin, client, origin).await?;
+                crate::oauth::disconnect::disconnect(state, admin.actor(), client, origin).await?;
             !matches!(revocation, crate::oauth::disconnect::Revocation::Failed(_))
         }
         BulkAction::Tag(tag) => {
@@ -307,6 +310,30 @@ async fn apply(
     })
 }
 
+/// Names the end user of each row made through a connect session.
+async fn with_end_users(
+    state: &AppState,
+    rows: Vec<(Option<String>, ClientRow)>,
+) -> Result<Vec<ClientRow>, AppError> {
+    let ids: Vec<String> = rows.iter().filter_map(|(id, _)| id.clone()).collect();
+    if ids.is_empty() {
+        return Ok(rows.into_iter().map(|(_, row)| row).collect());
+    }
+    let end_users = crate::db::run(&state.pool, move |conn| {
+        crate::connect::end_users::find_many(conn, ids)
+    })
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, mut row)| {
+            row.end_user = id
+                .and_then(|id| end_users.iter().find(|e| e.id == id))
+                .map(|e| (e.external_id.clone(), e.email.clone()));
+            row
+        })
+        .collect())
+}
+
 /// Loads one page of the view and its change stamp.
 async fn load_list(
     state: &AppState,
@@ -325,8 +352,16 @@ async fn load_list(
     let now = crate::db::now();
     let first = (query.page - 1) * PAGE_SIZE;
     let shown = listed.len() as i64;
+    let rows = with_end_users(
+        state,
+        listed
+            .into_iter()
+            .map(|l| (l.client.end_user_id.clone(), row(l, now)))
+            .collect(),
+    )
+    .await?;
     let list = ClientList {
-        rows: listed.into_iter().map(|l| row(l, now)).collect(),
+        rows,
         show_owner: user.is_admin(),
         total,
         first: if shown == 0 { 0 } else { first + 1 },

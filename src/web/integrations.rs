@@ -8,10 +8,12 @@ use super::local_path::{LocalPath, RedirectTarget};
 use super::{origin, HOME};
 use crate::auth::users::User;
 use crate::clients;
+use crate::connect;
 use crate::error::AppError;
 use crate::input::RecordId;
 use crate::oauth::disconnect::{self, Revocation};
-use crate::oauth::flow::{self, CallbackParams, ConnectError};
+use crate::oauth::flow::{self, Callback, CallbackParams, Caller, ConnectError};
+use crate::oauth::holder::Holder;
 use crate::oauth::lifecycle::{self, TokenError};
 use crate::oauth::token_cache::FreshToken;
 use crate::providers::Provider;
@@ -41,7 +43,7 @@ pub async fn start(
     let binding = csrf::session_binding(&session);
     match flow::start(
         &state,
-        &user,
+        &Holder::of(&user),
         &binding,
         &provider,
         &redirect_path,
@@ -58,18 +60,41 @@ pub async fn start(
     }
 }
 
+/// The provider's return, for every flow: a signed-in user's (back to the page it started
+/// from, with a toast) or an end user's through a connect session (its result page).
 pub async fn callback(
     req: HttpRequest,
     session: Session,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    CurrentUser(user): CurrentUser,
+    user: Option<CurrentUser>,
 ) -> Result<HttpResponse, AppError> {
     let provider = provider(&state, &path)?;
     // Parsed by hand so a malformed query still ends in a clear message, not a bare 400.
     let params: CallbackParams = serde_urlencoded::from_str(req.query_string()).unwrap_or_default();
-    let binding = csrf::session_binding(&session);
-    let outcome = flow::complete(&state, &user, &binding, &provider, params, &origin(&req)).await?;
+    if connect::is_end_user_callback(&state, &params).await? {
+        return super::connect_page::finishing_page(&state, &session, &provider, &params).await;
+    }
+    let caller = Caller {
+        user: user.map(|CurrentUser(user)| user),
+        session_binding: csrf::session_binding(&session),
+    };
+    let (answer, ended) =
+        connect::callback(&state, &caller, &provider, params, &origin(&req)).await?;
+    if let Some(result) = ended {
+        return super::connect_page::result_page(result);
+    }
+    let outcome = match answer {
+        Callback::Finished(outcome) => *outcome,
+        Callback::NeedsSignIn => {
+            return Err(AppError::Unauthenticated {
+                next: req.path().to_string(),
+            })
+        }
+        Callback::EndUserRefused(reason) => {
+            return super::connect_page::refused_page(&state, reason).await
+        }
+    };
     // The page the browser ends on carries no code, state or error.
     let landing = outcome
         .redirect_path
@@ -168,7 +193,14 @@ pub async fn test_connection(
     let provider = provider(&state, &path)?;
     let form = api_key_form(&req, body).await?;
     let redirect_path = LocalPath::or(form.redirect_path.as_deref(), HOME);
-    let result = flow::connect_api_key(&state, &user, &provider, form.api_key, &origin(&req)).await;
+    let result = flow::connect_api_key(
+        &state,
+        &Holder::of(&user),
+        &provider,
+        form.api_key,
+        &origin(&req),
+    )
+    .await;
     respond(&req, &session, &provider, redirect_path, result)
 }
 
@@ -300,7 +332,7 @@ pub async fn disconnect(
     CurrentUser(user): CurrentUser,
 ) -> Result<HttpResponse, AppError> {
     let (provider, client, redirect_path) = action_target(&state, &user, path, form).await?;
-    let revocation = disconnect::disconnect(&state, &user, &client, &origin(&req)).await?;
+    let revocation = disconnect::disconnect(&state, user.actor(), &client, &origin(&req)).await?;
     Ok(disconnect_answer(&provider, &client, revocation).send(&req, &session, &redirect_path))
 }
 

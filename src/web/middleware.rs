@@ -37,7 +37,7 @@ pub async fn request_log(
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
     let method = req.method().clone();
-    let path = req.path().to_string();
+    let path = loggable_path(req.path());
     let result = next.call(req).await;
     let status = match &result {
         Ok(response) => response.status(),
@@ -51,6 +51,17 @@ pub async fn request_log(
         "request"
     );
     result
+}
+
+/// The path as the log shows it: a connect link's token is a credential, so it is cut.
+fn loggable_path(path: &str) -> String {
+    match path.strip_prefix("/connect/") {
+        Some(rest) if rest.starts_with("chc_") => {
+            let tail = rest.find('/').map_or("", |i| &rest[i..]);
+            format!("/connect/{{token}}{tail}")
+        }
+        _ => path.to_string(),
+    }
 }
 
 /// Counts and times every request by method, route pattern and status for `/metrics`.
@@ -78,6 +89,25 @@ pub async fn http_metrics(
         started.elapsed().as_secs_f64(),
     );
     result
+}
+
+/// Pages a connect popup passes through keep their opener: the hosted page sets this
+/// itself, and the sandbox (standing in for a provider's consent page) and the OAuth
+/// callback get it here. Everything else stays isolated (`same-origin`, the default).
+pub async fn popup_opener_policy(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let path = req.path();
+    let in_popup = path.starts_with("/sandbox/") || super::current_user::is_oauth_callback(path);
+    let mut response = next.call(req).await?;
+    if in_popup {
+        response.headers_mut().insert(
+            actix_web::http::header::HeaderName::from_static("cross-origin-opener-policy"),
+            actix_web::http::header::HeaderValue::from_static("unsafe-none"),
+        );
+    }
+    Ok(response)
 }
 
 /// Paths meant to be reached without a session, limited elsewhere or not at all: assets,
@@ -117,4 +147,20 @@ pub async fn anonymous_rate_limit(
         }
     }
     next.call(req).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::loggable_path;
+
+    #[test]
+    fn connect_tokens_never_reach_the_request_log() {
+        assert_eq!(loggable_path("/connect/chc_secret"), "/connect/{token}");
+        assert_eq!(
+            loggable_path("/connect/chc_secret/start/klaviyo"),
+            "/connect/{token}/start/klaviyo"
+        );
+        assert_eq!(loggable_path("/connect/again"), "/connect/again");
+        assert_eq!(loggable_path("/admin/clients"), "/admin/clients");
+    }
 }

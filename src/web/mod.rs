@@ -8,10 +8,13 @@ pub mod audit_view_state;
 mod client_details;
 mod clients;
 pub mod clients_view_state;
+mod connect_page;
+mod connect_settings;
 mod connections;
 pub mod csrf;
 pub mod csv_export;
 pub mod current_user;
+mod end_users;
 mod health;
 mod integrations;
 pub mod layout;
@@ -58,6 +61,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .route("/account", web::get().to(users::account))
         .route("/account/password", web::post().to(users::change_password))
+        .route("/admin/end-users/{id}", web::get().to(end_users::show))
+        .route("/admin/settings", web::get().to(connect_settings::index))
+        .route("/admin/settings", web::post().to(connect_settings::save))
+        .route(
+            "/admin/settings/rotate-secret",
+            web::post().to(connect_settings::rotate),
+        )
         .route("/admin/api-keys", web::get().to(api_keys::index))
         .route("/admin/api-keys", web::post().to(api_keys::create))
         .route(
@@ -73,6 +83,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         // After every fixed /admin/clients/… path, which `{id}` would otherwise capture.
         .configure(client_routes)
         .route("/connections", web::get().to(connections::index))
+        .configure(connect_routes)
         .default_service(web::to(not_found));
 }
 
@@ -101,6 +112,25 @@ fn integration_routes(cfg: &mut web::ServiceConfig) {
 }
 
 /// One client's page and what it changes.
+/// The hosted connect page for end users (no sign-in; the token is the credential).
+fn connect_routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/connect/_theme.css", web::get().to(connect_page::theme))
+        .route("/connect/again", web::get().to(connect_page::again))
+        .route(
+            "/connect/finish/{provider}",
+            web::post().to(connect_page::finish),
+        )
+        .route("/connect/{token}", web::get().to(connect_page::show))
+        .route(
+            "/connect/{token}/start/{provider}",
+            web::get().to(connect_page::start),
+        )
+        .route(
+            "/connect/{token}/api-key/{provider}",
+            web::post().to(connect_page::api_key),
+        );
+}
+
 fn client_routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/admin/clients/{id}", web::get().to(client_details::show))
         .route(

@@ -377,6 +377,11 @@ async fn kpis(
         })
         .await?;
     let completion = percent(completed, initiated);
+    let (sessions_completed, sessions_created) = match viewer.is_admin() {
+        true => crate::connect::completion_since(state, since).await?,
+        false => (0, 0),
+    };
+    let session_completion = percent(sessions_completed, sessions_created);
     let refresh_success = percent(refreshed, refreshed + refresh_failed);
     let error_rate = percent(stats.total_errors as i64, stats.total_calls as i64);
     let shown = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{v:.1} %"));
@@ -386,6 +391,18 @@ async fn kpis(
             value: shown(completion),
             target: "> 90 %",
             good: completion.map(|v| v > 90.0),
+        },
+        Kpi {
+            name: "Connect session completion",
+            value: match session_completion {
+                Some(_) => format!(
+                    "{} ({sessions_completed} of {sessions_created})",
+                    shown(session_completion)
+                ),
+                None => shown(None),
+            },
+            target: "> 90 %",
+            good: session_completion.map(|v| v > 90.0),
         },
         Kpi {
             name: "Token refresh success",

@@ -284,7 +284,8 @@ async fn openapi_document_describes_the_service_api() {
             .as_array()
             .unwrap()
             .len()
-            == 2
+            == 3,
+        "provider, owner and end_user_id"
     );
     assert_eq!(
         doc["components"]["securitySchemes"]["api_key"]["scheme"],

@@ -26,16 +26,23 @@ pub enum Scope {
     TokensRead,
     ClientsRead,
     Proxy,
+    ConnectWrite,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 3] = [Scope::TokensRead, Scope::ClientsRead, Scope::Proxy];
+    pub const ALL: [Scope; 4] = [
+        Scope::TokensRead,
+        Scope::ClientsRead,
+        Scope::Proxy,
+        Scope::ConnectWrite,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Scope::TokensRead => "tokens:read",
             Scope::ClientsRead => "clients:read",
             Scope::Proxy => "proxy",
+            Scope::ConnectWrite => "connect:write",
         }
     }
 
@@ -49,6 +56,9 @@ impl Scope {
             Scope::TokensRead => "read fresh access tokens of connected clients",
             Scope::ClientsRead => "list connected clients (never their tokens)",
             Scope::Proxy => "call provider APIs through connecthub",
+            Scope::ConnectWrite => {
+                "create connect sessions for end users and disconnect their connections"
+            }
         }
     }
 }

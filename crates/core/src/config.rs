@@ -92,6 +92,16 @@ pub struct ServiceKeyLimits {
     pub requests_per_minute: Option<u32>,
 }
 
+/// Connect sessions for the team's end users.
+#[derive(Debug, Clone)]
+pub struct ConnectPolicy {
+    /// Exact origins (`https://app.example.com`) a session's success/error URL may point
+    /// at (`CONNECT_ALLOWED_REDIRECTS`, comma-separated); anything else is refused.
+    pub allowed_redirects: Vec<String>,
+    /// How long a session's link stays valid (`CONNECT_SESSION_TTL_SECS`, 1800).
+    pub session_ttl: Duration,
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub database_url: DatabaseUrl,
@@ -122,6 +132,7 @@ pub struct Config {
     pub usage_retention: chrono::TimeDelta,
     /// The built-in provider sandbox, mounted only by `demo` and tests.
     pub sandbox: Option<SandboxConfig>,
+    pub connect: ConnectPolicy,
 }
 
 #[derive(Debug, Clone)]
@@ -162,6 +173,7 @@ impl Config {
             service_cache_ttl: seconds(source, "SERVICE_CACHE_SECS", 10)?,
             metrics_token: source.get("METRICS_TOKEN").map(secrecy::SecretString::from),
             usage_retention: usage_retention(source)?,
+            connect: connect_policy(source)?,
             sandbox,
             database_url,
             database_max_connections: number(source, "DATABASE_MAX_CONNECTIONS", 10)?,
@@ -332,6 +344,37 @@ fn login_limits(source: &dyn Source) -> Result<LoginLimits, ConfigError> {
         )?,
         period: Duration::from_secs(60),
     })
+}
+
+fn connect_policy(source: &dyn Source) -> Result<ConnectPolicy, ConfigError> {
+    let name = "CONNECT_ALLOWED_REDIRECTS";
+    let mut allowed_redirects = Vec::new();
+    for raw in source.get(name).unwrap_or_default().split(',') {
+        let raw = raw.trim();
+        if raw.is_empty() {
+            continue;
+        }
+        let origin = exact_origin(raw).ok_or_else(|| {
+            ConfigError::new(
+                name,
+                "must be comma-separated origins such as https://app.example.com (no path)",
+            )
+        })?;
+        allowed_redirects.push(origin);
+    }
+    Ok(ConnectPolicy {
+        allowed_redirects,
+        session_ttl: seconds(source, "CONNECT_SESSION_TTL_SECS", 1800)?,
+    })
+}
+
+/// `scheme://host[:port]` of an http(s) URL that is nothing but an origin.
+pub fn exact_origin(raw: &str) -> Option<String> {
+    let url = Url::parse(raw).ok()?;
+    let bare = url.path() == "/" && url.query().is_none() && url.fragment().is_none();
+    let plain = url.username().is_empty() && url.password().is_none();
+    (matches!(url.scheme(), "http" | "https") && url.host().is_some() && bare && plain)
+        .then(|| url.origin().ascii_serialization())
 }
 
 fn parse_public_url(raw: &str) -> Result<Url, ConfigError> {

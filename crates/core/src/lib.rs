@@ -8,6 +8,7 @@ pub mod audit;
 pub mod auth;
 pub mod clients;
 pub mod config;
+pub mod connect;
 pub mod db;
 pub mod env;
 pub mod input;

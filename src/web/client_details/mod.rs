@@ -54,6 +54,15 @@ async fn details_page(
     tags_form: Option<TagsForm>,
 ) -> Result<DetailsPage, AppError> {
     let loaded = client.clone();
+    let end_user_id = client.end_user_id.clone();
+    let end_user = match end_user_id {
+        Some(id) => crate::db::run(&state.pool, move |conn| {
+            crate::connect::end_users::find(conn, &id)
+        })
+        .await?
+        .map(|e| (e.external_id, e.email)),
+        None => None,
+    };
     let (expires_at, owner_email, history, usage) = crate::db::run(&state.pool, move |conn| {
         let usage_scope = crate::usage::Scope {
             client_id: Some(loaded.id.clone()),
@@ -95,6 +104,7 @@ async fn details_page(
             last_refreshed: moment(client.last_refreshed_at, now),
             last_used: moment(client.last_used_at, now),
             owner_email,
+            end_user,
             id: client.id,
             provider: client.provider,
             display_name: client.display_name,

@@ -66,6 +66,8 @@ pub struct ClientView {
     pub last_error: Option<String>,
     pub is_default: bool,
     pub owner_email: String,
+    /// The end user (team's id, email) of a connection made through a connect session.
+    pub end_user: Option<(String, Option<String>)>,
     pub expires: Moment,
     pub connected: Moment,
     pub last_refreshed: Moment,

@@ -66,6 +66,7 @@ pub fn test_config(database_url: &str, public_url: &str, extra: &[(&str, &str)])
         ("DATABASE_MAX_CONNECTIONS", "5"),
         ("PROVIDER_RETRY_DELAY_MS", "20"),
         ("SERVICE_CACHE_SECS", "1"),
+        ("CONNECT_ALLOWED_REDIRECTS", "https://app.example.com"),
     ]
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))

@@ -25,14 +25,20 @@ pub enum DefaultChange {
 pub fn make_default(conn: &mut DbConnection, client: &Client) -> QueryResult<DefaultChange> {
     crate::db::transaction(conn, |conn| {
         let siblings = || {
-            clients::table
+            let query = clients::table
                 .filter(clients::owner_user_id.eq(&client.owner_user_id))
                 .filter(clients::provider.eq(&client.provider))
+                .into_boxed();
+            match &client.end_user_id {
+                Some(end_user) => query.filter(clients::end_user_id.eq(end_user)),
+                None => query.filter(clients::end_user_id.is_null()),
+            }
         };
         // A no-op write that locks every sibling row (PostgreSQL): two concurrent switches
         // or a concurrent disconnect wait here instead of leaving two defaults. SQLite's
         // BEGIN IMMEDIATE already serialises writers.
-        diesel::update(siblings())
+        let sibling_ids: Vec<String> = siblings().select(clients::id).load(conn)?;
+        diesel::update(clients::table.filter(clients::id.eq_any(&sibling_ids)))
             .set(clients::is_default.eq(clients::is_default))
             .execute(conn)?;
         // Read again under the lock: the status may have changed since the page loaded.
@@ -71,6 +77,7 @@ pub fn default_of(
     let query = clients::table
         .inner_join(users::table)
         .filter(clients::provider.eq(provider))
+        .filter(clients::end_user_id.is_null())
         .filter(clients::is_default.eq(true))
         .filter(clients::status.ne(ClientStatus::Disconnected.as_str()))
         .select(Client::as_select())

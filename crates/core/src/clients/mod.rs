@@ -36,6 +36,9 @@ pub struct Client {
     pub last_error: Option<String>,
     pub created_at: chrono::NaiveDateTime,
     pub updated_at: chrono::NaiveDateTime,
+    /// Set for a connection made through a connect session: the team's end user it
+    /// belongs to (`end_users.id`); `owner_user_id` is then the session's key owner.
+    pub end_user_id: Option<String>,
 }
 
 impl Client {
@@ -60,6 +63,8 @@ impl Client {
 /// A connection just made, before it is stored.
 pub struct Connection<'a> {
     pub owner_user_id: &'a str,
+    /// The end user a connect session made it for, if any.
+    pub end_user_id: Option<&'a str>,
     pub provider: &'a str,
     pub provider_account_id: &'a str,
     pub display_name: &'a str,
@@ -85,19 +90,32 @@ pub(crate) fn is_unique_violation(error: &diesel::result::Error) -> bool {
     )
 }
 
-/// Inserts the client, or updates the existing row for the same (provider, account, owner).
+/// The rows of one (provider, account, owner, end user): at most one, by the unique index.
+fn same_account<'a>(
+    new: &'a Connection,
+) -> clients::BoxedQuery<'a, <DbConnection as diesel::Connection>::Backend> {
+    let query = clients::table
+        .filter(clients::owner_user_id.eq(new.owner_user_id))
+        .filter(clients::provider.eq(new.provider))
+        .into_boxed();
+    match new.end_user_id {
+        Some(end_user) => query.filter(clients::end_user_id.eq(end_user)),
+        None => query.filter(clients::end_user_id.is_null()),
+    }
+}
+
+/// Inserts the client, or updates the existing row for the same (provider, account, owner,
+/// end user).
 /// The UNIQUE constraint decides between racing callbacks: the loser's insert fails and it
 /// updates the winner's row instead. Returns the row and whether it was created.
 pub fn upsert(conn: &mut DbConnection, new: &Connection) -> QueryResult<(Client, bool)> {
     crate::db::transaction(conn, |conn| {
         let now = crate::db::now();
-        let has_default: bool = diesel::select(diesel::dsl::exists(
-            clients::table
-                .filter(clients::owner_user_id.eq(new.owner_user_id))
-                .filter(clients::provider.eq(new.provider))
-                .filter(clients::is_default.eq(true)),
-        ))
-        .get_result(conn)?;
+        let defaults: i64 = same_account(new)
+            .filter(clients::is_default.eq(true))
+            .count()
+            .get_result(conn)?;
+        let has_default = defaults > 0;
         let id = uuid::Uuid::new_v4().to_string();
         let tags = serde_json::json!([
             "new",
@@ -115,6 +133,7 @@ pub fn upsert(conn: &mut DbConnection, new: &Connection) -> QueryResult<(Client,
                 .values((
                     clients::id.eq(&id),
                     clients::owner_user_id.eq(new.owner_user_id),
+                    clients::end_user_id.eq(new.end_user_id),
                     clients::provider.eq(new.provider),
                     clients::provider_account_id.eq(new.provider_account_id),
                     clients::display_name.eq(new.display_name),
@@ -137,28 +156,25 @@ pub fn upsert(conn: &mut DbConnection, new: &Connection) -> QueryResult<(Client,
             Err(e) => return Err(e),
         };
         if !created {
-            diesel::update(
-                clients::table
-                    .filter(clients::owner_user_id.eq(new.owner_user_id))
-                    .filter(clients::provider.eq(new.provider))
-                    .filter(clients::provider_account_id.eq(new.provider_account_id)),
-            )
-            .set((
-                clients::display_name.eq(new.display_name),
-                clients::status.eq(ClientStatus::Active.as_str()),
-                clients::auth_type.eq(new.auth_type.as_str()),
-                clients::profile.eq(&profile),
-                clients::scopes.eq(new.scopes),
-                clients::connected_at.eq(now),
-                clients::last_error.eq(None::<String>),
-                clients::updated_at.eq(now),
-                clients::search_text.eq(&search_text),
-            ))
-            .execute(conn)?;
+            let id: String = same_account(new)
+                .filter(clients::provider_account_id.eq(new.provider_account_id))
+                .select(clients::id)
+                .first(conn)?;
+            diesel::update(clients::table.find(id))
+                .set((
+                    clients::display_name.eq(new.display_name),
+                    clients::status.eq(ClientStatus::Active.as_str()),
+                    clients::auth_type.eq(new.auth_type.as_str()),
+                    clients::profile.eq(&profile),
+                    clients::scopes.eq(new.scopes),
+                    clients::connected_at.eq(now),
+                    clients::last_error.eq(None::<String>),
+                    clients::updated_at.eq(now),
+                    clients::search_text.eq(&search_text),
+                ))
+                .execute(conn)?;
         }
-        let client = clients::table
-            .filter(clients::owner_user_id.eq(new.owner_user_id))
-            .filter(clients::provider.eq(new.provider))
+        let client = same_account(new)
             .filter(clients::provider_account_id.eq(new.provider_account_id))
             .select(Client::as_select())
             .first(conn)?;
@@ -374,7 +390,7 @@ fn like_pattern(text: &str) -> String {
 /// Applies the list's conditions (all on `clients` columns) to a boxed query, so the count
 /// runs on `clients` alone and only the page itself joins owners and credentials.
 macro_rules! apply_filter {
-    ($query:expr, $owner_scope:expr, $filter:expr, $matching_owners:expr) => {{
+    ($query:expr, $owner_scope:expr, $filter:expr, $matching_owners:expr, $matching_end_users:expr) => {{
         let mut query = $query;
         if let Some(owner) = $owner_scope {
             query = query.filter(clients::owner_user_id.eq(owner.to_string()));
@@ -384,7 +400,8 @@ macro_rules! apply_filter {
                 clients::search_text
                     .like(like_pattern(search))
                     .escape('\\')
-                    .or(clients::owner_user_id.eq_any($matching_owners.clone())),
+                    .or(clients::owner_user_id.eq_any($matching_owners.clone()))
+                    .or(clients::end_user_id.eq_any($matching_end_users.clone())),
             );
         }
         if let Some(provider) = &$filter.provider {
@@ -420,6 +437,27 @@ fn owners_matching(conn: &mut DbConnection, filter: &Filter) -> QueryResult<Vec<
     }
 }
 
+/// End users (team's id or email) matching the search: their connections match too.
+fn end_users_matching(
+    conn: &mut DbConnection,
+    filter: &Filter,
+) -> QueryResult<Vec<Option<String>>> {
+    use crate::db::schema::end_users;
+    match &filter.search {
+        Some(search) => end_users::table
+            .filter(
+                end_users::external_id
+                    .like(like_pattern(search))
+                    .escape('\\')
+                    .or(end_users::email.like(like_pattern(search)).escape('\\')),
+            )
+            .select(end_users::id.nullable())
+            .limit(1000)
+            .load(conn),
+        None => Ok(Vec::new()),
+    }
+}
+
 /// One page of the filtered clients and how many match in all.
 pub fn search(
     conn: &mut DbConnection,
@@ -428,14 +466,21 @@ pub fn search(
 ) -> QueryResult<(Vec<ListedClient>, i64)> {
     use crate::db::schema::credentials;
     let owners = owners_matching(conn, filter)?;
-    let total: i64 = apply_filter!(clients::table.into_boxed(), owner_scope, filter, owners)
-        .count()
-        .get_result(conn)?;
+    let end_users = end_users_matching(conn, filter)?;
+    let total: i64 = apply_filter!(
+        clients::table.into_boxed(),
+        owner_scope,
+        filter,
+        owners,
+        end_users
+    )
+    .count()
+    .get_result(conn)?;
     let joined = clients::table
         .inner_join(users::table)
         .left_join(credentials::table)
         .into_boxed();
-    let query = apply_filter!(joined, owner_scope, filter, owners).select((
+    let query = apply_filter!(joined, owner_scope, filter, owners, end_users).select((
         Client::as_select(),
         users::email,
         credentials::expires_at.nullable(),

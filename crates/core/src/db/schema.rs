@@ -79,6 +79,7 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         search_text -> Text,
+        end_user_id -> Nullable<Text>,
     }
 }
 
@@ -168,7 +169,56 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// The team's own end users, by the team's id for them (`external_id`).
+    end_users (id) {
+        id -> Text,
+        external_id -> Text,
+        email -> Nullable<Text>,
+        display_name -> Nullable<Text>,
+        first_seen_at -> Timestamp,
+        last_seen_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// Connect links the team's backend asked for (the token only as a SHA-256).
+    connect_sessions (id) {
+        id -> Text,
+        token_hash -> Text,
+        end_user_id -> Text,
+        owner_user_id -> Text,
+        api_key_id -> Text,
+        allowed_providers -> Text,
+        tags -> Text,
+        success_url -> Nullable<Text>,
+        error_url -> Nullable<Text>,
+        allowed_origins -> Text,
+        reconnect_client_id -> Nullable<Text>,
+        status -> Text,
+        completed_client_id -> Nullable<Text>,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        finished_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    /// One row (id 1): the hosted connect page's branding and its sealed signing secret.
+    connect_settings (id) {
+        id -> Integer,
+        product_name -> Text,
+        logo_url -> Nullable<Text>,
+        accent_color -> Text,
+        signing_secret -> Text,
+        updated_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(clients -> users (owner_user_id));
+diesel::joinable!(clients -> end_users (end_user_id));
+diesel::joinable!(connect_sessions -> end_users (end_user_id));
 diesel::joinable!(credentials -> clients (client_id));
 diesel::joinable!(api_keys -> users (created_by));
 diesel::joinable!(synced_conversations -> clients (client_id));
@@ -183,4 +233,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     api_usage,
     synced_conversations,
     api_usage_rollup,
+    end_users,
+    connect_sessions,
+    connect_settings,
 );

@@ -2,8 +2,7 @@
 //! the stored secrets whatever the provider said.
 
 use super::token_client;
-use crate::audit::{self, Origin};
-use crate::auth::users::User;
+use crate::audit::{self, Actor, Event, Origin};
 use crate::clients::{self, credentials, Client};
 use crate::db::DbError;
 use crate::state::AppState;
@@ -19,7 +18,7 @@ pub enum Revocation {
 
 pub async fn disconnect(
     state: &AppState,
-    actor: &User,
+    actor: Actor,
     client: &Client,
     origin: &Origin,
 ) -> Result<Revocation, DbError> {
@@ -64,7 +63,7 @@ pub async fn disconnect(
         Revocation::NotSupported => (None, None),
         Revocation::Failed(reason) => (Some(false), Some(reason.clone())),
     };
-    let mut event = actor.event("client_disconnected")
+    let mut event = Event::new(actor, "client_disconnected")
         .target("client", client.id.clone())
         .origin(origin)
         .details(json!({"provider": client.provider, "revoked_at_provider": revoked, "revoke_error": reason}));

@@ -2,6 +2,9 @@
 //! the provider, `complete` handles its return, and `connect_api_key` and
 //! `connect_client_credentials` cover the two flows without a consent page.
 
+use super::callback;
+pub use super::callback::{CallbackParams, MAX_PARAM_LEN};
+use super::holder::Holder;
 use super::pkce;
 use super::profile::{self, AccountProfile};
 use super::states::{self, PendingAuthorization, StateProblem};
@@ -18,29 +21,6 @@ use crate::vault::Binding;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 
-/// Longest value accepted in any callback parameter.
-pub const MAX_PARAM_LEN: usize = 2048;
-
-/// The RFC 6749 §4.1.2.1 error codes, with what they mean to a person.
-const PROVIDER_ERRORS: [(&str, &str); 7] = [
-    ("access_denied", "access was denied on the consent page"),
-    ("invalid_request", "the authorization request was invalid"),
-    (
-        "unauthorized_client",
-        "this app is not allowed to ask for authorization",
-    ),
-    (
-        "unsupported_response_type",
-        "the provider does not support this kind of request",
-    ),
-    ("invalid_scope", "the requested permissions were refused"),
-    ("server_error", "the provider had an internal error"),
-    (
-        "temporarily_unavailable",
-        "the provider is temporarily unavailable",
-    ),
-];
-
 /// How a flow ended, for the page the browser returns to.
 pub struct Outcome {
     /// The landing page `start` was given; none when the callback matched no pending
@@ -48,6 +28,27 @@ pub struct Outcome {
     pub redirect_path: Option<LocalPath>,
     pub success: bool,
     pub message: String,
+    /// Who the flow was for, once the callback matched its pending authorization.
+    pub holder: Option<Holder>,
+    /// The client made or updated (success only).
+    pub client: Option<Client>,
+}
+
+/// Who answers the provider's callback: the signed-in user, if any, and the browser
+/// session's binding (signed-in or not).
+pub struct Caller {
+    pub user: Option<User>,
+    pub session_binding: String,
+}
+
+/// What the callback comes to.
+pub enum Callback {
+    Finished(Box<Outcome>),
+    /// A connecthub user's flow reached a browser that is not signed in.
+    NeedsSignIn,
+    /// An end user's flow that cannot go on (started in another browser, expired, used):
+    /// the reason, for a page in the hosted connect page's words (no sign-in page).
+    EndUserRefused(String),
 }
 
 /// Why a connection could not be made, in words for the person connecting.
@@ -93,7 +94,7 @@ impl ConnectError {
 /// Creates the pending authorization and returns the provider's authorize URL.
 pub async fn start(
     state: &AppState,
-    user: &User,
+    holder: &Holder,
     session_binding: &str,
     provider: &Provider,
     redirect_path: &LocalPath,
@@ -122,16 +123,16 @@ pub async fn start(
     let pending = PendingAuthorization {
         id,
         provider: provider.name.clone(),
-        user_id: user.id.clone(),
+        user_id: holder.owner_user_id().to_string(),
         session_binding: session_binding.to_string(),
         pkce_verifier: sealed_verifier,
         redirect_path: redirect_path.as_str().to_string(),
-        params: "{}".into(),
+        params: holder.params().to_string(),
         created_at: now,
         expires_at: now + chrono::TimeDelta::minutes(states::LIFETIME_MINUTES),
         consumed_at: None,
     };
-    let event = user
+    let event = holder
         .event("oauth_initiated")
         .target("provider", provider.name.clone())
         .origin(origin);
@@ -165,80 +166,82 @@ pub async fn start(
     Ok(url.to_string())
 }
 
-/// What the provider sent back to the callback.
-#[derive(Debug, Default, serde::Deserialize)]
-pub struct CallbackParams {
-    pub code: Option<String>,
-    pub state: Option<String>,
-    pub error: Option<String>,
-    pub error_description: Option<String>,
-    pub iss: Option<String>,
-}
-
-impl CallbackParams {
-    /// Whether a value is longer than any provider sends (`MAX_PARAM_LEN`).
-    pub fn oversized(&self) -> bool {
-        [
-            &self.code,
-            &self.state,
-            &self.error,
-            &self.error_description,
-            &self.iss,
-        ]
-        .into_iter()
-        .flatten()
-        .any(|v| v.len() > MAX_PARAM_LEN)
-    }
-}
-
 /// Handles the provider's return: every failure becomes a clear message and an audit
 /// entry, and nothing is stored unless the whole flow succeeded.
 pub async fn complete(
     state: &AppState,
-    user: &User,
-    session_binding: &str,
+    caller: &Caller,
     provider: &Provider,
     params: CallbackParams,
     origin: &Origin,
-) -> Result<Outcome, DbError> {
-    let pending = match check_state(state, user, session_binding, provider, &params).await? {
-        Ok(pending) => pending,
-        Err(reason) => return fail(state, user, provider, origin, None, reason).await,
+) -> Result<Callback, DbError> {
+    let (pending, holder) = match check_state(state, caller, provider, &params).await? {
+        Ok(found) => found,
+        Err((StateProblem::NotTheCallers, false)) if caller.user.is_none() => {
+            return Ok(Callback::NeedsSignIn)
+        }
+        Err((problem, for_end_user)) => {
+            let actor = caller.user.as_ref().map_or_else(
+                || Actor::anonymous(origin.ip.as_deref().unwrap_or("unknown")),
+                User::actor,
+            );
+            let reason = callback::problem_text(problem).to_string();
+            let outcome = fail(state, actor, None, provider, origin, None, reason).await?;
+            if for_end_user {
+                return Ok(Callback::EndUserRefused(outcome.message));
+            }
+            return Ok(Callback::Finished(Box::new(outcome)));
+        }
     };
     let redirect_path = LocalPath::parse(&pending.redirect_path);
-    match finish(state, user, provider, &pending, params).await {
+    let outcome = match finish(state, &holder, provider, &pending, params).await {
         Ok((client, created)) => {
-            let event = user.event("oauth_completed")
+            let event = holder.event("oauth_completed")
                 .target("client", client.id.clone())
                 .origin(origin)
                 .details(json!({"provider": provider.name, "account_id": client.provider_account_id, "created": created}));
             crate::db::run(&state.pool, move |conn| audit::append(conn, event)).await?;
             state.metrics.flow(&provider.name, "completed");
             state.tokens.schedule_changed.notify_one();
-            Ok(Outcome {
+            Outcome {
                 redirect_path,
                 success: true,
                 message: format!(
                     "Connected {} account {}",
                     provider.display_name, client.display_name
                 ),
-            })
+                holder: Some(holder),
+                client: Some(client),
+            }
         }
-        Err(ConnectError::Storage(e)) => Err(e),
-        Err(e) => fail(state, user, provider, origin, redirect_path, e.to_string()).await,
-    }
+        Err(ConnectError::Storage(e)) => return Err(e),
+        Err(e) => {
+            let (actor, reason) = (holder.actor(), e.to_string());
+            fail(
+                state,
+                actor,
+                Some(holder),
+                provider,
+                origin,
+                redirect_path,
+                reason,
+            )
+            .await?
+        }
+    };
+    Ok(Callback::Finished(Box::new(outcome)))
 }
 
 async fn fail(
     state: &AppState,
-    user: &User,
+    actor: Actor,
+    holder: Option<Holder>,
     provider: &Provider,
     origin: &Origin,
     redirect_path: Option<LocalPath>,
     reason: String,
 ) -> Result<Outcome, DbError> {
-    let event = user
-        .event("oauth_failed")
+    let event = Event::new(actor, "oauth_failed")
         .target("provider", provider.name.clone())
         .failed()
         .origin(origin)
@@ -249,66 +252,68 @@ async fn fail(
         redirect_path,
         success: false,
         message: format!("Could not connect {}: {reason}", provider.display_name),
+        holder,
+        client: None,
     })
 }
 
-/// Finds and consumes the pending authorization the callback refers to.
+/// Finds and consumes the pending authorization the callback refers to, and who it was
+/// for: the same browser session always, and for a user's flow the same signed-in user.
+/// A refusal says whether the state belonged to an end user's flow.
 async fn check_state(
     state: &AppState,
-    user: &User,
-    session_binding: &str,
+    caller: &Caller,
     provider: &Provider,
     params: &CallbackParams,
-) -> Result<Result<PendingAuthorization, String>, DbError> {
+) -> Result<Result<(PendingAuthorization, Holder), (StateProblem, bool)>, DbError> {
     if params.oversized() {
-        return Ok(Err("the provider's answer was too large".into()));
+        return Ok(Err((StateProblem::Oversized, false)));
     }
     let Some(state_token) = params.state.as_deref().filter(|s| !s.is_empty()) else {
-        return Ok(Err("the answer had no state; start again".into()));
+        return Ok(Err((StateProblem::Missing, false)));
     };
     let id = pkce::state_id(state_token);
     let provider_name = provider.name.clone();
-    let (user_id, binding) = (user.id.clone(), session_binding.to_string());
+    let user_id = caller.user.as_ref().map(|u| u.id.clone());
+    let binding = caller.session_binding.clone();
+    let saw_end_user = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let seen = saw_end_user.clone();
     let is_callers = move |pending: &PendingAuthorization| {
         let same_session =
             orion::util::secure_cmp(pending.session_binding.as_bytes(), binding.as_bytes()).is_ok();
-        pending.user_id == user_id && same_session
+        let for_end_user = Holder::end_user_from_params(&pending.user_id, &pending.params);
+        seen.store(for_end_user.is_some(), std::sync::atomic::Ordering::Relaxed);
+        same_session && (for_end_user.is_some() || user_id.as_ref() == Some(&pending.user_id))
     };
     let consumed = crate::db::run(&state.pool, move |conn| {
         states::consume(conn, &id, &provider_name, is_callers)
     })
     .await?;
-    let problem = match consumed {
-        Ok(pending) => return Ok(Ok(pending)),
-        Err(problem) => problem,
-    };
-    Ok(Err(match problem {
-        StateProblem::Unknown => "the authorization is unknown; start again",
-        StateProblem::AlreadyUsed => "this authorization was already used; start again",
-        StateProblem::Expired => "the authorization expired after 10 minutes; start again",
-        StateProblem::NotTheCallers => {
-            "the authorization was started in another session; start again"
-        }
-    }
-    .to_string()))
+    let for_end_user = saw_end_user.load(std::sync::atomic::Ordering::Relaxed);
+    Ok(consumed
+        .map_err(|problem| (problem, for_end_user))
+        .map(|pending| {
+            let holder = match Holder::end_user_from_params(&pending.user_id, &pending.params) {
+                Some(end_user) => Holder::EndUser(end_user),
+                // Only the signed-in owner passes `is_callers` for a user's flow.
+                None => Holder::User(caller.user.clone().expect("checked by is_callers")),
+            };
+            (pending, holder)
+        }))
 }
 
 /// The rest of a valid callback: provider error, issuer, code exchange, profile, storage.
 async fn finish(
     state: &AppState,
-    user: &User,
+    holder: &Holder,
     provider: &Provider,
     pending: &PendingAuthorization,
     params: CallbackParams,
 ) -> Result<(Client, bool), ConnectError> {
     if let Some(code) = params.error.as_deref() {
-        let meaning = PROVIDER_ERRORS
-            .iter()
-            .find(|(known, _)| *known == code)
-            .map_or("the provider reported an unknown error", |(_, meaning)| {
-                meaning
-            });
-        return Err(ConnectError::Invalid(meaning.to_string()));
+        return Err(ConnectError::Invalid(
+            callback::provider_error_meaning(code).to_string(),
+        ));
     }
     if let (Some(expected), Some(given)) = (&provider.issuer, &params.iss) {
         if expected != given {
@@ -345,7 +350,7 @@ async fn finish(
     let profile = read_account(reader).await?;
     save(
         state,
-        user,
+        holder,
         provider,
         AuthType::Oauth2,
         &profile,
@@ -372,25 +377,27 @@ pub enum Stored<'a> {
 /// Upserts the client and its sealed secrets in one transaction.
 pub async fn save(
     state: &AppState,
-    user: &User,
+    holder: &Holder,
     provider: &Provider,
     auth_type: AuthType,
     profile: &AccountProfile,
     stored: Stored<'_>,
 ) -> Result<(Client, bool), ConnectError> {
     let grant = Grant::of(state, provider, stored);
+    let end_user = holder.end_user_id().map(str::to_string);
     let (owner, provider_name, profile_calls, profile) = (
-        user.id.clone(),
+        holder.owner_user_id().to_string(),
         provider.name.clone(),
         profile.calls.clone(),
         profile.clone(),
     );
     let vault = state.vault.clone();
-    let event_actor = user.actor();
+    let event_actor = holder.actor();
     let saved = crate::db::run(&state.pool, move |conn| {
         crate::db::transaction(conn, |conn| {
             let connection = Connection {
                 owner_user_id: &owner,
+                end_user_id: end_user.as_deref(),
                 provider: &provider_name,
                 provider_account_id: &profile.account_id,
                 display_name: &profile.display_name,
@@ -499,7 +506,7 @@ fn meter_profile_calls(state: &AppState, calls: Vec<crate::usage::Call>, client:
 /// stored.
 pub async fn connect_api_key(
     state: &AppState,
-    user: &User,
+    holder: &Holder,
     provider: &Provider,
     api_key: SecretString,
     origin: &Origin,
@@ -535,14 +542,14 @@ pub async fn connect_api_key(
     let profile = read_account(reader).await?;
     let (client, created) = save(
         state,
-        user,
+        holder,
         provider,
         AuthType::ApiKey,
         &profile,
         Stored::ApiKey(&api_key),
     )
     .await?;
-    let event = user
+    let event = holder
         .event("api_key_connected")
         .target("client", client.id.clone())
         .origin(origin)
@@ -570,7 +577,7 @@ pub async fn connect_client_credentials(
     let profile = read_account(reader).await?;
     let (client, _) = save(
         state,
-        user,
+        &Holder::of(user),
         provider,
         AuthType::ClientCredentials,
         &profile,

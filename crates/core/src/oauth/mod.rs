@@ -1,7 +1,9 @@
 //! OAuth 2.0 client side: the flow, the token endpoint and profiles.
 
+pub mod callback;
 pub mod disconnect;
 pub mod flow;
+pub mod holder;
 pub mod lifecycle;
 pub mod pkce;
 pub mod profile;

@@ -35,9 +35,22 @@ pub fn insert(conn: &mut DbConnection, pending: &PendingAuthorization) -> QueryR
     Ok(())
 }
 
+/// The `params` of a pending authorization, without consuming it (who it is for).
+pub fn params_of(conn: &mut DbConnection, id: &str) -> QueryResult<Option<String>> {
+    oauth_states::table
+        .find(id)
+        .select(oauth_states::params)
+        .first(conn)
+        .optional()
+}
+
 /// Why a state cannot be used.
 #[derive(Debug, PartialEq, Eq)]
 pub enum StateProblem {
+    /// A callback parameter was longer than any real one.
+    Oversized,
+    /// The callback carried no state.
+    Missing,
     Unknown,
     AlreadyUsed,
     Expired,
