@@ -4,6 +4,7 @@
 //! names no client) and the 404 for an unknown one. Also which methods a path takes, for
 //! the 405 answer to any other method.
 
+use crate::connect::request::END_USER_ID_MAX;
 use crate::operations::kustomer;
 use actix_web::dev::ResourceDef;
 use std::collections::BTreeMap;
@@ -13,12 +14,6 @@ use utoipa::openapi::{
     ContentBuilder, HeaderBuilder, OpenApi, Ref, RefOr, ResponseBuilder, Schema,
 };
 use utoipa::Modify;
-
-/// A client id as `input::RecordId` takes it: the hyphenated UUID, in either case.
-const CLIENT_ID_PATTERN: &str =
-    "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$";
-/// Path parameters that name one of connecthub's clients.
-const CLIENT_ID_PARAMS: [&str; 2] = ["id", "client_id"];
 
 pub struct CommonAnswers;
 
@@ -36,7 +31,7 @@ impl Modify for CommonAnswers {
                 if operation.security.is_some() {
                     add_keyed_answers(operation);
                 }
-                if names_a_client(operation) {
+                if names_a_client(path, operation) {
                     add_answer(
                         operation,
                         "404",
@@ -47,7 +42,7 @@ impl Modify for CommonAnswers {
                     let why = "Malformed or missing input; nothing was done (`invalid_request`)";
                     add_answer(operation, "400", error_answer(why));
                 }
-                give_parameters_their_form(operation);
+                give_parameters_their_form(path, operation);
             }
         }
         if let Some(components) = openapi.components.as_mut() {
@@ -59,7 +54,20 @@ impl Modify for CommonAnswers {
 /// Request body fields the server checks: (schema, field, form, most characters). A
 /// message's 100,000-character limit is in its description only: schemathesis, given that
 /// length with the pattern, sends a body that is not even an object.
-const BODY_FORMS: [(&str, &str, &str, Option<usize>); 10] = [
+const BODY_FORMS: [(&str, &str, &str, Option<usize>); 13] = [
+    (
+        "SessionBody",
+        "reconnect_client_id",
+        forms::CLIENT_ID,
+        Some(36),
+    ),
+    (
+        "EndUserBody",
+        "id",
+        forms::END_USER_ID,
+        Some(END_USER_ID_MAX),
+    ),
+    ("EndUserBody", "email", forms::EMAIL, Some(254)),
     ("NewCustomerBody", "email", forms::EMAIL, Some(254)),
     (
         "NewCustomerBody",
@@ -97,23 +105,49 @@ const BODY_FORMS: [(&str, &str, &str, Option<usize>); 10] = [
     ("TeamBody", "team_id", forms::PROVIDER_ID, Some(64)),
 ];
 
-/// Path and query parameters other than client ids: (name, form, most characters).
-const PARAMETER_FORMS: [(&str, &str, usize); 2] = [
-    ("conversation_id", forms::PROVIDER_ID, 64),
-    ("email", forms::EMAIL, 254),
+/// Path and query parameters the server checks: (paths they are on, name, form, most
+/// characters); "" for every path. `id` names a client under /clients and an end user
+/// (the team's own id) under /end-users.
+const PARAMETER_FORMS: [(&str, &str, &str, usize); 6] = [
+    ("/api/v1/clients/", "id", forms::CLIENT_ID, 36),
+    ("/api/v1/proxy/", "client_id", forms::CLIENT_ID, 36),
+    (
+        "/api/v1/end-users/",
+        "id",
+        forms::END_USER_ID,
+        END_USER_ID_MAX,
+    ),
+    (
+        "",
+        "end_user_id",
+        forms::END_USER_ID_FILTER,
+        END_USER_ID_MAX,
+    ),
+    ("", "conversation_id", forms::PROVIDER_ID, 64),
+    ("", "email", forms::EMAIL, 254),
 ];
 
-fn give_parameters_their_form(operation: &mut Operation) {
+fn form_of(path: &str, parameter: &str) -> Option<(&'static str, usize)> {
+    PARAMETER_FORMS
+        .iter()
+        .find(|(prefix, name, ..)| path.starts_with(prefix) && *name == parameter)
+        .map(|(_, _, pattern, max)| (*pattern, *max))
+}
+
+fn give_parameters_their_form(path: &str, operation: &mut Operation) {
     for parameter in operation.parameters.iter_mut().flatten() {
-        let form = PARAMETER_FORMS
-            .iter()
-            .find(|(name, ..)| *name == parameter.name);
-        if let (Some((_, pattern, max)), Some(RefOr::T(Schema::Object(schema)))) =
-            (form, parameter.schema.as_mut())
-        {
-            schema.pattern = Some(pattern.to_string());
-            schema.max_length = Some(*max);
+        let Some((pattern, max)) = form_of(path, &parameter.name) else {
+            continue;
+        };
+        let mut form = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some(pattern))
+            .max_length(Some(max))
+            .build();
+        if let Some(RefOr::T(Schema::Object(declared))) = parameter.schema.as_ref() {
+            form.description = declared.description.clone();
         }
+        parameter.schema = Some(RefOr::T(Schema::Object(form)));
     }
 }
 
@@ -175,23 +209,13 @@ fn takes_input(operation: &Operation) -> bool {
     operation.request_body.is_some() || has_query
 }
 
-/// Gives client-id path parameters the id's form; true when the operation has one.
-fn names_a_client(operation: &mut Operation) -> bool {
-    let mut found = false;
-    for parameter in operation.parameters.iter_mut().flatten() {
-        let is_client_id = parameter.parameter_in == ParameterIn::Path
-            && CLIENT_ID_PARAMS.contains(&parameter.name.as_str());
-        if is_client_id {
-            let form = ObjectBuilder::new()
-                .schema_type(Type::String)
-                .pattern(Some(CLIENT_ID_PATTERN))
-                .min_length(Some(36))
-                .max_length(Some(36));
-            parameter.schema = Some(RefOr::T(Schema::Object(form.build())));
-            found = true;
-        }
-    }
-    found
+/// Whether a parameter of the operation names one of connecthub's clients.
+fn names_a_client(path: &str, operation: &Operation) -> bool {
+    operation
+        .parameters
+        .iter()
+        .flatten()
+        .any(|p| form_of(path, &p.name).is_some_and(|(form, _)| form == forms::CLIENT_ID))
 }
 
 /// Adds the answer unless the handler documents its own for that status.
@@ -213,6 +237,26 @@ fn error_body() -> utoipa::openapi::Content {
     ContentBuilder::new()
         .schema(Some(Ref::from_schema_name("ErrorBody")))
         .build()
+}
+
+/// Marks every optional query parameter `allowEmptyValue`: a filter left empty
+/// (`?provider=`, as a form sends it) is no filter. utoipa has no field for it (OpenAPI
+/// 3.1 deprecates it, but clients and checkers still read it), so it is set on the JSON.
+pub fn allow_empty_filters(document: &mut serde_json::Value) {
+    let Some(paths) = document["paths"].as_object_mut() else {
+        return;
+    };
+    let parameters = paths
+        .values_mut()
+        .filter_map(serde_json::Value::as_object_mut)
+        .flat_map(|item| item.values_mut())
+        .filter_map(|operation| operation.get_mut("parameters")?.as_array_mut())
+        .flatten();
+    for parameter in parameters {
+        if parameter["in"] == "query" && parameter["required"] != true {
+            parameter["allowEmptyValue"] = true.into();
+        }
+    }
 }
 
 /// The methods the document lists for the path, or None when no path of it matches.
@@ -242,6 +286,14 @@ fn methods_of(item: &PathItem) -> Vec<&'static str> {
 /// The forms of the values the service API checks, as OpenAPI patterns, so generated
 /// clients (and schemathesis) know what is accepted. Each mirrors a check in the code.
 pub mod forms {
+    /// A client id as `input::RecordId` takes it: the hyphenated UUID, in either case.
+    pub const CLIENT_ID: &str =
+        "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$";
+    /// The team's own id for an end user: one line, no control character, not blank, no
+    /// space at either end (`connect::request`).
+    /// The same as a query filter, where empty means no filter.
+    pub const END_USER_ID_FILTER: &str = "^$|^[^\\s\\u0000-\\u001F\\u007F-\\u009F]([^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F])?$";
+    pub const END_USER_ID: &str = "^[^\\s\\u0000-\\u001F\\u007F-\\u009F]([^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F])?$";
     /// `Email::parse`, for ASCII addresses (a longer non-ASCII one may pass the length
     /// check here and not there).
     pub const EMAIL: &str = "^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\\.[A-Za-z0-9-]+)+$";
@@ -283,7 +335,7 @@ mod tests {
             .flat_map(operations_mut)
             .flat_map(|op| op.parameters.clone().unwrap_or_default())
             .collect();
-        for (name, pattern, _) in PARAMETER_FORMS {
+        for (_, name, pattern, _) in PARAMETER_FORMS {
             let formed = parameters.iter().any(|p| {
                 p.name == name
                     && matches!(&p.schema, Some(RefOr::T(Schema::Object(s))) if s.pattern.as_deref() == Some(pattern))

@@ -55,9 +55,10 @@ fn rfc3339(at: chrono::NaiveDateTime) -> String {
     })),
     responses(
         (status = 201, description = "The session; the token is valid for CONNECT_SESSION_TTL_SECS (1800) and one completed connection", body = SessionCreated),
-        (status = 400, description = "A field is malformed, a provider unknown, a URL or origin not on CONNECT_ALLOWED_REDIRECTS, or reconnect_client_id not this end user's (`invalid_request`, with `field`)", body = super::error::ErrorBody),
+        (status = 400, description = "A field is malformed, a provider unknown, or a URL or origin not on CONNECT_ALLOWED_REDIRECTS (`invalid_request`, with `field`)", body = super::error::ErrorBody),
         (status = 401, description = "Missing, unknown or revoked API key (`invalid_api_key`)", body = super::error::ErrorBody),
         (status = 403, description = "The key lacks `connect:write` (`insufficient_scope`)", body = super::error::ErrorBody),
+        (status = 404, description = "reconnect_client_id is no connection of this end user (`not_found`, with `field`)", body = super::error::ErrorBody),
     ),
     security(("api_key" = []))
 )]
@@ -75,8 +76,9 @@ pub async fn create(
     let created = connect::create(&state, &key.0.created_by, &key.0.id, key.actor(), request)
         .await
         .map_err(|e| match e {
+            // Like any client id the caller may not see: unknown, not refused.
             CreateError::NotTheEndUsersClient => {
-                ApiError::bad_request(e.to_string()).with_field("reconnect_client_id")
+                ApiError::not_found("reconnect_client_id").with_field("reconnect_client_id")
             }
             CreateError::Storage(e) => e.into(),
         })?;

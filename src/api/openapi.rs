@@ -63,7 +63,17 @@ pub fn service_api() -> &'static utoipa::openapi::OpenApi {
     DOCUMENT.get_or_init(ServiceApi::openapi)
 }
 
+/// The document as served, built once.
+fn served() -> &'static serde_json::Value {
+    static JSON: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
+    JSON.get_or_init(|| {
+        let mut json = serde_json::to_value(service_api()).expect("the document serialises");
+        super::common_answers::allow_empty_filters(&mut json);
+        json
+    })
+}
+
 /// `GET /api/v1/openapi.json` (public: it describes, it does not grant).
 pub async fn document() -> HttpResponse {
-    HttpResponse::Ok().json(service_api())
+    HttpResponse::Ok().json(served())
 }

@@ -22,8 +22,16 @@ const EXAMPLES_PER_OPERATION: &str = "25";
 /// A schema-valid call may still be refused for what the schema cannot know: an id of no
 /// record at the provider (404), the provider's own refusal, e.g. a customer that exists
 /// already (422 `provider_rejected`), a state conflict (409) or a limit (429).
+/// Two operations may refuse a schema-valid call with a 400 too: a default token needs
+/// `owner` or `end_user_id` (one of two query parameters, which OpenAPI cannot require),
+/// and a connect session's providers, URLs and origins are checked against this
+/// deployment's providers and CONNECT_ALLOWED_REDIRECTS, which no static schema lists.
 const CHECKS: &str = "[checks.positive_data_acceptance]\n\
-    expected-statuses = [\"2xx\", \"3xx\", 401, 403, 404, 409, 422, 429]\n\n";
+    expected-statuses = [\"2xx\", \"3xx\", 401, 403, 404, 409, 422, 429]\n\n\
+    [[operations]]\n\
+    include-path-regex = \"^/api/v1/(providers/[^/]+/token|connect-sessions)$\"\n\
+    checks.positive_data_acceptance.expected-statuses = \
+    [\"2xx\", \"3xx\", 400, 401, 403, 404, 409, 422, 429]\n\n";
 
 /// The schemathesis command (`st`): `SCHEMATHESIS`, else `st` on the PATH.
 fn schemathesis() -> Option<String> {
@@ -60,7 +68,7 @@ async fn the_service_api_answers_as_its_openapi_document_says(app: TestApp) {
     // The Kustomer client for `id` (its operations are the most), the Klaviyo one for the
     // proxy; other ids schemathesis makes up itself.
     let config = format!(
-        "{CHECKS}[parameters]\n\"path.id\" = \"{}\"\n\"path.client_id\" = \"{}\"\n",
+        "[parameters]\n\"path.id\" = \"{}\"\n\"path.client_id\" = \"{}\"\n\n{CHECKS}",
         clients[0].id, clients[1].id
     );
     std::fs::write(dir.path().join("schemathesis.toml"), config).unwrap();

@@ -246,9 +246,10 @@ async fn reconnecting_another_end_users_client_is_refused(app: TestApp) {
             json!({"end_user": {"id": end_user}, "reconnect_client_id": client.id}),
         )
         .await;
-        assert_eq!(refused.status(), 400, "{end_user}");
+        assert_eq!(refused.status(), 404, "{end_user}");
         let answer: Value = refused.json().await.unwrap();
         assert_eq!(answer["field"], "reconnect_client_id");
+        assert_eq!(answer["error"], "not_found");
     }
     assert_eq!(rows(&app).await, before, "nothing changed");
     let own = create_session(

@@ -29,7 +29,7 @@ use serde_json::json;
 use sessions::ConnectSession;
 use std::sync::Arc;
 
-/// Why a session could not be created (the service API answers 400 or 404).
+/// Why a session could not be created (the service API answers 404).
 #[derive(Debug, thiserror::Error)]
 pub enum CreateError {
     /// `reconnect_client_id` names no connection of this end user.

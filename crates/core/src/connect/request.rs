@@ -14,6 +14,8 @@ pub const END_USER_ID_MAX: usize = 255;
 #[derive(Debug, Default, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SessionBody {
+    /// Required; an Option so that its absence gets a clear message, not serde's.
+    #[schema(required = true, nullable = false)]
     pub end_user: Option<EndUserBody>,
     #[serde(default)]
     pub allowed_providers: Vec<String>,
