@@ -26,16 +26,23 @@ pub enum Scope {
     TokensRead,
     ClientsRead,
     Proxy,
+    WebhooksWrite,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 3] = [Scope::TokensRead, Scope::ClientsRead, Scope::Proxy];
+    pub const ALL: [Scope; 4] = [
+        Scope::TokensRead,
+        Scope::ClientsRead,
+        Scope::Proxy,
+        Scope::WebhooksWrite,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Scope::TokensRead => "tokens:read",
             Scope::ClientsRead => "clients:read",
             Scope::Proxy => "proxy",
+            Scope::WebhooksWrite => "webhooks:write",
         }
     }
 
@@ -49,6 +56,7 @@ impl Scope {
             Scope::TokensRead => "read fresh access tokens of connected clients",
             Scope::ClientsRead => "list connected clients (never their tokens)",
             Scope::Proxy => "call provider APIs through connecthub",
+            Scope::WebhooksWrite => "manage webhook endpoints (and see their signing secrets once)",
         }
     }
 }

@@ -9,6 +9,7 @@ mod proxy_endpoint;
 pub mod service_auth;
 mod tokens;
 mod usage;
+mod webhook_endpoints;
 
 use actix_web::{web, HttpResponse};
 
@@ -40,7 +41,8 @@ fn service_routes(cfg: &mut web::ServiceConfig) {
             web::route().to(proxy_endpoint::forward),
         )
         .route("/usage", web::get().to(usage::stats))
-        .configure(operation_endpoints::routes);
+        .configure(operation_endpoints::routes)
+        .configure(webhook_endpoints::routes);
 }
 
 /// Anything else under `/api/v1`: JSON like every answer there, not the HTML 404 page.

@@ -7,6 +7,7 @@ use crate::auth::users::User;
 use crate::clients::{self, credentials, Client};
 use crate::db::DbError;
 use crate::state::AppState;
+use crate::webhooks::{self, EventType};
 use serde_json::json;
 
 /// What happened at the provider.
@@ -72,10 +73,17 @@ pub async fn disconnect(
         event = event.failed();
     }
     let id = client.id.clone();
+    let gone = client.clone();
     crate::db::run(&state.pool, move |conn| {
         crate::db::transaction(conn, |conn| {
             credentials::destroy(conn, &id)?;
             clients::mark_disconnected(conn, &id)?;
+            webhooks::connection(
+                conn,
+                EventType::ConnectionDisconnected,
+                &gone,
+                json!({"revoked_at_provider": revoked}),
+            )?;
             audit::append(conn, event)
         })
     })

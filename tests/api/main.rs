@@ -33,3 +33,4 @@ mod usage_page;
 mod usage_volume;
 mod user_actions;
 mod users;
+mod webhooks;

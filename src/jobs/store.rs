@@ -1,0 +1,158 @@
+//! The queries of the worker: take due jobs under a lease, renew it, record the outcome,
+//! and find when the next job falls due.
+
+use super::{Job, JobState};
+use crate::db::schema::jobs;
+use crate::db::DbConnection;
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Timestamp};
+
+/// Due jobs, and running ones whose lease ran out (their instance died), except those
+/// whose queue key has a job running under a live lease. `$1` is now, `$2` the limit;
+/// the same text serves both backends (SQLite numbers `$N` parameters in order of first
+/// appearance).
+const DUE: &str = "SELECT j.id FROM jobs j \
+     WHERE ((j.state IN ('queued', 'failed') AND j.run_at <= $1) \
+         OR (j.state = 'running' AND j.lease_until < $1)) \
+       AND (j.queue_key IS NULL OR NOT EXISTS (SELECT 1 FROM jobs r \
+             WHERE r.queue_key = j.queue_key AND r.state = 'running' \
+               AND r.lease_until >= $1 AND r.id <> j.id)) \
+     ORDER BY j.run_at, j.id LIMIT $2";
+
+#[derive(QueryableByName)]
+struct Id {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+}
+
+/// Takes up to `limit` due jobs for `worker` until `now + lease`, in one transaction:
+/// `FOR UPDATE SKIP LOCKED` on PostgreSQL (instances take different jobs without waiting
+/// for each other), `BEGIN IMMEDIATE` on SQLite (one writer at a time). Each take counts
+/// as an attempt, so a job whose instance keeps dying ends dead too.
+pub fn claim(
+    conn: &mut DbConnection,
+    worker: &str,
+    lease: chrono::TimeDelta,
+    limit: i64,
+) -> QueryResult<Vec<Job>> {
+    crate::db::transaction(conn, |conn| {
+        let now = crate::db::now();
+        let ids: Vec<Id> = match conn {
+            DbConnection::Postgresql(pg) => {
+                diesel::sql_query(format!("{DUE} FOR UPDATE SKIP LOCKED"))
+                    .bind::<Timestamp, _>(now)
+                    .bind::<BigInt, _>(limit)
+                    .load(pg)?
+            }
+            DbConnection::Sqlite(sqlite) => diesel::sql_query(DUE)
+                .bind::<Timestamp, _>(now)
+                .bind::<BigInt, _>(limit)
+                .load(sqlite)?,
+        };
+        let ids: Vec<i64> = ids.into_iter().map(|row| row.id).collect();
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        diesel::update(jobs::table.filter(jobs::id.eq_any(&ids)))
+            .set((
+                jobs::state.eq(JobState::Running.as_str()),
+                jobs::attempts.eq(jobs::attempts + 1),
+                jobs::lease_until.eq(now + lease),
+                jobs::locked_by.eq(worker),
+                jobs::updated_at.eq(now),
+            ))
+            .execute(conn)?;
+        jobs::table
+            .filter(jobs::id.eq_any(&ids))
+            .order((jobs::run_at.asc(), jobs::id.asc()))
+            .select(Job::as_select())
+            .load(conn)
+    })
+}
+
+/// Extends the lease of the jobs `worker` still holds.
+pub fn renew(
+    conn: &mut DbConnection,
+    worker: &str,
+    ids: &[i64],
+    lease: chrono::TimeDelta,
+) -> QueryResult<usize> {
+    let now = crate::db::now();
+    diesel::update(
+        jobs::table
+            .filter(jobs::id.eq_any(ids))
+            .filter(jobs::state.eq(JobState::Running.as_str()))
+            .filter(jobs::locked_by.eq(worker)),
+    )
+    .set((jobs::lease_until.eq(now + lease), jobs::updated_at.eq(now)))
+    .execute(conn)
+}
+
+/// How an attempt ended, as stored.
+pub enum Finish<'a> {
+    Done,
+    Retry {
+        error: &'a str,
+        at: chrono::NaiveDateTime,
+    },
+    Dead {
+        error: &'a str,
+    },
+}
+
+/// Records the outcome of an attempt, if `worker` still holds the job (a worker whose
+/// lease was taken over records nothing: the new holder's outcome counts).
+pub fn finish(
+    conn: &mut DbConnection,
+    worker: &str,
+    id: i64,
+    outcome: &Finish,
+) -> QueryResult<bool> {
+    let now = crate::db::now();
+    let (state, error, run_at) = match outcome {
+        Finish::Done => (JobState::Done, None, None),
+        Finish::Retry { error, at } => (JobState::Failed, Some(*error), Some(*at)),
+        Finish::Dead { error } => (JobState::Dead, Some(*error), None),
+    };
+    let target = jobs::table
+        .filter(jobs::id.eq(id))
+        .filter(jobs::state.eq(JobState::Running.as_str()))
+        .filter(jobs::locked_by.eq(worker));
+    let changed = match run_at {
+        Some(at) => diesel::update(target)
+            .set((
+                jobs::state.eq(state.as_str()),
+                jobs::last_error.eq(error),
+                jobs::run_at.eq(at),
+                jobs::lease_until.eq(None::<chrono::NaiveDateTime>),
+                jobs::updated_at.eq(now),
+            ))
+            .execute(conn)?,
+        None => diesel::update(target)
+            .set((
+                jobs::state.eq(state.as_str()),
+                jobs::last_error.eq(error),
+                jobs::lease_until.eq(None::<chrono::NaiveDateTime>),
+                jobs::updated_at.eq(now),
+            ))
+            .execute(conn)?,
+    };
+    Ok(changed == 1)
+}
+
+/// When the next job falls due: the earliest `run_at` of waiting jobs or lease end of
+/// running ones.
+pub fn next_due(conn: &mut DbConnection) -> QueryResult<Option<chrono::NaiveDateTime>> {
+    let waiting: Option<chrono::NaiveDateTime> = jobs::table
+        .filter(jobs::state.eq_any([JobState::Queued.as_str(), JobState::Failed.as_str()]))
+        .select(diesel::dsl::min(jobs::run_at))
+        .first(conn)?;
+    let leased: Option<chrono::NaiveDateTime> = jobs::table
+        .filter(jobs::state.eq(JobState::Running.as_str()))
+        .select(diesel::dsl::min(jobs::lease_until))
+        .first(conn)?;
+    Ok(match (waiting, leased) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    })
+}
