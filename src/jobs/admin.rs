@@ -86,3 +86,36 @@ pub fn cancel(conn: &mut DbConnection, id: i64, reason: &str) -> QueryResult<boo
     .execute(conn)?;
     Ok(changed == 1)
 }
+
+/// Retries a job and records who did it; `false` when it was not failed or dead.
+pub fn retry_audited(
+    conn: &mut DbConnection,
+    id: i64,
+    actor: crate::audit::Actor,
+) -> QueryResult<bool> {
+    crate::db::transaction(conn, |conn| {
+        if !retry(conn, id)? {
+            return Ok(false);
+        }
+        let event = crate::audit::Event::new(actor, "job_retried").target("job", id.to_string());
+        crate::audit::append(conn, event)?;
+        Ok(true)
+    })
+}
+
+/// Cancels a waiting job and records who did it; `false` when it was not waiting.
+pub fn cancel_audited(
+    conn: &mut DbConnection,
+    id: i64,
+    actor: crate::audit::Actor,
+) -> QueryResult<bool> {
+    crate::db::transaction(conn, |conn| {
+        let reason = format!("cancelled by {}", actor.label);
+        if !cancel(conn, id, &reason)? {
+            return Ok(false);
+        }
+        let event = crate::audit::Event::new(actor, "job_cancelled").target("job", id.to_string());
+        crate::audit::append(conn, event)?;
+        Ok(true)
+    })
+}
