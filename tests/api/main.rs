@@ -33,5 +33,6 @@ mod usage_page;
 mod usage_volume;
 mod user_actions;
 mod users;
+mod webhook_delivery;
 mod webhook_pages;
 mod webhooks;

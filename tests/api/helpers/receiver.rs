@@ -38,8 +38,8 @@ struct Script {
     /// Answers to give, first to last; 200 once empty.
     answers: VecDeque<(u16, Option<&'static str>)>,
     received: Vec<Delivery>,
-    /// Hold every answer this long (a receiver that hangs).
-    delay: Option<Duration>,
+    /// Hold the first `hang.0` answers this long (a receiver that hangs).
+    hang: (usize, Duration),
 }
 
 pub struct Receiver {
@@ -80,6 +80,11 @@ impl Receiver {
             .unwrap()
             .answers
             .extend(answers.iter().copied());
+    }
+
+    /// The first `n` requests get their answer only after `delay`.
+    pub fn hang_first(&self, n: usize, delay: Duration) {
+        self.script.lock().unwrap().hang = (n, delay);
     }
 
     pub fn received(&self) -> Vec<Delivery> {
@@ -145,10 +150,8 @@ async fn receive(
             body: String::from_utf8_lossy(&body).into(),
             at: Instant::now(),
         });
-        (
-            script.answers.pop_front().unwrap_or((200, None)),
-            script.delay,
-        )
+        let delay = (script.received.len() <= script.hang.0).then_some(script.hang.1);
+        (script.answers.pop_front().unwrap_or((200, None)), delay)
     };
     if let Some(delay) = delay {
         tokio::time::sleep(delay).await;
