@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod oauth;
 pub mod operations;
 pub mod provider_http;
+pub mod provider_webhooks;
 pub mod providers;
 pub mod proxy;
 pub mod rate_limit;

@@ -20,6 +20,8 @@ pub struct WebhookSettings {
     /// How long a worker holds a job before another instance may take it over; also the
     /// longest an idle worker sleeps (how soon it sees jobs queued by another instance).
     pub job_lease: Duration,
+    /// The secrets providers sign their webhooks with (`KLAVIYO_WEBHOOK_SECRET`, …).
+    pub provider_secrets: Vec<(String, secrecy::SecretString)>,
 }
 
 impl WebhookSettings {
@@ -50,7 +52,22 @@ impl WebhookSettings {
             timeout: duration_var(source, "WEBHOOK_TIMEOUT", "10s")?,
             disable_after: duration_var(source, "WEBHOOK_DISABLE_AFTER", "5d")?,
             job_lease: duration_var(source, "JOB_LEASE", "30s")?,
+            provider_secrets: ["klaviyo", "kustomer"]
+                .into_iter()
+                .filter_map(|name| {
+                    let secret =
+                        source.get(&format!("{}_WEBHOOK_SECRET", name.to_ascii_uppercase()))?;
+                    Some((name.to_string(), secrecy::SecretString::from(secret)))
+                })
+                .collect(),
         })
+    }
+
+    pub fn provider_secret(&self, provider: &str) -> Option<&secrecy::SecretString> {
+        self.provider_secrets
+            .iter()
+            .find(|(name, _)| name == provider)
+            .map(|(_, s)| s)
     }
 }
 

@@ -5,6 +5,7 @@ mod clients;
 pub mod error;
 pub mod openapi;
 mod operation_endpoints;
+mod provider_webhooks;
 mod proxy_endpoint;
 pub mod service_auth;
 mod tokens;
@@ -14,6 +15,7 @@ mod webhook_endpoints;
 use actix_web::{web, HttpResponse};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.configure(provider_webhooks::routes);
     cfg.service(
         web::scope("/api/v1")
             // Every id in a service path is a client's: a malformed one is an unknown client.

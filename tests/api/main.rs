@@ -22,6 +22,7 @@ mod oauth;
 mod oauth_failures;
 mod operations;
 mod pages;
+mod provider_webhooks;
 mod providers;
 mod proxy;
 mod refresh_schedule;
