@@ -222,8 +222,12 @@ fn serve(
     Ok(server)
 }
 
+/// Finished jobs and delivery attempts are kept this long (the admin pages show them).
+const JOB_RETENTION: chrono::TimeDelta = chrono::TimeDelta::days(30);
+
 /// Hourly housekeeping, first run at start: deletes expired sessions (they are also
-/// refused on load once expired) and raw usage rows past the retention. Every minute: a
+/// refused on load once expired), raw usage rows past the retention, and finished jobs
+/// and webhook attempts older than `JOB_RETENTION`. Every minute: a
 /// WAL checkpoint, so SQLite's WAL file stays small.
 fn spawn_housekeeping(pool: DbPool, usage_retention: chrono::TimeDelta) {
     let checkpoint_pool = pool.clone();
@@ -245,6 +249,15 @@ fn spawn_housekeeping(pool: DbPool, usage_retention: chrono::TimeDelta) {
                 tracing::warn!(error = %e, "session purge failed");
             }
             crate::usage::prune(&pool, crate::db::now() - usage_retention).await;
+            let finished_before = crate::db::now() - JOB_RETENTION;
+            let pruned = db::run(&pool, move |conn| {
+                crate::jobs::admin::prune(conn, finished_before)?;
+                crate::webhooks::attempts::prune(conn, finished_before)
+            })
+            .await;
+            if let Err(e) = pruned {
+                tracing::warn!(error = %e, "pruning finished jobs failed");
+            }
         }
     });
 }

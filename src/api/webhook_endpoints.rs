@@ -2,7 +2,7 @@
 //! the signing secret, once), read with the delivery log, change, delete, rotate the
 //! secret, send a test event and replay deliveries.
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::service_auth::ServiceKey;
 use crate::api_keys::Scope;
 use crate::state::AppState;
@@ -10,7 +10,6 @@ use crate::webhooks::attempts::LoggedAttempt;
 use crate::webhooks::endpoints::{self, Endpoint};
 use crate::webhooks::manage::{self, Draft, Replay, WebhookError};
 use actix_web::{web, HttpResponse};
-use serde_json::json;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/webhook-endpoints", web::get().to(list))
@@ -26,9 +25,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/webhook-endpoints/{id}/replay", web::post().to(replay));
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct EndpointBody {
+pub struct EndpointBody {
     url: String,
     #[serde(default)]
     description: String,
@@ -55,10 +54,12 @@ impl EndpointBody {
 
 /// `{"event_id": "msg_…"}` replays one event; `{"failed_since": "2026-12-01T10:00:00Z"}`
 /// every event whose deliveries failed since then.
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ReplayBody {
+pub struct ReplayBody {
     event_id: Option<String>,
+    /// RFC 3339, e.g. `2026-12-01T10:00:00Z`.
+    #[schema(value_type = Option<String>, format = DateTime)]
     failed_since: Option<chrono::DateTime<chrono::Utc>>,
 }
 
@@ -70,18 +71,81 @@ fn error(e: WebhookError) -> ApiError {
     }
 }
 
-fn view(endpoint: &Endpoint) -> serde_json::Value {
-    json!({
-        "id": endpoint.id,
-        "url": endpoint.url,
-        "description": endpoint.description,
-        "event_types": endpoint.type_list(),
-        "enabled": endpoint.enabled,
-        "disabled_reason": endpoint.disabled_reason,
-        "failing_since": endpoint.failing_since.map(rfc3339),
-        "previous_secret_valid_until": endpoint.previous_secret_until.map(rfc3339),
-        "created_at": rfc3339(endpoint.created_at),
-    })
+/// An endpoint as services see it; `secret` only in the create and rotate answers.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct EndpointView {
+    pub id: String,
+    pub url: String,
+    pub description: String,
+    /// Subscribed event types; empty means every type.
+    pub event_types: Vec<String>,
+    pub enabled: bool,
+    /// Why connecthub disabled it (410 Gone, or five days of failures).
+    pub disabled_reason: Option<String>,
+    pub failing_since: Option<String>,
+    /// Until when the secret before the last rotation still signs.
+    pub previous_secret_valid_until: Option<String>,
+    pub created_at: String,
+    /// `whsec_…`, shown once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    /// The latest delivery attempts, newest first (the endpoint's own answer only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<Vec<AttemptView>>,
+}
+
+/// One delivery attempt.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct AttemptView {
+    /// The `webhook-id`, the same on every attempt of one event.
+    pub event_id: String,
+    pub event_type: String,
+    pub at: String,
+    /// The receiver's HTTP status; none when it did not answer.
+    pub status: Option<i32>,
+    pub duration_ms: i32,
+    pub succeeded: bool,
+    pub error: Option<String>,
+    /// The first KB of the receiver's answer.
+    pub response: String,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct EndpointList {
+    pub data: Vec<EndpointView>,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct SecretAnswer {
+    pub secret: String,
+    pub previous_secret_valid_hours: i64,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Queued {
+    /// Events queued for delivery again.
+    pub queued: usize,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct TestSent {
+    pub event_id: String,
+}
+
+fn view(endpoint: &Endpoint) -> EndpointView {
+    EndpointView {
+        id: endpoint.id.clone(),
+        url: endpoint.url.clone(),
+        description: endpoint.description.clone(),
+        event_types: endpoint.type_list(),
+        enabled: endpoint.enabled,
+        disabled_reason: endpoint.disabled_reason.clone(),
+        failing_since: endpoint.failing_since.map(rfc3339),
+        previous_secret_valid_until: endpoint.previous_secret_until.map(rfc3339),
+        created_at: rfc3339(endpoint.created_at),
+        secret: None,
+        attempts: None,
+    }
 }
 
 fn rfc3339(at: chrono::NaiveDateTime) -> String {
@@ -89,13 +153,18 @@ fn rfc3339(at: chrono::NaiveDateTime) -> String {
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-fn attempt_view(logged: &LoggedAttempt) -> serde_json::Value {
+fn attempt_view(logged: &LoggedAttempt) -> AttemptView {
     let a = &logged.attempt;
-    json!({
-        "event_id": a.event_id, "event_type": logged.event_type, "at": rfc3339(a.at),
-        "status": a.status, "duration_ms": a.duration_ms, "succeeded": a.succeeded,
-        "error": a.error, "response": a.response_excerpt,
-    })
+    AttemptView {
+        event_id: a.event_id.clone(),
+        event_type: logged.event_type.clone(),
+        at: rfc3339(a.at),
+        status: a.status,
+        duration_ms: a.duration_ms,
+        succeeded: a.succeeded,
+        error: a.error.clone(),
+        response: a.response_excerpt.clone(),
+    }
 }
 
 fn allowed(key: &ServiceKey, state: &AppState) -> Result<(), ApiError> {
@@ -103,13 +172,41 @@ fn allowed(key: &ServiceKey, state: &AppState) -> Result<(), ApiError> {
     key.within_budget(state)
 }
 
-async fn list(state: web::Data<AppState>, key: ServiceKey) -> Result<HttpResponse, ApiError> {
+#[utoipa::path(
+    get,
+    path = "/api/v1/webhook-endpoints",
+    tag = "webhooks",
+    summary = "List the webhook endpoints",
+    responses(
+        (status = 200, description = "Every endpoint", body = EndpointList),
+        (status = 401, description = "Missing, unknown or revoked API key (`invalid_api_key`)", body = ErrorBody),
+        (status = 403, description = "The key lacks `webhooks:write` (`insufficient_scope`)", body = ErrorBody)
+    ),
+    security(("api_key" = []))
+)]
+pub async fn list(state: web::Data<AppState>, key: ServiceKey) -> Result<HttpResponse, ApiError> {
     allowed(&key, &state)?;
     let endpoints = manage::list(&state).await.map_err(error)?;
-    Ok(HttpResponse::Ok().json(json!({"data": endpoints.iter().map(view).collect::<Vec<_>>()})))
+    Ok(HttpResponse::Ok().json(EndpointList {
+        data: endpoints.iter().map(view).collect(),
+    }))
 }
 
-async fn create(
+#[utoipa::path(
+    post,
+    path = "/api/v1/webhook-endpoints",
+    tag = "webhooks",
+    summary = "Add an endpoint; the answer carries its signing secret, once",
+    request_body = EndpointBody,
+    responses(
+        (status = 201, description = "Created, with `secret`", body = EndpointView),
+        (status = 400, description = "URL not http(s), private address refused, unknown event type, description not one line (`invalid_request`)", body = ErrorBody),
+        (status = 401, description = "Missing, unknown or revoked API key (`invalid_api_key`)", body = ErrorBody),
+        (status = 403, description = "The key lacks `webhooks:write` (`insufficient_scope`)", body = ErrorBody)
+    ),
+    security(("api_key" = []))
+)]
+pub async fn create(
     state: web::Data<AppState>,
     key: ServiceKey,
     body: web::Json<EndpointBody>,
@@ -119,13 +216,27 @@ async fn create(
         .await
         .map_err(error)?;
     let mut answer = view(&endpoint);
-    answer["secret"] = json!(endpoints::reveal(&secret));
+    answer.secret = Some(endpoints::reveal(&secret).to_string());
     Ok(HttpResponse::Created()
         .insert_header(("cache-control", "no-store"))
         .json(answer))
 }
 
-async fn show(
+#[utoipa::path(
+    get,
+    path = "/api/v1/webhook-endpoints/{id}",
+    tag = "webhooks",
+    summary = "An endpoint and its latest delivery attempts",
+    params(("id" = String, Path, description = "The endpoint id")),
+    responses(
+        (status = 200, description = "The endpoint with `attempts`", body = EndpointView),
+        (status = 401, description = "Missing, unknown or revoked API key (`invalid_api_key`)", body = ErrorBody),
+        (status = 403, description = "The key lacks `webhooks:write` (`insufficient_scope`)", body = ErrorBody),
+        (status = 404, description = "No such endpoint (`not_found`)", body = ErrorBody)
+    ),
+    security(("api_key" = []))
+)]
+pub async fn show(
     state: web::Data<AppState>,
     key: ServiceKey,
     id: web::Path<String>,
@@ -133,11 +244,27 @@ async fn show(
     allowed(&key, &state)?;
     let (endpoint, log) = manage::details(&state, &id).await.map_err(error)?;
     let mut answer = view(&endpoint);
-    answer["attempts"] = json!(log.iter().map(attempt_view).collect::<Vec<_>>());
+    answer.attempts = Some(log.iter().map(attempt_view).collect());
     Ok(HttpResponse::Ok().json(answer))
 }
 
-async fn update(
+#[utoipa::path(
+    patch,
+    path = "/api/v1/webhook-endpoints/{id}",
+    tag = "webhooks",
+    summary = "Change URL, description, event types or enabled (enabling clears the disabled reason)",
+    params(("id" = String, Path, description = "The endpoint id")),
+    request_body = EndpointBody,
+    responses(
+        (status = 200, description = "The endpoint as saved", body = EndpointView),
+        (status = 400, description = "URL not http(s), private address refused, unknown event type, description not one line (`invalid_request`)", body = ErrorBody),
+        (status = 401, description = "Missing, unknown or revoked API key (`invalid_api_key`)", body = ErrorBody),
+        (status = 403, description = "The key lacks `webhooks:write` (`insufficient_scope`)", body = ErrorBody),
+        (status = 404, description = "No such endpoint (`not_found`)", body = ErrorBody)
+    ),
+    security(("api_key" = []))
+)]
+pub async fn update(
     state: web::Data<AppState>,
     key: ServiceKey,
     id: web::Path<String>,
@@ -150,7 +277,21 @@ async fn update(
     Ok(HttpResponse::Ok().json(view(&endpoint)))
 }
 
-async fn delete(
+#[utoipa::path(
+    delete,
+    path = "/api/v1/webhook-endpoints/{id}",
+    tag = "webhooks",
+    summary = "Delete an endpoint",
+    params(("id" = String, Path, description = "The endpoint id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "Missing, unknown or revoked API key (`invalid_api_key`)", body = ErrorBody),
+        (status = 403, description = "The key lacks `webhooks:write` (`insufficient_scope`)", body = ErrorBody),
+        (status = 404, description = "No such endpoint (`not_found`)", body = ErrorBody)
+    ),
+    security(("api_key" = []))
+)]
+pub async fn delete(
     state: web::Data<AppState>,
     key: ServiceKey,
     id: web::Path<String>,
@@ -162,7 +303,21 @@ async fn delete(
     Ok(HttpResponse::NoContent().finish())
 }
 
-async fn rotate(
+#[utoipa::path(
+    post,
+    path = "/api/v1/webhook-endpoints/{id}/rotate-secret",
+    tag = "webhooks",
+    summary = "A new signing secret; the old one keeps signing for 24 h",
+    params(("id" = String, Path, description = "The endpoint id")),
+    responses(
+        (status = 200, description = "The new secret, shown once", body = SecretAnswer),
+        (status = 401, description = "Missing, unknown or revoked API key (`invalid_api_key`)", body = ErrorBody),
+        (status = 403, description = "The key lacks `webhooks:write` (`insufficient_scope`)", body = ErrorBody),
+        (status = 404, description = "No such endpoint (`not_found`)", body = ErrorBody)
+    ),
+    security(("api_key" = []))
+)]
+pub async fn rotate(
     state: web::Data<AppState>,
     key: ServiceKey,
     id: web::Path<String>,
@@ -173,10 +328,27 @@ async fn rotate(
         .map_err(error)?;
     Ok(HttpResponse::Ok()
         .insert_header(("cache-control", "no-store"))
-        .json(json!({"secret": endpoints::reveal(&secret), "previous_secret_valid_hours": manage::ROTATION_OVERLAP.num_hours()})))
+        .json(SecretAnswer {
+            secret: endpoints::reveal(&secret).to_string(),
+            previous_secret_valid_hours: manage::ROTATION_OVERLAP.num_hours(),
+        }))
 }
 
-async fn send_test(
+#[utoipa::path(
+    post,
+    path = "/api/v1/webhook-endpoints/{id}/test",
+    tag = "webhooks",
+    summary = "Send a `webhook.test` event to this endpoint",
+    params(("id" = String, Path, description = "The endpoint id")),
+    responses(
+        (status = 202, description = "Queued", body = TestSent),
+        (status = 401, description = "Missing, unknown or revoked API key (`invalid_api_key`)", body = ErrorBody),
+        (status = 403, description = "The key lacks `webhooks:write` (`insufficient_scope`)", body = ErrorBody),
+        (status = 404, description = "No such endpoint (`not_found`)", body = ErrorBody)
+    ),
+    security(("api_key" = []))
+)]
+pub async fn send_test(
     state: web::Data<AppState>,
     key: ServiceKey,
     id: web::Path<String>,
@@ -185,10 +357,26 @@ async fn send_test(
     let event_id = manage::send_test(&state, &key.actor(), &id)
         .await
         .map_err(error)?;
-    Ok(HttpResponse::Accepted().json(json!({"event_id": event_id})))
+    Ok(HttpResponse::Accepted().json(TestSent { event_id }))
 }
 
-async fn replay(
+#[utoipa::path(
+    post,
+    path = "/api/v1/webhook-endpoints/{id}/replay",
+    tag = "webhooks",
+    summary = "Deliver one event again (same webhook-id), or every event that failed since a time",
+    params(("id" = String, Path, description = "The endpoint id")),
+    request_body = ReplayBody,
+    responses(
+        (status = 202, description = "How many were queued", body = Queued),
+        (status = 400, description = "Neither or both of `event_id` and `failed_since` (`invalid_request`)", body = ErrorBody),
+        (status = 401, description = "Missing, unknown or revoked API key (`invalid_api_key`)", body = ErrorBody),
+        (status = 403, description = "The key lacks `webhooks:write` (`insufficient_scope`)", body = ErrorBody),
+        (status = 404, description = "No such endpoint (`not_found`)", body = ErrorBody)
+    ),
+    security(("api_key" = []))
+)]
+pub async fn replay(
     state: web::Data<AppState>,
     key: ServiceKey,
     id: web::Path<String>,
@@ -207,5 +395,5 @@ async fn replay(
     let queued = manage::replay(&state, &key.actor(), &id, what)
         .await
         .map_err(error)?;
-    Ok(HttpResponse::Accepted().json(json!({"queued": queued})))
+    Ok(HttpResponse::Accepted().json(Queued { queued }))
 }

@@ -119,3 +119,14 @@ pub fn cancel_audited(
         Ok(true)
     })
 }
+
+/// Deletes finished jobs last changed before `before` (housekeeping); dead ones are kept
+/// for the admin page until the same age. Answers how many went.
+pub fn prune(conn: &mut DbConnection, before: chrono::NaiveDateTime) -> QueryResult<usize> {
+    diesel::delete(
+        jobs::table
+            .filter(jobs::state.eq_any([JobState::Done.as_str(), JobState::Dead.as_str()]))
+            .filter(jobs::updated_at.lt(before)),
+    )
+    .execute(conn)
+}

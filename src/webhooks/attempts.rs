@@ -123,3 +123,8 @@ pub fn was_attempted(
     ))
     .get_result(conn)
 }
+
+/// Deletes attempts older than `before` (housekeeping).
+pub fn prune(conn: &mut DbConnection, before: chrono::NaiveDateTime) -> QueryResult<usize> {
+    diesel::delete(webhook_attempts::table.filter(webhook_attempts::at.lt(before))).execute(conn)
+}

@@ -268,3 +268,36 @@ pub fn disable(conn: &mut DbConnection, id: &str, reason: &str) -> QueryResult<b
 pub fn reveal(secret: &SecretString) -> &str {
     secret.expose_secret()
 }
+
+/// Re-seals the secrets of every endpoint not yet under the current key (`key rotate`);
+/// answers how many endpoints changed. A row changed meanwhile is left for the next run.
+pub fn rotate_key(conn: &mut DbConnection, vault: &Vault) -> anyhow::Result<usize> {
+    let stale: Vec<(String, String, String, Option<String>)> = webhook_endpoints::table
+        .filter(webhook_endpoints::key_id.ne(vault.current_key_id()))
+        .select((
+            webhook_endpoints::id,
+            webhook_endpoints::key_id,
+            webhook_endpoints::secret,
+            webhook_endpoints::previous_secret,
+        ))
+        .load(conn)?;
+    let mut rotated = 0;
+    for (id, key_id, secret, previous) in stale {
+        let secret = vault.reseal(&secret, &binding(&id, "secret"))?;
+        let previous = previous
+            .map(|p| vault.reseal(&p, &binding(&id, "previous_secret")))
+            .transpose()?;
+        rotated += diesel::update(
+            webhook_endpoints::table
+                .filter(webhook_endpoints::id.eq(&id))
+                .filter(webhook_endpoints::key_id.eq(&key_id)),
+        )
+        .set((
+            webhook_endpoints::key_id.eq(vault.current_key_id()),
+            webhook_endpoints::secret.eq(secret),
+            webhook_endpoints::previous_secret.eq(previous),
+        ))
+        .execute(conn)?;
+    }
+    Ok(rotated)
+}

@@ -326,3 +326,44 @@ async fn bad_endpoints_are_refused_and_nothing_is_stored(backend: Backend) {
     let missing = service_post(&app, &key, "/api/v1/webhook-endpoints/nope/test", json!({})).await;
     assert_eq!(missing.status(), 404);
 }
+
+/// The published OpenAPI document describes the webhook endpoints as they answer.
+#[tokio::test]
+async fn the_openapi_document_describes_the_webhook_endpoints() {
+    let app = spawn_app_with(Backend::Sqlite, &[]).await;
+    let doc: Value = app.get("/api/v1/openapi.json").await.json().await.unwrap();
+    let create = &doc["paths"]["/api/v1/webhook-endpoints"]["post"];
+    for status in ["201", "400", "401", "403"] {
+        assert!(
+            create["responses"][status].is_object(),
+            "create documents {status}"
+        );
+    }
+    for path in [
+        "/api/v1/webhook-endpoints/{id}/rotate-secret",
+        "/api/v1/webhook-endpoints/{id}/test",
+        "/api/v1/webhook-endpoints/{id}/replay",
+    ] {
+        assert!(doc["paths"][path]["post"].is_object(), "{path}");
+    }
+    let documented: Vec<String> = doc["components"]["schemas"]["EndpointView"]["properties"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    let key = app.api_key(&[Scope::WebhooksWrite]).await;
+    let created: Value = service_post(
+        &app,
+        &key,
+        "/api/v1/webhook-endpoints",
+        json!({"url": "https://hooks.example.com/"}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    for field in created.as_object().unwrap().keys() {
+        assert!(documented.contains(field), "{field} is documented");
+    }
+}
