@@ -226,8 +226,8 @@ fn serve(
 const JOB_RETENTION: chrono::TimeDelta = chrono::TimeDelta::days(30);
 
 /// Hourly housekeeping, first run at start: deletes expired sessions (they are also
-/// refused on load once expired), raw usage rows past the retention, and finished jobs
-/// and webhook attempts older than `JOB_RETENTION`. Every minute: a
+/// refused on load once expired), raw usage rows past the retention, and finished jobs,
+/// webhook attempts and webhook events older than `JOB_RETENTION`. Every minute: a
 /// WAL checkpoint, so SQLite's WAL file stays small.
 fn spawn_housekeeping(pool: DbPool, usage_retention: chrono::TimeDelta) {
     let checkpoint_pool = pool.clone();
@@ -252,7 +252,8 @@ fn spawn_housekeeping(pool: DbPool, usage_retention: chrono::TimeDelta) {
             let finished_before = crate::db::now() - JOB_RETENTION;
             let pruned = db::run(&pool, move |conn| {
                 crate::jobs::admin::prune(conn, finished_before)?;
-                crate::webhooks::attempts::prune(conn, finished_before)
+                crate::webhooks::attempts::prune(conn, finished_before)?;
+                crate::webhooks::prune_events(conn, finished_before)
             })
             .await;
             if let Err(e) = pruned {

@@ -240,10 +240,10 @@ pub fn record_outcome(
         .optional()?;
     match since.flatten() {
         Some(since) if since <= now - disable_after => {
-            let days = (now - since).num_hours() as f64 / 24.0;
             let reason = format!(
-                "disabled on {}: every delivery failed for {days:.1} days",
-                now.format("%Y-%m-%d %H:%M UTC")
+                "disabled on {}: every delivery has failed since {}",
+                now.format("%Y-%m-%d %H:%M UTC"),
+                since.format("%Y-%m-%d %H:%M UTC")
             );
             disable(conn, id, &reason)
         }

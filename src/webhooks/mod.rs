@@ -135,3 +135,10 @@ pub fn emitted_since(
     ))
     .get_result(conn)
 }
+
+/// Deletes events older than `before` (housekeeping; their deliveries are long finished:
+/// the retry schedule spans about three days).
+pub fn prune_events(conn: &mut DbConnection, before: chrono::NaiveDateTime) -> QueryResult<usize> {
+    diesel::delete(webhook_events::table.filter(webhook_events::created_at.lt(before)))
+        .execute(conn)
+}

@@ -16,6 +16,7 @@ with_each_backend!(
     gone_disables_the_endpoint_and_other_client_errors_end_the_delivery,
     after_rotation_both_secrets_verify_during_the_overlap,
     bad_endpoints_are_refused_and_nothing_is_stored,
+    an_endpoint_failing_for_too_long_is_disabled_and_the_page_says_why,
 );
 
 /// Retries in tests come after 50, 100 and 150 ms.
@@ -366,4 +367,67 @@ async fn the_openapi_document_describes_the_webhook_endpoints() {
     for field in created.as_object().unwrap().keys() {
         assert!(documented.contains(field), "{field} is documented");
     }
+}
+
+async fn an_endpoint_failing_for_too_long_is_disabled_and_the_page_says_why(backend: Backend) {
+    let app = spawn_app_with(
+        backend,
+        &[
+            ("WEBHOOK_RETRY_SCHEDULE", "100ms,100ms,100ms,100ms,100ms"),
+            ("WEBHOOK_DISABLE_AFTER", "250ms"),
+        ],
+    )
+    .await;
+    let receiver = Receiver::start().await;
+    receiver.answer(&[(500, None); 10]);
+    let key = app.api_key(&[Scope::WebhooksWrite]).await;
+    let (id, _) = endpoint(&app, &key, &receiver.url, &[]).await;
+    service_post(
+        &app,
+        &key,
+        &format!("/api/v1/webhook-endpoints/{id}/test"),
+        json!({}),
+    )
+    .await;
+    let mut view = Value::Null;
+    for _ in 0..100 {
+        view = endpoint_view(&app, &key, &id).await;
+        if view["enabled"] == false {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(view["enabled"], false, "{view}");
+    let reason = view["disabled_reason"].as_str().unwrap().to_string();
+    assert!(
+        reason.contains("every delivery has failed since"),
+        "{reason}"
+    );
+    let attempts = receiver.received().len();
+    assert!(
+        (3..=5).contains(&attempts),
+        "stopped once disabled: {attempts}"
+    );
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(
+        receiver.received().len(),
+        attempts,
+        "nothing more to a disabled endpoint"
+    );
+    app.login_as(Role::Admin).await;
+    let page = crate::helpers::unescape(&app.get_html(&format!("/admin/webhooks/{id}")).await);
+    assert!(page.contains(&reason), "the page shows why");
+    // Enabling it again clears the reason and delivers again.
+    let enabled = app
+        .client
+        .patch(app.url(&format!("/api/v1/webhook-endpoints/{id}")))
+        .bearer_auth(&key)
+        .json(&json!({"url": receiver.url, "enabled": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(enabled.status(), 200);
+    let enabled: Value = enabled.json().await.unwrap();
+    assert_eq!(enabled["disabled_reason"], Value::Null);
+    assert_eq!(enabled["failing_since"], Value::Null);
 }
