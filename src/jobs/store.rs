@@ -140,13 +140,29 @@ pub fn finish(
     Ok(changed == 1)
 }
 
-/// When the next job falls due: the earliest `run_at` of waiting jobs or lease end of
-/// running ones.
+/// Waiting jobs that could be taken once due: not held back by a job of their queue key
+/// running under a live lease. `$1` is now.
+const NEXT_WAITING: &str = "SELECT MIN(j.run_at) AS at FROM jobs j \
+     WHERE j.state IN ('queued', 'failed') \
+       AND (j.queue_key IS NULL OR NOT EXISTS (SELECT 1 FROM jobs r \
+             WHERE r.queue_key = j.queue_key AND r.state = 'running' \
+               AND r.lease_until >= $1))";
+
+#[derive(QueryableByName)]
+struct At {
+    #[diesel(sql_type = diesel::sql_types::Nullable<Timestamp>)]
+    at: Option<chrono::NaiveDateTime>,
+}
+
+/// When the next job falls due: the earliest `run_at` of waiting jobs that are not held
+/// back by their queue key (those are run when the job ahead of them finishes), or the
+/// lease end of running ones (a crashed instance's jobs are taken over then).
 pub fn next_due(conn: &mut DbConnection) -> QueryResult<Option<chrono::NaiveDateTime>> {
-    let waiting: Option<chrono::NaiveDateTime> = jobs::table
-        .filter(jobs::state.eq_any([JobState::Queued.as_str(), JobState::Failed.as_str()]))
-        .select(diesel::dsl::min(jobs::run_at))
-        .first(conn)?;
+    let now = crate::db::now();
+    let waiting = crate::on_backend!(conn, |c| diesel::sql_query(NEXT_WAITING)
+        .bind::<Timestamp, _>(now)
+        .get_result::<At>(c))?
+    .at;
     let leased: Option<chrono::NaiveDateTime> = jobs::table
         .filter(jobs::state.eq(JobState::Running.as_str()))
         .select(diesel::dsl::min(jobs::lease_until))

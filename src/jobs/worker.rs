@@ -5,12 +5,12 @@
 use super::{Finish, Job};
 use crate::db::DbPool;
 use futures_util::future::BoxFuture;
-use futures_util::StreamExt;
 use rand::Rng;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
+use tokio::task::JoinSet;
 
 /// Jobs taken per claim.
 const BATCH: i64 = 50;
@@ -68,19 +68,33 @@ impl Worker {
     }
 
     /// Runs until `stop` turns true; jobs in flight then finish, no new one is taken.
+    /// Work is taken as groups (one queue key's jobs, run one after the other) and up to
+    /// `CONCURRENCY` groups run at once; a slow endpoint holds only its own group, never
+    /// the others.
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        let this = Arc::new(self);
+        let mut in_flight: JoinSet<()> = JoinSet::new();
         loop {
             let wake = super::WAKE.notified();
             tokio::pin!(wake);
             wake.as_mut().enable();
             let seen = super::generation();
-            let pause = match self.pass(&stop).await {
-                Ok(pause) => pause,
-                Err(e) => {
-                    tracing::warn!(error = %e, "job worker pass failed");
-                    AFTER_ERROR
+            let mut pause = this.lease;
+            if in_flight.len() < CONCURRENCY {
+                match this.take().await {
+                    Ok(groups) if !groups.is_empty() => {
+                        for group in groups {
+                            in_flight.spawn(this.clone().run_group(group));
+                        }
+                        continue;
+                    }
+                    Ok(_) => pause = this.until_next_due().await,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "job worker pass failed");
+                        pause = AFTER_ERROR;
+                    }
                 }
-            };
+            }
             if *stop.borrow() {
                 break;
             }
@@ -90,45 +104,26 @@ impl Worker {
             tokio::select! {
                 _ = tokio::time::sleep(pause) => {}
                 _ = &mut wake => {}
+                Some(_) = in_flight.join_next() => {}
                 _ = stop.changed() => {}
             }
             if *stop.borrow() {
                 break;
             }
         }
+        while in_flight.join_next().await.is_some() {}
         tracing::info!("job worker stopped");
     }
 
-    /// Runs what is due and returns how long to sleep before the next job is.
-    async fn pass(&self, stop: &watch::Receiver<bool>) -> Result<Duration, crate::db::DbError> {
+    /// Takes due jobs, grouped by queue key (oldest first within each group).
+    async fn take(&self) -> Result<Vec<Vec<Job>>, crate::db::DbError> {
         let lease =
             chrono::TimeDelta::from_std(self.lease).unwrap_or(chrono::TimeDelta::seconds(30));
-        loop {
-            let id = self.id.clone();
-            let jobs = crate::db::run(&self.pool, move |conn| {
-                super::claim(conn, &id, lease, BATCH)
-            })
-            .await?;
-            if jobs.is_empty() {
-                break;
-            }
-            self.run_batch(jobs).await;
-            if *stop.borrow() {
-                return Ok(MIN_SLEEP);
-            }
-        }
-        let next = crate::db::run(&self.pool, super::next_due).await?;
-        let pause = match next {
-            Some(at) => (at - crate::db::now()).to_std().unwrap_or(MIN_SLEEP),
-            None => self.lease,
-        };
-        Ok(pause.clamp(MIN_SLEEP, self.lease))
-    }
-
-    /// Runs a batch: jobs of one queue key one after the other, oldest first; different
-    /// keys side by side. The batch's leases are renewed while it runs.
-    async fn run_batch(&self, jobs: Vec<Job>) {
-        let ids: Vec<i64> = jobs.iter().map(|job| job.id).collect();
+        let id = self.id.clone();
+        let jobs = crate::db::run(&self.pool, move |conn| {
+            super::claim(conn, &id, lease, BATCH)
+        })
+        .await?;
         let mut groups: Vec<Vec<Job>> = Vec::new();
         let mut by_key: HashMap<String, usize> = HashMap::new();
         for job in jobs {
@@ -143,14 +138,30 @@ impl Worker {
                 None => groups.push(vec![job]),
             }
         }
-        let work = futures_util::stream::iter(groups).for_each_concurrent(
-            CONCURRENCY,
-            |group| async move {
-                for job in group {
-                    self.run_one(job).await;
-                }
-            },
-        );
+        Ok(groups)
+    }
+
+    /// How long until the next job falls due (at most one lease).
+    async fn until_next_due(&self) -> Duration {
+        let pause = match crate::db::run(&self.pool, super::next_due).await {
+            Ok(Some(at)) => (at - crate::db::now()).to_std().unwrap_or(MIN_SLEEP),
+            Ok(None) => self.lease,
+            Err(e) => {
+                tracing::warn!(error = %e, "job worker could not read the next due time");
+                AFTER_ERROR
+            }
+        };
+        pause.clamp(MIN_SLEEP, self.lease)
+    }
+
+    /// Runs one group's jobs one after the other, renewing their leases meanwhile.
+    async fn run_group(self: Arc<Self>, group: Vec<Job>) {
+        let ids: Vec<i64> = group.iter().map(|job| job.id).collect();
+        let work = async {
+            for job in group {
+                self.run_one(job).await;
+            }
+        };
         tokio::pin!(work);
         let mut renew = tokio::time::interval(self.lease / 3);
         renew.tick().await;
