@@ -18,6 +18,8 @@ const BATCH: i64 = 50;
 const CONCURRENCY: usize = 8;
 /// Shortest sleep, so a job that stays due for a reason of its own cannot spin the loop.
 const MIN_SLEEP: Duration = Duration::from_millis(5);
+/// While groups run, how often a wake-up looks for other queue keys' jobs.
+const BUSY_LOOK: Duration = Duration::from_millis(25);
 /// Wait after a pass that failed (the database is away, say).
 const AFTER_ERROR: Duration = Duration::from_secs(5);
 
@@ -98,14 +100,22 @@ impl Worker {
             if *stop.borrow() {
                 break;
             }
-            if super::generation() != seen {
-                continue;
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(pause) => {}
-                _ = &mut wake => {}
-                Some(_) = in_flight.join_next() => {}
-                _ = stop.changed() => {}
+            let woken = super::generation() != seen
+                || tokio::select! {
+                    _ = tokio::time::sleep(pause) => false,
+                    _ = &mut wake => true,
+                    Some(_) = in_flight.join_next() => false,
+                    _ = stop.changed() => false,
+                };
+            if woken && !in_flight.is_empty() {
+                // Jobs queued while groups run are mostly for the busy keys (one
+                // endpoint's next events), which those groups' end brings up anyway:
+                // look for other keys' jobs at most every BUSY_LOOK, not on every wake.
+                tokio::select! {
+                    _ = tokio::time::sleep(BUSY_LOOK) => {}
+                    Some(_) = in_flight.join_next() => {}
+                    _ = stop.changed() => {}
+                }
             }
             if *stop.borrow() {
                 break;

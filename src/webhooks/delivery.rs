@@ -26,7 +26,18 @@ pub struct Deliverer {
     pub vault: Arc<Vault>,
     pub http: reqwest::Client,
     pub settings: WebhookSettings,
+    /// Endpoints and their opened secrets for a second, so a run of one endpoint's
+    /// deliveries reads them once; a delivery that disables its endpoint forgets it.
+    endpoints: mini_moka::sync::Cache<String, Arc<Signer>>,
 }
+
+/// An endpoint as a delivery needs it.
+struct Signer {
+    endpoint: endpoints::Endpoint,
+    secrets: Vec<secrecy::SecretString>,
+}
+
+const ENDPOINT_CACHE: Duration = Duration::from_secs(1);
 
 /// What one HTTP attempt gave.
 struct Answer {
@@ -45,11 +56,16 @@ impl Deliverer {
         if !settings.allow_private {
             builder = builder.dns_resolver(Arc::new(super::url_safety::PublicOnly));
         }
+        let endpoints = mini_moka::sync::Cache::builder()
+            .max_capacity(1_000)
+            .time_to_live(ENDPOINT_CACHE)
+            .build();
         Ok(Self {
             pool,
             vault,
             http: builder.build()?,
             settings,
+            endpoints,
         })
     }
 
@@ -87,43 +103,49 @@ impl Deliverer {
     /// The event, the endpoint's URL and its signing secrets; a dead outcome when the
     /// delivery cannot happen any more.
     async fn load(&self, event_id: &str, endpoint_id: &str) -> Result<Target, Outcome> {
-        let (event_id, endpoint_id, vault) = (
-            event_id.to_string(),
-            endpoint_id.to_string(),
-            self.vault.clone(),
-        );
-        let loaded = crate::db::run(&self.pool, move |conn| {
-            let event = find_event(conn, &event_id)?;
-            let endpoint = endpoints::find(conn, &endpoint_id)?;
-            let secrets = endpoints::signing_secrets(conn, &vault, &endpoint_id)?;
-            Ok::<_, anyhow::Error>((event, endpoint, secrets))
-        })
-        .await;
-        let retry = |error: String| Outcome::Retry { error, after: None };
-        match loaded {
-            Err(e) => Err(retry(format!("database: {e}"))),
-            Ok((None, _, _)) => Err(Outcome::Dead {
+        let retry = |e: crate::db::DbError| Outcome::Retry {
+            error: format!("database: {e}"),
+            after: None,
+        };
+        let id = event_id.to_string();
+        let event = crate::db::run(&self.pool, move |conn| find_event(conn, &id))
+            .await
+            .map_err(|e| retry(e.into()))?
+            .ok_or_else(|| Outcome::Dead {
                 error: "the event no longer exists".into(),
-            }),
-            Ok((_, None, _)) => Err(Outcome::Dead {
-                error: "the endpoint was deleted".into(),
-            }),
-            Ok((Some(_), Some(endpoint), _)) if !endpoint.enabled => Err(Outcome::Dead {
-                error: "the endpoint is disabled".into(),
-            }),
-            Ok((Some(event), Some(endpoint), secrets)) => {
-                let url = url::Url::parse(&endpoint.url).map_err(|_| Outcome::Dead {
-                    error: "the endpoint URL is invalid".into(),
-                })?;
-                super::url_safety::check_host(&url, self.settings.allow_private)
-                    .map_err(|error| Outcome::Dead { error })?;
-                Ok(Target {
-                    event,
-                    url,
-                    secrets,
+            })?;
+        let signer = match self.endpoints.get(&endpoint_id.to_string()) {
+            Some(signer) => signer,
+            None => {
+                let (id, vault) = (endpoint_id.to_string(), self.vault.clone());
+                let loaded = crate::db::run(&self.pool, move |conn| {
+                    let Some(endpoint) = endpoints::find(conn, &id)? else {
+                        return Ok::<_, anyhow::Error>(None);
+                    };
+                    let secrets = endpoints::signing_secrets(conn, &vault, &id)?;
+                    Ok(Some(Arc::new(Signer { endpoint, secrets })))
                 })
+                .await
+                .map_err(|e| retry(e.into()))?
+                .ok_or_else(|| Outcome::Dead {
+                    error: "the endpoint was deleted".into(),
+                })?;
+                self.endpoints
+                    .insert(endpoint_id.to_string(), loaded.clone());
+                loaded
             }
+        };
+        if !signer.endpoint.enabled {
+            return Err(Outcome::Dead {
+                error: "the endpoint is disabled".into(),
+            });
         }
+        let url = url::Url::parse(&signer.endpoint.url).map_err(|_| Outcome::Dead {
+            error: "the endpoint URL is invalid".into(),
+        })?;
+        super::url_safety::check_host(&url, self.settings.allow_private)
+            .map_err(|error| Outcome::Dead { error })?;
+        Ok(Target { event, url, signer })
     }
 
     async fn post(&self, target: &Target) -> Answer {
@@ -215,6 +237,7 @@ impl Deliverer {
         duration: Duration,
         outcome: &Outcome,
     ) {
+        let endpoint = endpoint_id;
         let (event_id, endpoint_id, job_id) =
             (event_id.to_string(), endpoint_id.to_string(), job.id);
         let succeeded = *outcome == Outcome::Done;
@@ -242,16 +265,17 @@ impl Deliverer {
                     },
                 )?;
                 if gone {
-                    endpoints::disable(conn, &endpoint_id, "the receiver answered 410 Gone")?;
+                    endpoints::disable(conn, &endpoint_id, "the receiver answered 410 Gone")
                 } else {
-                    endpoints::record_outcome(conn, &endpoint_id, succeeded, disable_after)?;
+                    endpoints::record_outcome(conn, &endpoint_id, succeeded, disable_after)
                 }
-                Ok::<_, diesel::result::Error>(())
             })
         })
         .await;
-        if let Err(e) = stored {
-            tracing::warn!(job_id, error = %e, "recording a webhook attempt failed");
+        match stored {
+            Ok(true) => self.endpoints.invalidate(&endpoint.to_string()),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(job_id, error = %e, "recording a webhook attempt failed"),
         }
     }
 }
@@ -259,13 +283,13 @@ impl Deliverer {
 struct Target {
     event: StoredEvent,
     url: url::Url,
-    secrets: Vec<secrecy::SecretString>,
+    signer: Arc<Signer>,
 }
 
 /// One `v1,<base64>` per secret, space-separated (Standard Webhooks).
 fn sign(target: &Target, timestamp: i64) -> Result<String, String> {
     let mut signatures = Vec::new();
-    for secret in &target.secrets {
+    for secret in &target.signer.secrets {
         let webhook = standardwebhooks::Webhook::new(secret.expose_secret())
             .map_err(|_| "the endpoint's secret is malformed".to_string())?;
         let signature = webhook
