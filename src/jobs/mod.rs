@@ -19,7 +19,7 @@ use diesel::prelude::*;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::Notify;
 
-pub use store::{claim, finish, next_due, renew, Finish};
+pub use store::{claim, finish, next_due, relaxed_commit, renew, Finish};
 
 /// Where a job is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

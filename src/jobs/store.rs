@@ -36,6 +36,7 @@ pub fn claim(
     limit: i64,
 ) -> QueryResult<Vec<Job>> {
     crate::db::transaction(conn, |conn| {
+        relaxed_commit(conn)?;
         let now = crate::db::now();
         let ids: Vec<Id> = match conn {
             DbConnection::Postgresql(pg) => {
@@ -68,6 +69,19 @@ pub fn claim(
             .select(Job::as_select())
             .load(conn)
     })
+}
+
+/// Inside a transaction on PostgreSQL: its commit does not wait for the disk. For the
+/// queue's own bookkeeping (takes, outcomes, attempt logs) only: a crash of PostgreSQL
+/// itself may then forget the last fraction of a second of them, which at-least-once
+/// delivery absorbs (a job is run again, a webhook re-sent with the same id). Events and
+/// the changes they describe are committed durably as always.
+pub fn relaxed_commit(conn: &mut DbConnection) -> QueryResult<()> {
+    use diesel::connection::SimpleConnection;
+    match conn {
+        DbConnection::Postgresql(pg) => pg.batch_execute("SET LOCAL synchronous_commit TO OFF"),
+        DbConnection::Sqlite(_) => Ok(()),
+    }
 }
 
 /// Extends the lease of the jobs `worker` still holds.
@@ -118,6 +132,26 @@ pub fn finish(
         .filter(jobs::id.eq(id))
         .filter(jobs::state.eq(JobState::Running.as_str()))
         .filter(jobs::locked_by.eq(worker));
+    crate::db::transaction(conn, |conn| {
+        relaxed_commit(conn)?;
+        finish_in(conn, target, state, error, run_at, now)
+    })
+}
+
+fn finish_in(
+    conn: &mut DbConnection,
+    target: diesel::dsl::Filter<
+        diesel::dsl::Filter<
+            diesel::dsl::Filter<jobs::table, diesel::dsl::Eq<jobs::id, i64>>,
+            diesel::dsl::Eq<jobs::state, &'static str>,
+        >,
+        diesel::dsl::Eq<jobs::locked_by, &str>,
+    >,
+    state: JobState,
+    error: Option<&str>,
+    run_at: Option<chrono::NaiveDateTime>,
+    now: chrono::NaiveDateTime,
+) -> QueryResult<bool> {
     let changed = match run_at {
         Some(at) => diesel::update(target)
             .set((

@@ -251,6 +251,7 @@ impl Deliverer {
             .unwrap_or(chrono::TimeDelta::days(5));
         let stored = crate::db::run(&self.pool, move |conn| {
             crate::db::transaction(conn, |conn| {
+                crate::jobs::relaxed_commit(conn)?;
                 attempts::record(
                     conn,
                     &NewAttempt {
