@@ -138,15 +138,18 @@ pub fn finish(
     })
 }
 
+/// One job, if it is running and held by the worker named.
+type HeldJob<'a> = diesel::dsl::Filter<
+    diesel::dsl::Filter<
+        diesel::dsl::Filter<jobs::table, diesel::dsl::Eq<jobs::id, i64>>,
+        diesel::dsl::Eq<jobs::state, &'static str>,
+    >,
+    diesel::dsl::Eq<jobs::locked_by, &'a str>,
+>;
+
 fn finish_in(
     conn: &mut DbConnection,
-    target: diesel::dsl::Filter<
-        diesel::dsl::Filter<
-            diesel::dsl::Filter<jobs::table, diesel::dsl::Eq<jobs::id, i64>>,
-            diesel::dsl::Eq<jobs::state, &'static str>,
-        >,
-        diesel::dsl::Eq<jobs::locked_by, &str>,
-    >,
+    target: HeldJob<'_>,
     state: JobState,
     error: Option<&str>,
     run_at: Option<chrono::NaiveDateTime>,
