@@ -365,16 +365,19 @@ async fn key_rotate() -> anyhow::Result<()> {
     let key_id = vault.current_key_id().to_string();
     let rotated = db::run(&pool, move |conn| {
         let rotated = crate::clients::credentials::rotate(conn, &vault)?;
-        // The connect pages' signing secret is sealed by the same vault.
+        // The connect pages' signing secret and the webhook secrets are sealed by the same vault.
         crate::connect::settings::reseal(conn, &vault)?;
-        let event = Event::new(Actor::system(), "key_rotated")
-            .details(serde_json::json!({"key_id": vault.current_key_id(), "credentials": rotated}));
+        let endpoints = crate::webhooks::endpoints::rotate_key(conn, &vault)?;
+        let event = Event::new(Actor::system(), "key_rotated").details(serde_json::json!({
+            "key_id": vault.current_key_id(), "credentials": rotated, "webhook_endpoints": endpoints,
+        }));
         audit::append(conn, event)?;
-        Ok::<_, anyhow::Error>(rotated)
+        Ok::<_, anyhow::Error>((rotated, endpoints))
     })
     .await
     .map_err(db::DbError::from)?;
-    println!("re-sealed {rotated} credentials under key {key_id}; ENCRYPTION_KEY_PREVIOUS can be removed");
+    let (rotated, endpoints) = rotated;
+    println!("re-sealed {rotated} credentials and {endpoints} webhook secrets under key {key_id}; ENCRYPTION_KEY_PREVIOUS can be removed");
     Ok(())
 }
 

@@ -65,8 +65,8 @@ impl Application {
         self.server.handle()
     }
 
-    /// Runs until the process is asked to stop, with the background refresher and the
-    /// buffer flusher beside it. On SIGTERM or SIGINT the refresher stops at once (refreshes
+    /// Runs until the process is asked to stop, with the background refresher, the job
+    /// worker and the buffer flusher beside it. On SIGTERM or SIGINT the refresher stops at once (refreshes
     /// in flight finish, no new one starts: an instance on its way out must not call
     /// providers), the server finishes the requests in flight (at most 10 s), and the
     /// buffers (usage, audit, last-used times) are written a last time before returning.
@@ -74,7 +74,11 @@ impl Application {
         spawn_housekeeping(self.pool.clone(), self.state.config.usage_retention);
         let (stop_refreshing, refreshing) = tokio::sync::watch::channel(false);
         let (stop_flushing, flushing) = tokio::sync::watch::channel(false);
-        let refresher = tokio::spawn(crate::oauth::refresher::run(self.state.clone(), refreshing));
+        let refresher = tokio::spawn(crate::oauth::refresher::run(
+            self.state.clone(),
+            refreshing.clone(),
+        ));
+        let worker = tokio::spawn(job_worker(&self.state)?.run(refreshing));
         let flusher = tokio::spawn(flush_every_second(self.state.clone(), flushing));
         let server = self.server.handle();
         let signals = tokio::spawn(async move {
@@ -86,10 +90,32 @@ impl Application {
         let result = self.server.await;
         signals.abort();
         let _ = refresher.await;
+        let _ = worker.await;
         let _ = stop_flushing.send(true);
         let _ = flusher.await;
         result
     }
+}
+
+/// The job worker with the handler of every job kind. It stops with the refresher: jobs
+/// in flight finish (a delivery within its timeout), no new one is taken.
+fn job_worker(state: &AppState) -> std::io::Result<crate::jobs::worker::Worker> {
+    let settings = state.config.webhooks.clone();
+    let deliverer = crate::webhooks::delivery::Deliverer::new(
+        state.pool.clone(),
+        state.vault.clone(),
+        settings.clone(),
+    )
+    .map_err(std::io::Error::other)?;
+    let handlers = crate::jobs::worker::Handlers::default().add(
+        crate::webhooks::DELIVERY_JOB,
+        std::sync::Arc::new(deliverer).handler(),
+    );
+    Ok(crate::jobs::worker::Worker::new(
+        state.pool.clone(),
+        settings.job_lease,
+        handlers,
+    ))
 }
 
 /// SIGTERM (what service managers send) or SIGINT (Ctrl-C).
@@ -197,10 +223,14 @@ fn serve(
     Ok(server)
 }
 
+/// Finished jobs and delivery attempts are kept this long (the admin pages show them).
+const JOB_RETENTION: chrono::TimeDelta = chrono::TimeDelta::days(30);
+
 /// Hourly housekeeping, first run at start: deletes expired sessions (they are also
-/// refused on load once expired) and raw usage rows past the retention. Every minute: a
-/// WAL checkpoint, so SQLite's WAL file stays small, and connect sessions past their
-/// expiry are marked expired (and audited).
+/// refused on load once expired), raw usage rows past the retention, and finished jobs,
+/// webhook attempts and webhook events older than `JOB_RETENTION`. Every minute: a WAL
+/// checkpoint, so SQLite's WAL file stays small, and connect sessions past their expiry
+/// are marked expired (and audited).
 fn spawn_housekeeping(pool: DbPool, usage_retention: chrono::TimeDelta) {
     let checkpoint_pool = pool.clone();
     tokio::spawn(async move {
@@ -224,6 +254,16 @@ fn spawn_housekeeping(pool: DbPool, usage_retention: chrono::TimeDelta) {
                 tracing::warn!(error = %e, "session purge failed");
             }
             crate::usage::prune(&pool, crate::db::now() - usage_retention).await;
+            let finished_before = crate::db::now() - JOB_RETENTION;
+            let pruned = db::run(&pool, move |conn| {
+                crate::jobs::admin::prune(conn, finished_before)?;
+                crate::webhooks::attempts::prune(conn, finished_before)?;
+                crate::webhooks::prune_events(conn, finished_before)
+            })
+            .await;
+            if let Err(e) = pruned {
+                tracing::warn!(error = %e, "pruning finished jobs failed");
+            }
         }
     });
 }

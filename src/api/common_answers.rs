@@ -6,6 +6,9 @@
 
 use crate::connect::request::END_USER_ID_MAX;
 use crate::operations::kustomer;
+use crate::webhooks::manage::DESCRIPTION_MAX_CHARS;
+use crate::webhooks::url_safety::URL_MAX_CHARS;
+use crate::webhooks::EventType;
 use actix_web::dev::ResourceDef;
 use std::collections::BTreeMap;
 use utoipa::openapi::path::{Operation, ParameterIn, PathItem};
@@ -47,6 +50,7 @@ impl Modify for CommonAnswers {
         }
         if let Some(components) = openapi.components.as_mut() {
             give_bodies_their_form(&mut components.schemas);
+            list_event_types(&mut components.schemas);
         }
     }
 }
@@ -54,7 +58,14 @@ impl Modify for CommonAnswers {
 /// Request body fields the server checks: (schema, field, form, most characters). A
 /// message's 100,000-character limit is in its description only: schemathesis, given that
 /// length with the pattern, sends a body that is not even an object.
-const BODY_FORMS: [(&str, &str, &str, Option<usize>); 13] = [
+const BODY_FORMS: [(&str, &str, &str, Option<usize>); 15] = [
+    ("EndpointBody", "url", forms::HTTP_URL, Some(URL_MAX_CHARS)),
+    (
+        "EndpointBody",
+        "description",
+        forms::ONE_LINE,
+        Some(DESCRIPTION_MAX_CHARS),
+    ),
     (
         "SessionBody",
         "reconnect_client_id",
@@ -149,6 +160,24 @@ fn give_parameters_their_form(path: &str, operation: &mut Operation) {
         }
         parameter.schema = Some(RefOr::T(Schema::Object(form)));
     }
+}
+
+/// An endpoint's `event_types` name the catalogue's types an endpoint can ask for (all
+/// but `webhook.test`, which goes only to the endpoint being tested).
+fn list_event_types(schemas: &mut BTreeMap<String, RefOr<Schema>>) {
+    let Some(RefOr::T(Schema::Object(body))) = schemas.get_mut("EndpointBody") else {
+        return;
+    };
+    let names = EventType::ALL
+        .into_iter()
+        .filter(|t| *t != EventType::WebhookTest)
+        .map(EventType::as_str);
+    let item = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(names));
+    let list = utoipa::openapi::schema::ArrayBuilder::new().items(item);
+    body.properties
+        .insert("event_types".into(), RefOr::T(Schema::Array(list.build())));
 }
 
 fn give_bodies_their_form(schemas: &mut BTreeMap<String, RefOr<Schema>>) {
@@ -286,6 +315,12 @@ fn methods_of(item: &PathItem) -> Vec<&'static str> {
 /// The forms of the values the service API checks, as OpenAPI patterns, so generated
 /// clients (and schemathesis) know what is accepted. Each mirrors a check in the code.
 pub mod forms {
+    /// An http(s) URL as `webhooks::url_safety` takes it (a subset: a named host, so the
+    /// form never admits what the URL parser reads as a malformed IPv4 address).
+    pub const HTTP_URL: &str =
+        "^https?://([A-Za-z0-9-]+\\.)*[A-Za-z][A-Za-z0-9-]*(:[0-9]{1,4})?(/[A-Za-z0-9._~%/-]*)?$";
+    /// One line of text, maybe empty: no control character.
+    pub const ONE_LINE: &str = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$";
     /// A client id as `input::RecordId` takes it: the hyphenated UUID, in either case.
     pub const CLIENT_ID: &str =
         "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$";

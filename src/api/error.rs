@@ -31,7 +31,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub(super) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self {
             status,
             code,
@@ -305,4 +305,12 @@ pub async fn json_errors(
             Err(InternalError::from_response(error.to_string(), answer).into())
         }
     }
+}
+
+/// A JSON body read by hand (not `web::Json`), so a malformed or untyped body gets a JSON
+/// error like every other answer here, and a 10,240-character note in any script fits
+/// under the default payload limit.
+pub fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("the body is not the expected JSON: {e}")))
 }

@@ -7,14 +7,17 @@ mod connect_sessions;
 pub mod error;
 pub mod openapi;
 mod operation_endpoints;
+mod provider_webhooks;
 mod proxy_endpoint;
 pub mod service_auth;
 mod tokens;
 mod usage;
+mod webhook_endpoints;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.configure(provider_webhooks::routes);
     cfg.service(
         web::scope("/api/v1")
             // Every id in a service path is a client's: a malformed one is an unknown client.
@@ -54,7 +57,8 @@ fn service_routes(cfg: &mut web::ServiceConfig) {
             web::route().to(proxy_endpoint::forward),
         )
         .route("/usage", web::get().to(usage::stats))
-        .configure(operation_endpoints::routes);
+        .configure(operation_endpoints::routes)
+        .configure(webhook_endpoints::routes);
 }
 
 /// Anything else under `/api/v1`: JSON like every answer there, not the HTML 404 page; a

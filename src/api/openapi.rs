@@ -4,6 +4,7 @@
 use super::common_answers::CommonAnswers;
 use super::error::ErrorBody;
 use super::operation_endpoints as operations;
+use super::webhook_endpoints as hooks;
 use crate::operations::{klaviyo, kustomer};
 use actix_web::HttpResponse;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -31,7 +32,7 @@ impl Modify for ApiKeyAuth {
 // clients are generated from, stays as it was.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "connecthub service API", description = "Fresh OAuth tokens, client lists, a metered proxy, usage statistics and typed Kustomer and Klaviyo operations for your own backends."),
+    info(title = "connecthub service API", description = "Fresh OAuth tokens, client lists, a metered proxy, usage statistics and typed Kustomer and Klaviyo operations for your own backends, and the endpoints that receive connecthub's signed webhooks."),
     paths(
         super::clients::list_clients, super::tokens::client_token, super::tokens::default_token,
         super::usage::stats, super::proxy_endpoint::forward,
@@ -40,6 +41,8 @@ impl Modify for ApiKeyAuth {
         operations::find_customer, operations::create_customer, operations::create_conversation,
         operations::add_note, operations::send_message, operations::assign_team, operations::teams,
         operations::account, operations::lists, operations::segments, operations::refresh_profile,
+        hooks::list, hooks::create, hooks::show, hooks::update, hooks::delete, hooks::rotate,
+        hooks::send_test, hooks::replay,
     ),
     components(schemas(
         ErrorBody, crate::connect::request::SessionBody, crate::connect::request::EndUserBody,
@@ -52,6 +55,8 @@ impl Modify for ApiKeyAuth {
         operations::MessageBody, operations::TeamBody, operations::TeamList, operations::GroupList,
         kustomer::Customer, kustomer::Conversation, kustomer::ConversationCreated, kustomer::Note,
         kustomer::Message, kustomer::Team, kustomer::Direction, klaviyo::Group, klaviyo::ProfileRefreshed,
+        hooks::EndpointBody, hooks::ReplayBody, hooks::EndpointView, hooks::AttemptView, hooks::EndpointList,
+        hooks::SecretAnswer, hooks::Queued, hooks::TestSent,
     )),
     modifiers(&ApiKeyAuth, &CommonAnswers)
 )]

@@ -2,8 +2,8 @@
 //! `/api/v1/clients/{id}/kustomer/…` and `/api/v1/clients/{id}/klaviyo/…`. The handlers
 //! parse, call `crate::operations` and render; the work and the checks live there.
 
-use super::error::ApiError;
 use super::error::ErrorBody;
+use super::error::{json_body, ApiError};
 use super::service_auth::ServiceKey;
 use crate::api_keys::Scope;
 use crate::input::RecordId;
@@ -12,7 +12,6 @@ use crate::operations::kustomer::{self, Direction, NewConversation};
 use crate::operations::{self, klaviyo, Caller, OpError};
 use crate::state::AppState;
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde::de::DeserializeOwned;
 
 /// Plain routes, not scopes: a nested scope would answer unknown paths under it with an
 /// empty 404 instead of the service API's JSON one.
@@ -82,13 +81,6 @@ fn op_error(state: &AppState, client_id: &str, error: OpError) -> ApiError {
         OpError::Token(e) => super::tokens::token_error(state, client_id, e),
         OpError::Storage(e) => e.into(),
     }
-}
-
-/// A JSON body read by hand (not `web::Json`), so malformed input gets a JSON error and a
-/// 10,240-character note in any script fits under the default payload limit.
-fn json_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request(format!("the body is not the expected JSON: {e}")))
 }
 
 fn created(body: impl serde::Serialize) -> HttpResponse {

@@ -16,8 +16,9 @@ pub const FORM_FIELD: &str = "csrf_token";
 pub const HEADER: &str = "x-csrf-token";
 
 /// Paths whose callers authenticate without cookies (service API keys) or that belong to
-/// the sandbox provider, which stands in for a foreign site.
-const EXEMPT_PREFIXES: [&str; 2] = ["/api/v1/", "/sandbox/"];
+/// the sandbox provider, which stands in for a foreign site, or that providers call
+/// (`/webhooks/{provider}`, checked by their signatures).
+const EXEMPT_PREFIXES: [&str; 3] = ["/api/v1/", "/sandbox/", "/webhooks/"];
 
 /// The session's token, created on first use.
 pub fn token(session: &Session) -> String {

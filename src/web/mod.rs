@@ -17,6 +17,7 @@ pub mod current_user;
 mod end_users;
 mod health;
 mod integrations;
+mod jobs_page;
 pub mod layout;
 pub mod local_path;
 mod login;
@@ -24,6 +25,7 @@ pub mod middleware;
 mod moment;
 mod usage_page;
 mod users;
+mod webhooks_page;
 
 pub use crate::http_util::{is_htmx, origin, redirect, urlencode, wants_fragment};
 use actix_web::http::StatusCode;
@@ -74,6 +76,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/admin/api-keys/{id}/revoke",
             web::post().to(api_keys::revoke),
         )
+        .route("/admin/jobs", web::get().to(jobs_page::index))
+        .route("/admin/jobs/{id}/retry", web::post().to(jobs_page::retry))
+        .route("/admin/jobs/{id}/cancel", web::post().to(jobs_page::cancel))
+        .configure(webhooks_page::routes)
         // Before `/admin/audit/{id}`, which would otherwise capture them.
         .route("/admin/audit", web::get().to(audit_page::index))
         .route("/admin/audit/export.csv", web::get().to(audit_page::export))

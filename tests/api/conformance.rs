@@ -22,14 +22,15 @@ const EXAMPLES_PER_OPERATION: &str = "25";
 /// A schema-valid call may still be refused for what the schema cannot know: an id of no
 /// record at the provider (404), the provider's own refusal, e.g. a customer that exists
 /// already (422 `provider_rejected`), a state conflict (409) or a limit (429).
-/// Two operations may refuse a schema-valid call with a 400 too: a default token needs
-/// `owner` or `end_user_id` (one of two query parameters, which OpenAPI cannot require),
-/// and a connect session's providers, URLs and origins are checked against this
-/// deployment's providers and CONNECT_ALLOWED_REDIRECTS, which no static schema lists.
+/// Three operations may refuse a schema-valid call with a 400 too: a default token needs
+/// `owner` or `end_user_id` and a replay `event_id` or `failed_since` (one of two, which
+/// the document does not express), and a connect session's providers, URLs and origins
+/// are checked against this deployment's providers and CONNECT_ALLOWED_REDIRECTS, which
+/// no static schema lists.
 const CHECKS: &str = "[checks.positive_data_acceptance]\n\
     expected-statuses = [\"2xx\", \"3xx\", 401, 403, 404, 409, 422, 429]\n\n\
     [[operations]]\n\
-    include-path-regex = \"^/api/v1/(providers/[^/]+/token|connect-sessions)$\"\n\
+    include-path-regex = \"^/api/v1/(providers/[^/]+/token|connect-sessions|webhook-endpoints/[^/]+/replay)$\"\n\
     checks.positive_data_acceptance.expected-statuses = \
     [\"2xx\", \"3xx\", 400, 401, 403, 404, 409, 422, 429]\n\n";
 
@@ -65,11 +66,13 @@ async fn the_service_api_answers_as_its_openapi_document_says(app: TestApp) {
     let clients = app.clients().await;
     let key = app.api_key(&Scope::ALL).await;
     let dir = tempfile::tempdir().unwrap();
-    // The Kustomer client for `id` (its operations are the most), the Klaviyo one for the
-    // proxy; other ids schemathesis makes up itself.
+    // The Kustomer client for a client's `id` (its operations are the most), the Klaviyo
+    // one for the proxy; other ids (end users, endpoints) schemathesis finds or makes up.
     let config = format!(
-        "[parameters]\n\"path.id\" = \"{}\"\n\"path.client_id\" = \"{}\"\n\n{CHECKS}",
-        clients[0].id, clients[1].id
+        "[parameters]\n\"path.client_id\" = \"{}\"\n\n\
+         [[operations]]\ninclude-path-regex = \"^/api/v1/clients/\"\n\
+         parameters = {{ \"path.id\" = \"{}\" }}\n\n{CHECKS}",
+        clients[1].id, clients[0].id
     );
     std::fs::write(dir.path().join("schemathesis.toml"), config).unwrap();
     let output = run(&st, dir.path(), &app.url("/api/v1/openapi.json"), &key).await;

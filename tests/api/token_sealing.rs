@@ -77,6 +77,11 @@ async fn key_rotation_keeps_every_token() {
     app.login_as(Role::Admin).await;
     connect_ok(&app, "klaviyo", Some("AcmeK1")).await;
     connect_ok(&app, "klaviyo", Some("GlobexK2")).await;
+    let key = app
+        .api_key(&[connecthub::api_keys::Scope::WebhooksWrite])
+        .await;
+    let (endpoint, secret) =
+        crate::webhooks::endpoint(&app, &key, "https://hooks.example.com/in", &[]).await;
     let old_key = connecthub::config::EncryptionKey::parse(crate::helpers::TEST_KEY).unwrap();
     let old_vault = connecthub::vault::Vault::new(&old_key, None);
     let new_key = connecthub::config::EncryptionKey::generate();
@@ -88,12 +93,27 @@ async fn key_rotation_keeps_every_token() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(
-        stdout.starts_with("re-sealed 2 credentials under key "),
+        stdout.starts_with("re-sealed 2 credentials and 1 webhook secrets under key "),
         "{stdout}"
     );
 
     let new_vault = connecthub::vault::Vault::new(&new_key, None);
     every_token_opens_under_the_new_key_alone(&app, &old_vault, &new_vault).await;
+    let opened = app
+        .db(move |conn| {
+            Ok(
+                connecthub::webhooks::endpoints::signing_secrets(conn, &new_vault, &endpoint)
+                    .unwrap(),
+            )
+        })
+        .await;
+    use secrecy::ExposeSecret;
+    assert_eq!(opened.len(), 1);
+    assert_eq!(
+        opened[0].expose_secret(),
+        secret,
+        "the webhook secret opens under the new key alone"
+    );
     // Running it again has nothing left to do; a wrong previous key is named.
     let again = key_rotate(&app, &new_key, "short");
     assert_eq!(

@@ -27,14 +27,16 @@ pub enum Scope {
     ClientsRead,
     Proxy,
     ConnectWrite,
+    WebhooksWrite,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 4] = [
+    pub const ALL: [Scope; 5] = [
         Scope::TokensRead,
         Scope::ClientsRead,
         Scope::Proxy,
         Scope::ConnectWrite,
+        Scope::WebhooksWrite,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -43,6 +45,7 @@ impl Scope {
             Scope::ClientsRead => "clients:read",
             Scope::Proxy => "proxy",
             Scope::ConnectWrite => "connect:write",
+            Scope::WebhooksWrite => "webhooks:write",
         }
     }
 
@@ -59,6 +62,7 @@ impl Scope {
             Scope::ConnectWrite => {
                 "create connect sessions for end users and disconnect their connections"
             }
+            Scope::WebhooksWrite => "manage webhook endpoints (and see their signing secrets once)",
         }
     }
 }

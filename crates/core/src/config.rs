@@ -133,6 +133,8 @@ pub struct Config {
     /// The built-in provider sandbox, mounted only by `demo` and tests.
     pub sandbox: Option<SandboxConfig>,
     pub connect: ConnectPolicy,
+    /// The job queue and outgoing webhooks.
+    pub webhooks: crate::webhook_settings::WebhookSettings,
 }
 
 #[derive(Debug, Clone)]
@@ -166,7 +168,9 @@ impl Config {
         let sandbox = sandbox(source, defaults)?;
         let providers = providers(source, &public_url, sandbox.as_ref())?;
         let provider_retry = provider_retry(source)?;
+        let webhooks = crate::webhook_settings::WebhookSettings::load(source, defaults.sandbox)?;
         Ok(Self {
+            webhooks,
             providers,
             provider_retry,
             refresh_margin: seconds(source, "TOKEN_REFRESH_MARGIN_SECS", 300)?,

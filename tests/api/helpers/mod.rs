@@ -20,6 +20,7 @@ pub const PASSWORD: &str = "correct-horse-battery";
 mod database;
 mod oauth_dance;
 mod process;
+pub mod receiver;
 
 use database::TestDatabase;
 pub use database::{postgres_available, skipped};

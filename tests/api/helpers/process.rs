@@ -8,6 +8,8 @@ pub struct TestProcess {
     pub child: std::process::Child,
     pub app: TestApp,
     _dir: tempfile::TempDir,
+    /// How the process was started, to start it again on the same database and port.
+    command: Vec<(String, String)>,
 }
 
 impl Drop for TestProcess {
@@ -25,6 +27,31 @@ impl TestProcess {
             .status()
             .expect("run kill");
         assert!(status.success());
+    }
+
+    /// Kills the process with SIGKILL (a crash: nothing runs on the way out) and waits.
+    pub fn crash(&mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("wait");
+    }
+
+    /// Starts the process again, same settings, database and port, and waits until it
+    /// answers.
+    pub async fn restart(&mut self) {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_connecthub"));
+        command
+            .arg("demo")
+            .current_dir(self._dir.path())
+            .env_clear();
+        for (k, v) in &self.command {
+            command.env(k, v);
+        }
+        self.child = command
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start connecthub demo");
+        wait_until_up(&self.app.client, &self.app.address).await;
     }
 
     /// Waits for the process to exit (at most `limit`); returns whether it exited cleanly.
@@ -82,21 +109,17 @@ pub async fn spawn_process(
     for (k, v) in env {
         command.env(k, v.replace("{sandbox}", &provider_host.address));
     }
+    let settings: Vec<(String, String)> = command
+        .get_envs()
+        .filter_map(|(k, v)| Some((k.to_str()?.to_string(), v?.to_str()?.to_string())))
+        .collect();
     let child = command
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("start connecthub demo");
     let client = new_client();
-    let mut up = false;
-    for _ in 0..200 {
-        if client.get(format!("{address}/login")).send().await.is_ok() {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert!(up, "connecthub demo answers on {address}");
+    wait_until_up(&client, &address).await;
     let url = connecthub::db::DatabaseUrl::parse(&database.url()).expect("a database URL");
     let pool = connecthub::db::connect(&url, 2).expect("open the process's database");
     let app = TestApp {
@@ -113,5 +136,16 @@ pub async fn spawn_process(
         child,
         app,
         _dir: dir,
+        command: settings,
     }
+}
+
+async fn wait_until_up(client: &reqwest::Client, address: &str) {
+    for _ in 0..200 {
+        if client.get(format!("{address}/login")).send().await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("connecthub demo answers on {address}");
 }

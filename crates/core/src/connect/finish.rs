@@ -1,6 +1,7 @@
 //! How a connect session ends: the provider's callback (through the one OAuth engine) or an
 //! API key, then `on_session_finished`, the one place a completed or failed session is
-//! recorded (and where webhooks will hook in).
+//! recorded, with its `connect_session.completed` / `.failed` webhook in the same
+//! transaction.
 
 use super::end_users::{self, EndUser};
 use super::sessions::{self, ConnectSession};
@@ -13,6 +14,7 @@ use crate::oauth::flow::{self, Callback, CallbackParams, Caller, ConnectError};
 use crate::oauth::holder::Holder;
 use crate::providers::Provider;
 use crate::state::AppState;
+use crate::webhooks::{self, EventType};
 use secrecy::SecretString;
 use serde_json::json;
 
@@ -154,12 +156,18 @@ pub async fn on_session_finished(
                             .details(json!({"tag": tag, "via": "connect_session"}));
                         let _ = crate::clients::tags::add_tag(conn, client_id, tag, tagged)?;
                     }
+                    let body = json!({"session_id": id, "end_user_id": actor.label,
+                        "provider": provider_name, "connection_id": client_id, "tags": tags});
+                    webhooks::emit(conn, EventType::ConnectSessionCompleted, body)?;
                     audit::Event::new(actor.clone(), "connect_session_completed")
                         .details(json!({"provider": provider_name, "client_id": client_id}))
                 }
                 _ => {
                     let reason = reason.clone().unwrap_or_default();
                     sessions::record_failure(conn, &id, &reason)?;
+                    let body = json!({"session_id": id, "end_user_id": actor.label,
+                        "provider": provider_name, "reason": reason});
+                    webhooks::emit(conn, EventType::ConnectSessionFailed, body)?;
                     audit::Event::new(actor.clone(), "connect_session_failed")
                         .failed()
                         .details(json!({"provider": provider_name, "reason": reason}))

@@ -202,10 +202,30 @@ where
     let pool = pool.clone();
     tokio::task::spawn_blocking(move || {
         let mut conn = pool.get()?;
-        work(&mut conn).map_err(RunError::Work)
+        let result = work(&mut conn).map_err(RunError::Work);
+        run_when_done();
+        result
     })
     .await
     .map_err(RunError::Task)?
+}
+
+thread_local! {
+    static WHEN_DONE: std::cell::RefCell<Vec<Box<dyn FnOnce()>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` once the current `run` work has returned, i.e. after its transaction committed
+/// (or rolled back): code inside a transaction uses it to announce what the commit makes
+/// visible (a job queued) without announcing it too early.
+pub fn when_done(f: impl FnOnce() + 'static) {
+    WHEN_DONE.with(|hooks| hooks.borrow_mut().push(Box::new(f)));
+}
+
+fn run_when_done() {
+    let hooks = WHEN_DONE.with(|hooks| std::mem::take(&mut *hooks.borrow_mut()));
+    for hook in hooks {
+        hook();
+    }
 }
 
 /// Why `run` failed: the work's own error, or no connection, or the blocking task died.

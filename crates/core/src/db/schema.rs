@@ -237,3 +237,75 @@ diesel::allow_tables_to_appear_in_same_query!(
     connect_sessions,
     connect_settings,
 );
+
+diesel::table! {
+    jobs (id) {
+        id -> BigInt,
+        kind -> Text,
+        payload -> Text,
+        queue_key -> Nullable<Text>,
+        state -> Text,
+        run_at -> Timestamp,
+        attempts -> Integer,
+        max_attempts -> Integer,
+        lease_until -> Nullable<Timestamp>,
+        locked_by -> Nullable<Text>,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    webhook_endpoints (id) {
+        id -> Text,
+        url -> Text,
+        description -> Text,
+        event_types -> Text,
+        enabled -> Bool,
+        key_id -> Text,
+        secret -> Text,
+        previous_secret -> Nullable<Text>,
+        previous_secret_until -> Nullable<Timestamp>,
+        failing_since -> Nullable<Timestamp>,
+        disabled_reason -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    webhook_events (id) {
+        id -> Text,
+        event_type -> Text,
+        body -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    webhook_attempts (id) {
+        id -> BigInt,
+        endpoint_id -> Text,
+        event_id -> Text,
+        job_id -> BigInt,
+        at -> Timestamp,
+        status -> Nullable<Integer>,
+        duration_ms -> Integer,
+        succeeded -> Bool,
+        error -> Nullable<Text>,
+        response_excerpt -> Text,
+    }
+}
+
+diesel::table! {
+    provider_webhooks (id) {
+        id -> Text,
+        provider -> Text,
+        client_ids -> Text,
+        body -> Text,
+        received_at -> Timestamp,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(webhook_attempts, webhook_events);

@@ -6,6 +6,7 @@ use crate::audit::{self, Actor, Event, Origin};
 use crate::clients::{self, credentials, Client};
 use crate::db::DbError;
 use crate::state::AppState;
+use crate::webhooks::{self, EventType};
 use serde_json::json;
 
 /// What happened at the provider.
@@ -71,10 +72,17 @@ pub async fn disconnect(
         event = event.failed();
     }
     let id = client.id.clone();
+    let gone = client.clone();
     crate::db::run(&state.pool, move |conn| {
         crate::db::transaction(conn, |conn| {
             credentials::destroy(conn, &id)?;
             clients::mark_disconnected(conn, &id)?;
+            webhooks::connection(
+                conn,
+                EventType::ConnectionDisconnected,
+                &gone,
+                json!({"revoked_at_provider": revoked}),
+            )?;
             audit::append(conn, event)
         })
     })

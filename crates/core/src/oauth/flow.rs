@@ -18,6 +18,7 @@ use crate::provider_http::CallError;
 use crate::providers::{AuthType, Provider};
 use crate::state::AppState;
 use crate::vault::Binding;
+use crate::webhooks::{self, EventType};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 
@@ -473,6 +474,12 @@ fn store_connection(
     event_actor: Actor,
 ) -> anyhow::Result<(Client, bool)> {
     let (client, created) = clients::upsert(conn, connection)?;
+    let event_type = if created {
+        EventType::ConnectionCreated
+    } else {
+        EventType::ConnectionReconnected
+    };
+    webhooks::connection(conn, event_type, &client, json!({}))?;
     let secrets = credentials::Secrets {
         access_token: grant.access.as_ref(),
         refresh_token: grant.refresh.as_ref(),

@@ -13,6 +13,7 @@ use crate::db::DbError;
 use crate::provider_http::CallError;
 use crate::providers::{AuthType, Provider};
 use crate::state::AppState;
+use crate::webhooks::{self, EventType};
 use serde_json::json;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -201,7 +202,11 @@ async fn refresh_with_lease(
         .with_label_values(&[provider.name.as_str()])
         .observe(started.elapsed().as_secs_f64());
     match answer {
-        Ok(tokens) => store(state, client, &provider, tokens).await,
+        Ok(tokens) => {
+            let recovered =
+                stored.refresh_failures > 0 || client.status != clients::ClientStatus::Active;
+            store(state, client, &provider, tokens, recovered).await
+        }
         Err(error) => Err(record_failure(state, client, &provider, &stored, error).await?),
     }
 }
@@ -234,6 +239,7 @@ async fn store(
     client: &Client,
     provider: &Provider,
     tokens: TokenSet,
+    recovered: bool,
 ) -> Result<FreshToken, TokenError> {
     let lifetime = schedule::lifetime(crate::db::now(), tokens.expires_in, margin(state));
     let vault = state.vault.clone();
@@ -244,6 +250,7 @@ async fn store(
     let event = Event::new(Actor::system(), "token_refreshed")
         .target("client", client.id.clone())
         .details(json!({"provider": provider.name, "rotated": rotated}));
+    let recovering = recovered.then(|| client.clone());
     crate::db::run(&state.pool, move |conn| {
         crate::db::transaction(conn, |conn| {
             credentials::store_refreshed(
@@ -257,6 +264,9 @@ async fn store(
             )?;
             clients::mark_refreshed(conn, &id)?;
             audit::append(conn, event)?;
+            if let Some(client) = &recovering {
+                webhooks::connection(conn, EventType::ConnectionRecovered, client, json!({}))?;
+            }
             Ok::<_, anyhow::Error>(())
         })
     })
@@ -319,12 +329,25 @@ async fn record_failure(
         .target("client", client.id.clone())
         .failed()
         .details(json!({"provider": provider.name, "reason": reason}));
+    let (event_type, failed_client) = if outcome == "invalid_grant" {
+        (EventType::ConnectionNeedsReauth, client.clone())
+    } else {
+        (EventType::ConnectionRefreshFailed, client.clone())
+    };
+    let streak = stored.refresh_failures + 1;
     crate::db::run(&state.pool, move |conn| {
-        credentials::record_failure(conn, &id, retry_after)?;
-        // The status changes only when the token can no longer be used; the reason is
-        // always kept for the client's page.
-        clients::set_status(conn, &id, status.unwrap_or(current_status), Some(&reason))?;
-        audit::append(conn, event)
+        crate::db::transaction(conn, |conn| {
+            credentials::record_failure(conn, &id, retry_after)?;
+            // The status changes only when the token can no longer be used; the reason is
+            // always kept for the client's page.
+            let new_status = status.unwrap_or(current_status);
+            clients::set_status(conn, &id, new_status, Some(&reason))?;
+            audit::append(conn, event)?;
+            let details =
+                json!({"reason": reason, "failures": streak, "status": new_status.as_str()});
+            webhooks::connection(conn, event_type, &failed_client, details)?;
+            alert_when_rate_crossed(conn)
+        })
     })
     .await?;
     state
@@ -352,9 +375,15 @@ pub async fn credential_rejected(
         .target("client", client.id.clone())
         .failed()
         .details(json!({"provider": client.provider, "endpoint": endpoint}));
+    let rejected = client.clone();
     crate::db::run(&state.pool, move |conn| {
-        clients::set_status(conn, &id, clients::ClientStatus::NeedsReauth, Some(&reason))?;
-        audit::append(conn, event)
+        crate::db::transaction(conn, |conn| {
+            clients::set_status(conn, &id, clients::ClientStatus::NeedsReauth, Some(&reason))?;
+            audit::append(conn, event)?;
+            let details = json!({"reason": reason, "status": "needs_reauth"});
+            webhooks::connection(conn, EventType::ConnectionNeedsReauth, &rejected, details)
+                .map(|_| ())
+        })
     })
     .await?;
     state.tokens.forget(&client.id);
@@ -365,18 +394,38 @@ pub async fn credential_rejected(
 /// The alert from requirement 004: more than 5 % of refreshes failed in the last five
 /// minutes. Counted from the audit log, so it covers every instance.
 pub async fn refresh_alert(state: &AppState) -> Result<Option<String>, DbError> {
-    let since = crate::db::now() - chrono::TimeDelta::minutes(5);
-    let [ok, failed] = crate::db::run(&state.pool, move |conn| {
-        let actions = ["token_refreshed", "token_refresh_failed"];
-        audit::count_since(conn, &audit::Scope::All, actions, since)
-    })
-    .await?;
-    let total = ok + failed;
-    if total == 0 || failed * 100 <= total * 5 {
+    let Some((failed, total)) = crate::db::run(&state.pool, failure_rate_alert).await? else {
         return Ok(None);
-    }
+    };
     Ok(Some(format!(
         "{failed} of {total} token refreshes failed in the last 5 minutes ({}%). Check the clients marked Reconnect needed or Error.",
         failed * 100 / total
     )))
+}
+
+/// (failed, total) refreshes of the last five minutes when more than 5 % failed.
+fn failure_rate_alert(
+    conn: &mut crate::db::DbConnection,
+) -> diesel::QueryResult<Option<(i64, i64)>> {
+    let since = crate::db::now() - ALERT_WINDOW;
+    let actions = ["token_refreshed", "token_refresh_failed"];
+    let [ok, failed] = audit::count_since(conn, &audit::Scope::All, actions, since)?;
+    let total = ok + failed;
+    Ok((total > 0 && failed * 100 > total * 5).then_some((failed, total)))
+}
+
+const ALERT_WINDOW: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
+
+/// Inside a failed refresh's transaction: emits `alert.refresh_failure_rate` when the rate
+/// is above 5 % and no such alert went out in the last five minutes.
+fn alert_when_rate_crossed(conn: &mut crate::db::DbConnection) -> diesel::QueryResult<()> {
+    let Some((failed, total)) = failure_rate_alert(conn)? else {
+        return Ok(());
+    };
+    let since = crate::db::now() - ALERT_WINDOW;
+    if webhooks::emitted_since(conn, EventType::AlertRefreshFailureRate, since)? {
+        return Ok(());
+    }
+    let data = json!({"failed": failed, "total": total, "percent": failed * 100 / total, "window_minutes": 5});
+    webhooks::emit(conn, EventType::AlertRefreshFailureRate, data).map(|_| ())
 }

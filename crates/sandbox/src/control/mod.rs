@@ -1,6 +1,8 @@
 //! The control API under /sandbox/_control: fault injection, counters and reset. It has no
 //! authentication because it exists for tests and the demo only.
 
+mod webhooks;
+
 use super::http::json;
 use super::state::ProviderState;
 use super::{Provider, Sandbox};
@@ -22,7 +24,8 @@ pub mod stats;
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/faults", web::post().to(set_faults))
         .route("/stats", web::get().to(stats))
-        .route("/reset", web::post().to(reset));
+        .route("/reset", web::post().to(reset))
+        .route("/webhooks", web::post().to(webhooks::send));
 }
 
 /// Counts an API call and takes the fault it must answer with, if any.
