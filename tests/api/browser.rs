@@ -112,6 +112,16 @@ impl Browser {
         self.fill("#email", &user.email).await;
         self.fill("#password", &user.password).await;
         self.click("button[type=submit]").await;
+        // Wait for the signed-in page: a `goto` while the form is still being posted can
+        // race the sign-in and land on the login page.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while self.client.current_url().await.expect("url").path() == "/login" {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "sign-in did not finish"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
     }
 
     pub async fn goto(&self, url: &str) {
