@@ -162,7 +162,6 @@ pub struct ClientList {
     responses(
         (status = 200, description = "Clients, newest first; never a token", body = ClientList),
         (status = 400, description = "A filter value is malformed (`invalid_request`)", body = super::error::ErrorBody),
-        (status = 401, description = "Missing, unknown or revoked API key (`invalid_api_key`)", body = super::error::ErrorBody),
         (status = 403, description = "The key lacks `clients:read` (`insufficient_scope`)", body = super::error::ErrorBody),
     ),
     security(("api_key" = []))

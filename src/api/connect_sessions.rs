@@ -56,7 +56,6 @@ fn rfc3339(at: chrono::NaiveDateTime) -> String {
     responses(
         (status = 201, description = "The session; the token is valid for CONNECT_SESSION_TTL_SECS (1800) and one completed connection", body = SessionCreated),
         (status = 400, description = "A field is malformed, a provider unknown, or a URL or origin not on CONNECT_ALLOWED_REDIRECTS (`invalid_request`, with `field`)", body = super::error::ErrorBody),
-        (status = 401, description = "Missing, unknown or revoked API key (`invalid_api_key`)", body = super::error::ErrorBody),
         (status = 403, description = "The key lacks `connect:write` (`insufficient_scope`)", body = super::error::ErrorBody),
         (status = 404, description = "reconnect_client_id is no connection of this end user (`not_found`, with `field`)", body = super::error::ErrorBody),
     ),
@@ -118,7 +117,6 @@ pub struct EndUserView {
     params(("id" = String, Path, description = "The team's own id for the end user, e.g. 42")),
     responses(
         (status = 200, description = "The end user and their connections", body = EndUserConnections),
-        (status = 401, description = "Missing, unknown or revoked API key (`invalid_api_key`)", body = super::error::ErrorBody),
         (status = 403, description = "The key lacks `clients:read` (`insufficient_scope`)", body = super::error::ErrorBody),
         (status = 404, description = "No such end user (`not_found`)", body = super::error::ErrorBody),
     ),
@@ -174,7 +172,6 @@ pub struct Disconnected {
     params(("id" = String, Path, description = "The client id")),
     responses(
         (status = 200, description = "Disconnected (the row stays, status disconnected)", body = Disconnected),
-        (status = 401, description = "Missing, unknown or revoked API key (`invalid_api_key`)", body = super::error::ErrorBody),
         (status = 403, description = "The key lacks `connect:write` (`insufficient_scope`)", body = super::error::ErrorBody),
         (status = 404, description = "No such client (`not_found`)", body = super::error::ErrorBody),
     ),

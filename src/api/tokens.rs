@@ -41,7 +41,6 @@ pub struct TokenResponse {
     params(("id" = String, Path, description = "The client id")),
     responses(
         (status = 200, description = "A token with time left", body = TokenResponse),
-        (status = 401, description = "Missing, unknown or revoked API key (`invalid_api_key`)", body = super::error::ErrorBody),
         (status = 403, description = "The key lacks `tokens:read` (`insufficient_scope`)", body = super::error::ErrorBody),
         (status = 404, description = "No such client (`not_found`)", body = super::error::ErrorBody),
         (status = 409, description = "`needs_reauth` (with `reconnect_url`) or `disconnected`", body = super::error::ErrorBody),
@@ -177,7 +176,6 @@ fn owner_param(query: &str) -> Result<String, ApiError> {
     responses(
         (status = 200, description = "A token with time left, of the owner's default client", body = TokenResponse),
         (status = 400, description = "owner is missing or malformed (`invalid_request`)", body = super::error::ErrorBody),
-        (status = 401, description = "Missing, unknown or revoked API key (`invalid_api_key`)", body = super::error::ErrorBody),
         (status = 403, description = "The key lacks `tokens:read` (`insufficient_scope`)", body = super::error::ErrorBody),
         (status = 404, description = "No such provider, or the owner has no default client for it (`not_found`)", body = super::error::ErrorBody),
         (status = 409, description = "`needs_reauth` (with `reconnect_url`)", body = super::error::ErrorBody),

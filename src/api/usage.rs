@@ -53,7 +53,6 @@ pub struct UsageResponse {
     responses(
         (status = 200, description = "The statistics", body = UsageResponse),
         (status = 400, description = "A malformed filter (`invalid_request`)", body = super::error::ErrorBody),
-        (status = 401, description = "Missing, unknown or revoked API key (`invalid_api_key`)", body = super::error::ErrorBody),
         (status = 403, description = "The key lacks `clients:read` (`insufficient_scope`)", body = super::error::ErrorBody),
     ),
     security(("api_key" = []))

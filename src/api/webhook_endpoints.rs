@@ -179,7 +179,6 @@ fn allowed(key: &ServiceKey, state: &AppState) -> Result<(), ApiError> {
     summary = "List the webhook endpoints",
     responses(
         (status = 200, description = "Every endpoint", body = EndpointList),
-        (status = 401, description = "Missing, unknown or revoked API key (`invalid_api_key`)", body = ErrorBody),
         (status = 403, description = "The key lacks `webhooks:write` (`insufficient_scope`)", body = ErrorBody)
     ),
     security(("api_key" = []))
@@ -201,7 +200,6 @@ pub async fn list(state: web::Data<AppState>, key: ServiceKey) -> Result<HttpRes
     responses(
         (status = 201, description = "Created, with `secret`", body = EndpointView),
         (status = 400, description = "URL not http(s), private address refused, unknown event type, description not one line (`invalid_request`)", body = ErrorBody),
-        (status = 401, description = "Missing, unknown or revoked API key (`invalid_api_key`)", body = ErrorBody),
         (status = 403, description = "The key lacks `webhooks:write` (`insufficient_scope`)", body = ErrorBody)
     ),
     security(("api_key" = []))
@@ -231,7 +229,6 @@ pub async fn create(
     params(("id" = String, Path, description = "The endpoint id")),
     responses(
         (status = 200, description = "The endpoint with `attempts`", body = EndpointView),
-        (status = 401, description = "Missing, unknown or revoked API key (`invalid_api_key`)", body = ErrorBody),
         (status = 403, description = "The key lacks `webhooks:write` (`insufficient_scope`)", body = ErrorBody),
         (status = 404, description = "No such endpoint (`not_found`)", body = ErrorBody)
     ),
@@ -259,7 +256,6 @@ pub async fn show(
     responses(
         (status = 200, description = "The endpoint as saved", body = EndpointView),
         (status = 400, description = "URL not http(s), private address refused, unknown event type, description not one line (`invalid_request`)", body = ErrorBody),
-        (status = 401, description = "Missing, unknown or revoked API key (`invalid_api_key`)", body = ErrorBody),
         (status = 403, description = "The key lacks `webhooks:write` (`insufficient_scope`)", body = ErrorBody),
         (status = 404, description = "No such endpoint (`not_found`)", body = ErrorBody)
     ),
@@ -287,7 +283,6 @@ pub async fn update(
     params(("id" = String, Path, description = "The endpoint id")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 401, description = "Missing, unknown or revoked API key (`invalid_api_key`)", body = ErrorBody),
         (status = 403, description = "The key lacks `webhooks:write` (`insufficient_scope`)", body = ErrorBody),
         (status = 404, description = "No such endpoint (`not_found`)", body = ErrorBody)
     ),
@@ -313,7 +308,6 @@ pub async fn delete(
     params(("id" = String, Path, description = "The endpoint id")),
     responses(
         (status = 200, description = "The new secret, shown once", body = SecretAnswer),
-        (status = 401, description = "Missing, unknown or revoked API key (`invalid_api_key`)", body = ErrorBody),
         (status = 403, description = "The key lacks `webhooks:write` (`insufficient_scope`)", body = ErrorBody),
         (status = 404, description = "No such endpoint (`not_found`)", body = ErrorBody)
     ),
@@ -344,7 +338,6 @@ pub async fn rotate(
     params(("id" = String, Path, description = "The endpoint id")),
     responses(
         (status = 202, description = "Queued", body = TestSent),
-        (status = 401, description = "Missing, unknown or revoked API key (`invalid_api_key`)", body = ErrorBody),
         (status = 403, description = "The key lacks `webhooks:write` (`insufficient_scope`)", body = ErrorBody),
         (status = 404, description = "No such endpoint (`not_found`)", body = ErrorBody)
     ),
@@ -372,7 +365,6 @@ pub async fn send_test(
     responses(
         (status = 202, description = "How many were queued", body = Queued),
         (status = 400, description = "Neither or both of `event_id` and `failed_since` (`invalid_request`)", body = ErrorBody),
-        (status = 401, description = "Missing, unknown or revoked API key (`invalid_api_key`)", body = ErrorBody),
         (status = 403, description = "The key lacks `webhooks:write` (`insufficient_scope`)", body = ErrorBody),
         (status = 404, description = "No such endpoint (`not_found`)", body = ErrorBody)
     ),
