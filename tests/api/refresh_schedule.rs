@@ -64,12 +64,17 @@ async fn hand_out_for(app: &TestApp, key: &str, client_id: &str, period: Duratio
 async fn two_second_tokens_are_refreshed_once_a_second_not_in_a_loop(backend: Backend) {
     let (app, client_id) = connected_app(backend, "2").await;
     let key = app.api_key(&[Scope::TokensRead]).await;
+    let started = Instant::now();
     let handed_out = hand_out_for(&app, &key, &client_id, Duration::from_secs(6)).await;
-    assert!(handed_out > 30, "{handed_out} hand-outs");
+    // Under load each hand-out (and its check at the sandbox) takes longer and the window
+    // stretches, so the bounds follow the time actually spent; a loop would still show as
+    // hundreds of refreshes.
+    let seconds = started.elapsed().as_secs_f64();
+    assert!(handed_out > 10, "{handed_out} hand-outs in {seconds:.1} s");
     let calls = refresh_calls(&app).await;
     assert!(
-        (4..=9).contains(&calls),
-        "about one refresh per second over 6 s, not one per request or pass: {calls}"
+        calls >= 3 && (calls as f64) <= 1.5 * seconds + 3.0,
+        "about one refresh per second over {seconds:.1} s, not one per request or pass: {calls}"
     );
     assert_eq!(
         refreshed_entries(&app).await as i64,

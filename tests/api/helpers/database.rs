@@ -118,12 +118,60 @@ impl TestDatabase {
 impl Drop for TestDatabase {
     fn drop(&mut self) {
         if let Self::Postgres(name) = self {
+            later_drops::drop_database(std::mem::take(name));
+        }
+    }
+}
+
+/// A test's database is dropped a few seconds after the test lets go of it, on a thread of
+/// its own. Dropping it at once cut it away from under the stopping app: its last flushes
+/// and the refresher then waited on the pool's 10-s connection timeout, and the test's
+/// runtime waited for them — 10 s at the end of every PostgreSQL test. The process waits
+/// for the pending drops when it exits, so no test database is left behind.
+mod later_drops {
+    use super::*;
+    use std::sync::{Mutex, Once};
+    use std::thread::JoinHandle;
+    use std::time::Duration;
+
+    /// Longer than a stopped test app takes to flush and end its loops.
+    const DELAY: Duration = Duration::from_secs(5);
+
+    static PENDING: Mutex<Vec<JoinHandle<()>>> = Mutex::new(Vec::new());
+    static WAIT_AT_EXIT: Once = Once::new();
+
+    extern "C" {
+        fn atexit(callback: extern "C" fn()) -> std::ffi::c_int;
+    }
+
+    pub(super) fn drop_database(name: String) {
+        let drop_later = std::thread::spawn(move || {
+            std::thread::sleep(DELAY);
             if let Ok(mut admin) =
                 PgConnection::establish(&format!("{}/postgres{PG_OPTIONS}", postgres_server()))
             {
                 let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
                     .execute(&mut admin);
             }
+        });
+        // SAFETY: `wait_for_all` is a plain function that does not unwind.
+        WAIT_AT_EXIT.call_once(|| unsafe {
+            atexit(wait_for_all);
+        });
+        let mut pending = PENDING
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        pending.retain(|handle| !handle.is_finished());
+        pending.push(drop_later);
+    }
+
+    extern "C" fn wait_for_all() {
+        let pending = match PENDING.lock() {
+            Ok(mut pending) => std::mem::take(&mut *pending),
+            Err(_) => return,
+        };
+        for handle in pending {
+            let _ = handle.join();
         }
     }
 }
