@@ -4,7 +4,7 @@ use crate::audit::{self, Actor, Event};
 use crate::auth::accounts::{self, Acting, NewAccount};
 use crate::auth::password;
 use crate::auth::users::{self, Email, Role};
-use crate::config::{Config, ConfigError, Defaults, EncryptionKey, ProcessEnv, Source};
+use crate::config::{secret, Config, ConfigError, Defaults, EncryptionKey, ProcessEnv, Source};
 use crate::db::{self, DatabaseUrl, DbPool};
 use crate::startup::Application;
 use anyhow::Context;
@@ -12,6 +12,8 @@ use clap::{Args, Parser, Subcommand};
 use secrecy::SecretString;
 use std::io::Read;
 use std::path::Path;
+
+mod ops;
 
 #[derive(Parser)]
 #[command(
@@ -47,12 +49,14 @@ enum Command {
     /// Manage service API keys (for scripts; admins also have /admin/api-keys)
     #[command(subcommand, name = "api-key")]
     ApiKey(ApiKeyCommand),
+    /// Copy the live database into a new file (SQLite: VACUUM INTO; PostgreSQL: pg_dump)
+    Backup(ops::BackupArgs),
 }
 
 #[derive(Subcommand)]
 enum AuditCommand {
     /// Walk the whole chain: "intact", or the first entry that was edited or removed
-    Verify,
+    Verify(ops::VerifyArgs),
 }
 
 #[derive(Args)]
@@ -151,7 +155,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Key(KeyCommand::Rotate) => key_rotate().await,
         Command::ApiKey(ApiKeyCommand::Create(args)) => api_key_create(args).await,
-        Command::Audit(AuditCommand::Verify) => audit_verify().await,
+        Command::Audit(AuditCommand::Verify(args)) => ops::audit_verify(args).await,
+        Command::Backup(args) => ops::backup(args).await,
         Command::Seed(args) => seed(args).await,
     }
 }
@@ -218,7 +223,7 @@ async fn demo() -> anyhow::Result<()> {
 /// The demo's encryption key, kept in a file beside its database so restarts can read
 /// the tokens they stored.
 fn demo_key(dir: &Path) -> anyhow::Result<String> {
-    if let Some(key) = ProcessEnv.get("ENCRYPTION_KEY") {
+    if let Some(key) = secret(&ProcessEnv, "ENCRYPTION_KEY")? {
         return Ok(key);
     }
     let path = dir.join("demo.key");
@@ -253,8 +258,8 @@ async fn ensure_admin(pool: &DbPool) -> anyhow::Result<Option<String>> {
     Ok(Some(generated))
 }
 
-async fn pool_from_env() -> anyhow::Result<DbPool> {
-    let raw = ProcessEnv.get("DATABASE_URL").ok_or_else(|| ConfigError {
+pub(crate) async fn pool_from_env() -> anyhow::Result<DbPool> {
+    let raw = secret(&ProcessEnv, "DATABASE_URL")?.ok_or_else(|| ConfigError {
         variable: "DATABASE_URL".into(),
         expected: "is required: a SQLite file path or a postgres:// URL".into(),
     })?;
@@ -347,7 +352,7 @@ async fn user_passwd(args: UserPasswd) -> anyhow::Result<()> {
 }
 
 fn key_from_env(variable: &str) -> anyhow::Result<EncryptionKey> {
-    let raw = ProcessEnv.get(variable).ok_or_else(|| ConfigError {
+    let raw = secret(&ProcessEnv, variable)?.ok_or_else(|| ConfigError {
         variable: variable.into(),
         expected: EncryptionKey::HINT.into(),
     })?;
@@ -403,17 +408,4 @@ async fn api_key_create(args: ApiKeyCreate) -> anyhow::Result<()> {
     .map_err(db::DbError::from)?;
     println!("{}", secrecy::ExposeSecret::expose_secret(&created.secret));
     Ok(())
-}
-
-async fn audit_verify() -> anyhow::Result<()> {
-    let pool = pool_from_env().await?;
-    match db::run(&pool, audit::verify).await? {
-        audit::Verdict::Intact { entries } => {
-            println!("intact: {entries} entries");
-            Ok(())
-        }
-        audit::Verdict::Broken { entry_id, reason } => {
-            anyhow::bail!("broken at entry {entry_id}: {reason}")
-        }
-    }
 }
