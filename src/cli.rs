@@ -89,6 +89,9 @@ struct ApiKeyCreate {
     /// Email of the admin the key is recorded as created by
     #[arg(long)]
     owner: String,
+    /// Address ranges the key may be used from (CIDR, comma-separated); default: any
+    #[arg(long, default_value = "")]
+    allowed_ips: String,
 }
 
 #[derive(Subcommand)]
@@ -388,7 +391,8 @@ async fn key_rotate() -> anyhow::Result<()> {
 
 async fn api_key_create(args: ApiKeyCreate) -> anyhow::Result<()> {
     let request =
-        crate::api_keys::validate(&args.name, &args.scopes).map_err(anyhow::Error::msg)?;
+        crate::api_keys::validate_with_ranges(&args.name, &args.scopes, &args.allowed_ips)
+            .map_err(anyhow::Error::msg)?;
     let owner = Email::parse(&args.owner).map_err(anyhow::Error::msg)?;
     let pool = pool_from_env().await?;
     let lookup = owner.clone();
@@ -397,10 +401,21 @@ async fn api_key_create(args: ApiKeyCreate) -> anyhow::Result<()> {
         .filter(|u| u.is_admin())
         .ok_or_else(|| anyhow::anyhow!("no admin with email {}", owner.as_str()))?;
     let created = db::run(&pool, move |conn| {
-        let created = crate::api_keys::create(conn, &request.name, &request.scopes, &user.id)?;
-        let event = user.event("api_key_created")
+        let created = crate::api_keys::create_restricted(
+            conn,
+            &request.name,
+            &request.scopes,
+            &user.id,
+            request.allowed_ips.as_ref(),
+        )?;
+        let mut details = serde_json::json!({"name": created.key.name, "scopes": created.key.scopes, "prefix": created.key.prefix, "via": "cli"});
+        if let Some(ranges) = &created.key.allowed_ips {
+            details["allowed_ips"] = ranges.as_str().into();
+        }
+        let event = user
+            .event("api_key_created")
             .target("api_key", created.key.id.clone())
-            .details(serde_json::json!({"name": created.key.name, "scopes": created.key.scopes, "prefix": created.key.prefix, "via": "cli"}));
+            .details(details);
         audit::append(conn, event)?;
         Ok::<_, anyhow::Error>(created)
     })

@@ -177,16 +177,20 @@ fn create_audited(
             request.allowed_ips.as_ref(),
         )?;
         let key = &created.key;
+        let mut details = serde_json::json!({
+            "name": key.name,
+            "scopes": key.scope_list(),
+            "prefix": key.prefix,
+        });
+        // Only restricted keys carry their ranges in the entry.
+        if let Some(ranges) = &key.allowed_ips {
+            details["allowed_ips"] = ranges.as_str().into();
+        }
         let event = admin
             .event("api_key_created")
             .target("api_key", key.id.clone())
             .origin(origin)
-            .details(serde_json::json!({
-                "name": key.name,
-                "scopes": key.scope_list(),
-                "prefix": key.prefix,
-                "allowed_ips": key.allowed_ips,
-            }));
+            .details(details);
         audit::append(conn, event)?;
         Ok(created)
     })

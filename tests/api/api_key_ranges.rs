@@ -12,6 +12,7 @@ use serde_json::Value;
 on_both_backends!(
     a_key_works_from_its_ranges_only,
     bad_ranges_are_refused_on_the_form_and_nothing_is_stored,
+    the_command_line_sets_ranges_too,
 );
 
 const NEW_KEY_MARKER: &str = r#"<code id="new-api-key" class="secret">"#;
@@ -100,6 +101,18 @@ async fn a_key_works_from_its_ranges_only(app: TestApp) {
             Some("127.0.3.9/32".to_string()),
         ]
     );
+    // The audit entry of a restricted key names its ranges.
+    let details: Vec<String> = app
+        .db(|conn| {
+            audit_log::table
+                .filter(audit_log::action.eq("api_key_created"))
+                .select(audit_log::details)
+                .load(conn)
+        })
+        .await;
+    assert!(details
+        .iter()
+        .any(|d| d.contains(r#""allowed_ips":"127.0.0.0/24 2001:db8::/32""#)));
 }
 
 async fn bad_ranges_are_refused_on_the_form_and_nothing_is_stored(app: TestApp) {
@@ -132,4 +145,41 @@ async fn bad_ranges_are_refused_on_the_form_and_nothing_is_stored(app: TestApp) 
         .db(|conn| audit_log::table.count().get_result(conn))
         .await;
     assert_eq!(audit_after, audit_before);
+}
+
+fn api_key_create(app: &TestApp, owner: &str, ranges: &str) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_connecthub"))
+        .args([
+            "api-key",
+            "create",
+            "--name",
+            "cron",
+            "--scope",
+            "clients:read",
+        ])
+        .args(["--owner", owner, "--allowed-ips", ranges])
+        .env_clear()
+        .env("DATABASE_URL", &app.database_url)
+        .output()
+        .unwrap()
+}
+
+async fn the_command_line_sets_ranges_too(app: TestApp) {
+    let admin = app.create_user(Role::Admin).await;
+    let bad = api_key_create(&app, &admin.email, "127.0.0.1/8");
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("127.0.0.1/8 is not an address range"));
+    let keys: i64 = app
+        .db(|conn| api_keys::table.count().get_result(conn))
+        .await;
+    assert_eq!(keys, 0);
+    let good = api_key_create(&app, &admin.email, "127.0.5.0/24");
+    assert!(
+        good.status.success(),
+        "{}",
+        String::from_utf8_lossy(&good.stderr)
+    );
+    let key = String::from_utf8_lossy(&good.stdout).trim().to_string();
+    assert_eq!(list_from(&app, "127.0.5.1", &key).await.status(), 200);
+    assert_eq!(list_from(&app, "127.0.0.1", &key).await.status(), 403);
 }

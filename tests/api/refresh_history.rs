@@ -16,6 +16,11 @@ on_both_backends!(
     the_history_endpoint_refuses_unknown_clients_and_missing_scopes,
 );
 
+mod background {
+    crate::with_each_backend!(the_background_refresher_is_named_as_the_trigger);
+    use super::*;
+}
+
 async fn connected(app: &TestApp, account: &str) -> connecthub::clients::Client {
     let done = app.connect("klaviyo", Some(account)).await;
     assert_eq!(location(&done), "/admin/clients");
@@ -176,4 +181,25 @@ async fn the_history_endpoint_refuses_unknown_clients_and_missing_scopes(app: Te
     assert_eq!(body["error"], "not_found");
     let (status, _) = history(&app, &key, "not-a-uuid").await;
     assert!(status == 404 || status == 400, "{status}");
+}
+
+/// With 2-s tokens the background refresher renews the token every second or so.
+async fn the_background_refresher_is_named_as_the_trigger(backend: crate::helpers::Backend) {
+    let app =
+        crate::helpers::spawn_app_with(backend, &[("SANDBOX_ACCESS_TOKEN_TTL_SECS", "2")]).await;
+    app.login_as(Role::Admin).await;
+    let client = connected(&app, "AcmeK1").await;
+    let key = app.api_key(&[Scope::ClientsRead]).await;
+    let mut attempts = Vec::new();
+    for _ in 0..60 {
+        let (_, body) = history(&app, &key, &client.id).await;
+        attempts = body["attempts"].as_array().unwrap().clone();
+        if !attempts.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let first = attempts.last().expect("the refresher refreshed within 6 s");
+    assert_eq!(first["trigger"], "refresher");
+    assert_eq!(first["outcome"], "success");
 }
