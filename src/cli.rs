@@ -4,7 +4,7 @@ use crate::audit::{self, Actor, Event};
 use crate::auth::accounts::{self, Acting, NewAccount};
 use crate::auth::password;
 use crate::auth::users::{self, Email, Role};
-use crate::config::{Config, ConfigError, Defaults, EncryptionKey, ProcessEnv, Source};
+use crate::config::{secret, Config, ConfigError, Defaults, EncryptionKey, ProcessEnv, Source};
 use crate::db::{self, DatabaseUrl, DbPool};
 use crate::startup::Application;
 use anyhow::Context;
@@ -12,6 +12,8 @@ use clap::{Args, Parser, Subcommand};
 use secrecy::SecretString;
 use std::io::Read;
 use std::path::Path;
+
+mod ops;
 
 #[derive(Parser)]
 #[command(
@@ -47,12 +49,14 @@ enum Command {
     /// Manage service API keys (for scripts; admins also have /admin/api-keys)
     #[command(subcommand, name = "api-key")]
     ApiKey(ApiKeyCommand),
+    /// Copy the live database into a new file (SQLite: VACUUM INTO; PostgreSQL: pg_dump)
+    Backup(ops::BackupArgs),
 }
 
 #[derive(Subcommand)]
 enum AuditCommand {
     /// Walk the whole chain: "intact", or the first entry that was edited or removed
-    Verify,
+    Verify(ops::VerifyArgs),
 }
 
 #[derive(Args)]
@@ -85,6 +89,9 @@ struct ApiKeyCreate {
     /// Email of the admin the key is recorded as created by
     #[arg(long)]
     owner: String,
+    /// Address ranges the key may be used from (CIDR, comma-separated); default: any
+    #[arg(long, default_value = "")]
+    allowed_ips: String,
 }
 
 #[derive(Subcommand)]
@@ -151,7 +158,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Key(KeyCommand::Rotate) => key_rotate().await,
         Command::ApiKey(ApiKeyCommand::Create(args)) => api_key_create(args).await,
-        Command::Audit(AuditCommand::Verify) => audit_verify().await,
+        Command::Audit(AuditCommand::Verify(args)) => ops::audit_verify(args).await,
+        Command::Backup(args) => ops::backup(args).await,
         Command::Seed(args) => seed(args).await,
     }
 }
@@ -218,7 +226,7 @@ async fn demo() -> anyhow::Result<()> {
 /// The demo's encryption key, kept in a file beside its database so restarts can read
 /// the tokens they stored.
 fn demo_key(dir: &Path) -> anyhow::Result<String> {
-    if let Some(key) = ProcessEnv.get("ENCRYPTION_KEY") {
+    if let Some(key) = secret(&ProcessEnv, "ENCRYPTION_KEY")? {
         return Ok(key);
     }
     let path = dir.join("demo.key");
@@ -253,8 +261,8 @@ async fn ensure_admin(pool: &DbPool) -> anyhow::Result<Option<String>> {
     Ok(Some(generated))
 }
 
-async fn pool_from_env() -> anyhow::Result<DbPool> {
-    let raw = ProcessEnv.get("DATABASE_URL").ok_or_else(|| ConfigError {
+pub(crate) async fn pool_from_env() -> anyhow::Result<DbPool> {
+    let raw = secret(&ProcessEnv, "DATABASE_URL")?.ok_or_else(|| ConfigError {
         variable: "DATABASE_URL".into(),
         expected: "is required: a SQLite file path or a postgres:// URL".into(),
     })?;
@@ -347,7 +355,7 @@ async fn user_passwd(args: UserPasswd) -> anyhow::Result<()> {
 }
 
 fn key_from_env(variable: &str) -> anyhow::Result<EncryptionKey> {
-    let raw = ProcessEnv.get(variable).ok_or_else(|| ConfigError {
+    let raw = secret(&ProcessEnv, variable)?.ok_or_else(|| ConfigError {
         variable: variable.into(),
         expected: EncryptionKey::HINT.into(),
     })?;
@@ -383,7 +391,8 @@ async fn key_rotate() -> anyhow::Result<()> {
 
 async fn api_key_create(args: ApiKeyCreate) -> anyhow::Result<()> {
     let request =
-        crate::api_keys::validate(&args.name, &args.scopes).map_err(anyhow::Error::msg)?;
+        crate::api_keys::validate_with_ranges(&args.name, &args.scopes, &args.allowed_ips)
+            .map_err(anyhow::Error::msg)?;
     let owner = Email::parse(&args.owner).map_err(anyhow::Error::msg)?;
     let pool = pool_from_env().await?;
     let lookup = owner.clone();
@@ -392,10 +401,21 @@ async fn api_key_create(args: ApiKeyCreate) -> anyhow::Result<()> {
         .filter(|u| u.is_admin())
         .ok_or_else(|| anyhow::anyhow!("no admin with email {}", owner.as_str()))?;
     let created = db::run(&pool, move |conn| {
-        let created = crate::api_keys::create(conn, &request.name, &request.scopes, &user.id)?;
-        let event = user.event("api_key_created")
+        let created = crate::api_keys::create_restricted(
+            conn,
+            &request.name,
+            &request.scopes,
+            &user.id,
+            request.allowed_ips.as_ref(),
+        )?;
+        let mut details = serde_json::json!({"name": created.key.name, "scopes": created.key.scopes, "prefix": created.key.prefix, "via": "cli"});
+        if let Some(ranges) = &created.key.allowed_ips {
+            details["allowed_ips"] = ranges.as_str().into();
+        }
+        let event = user
+            .event("api_key_created")
             .target("api_key", created.key.id.clone())
-            .details(serde_json::json!({"name": created.key.name, "scopes": created.key.scopes, "prefix": created.key.prefix, "via": "cli"}));
+            .details(details);
         audit::append(conn, event)?;
         Ok::<_, anyhow::Error>(created)
     })
@@ -403,17 +423,4 @@ async fn api_key_create(args: ApiKeyCreate) -> anyhow::Result<()> {
     .map_err(db::DbError::from)?;
     println!("{}", secrecy::ExposeSecret::expose_secret(&created.secret));
     Ok(())
-}
-
-async fn audit_verify() -> anyhow::Result<()> {
-    let pool = pool_from_env().await?;
-    match db::run(&pool, audit::verify).await? {
-        audit::Verdict::Intact { entries } => {
-            println!("intact: {entries} entries");
-            Ok(())
-        }
-        audit::Verdict::Broken { entry_id, reason } => {
-            anyhow::bail!("broken at entry {entry_id}: {reason}")
-        }
-    }
 }

@@ -72,6 +72,7 @@ impl Application {
     /// buffers (usage, audit, last-used times) are written a last time before returning.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         spawn_housekeeping(self.pool.clone(), self.state.config.usage_retention);
+        spawn_audit_head(self.pool.clone(), self.state.config.audit_head_interval);
         let (stop_refreshing, refreshing) = tokio::sync::watch::channel(false);
         let (stop_flushing, flushing) = tokio::sync::watch::channel(false);
         let refresher = tokio::spawn(crate::oauth::refresher::run(
@@ -263,6 +264,28 @@ fn spawn_housekeeping(pool: DbPool, usage_retention: chrono::TimeDelta) {
             .await;
             if let Err(e) = pruned {
                 tracing::warn!(error = %e, "pruning finished jobs failed");
+            }
+        }
+    });
+}
+
+/// Publishes the audit chain's head every `every` (first after one interval): a log line
+/// with `expect_head=<count>:<hash>` and, unless another instance just did, an `audit.head`
+/// event. Kept outside the database, a head shows later whether the newest entries were cut.
+fn spawn_audit_head(pool: DbPool, every: std::time::Duration) {
+    let gap = chrono::TimeDelta::from_std(every / 2).unwrap_or(chrono::TimeDelta::zero());
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        loop {
+            ticks.tick().await;
+            match db::run(&pool, move |conn| crate::audit::publish_head(conn, gap)).await {
+                Ok(Some(head)) => tracing::info!(
+                    expect_head = %head,
+                    entries = head.count,
+                    "audit chain head"
+                ),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "publishing the audit chain head failed"),
             }
         }
     });

@@ -213,6 +213,11 @@ fn add_keyed_answers(operation: &mut Operation) {
         "401",
         error_answer("Missing, unknown or revoked API key (`invalid_api_key`)"),
     );
+    add_answer(
+        operation,
+        "403",
+        error_answer("The key lacks the operation's scope (`insufficient_scope`) or may not be used from the caller's address (`ip_not_allowed`)"),
+    );
     let too_many = ResponseBuilder::new()
         .description(
             "Too many requests for this key or address (`rate_limited`); wait Retry-After seconds",

@@ -59,6 +59,11 @@ impl ApiError {
         error
     }
 
+    /// The key is valid but restricted to address ranges the caller is not in.
+    pub fn ip_not_allowed(message: String) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "ip_not_allowed", message)
+    }
+
     pub fn not_found(what: &str) -> Self {
         Self::new(
             StatusCode::NOT_FOUND,

@@ -9,6 +9,7 @@ pub mod openapi;
 mod operation_endpoints;
 mod provider_webhooks;
 mod proxy_endpoint;
+mod refreshes;
 pub mod service_auth;
 mod tokens;
 mod usage;
@@ -47,6 +48,7 @@ fn service_routes(cfg: &mut web::ServiceConfig) {
             web::delete().to(connect_sessions::disconnect_client),
         )
         .route("/clients/{id}/token", web::get().to(tokens::client_token))
+        .route("/clients/{id}/refreshes", web::get().to(refreshes::list))
         .route(
             "/providers/{provider}/token",
             web::get().to(tokens::default_token),

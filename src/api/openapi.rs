@@ -35,6 +35,7 @@ impl Modify for ApiKeyAuth {
     info(title = "connecthub service API", description = "Fresh OAuth tokens, client lists, a metered proxy, usage statistics and typed Kustomer and Klaviyo operations for your own backends, and the endpoints that receive connecthub's signed webhooks."),
     paths(
         super::clients::list_clients, super::tokens::client_token, super::tokens::default_token,
+        super::refreshes::list,
         super::usage::stats, super::proxy_endpoint::forward,
         super::connect_sessions::create, super::connect_sessions::end_user_connections,
         super::connect_sessions::disconnect_client,
@@ -49,6 +50,7 @@ impl Modify for ApiKeyAuth {
         super::connect_sessions::SessionCreated, super::connect_sessions::EndUserConnections,
         super::connect_sessions::EndUserView, super::connect_sessions::Disconnected,
         super::clients::ClientList, super::clients::ClientView, super::tokens::TokenResponse,
+        super::refreshes::RefreshHistory, super::refreshes::RefreshAttempt,
         super::usage::UsageResponse, crate::usage::Stats, crate::usage::EndpointStats,
         crate::usage::PointStats, crate::usage::Percentiles,
         operations::NewCustomerBody, operations::NewConversationBody, operations::NoteBody,

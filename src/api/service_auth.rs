@@ -80,7 +80,7 @@ async fn authenticate(
     })?;
     let hash = api_keys::hash(presented.expose_secret());
     if let Some(key) = state.api_key_cache.get(&hash) {
-        return Ok(ServiceKey(key));
+        return from_allowed_address(key, peer);
     }
     if let Some(peer) = peer {
         let (recent, window_left) = state.rejected_keys.recent(&peer);
@@ -104,7 +104,22 @@ async fn authenticate(
         return Err(ApiError::unauthorized());
     };
     state.api_key_cache.insert(hash, key.clone());
-    Ok(ServiceKey(key))
+    from_allowed_address(key, peer)
+}
+
+/// 403 when the key has allowed address ranges and the caller is outside them. The
+/// address is the TCP peer's: connecthub trusts no forwarding header for this.
+fn from_allowed_address(key: ApiKey, peer: Option<IpAddr>) -> Result<ServiceKey, ApiError> {
+    if key.allows(peer) {
+        return Ok(ServiceKey(key));
+    }
+    let shown = peer.map_or_else(
+        || "an unknown address".to_string(),
+        |ip| ip.to_canonical().to_string(),
+    );
+    Err(ApiError::ip_not_allowed(format!(
+        "this API key may not be used from {shown}; an admin sets its allowed address ranges on the API keys page"
+    )))
 }
 
 /// Counts a refused key for its address and in the metrics.

@@ -42,6 +42,7 @@ struct ApiKeysPage {
     /// The create form, refilled after an error.
     name: String,
     scopes: Vec<ScopeOption>,
+    allowed_ips: String,
     error: Option<String>,
     new_key: Option<NewKey>,
 }
@@ -53,6 +54,7 @@ impl ApiKeysPage {
             keys,
             name: String::new(),
             scopes: scope_options(&[]),
+            allowed_ips: String::new(),
             error: None,
             new_key: None,
         }
@@ -75,6 +77,7 @@ fn scope_options(checked: &[String]) -> Vec<ScopeOption> {
 struct CreateForm {
     name: String,
     scopes: Vec<String>,
+    allowed_ips: String,
 }
 
 fn parse_form(body: &[u8]) -> Result<CreateForm, AppError> {
@@ -85,6 +88,7 @@ fn parse_form(body: &[u8]) -> Result<CreateForm, AppError> {
         match field.as_str() {
             "name" => form.name = value,
             "scope" => form.scopes.push(value),
+            "allowed_ips" => form.allowed_ips = value,
             _ => {}
         }
     }
@@ -115,7 +119,8 @@ pub async fn create(
     body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
     let form = parse_form(&body)?;
-    let request = match api_keys::validate(&form.name, &form.scopes) {
+    let request = match api_keys::validate_with_ranges(&form.name, &form.scopes, &form.allowed_ips)
+    {
         Ok(request) => request,
         Err(message) => return refuse(&session, &state, &admin, form, message).await,
     };
@@ -151,6 +156,7 @@ async fn refuse(
     let mut page = ApiKeysPage::new(Layout::new(session, Some(admin), "api-keys"), keys);
     page.scopes = scope_options(&form.scopes);
     page.name = form.name;
+    page.allowed_ips = form.allowed_ips;
     page.error = Some(message);
     super::render(page, StatusCode::BAD_REQUEST)
 }
@@ -163,17 +169,28 @@ fn create_audited(
     origin: &Origin,
 ) -> QueryResult<CreatedKey> {
     crate::db::transaction(conn, |conn| {
-        let created = api_keys::create(conn, &request.name, &request.scopes, &admin.id)?;
+        let created = api_keys::create_restricted(
+            conn,
+            &request.name,
+            &request.scopes,
+            &admin.id,
+            request.allowed_ips.as_ref(),
+        )?;
         let key = &created.key;
+        let mut details = serde_json::json!({
+            "name": key.name,
+            "scopes": key.scope_list(),
+            "prefix": key.prefix,
+        });
+        // Only restricted keys carry their ranges in the entry.
+        if let Some(ranges) = &key.allowed_ips {
+            details["allowed_ips"] = ranges.as_str().into();
+        }
         let event = admin
             .event("api_key_created")
             .target("api_key", key.id.clone())
             .origin(origin)
-            .details(serde_json::json!({
-                "name": key.name,
-                "scopes": key.scope_list(),
-                "prefix": key.prefix,
-            }));
+            .details(details);
         audit::append(conn, event)?;
         Ok(created)
     })

@@ -238,6 +238,11 @@ fn verify_result(verdict: Verdict) -> VerifyResult {
             message: format!("Broken at entry {entry_id}: {reason}"),
             broken_at: Some(entry_id),
         },
+        // The page verifies without a published head, so this is not reached from it.
+        Verdict::ShorterThanHead { entries, head } => VerifyResult {
+            message: format!("Cut off: {entries} entries, the published head had {head}"),
+            broken_at: None,
+        },
     }
 }
 

@@ -277,9 +277,13 @@ async fn apply(
     origin: &crate::audit::Origin,
 ) -> Result<Applied, AppError> {
     let worked = match action {
-        BulkAction::Refresh => crate::oauth::lifecycle::refresh(state, client, true)
-            .await
-            .is_ok(),
+        BulkAction::Refresh => crate::oauth::lifecycle::refresh(
+            state,
+            client,
+            crate::oauth::refresh_history::Trigger::Manual,
+        )
+        .await
+        .is_ok(),
         BulkAction::Disconnect => {
             let revocation =
                 crate::oauth::disconnect::disconnect(state, admin.actor(), client, origin).await?;

@@ -290,7 +290,13 @@ pub async fn refresh_now(
     CurrentUser(user): CurrentUser,
 ) -> Result<HttpResponse, AppError> {
     let (_, client, redirect_path) = action_target(&state, &user, path, form).await?;
-    let answer = match lifecycle::refresh(&state, &client, true).await {
+    let answer = match lifecycle::refresh(
+        &state,
+        &client,
+        crate::oauth::refresh_history::Trigger::Manual,
+    )
+    .await
+    {
         Ok(token) => {
             let expires_at = match token {
                 FreshToken::Bearer { expires_at, .. } => expires_at.map(utc),

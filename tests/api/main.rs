@@ -3,10 +3,13 @@
 mod helpers;
 
 mod account_page;
+mod api_key_ranges;
 mod api_keys;
 mod audit_access;
 mod audit_export;
+mod audit_head;
 mod audit_page;
+mod backup;
 mod bad_input;
 pub mod browser;
 mod cli;
@@ -31,7 +34,9 @@ mod pages;
 mod provider_webhooks;
 mod providers;
 mod proxy;
+mod refresh_history;
 mod refresh_schedule;
+mod secret_files;
 mod service_limits;
 mod service_tokens;
 mod shutdown;

@@ -5,6 +5,7 @@
 
 use crate::db::schema::api_keys;
 use crate::db::DbConnection;
+use crate::ip_ranges::IpRanges;
 use diesel::prelude::*;
 use rand::distributions::{Alphanumeric, DistString};
 use secrecy::{ExposeSecret, SecretString};
@@ -79,9 +80,24 @@ pub struct ApiKey {
     pub created_at: chrono::NaiveDateTime,
     pub last_used_at: Option<chrono::NaiveDateTime>,
     pub revoked_at: Option<chrono::NaiveDateTime>,
+    /// Address ranges the key may be used from (normalised, space-separated); None: any.
+    pub allowed_ips: Option<String>,
 }
 
 impl ApiKey {
+    /// Whether a request from `peer` may use the key. A key with ranges refuses a request
+    /// whose address is unknown; stored ranges that no longer parse refuse everything
+    /// (they were checked when stored, so that means the row was edited).
+    pub fn allows(&self, peer: Option<std::net::IpAddr>) -> bool {
+        let Some(stored) = &self.allowed_ips else {
+            return true;
+        };
+        match (IpRanges::parse_list(stored), peer) {
+            (Ok(Some(ranges)), Some(peer)) => ranges.contains(peer),
+            _ => false,
+        }
+    }
+
     /// The scope strings as stored (unknown ones included, so a list shows what is there).
     pub fn scope_list(&self) -> Vec<&str> {
         self.scopes.split_whitespace().collect()
@@ -126,12 +142,23 @@ fn join_scopes(scopes: &[Scope]) -> String {
         .join(" ")
 }
 
-/// Stores a new key; `name` and `scopes` are expected to be validated already.
+/// Stores a new key usable from anywhere; `name` and `scopes` are expected to be validated.
 pub fn create(
     conn: &mut DbConnection,
     name: &str,
     scopes: &[Scope],
     created_by_user_id: &str,
+) -> QueryResult<CreatedKey> {
+    create_restricted(conn, name, scopes, created_by_user_id, None)
+}
+
+/// Stores a new key, usable only from `allowed_ips` when given.
+pub fn create_restricted(
+    conn: &mut DbConnection,
+    name: &str,
+    scopes: &[Scope],
+    created_by_user_id: &str,
+    allowed_ips: Option<&IpRanges>,
 ) -> QueryResult<CreatedKey> {
     let secret = generate();
     let key = ApiKey {
@@ -143,6 +170,7 @@ pub fn create(
         created_at: crate::db::now(),
         last_used_at: None,
         revoked_at: None,
+        allowed_ips: allowed_ips.map(IpRanges::to_stored),
     };
     diesel::insert_into(api_keys::table)
         .values((
@@ -153,6 +181,7 @@ pub fn create(
             api_keys::scopes.eq(&key.scopes),
             api_keys::created_by.eq(&key.created_by),
             api_keys::created_at.eq(key.created_at),
+            api_keys::allowed_ips.eq(&key.allowed_ips),
         ))
         .execute(conn)?;
     Ok(CreatedKey { key, secret })
@@ -235,6 +264,8 @@ fn touch(
 pub struct KeyRequest {
     pub name: String,
     pub scopes: Vec<Scope>,
+    /// None: the key works from any address.
+    pub allowed_ips: Option<IpRanges>,
 }
 
 /// Checks the create form: the message says what to fix.
@@ -242,7 +273,19 @@ pub fn validate(name: &str, scopes: &[String]) -> Result<KeyRequest, String> {
     Ok(KeyRequest {
         name: validate_name(name)?,
         scopes: parse_scopes(scopes)?,
+        allowed_ips: None,
     })
+}
+
+/// The create form with its optional address ranges (see `ip_ranges`).
+pub fn validate_with_ranges(
+    name: &str,
+    scopes: &[String],
+    allowed_ips: &str,
+) -> Result<KeyRequest, String> {
+    let mut request = validate(name, scopes)?;
+    request.allowed_ips = IpRanges::parse_list(allowed_ips)?;
+    Ok(request)
 }
 
 /// The name trimmed: 1 to 80 characters, none of them control characters.

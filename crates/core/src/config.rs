@@ -3,7 +3,7 @@
 //! A bad or missing setting yields one line naming the variable and what it expects.
 
 use crate::db::DatabaseUrl;
-pub use crate::env::{ConfigError, ProcessEnv, Source};
+pub use crate::env::{secret, ConfigError, ProcessEnv, Source};
 use crate::provider_http::RetryPolicy;
 use crate::providers::{Endpoints, Registry};
 use base64::Engine;
@@ -135,6 +135,8 @@ pub struct Config {
     pub connect: ConnectPolicy,
     /// The job queue and outgoing webhooks.
     pub webhooks: crate::webhook_settings::WebhookSettings,
+    /// How often the audit chain's head is published (log line and `audit.head` event).
+    pub audit_head_interval: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -175,7 +177,8 @@ impl Config {
             provider_retry,
             refresh_margin: seconds(source, "TOKEN_REFRESH_MARGIN_SECS", 300)?,
             service_cache_ttl: seconds(source, "SERVICE_CACHE_SECS", 10)?,
-            metrics_token: source.get("METRICS_TOKEN").map(secrecy::SecretString::from),
+            audit_head_interval: seconds(source, "AUDIT_HEAD_INTERVAL_SECS", 3600)?,
+            metrics_token: secret(source, "METRICS_TOKEN")?.map(secrecy::SecretString::from),
             usage_retention: usage_retention(source)?,
             connect: connect_policy(source)?,
             sandbox,
@@ -209,12 +212,15 @@ fn get_or(source: &dyn Source, name: &str, default: &Option<String>) -> Option<S
 }
 
 fn database_url(source: &dyn Source, defaults: &Defaults) -> Result<DatabaseUrl, ConfigError> {
-    let database_url = get_or(source, "DATABASE_URL", &defaults.database_url).ok_or_else(|| {
-        ConfigError::new(
-            "DATABASE_URL",
-            "is required: a SQLite file path (data/connecthub.db) or a postgres:// URL",
-        )
-    })?;
+    // A secret too: a PostgreSQL URL may hold the password.
+    let database_url = secret(source, "DATABASE_URL")?
+        .or(defaults.database_url.clone())
+        .ok_or_else(|| {
+            ConfigError::new(
+                "DATABASE_URL",
+                "is required: a SQLite file path (data/connecthub.db) or a postgres:// URL",
+            )
+        })?;
     DatabaseUrl::parse(&database_url).map_err(|why| ConfigError::new("DATABASE_URL", why))
 }
 
@@ -246,11 +252,12 @@ fn encryption_keys(
     source: &dyn Source,
     defaults: &Defaults,
 ) -> Result<(EncryptionKey, Option<EncryptionKey>), ConfigError> {
-    let encryption_key = get_or(source, "ENCRYPTION_KEY", &defaults.encryption_key)
+    let encryption_key = secret(source, "ENCRYPTION_KEY")?
+        .or(defaults.encryption_key.clone())
         .ok_or_else(|| ConfigError::new("ENCRYPTION_KEY", EncryptionKey::HINT))?;
     let encryption_key = EncryptionKey::parse(&encryption_key)
         .ok_or_else(|| ConfigError::new("ENCRYPTION_KEY", EncryptionKey::HINT))?;
-    let encryption_key_previous = match source.get("ENCRYPTION_KEY_PREVIOUS") {
+    let encryption_key_previous = match secret(source, "ENCRYPTION_KEY_PREVIOUS")? {
         None => None,
         Some(raw) => Some(
             EncryptionKey::parse(&raw)
@@ -483,6 +490,64 @@ mod tests {
             let err = Config::load(&vars, &Defaults::default()).unwrap_err();
             assert!(err.to_string().starts_with(message), "{name}: {err}");
         }
+    }
+
+    #[test]
+    fn secrets_can_come_from_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, content: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, content).unwrap();
+            path.display().to_string()
+        };
+        let key_file = write("key", &format!("{KEY}\n"));
+        let secret_file = write("klaviyo", "from-a-file\n");
+        let metrics_file = write("metrics", "metrics-secret");
+        let vars = env(&[
+            ("DATABASE_URL", "data/x.db"),
+            ("PUBLIC_URL", "http://localhost:8080"),
+            ("ENCRYPTION_KEY_FILE", &key_file),
+            ("ENCRYPTION_KEY_PREVIOUS_FILE", &key_file),
+            ("KLAVIYO_OAUTH_CLIENT_ID", "id"),
+            ("KLAVIYO_OAUTH_CLIENT_SECRET_FILE", &secret_file),
+            ("METRICS_TOKEN_FILE", &metrics_file),
+        ]);
+        let config = Config::load(&vars, &Defaults::default()).unwrap();
+        assert_eq!(config.encryption_key.to_base64(), KEY);
+        assert!(config.encryption_key_previous.is_some());
+        let klaviyo = config.providers.get("klaviyo").unwrap();
+        let app = klaviyo.app.as_ref().unwrap();
+        assert_eq!(app.client_secret.expose_secret(), "from-a-file");
+        assert_eq!(
+            config.metrics_token.as_ref().unwrap().expose_secret(),
+            "metrics-secret"
+        );
+    }
+
+    #[test]
+    fn a_secret_set_twice_or_in_a_missing_file_stops_the_start() {
+        let base = [
+            ("DATABASE_URL", "data/x.db"),
+            ("PUBLIC_URL", "http://localhost:8080"),
+            ("ENCRYPTION_KEY", KEY),
+        ];
+        let mut vars = env(&base);
+        vars.insert("ENCRYPTION_KEY_FILE".into(), "/nonexistent/key".into());
+        let err = Config::load(&vars, &Defaults::default()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "ENCRYPTION_KEY and ENCRYPTION_KEY_FILE are both set: set only one of them"
+        );
+        let mut vars = env(&base);
+        vars.insert(
+            "KUSTOMER_OAUTH_CLIENT_SECRET_FILE".into(),
+            "/nonexistent/kustomer".into(),
+        );
+        let err = Config::load(&vars, &Defaults::default()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "KUSTOMER_OAUTH_CLIENT_SECRET_FILE names a file that cannot be read: /nonexistent/kustomer (entity not found)"
+        );
     }
 
     #[test]

@@ -6,12 +6,14 @@
 pub mod api_keys;
 pub mod audit;
 pub mod auth;
+pub mod backup;
 pub mod clients;
 pub mod config;
 pub mod connect;
 pub mod db;
 pub mod env;
 pub mod input;
+pub mod ip_ranges;
 pub mod jobs;
 pub mod local_path;
 pub mod metrics;

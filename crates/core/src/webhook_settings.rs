@@ -52,14 +52,7 @@ impl WebhookSettings {
             timeout: duration_var(source, "WEBHOOK_TIMEOUT", "10s")?,
             disable_after: duration_var(source, "WEBHOOK_DISABLE_AFTER", "5d")?,
             job_lease: duration_var(source, "JOB_LEASE", "30s")?,
-            provider_secrets: ["klaviyo", "kustomer"]
-                .into_iter()
-                .filter_map(|name| {
-                    let secret =
-                        source.get(&format!("{}_WEBHOOK_SECRET", name.to_ascii_uppercase()))?;
-                    Some((name.to_string(), secrecy::SecretString::from(secret)))
-                })
-                .collect(),
+            provider_secrets: provider_secrets(source)?,
         })
     }
 
@@ -69,6 +62,20 @@ impl WebhookSettings {
             .find(|(name, _)| name == provider)
             .map(|(_, s)| s)
     }
+}
+
+/// `KLAVIYO_WEBHOOK_SECRET`, `KUSTOMER_WEBHOOK_SECRET` (or their `_FILE`).
+fn provider_secrets(
+    source: &dyn Source,
+) -> Result<Vec<(String, secrecy::SecretString)>, ConfigError> {
+    let mut secrets = Vec::new();
+    for name in ["klaviyo", "kustomer"] {
+        let variable = format!("{}_WEBHOOK_SECRET", name.to_ascii_uppercase());
+        if let Some(secret) = crate::env::secret(source, &variable)? {
+            secrets.push((name.to_string(), secrecy::SecretString::from(secret)));
+        }
+    }
+    Ok(secrets)
 }
 
 fn duration_var(source: &dyn Source, name: &str, default: &str) -> Result<Duration, ConfigError> {

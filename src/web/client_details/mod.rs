@@ -63,19 +63,21 @@ async fn details_page(
         .map(|e| (e.external_id, e.email)),
         None => None,
     };
-    let (expires_at, owner_email, history, usage) = crate::db::run(&state.pool, move |conn| {
-        let usage_scope = crate::usage::Scope {
-            client_id: Some(loaded.id.clone()),
-            ..crate::usage::Scope::all(crate::usage::Period::Days(USAGE_DAYS))
-        };
-        Ok::<_, diesel::result::Error>((
-            credentials::expires_at(conn, &loaded.id)?,
-            clients::owner_email(conn, &loaded)?,
-            audit::for_target(conn, "client", &loaded.id, HISTORY)?,
-            crate::usage::stats(conn, &usage_scope)?,
-        ))
-    })
-    .await?;
+    let (expires_at, owner_email, history, usage, refreshes) =
+        crate::db::run(&state.pool, move |conn| {
+            let usage_scope = crate::usage::Scope {
+                client_id: Some(loaded.id.clone()),
+                ..crate::usage::Scope::all(crate::usage::Period::Days(USAGE_DAYS))
+            };
+            Ok::<_, diesel::result::Error>((
+                credentials::expires_at(conn, &loaded.id)?,
+                clients::owner_email(conn, &loaded)?,
+                audit::for_target(conn, "client", &loaded.id, HISTORY)?,
+                crate::usage::stats(conn, &usage_scope)?,
+                crate::oauth::refresh_history::recent(conn, &loaded.id)?,
+            ))
+        })
+        .await?;
     let provider = state.providers().get(&client.provider);
     let requested = provider
         .as_ref()
@@ -93,6 +95,7 @@ async fn details_page(
         },
         tags_form,
         history,
+        refreshes,
         usage,
         client: ClientView {
             provider_name: provider

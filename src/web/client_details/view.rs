@@ -104,6 +104,8 @@ pub(super) struct DetailsPage {
     pub(super) profile: Vec<ProfileField>,
     pub(super) scopes: Vec<ScopeRow>,
     pub(super) history: Vec<Entry>,
+    /// The last refresh attempts, newest first.
+    pub(super) refreshes: Vec<crate::oauth::refresh_history::Attempt>,
     /// The client's provider calls over the last 30 days.
     pub(super) usage: crate::usage::Stats,
     /// Where the page's forms come back to.

@@ -113,6 +113,16 @@ pub async fn second_instance(app: &TestApp) -> TestApp {
     start_instance(app.backend, app._database.clone(), &extra).await
 }
 
+/// Starts an app on a brand-new database that `restore` fills first (given the database's
+/// URL: a SQLite file path to write, or an empty PostgreSQL database), as an operator
+/// restoring a backup into a fresh instance would.
+pub async fn spawn_app_on_restored(backend: Backend, restore: impl FnOnce(&str)) -> TestApp {
+    init_logs();
+    let database = std::sync::Arc::new(TestDatabase::create(backend));
+    restore(&database.url());
+    start_instance(backend, database, &[]).await
+}
+
 /// Starts one more connecthub instance on this app's database with other settings.
 pub async fn instance_on_same_database(app: &TestApp, extra: &[(&str, &str)]) -> TestApp {
     start_instance(app.backend, app._database.clone(), extra).await

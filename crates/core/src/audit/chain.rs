@@ -1,6 +1,6 @@
 //! The hash chain: appending entries that link to the one before, and verifying the links.
 
-use super::{Entry, Event};
+use super::{Entry, Event, Head};
 use crate::db::schema::audit_log;
 use crate::db::DbConnection;
 use diesel::prelude::*;
@@ -101,12 +101,29 @@ fn lock_chain(conn: &mut DbConnection) -> QueryResult<()> {
 /// What `verify` found.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Verdict {
-    Intact { entries: u64 },
-    Broken { entry_id: i64, reason: &'static str },
+    Intact {
+        entries: u64,
+    },
+    Broken {
+        entry_id: i64,
+        reason: &'static str,
+    },
+    /// The chain links up but ends before a published head: its newest entries were cut off.
+    ShorterThanHead {
+        entries: u64,
+        head: u64,
+    },
 }
 
 /// Walks the whole chain in id order and reports the first entry that does not fit.
 pub fn verify(conn: &mut DbConnection) -> QueryResult<Verdict> {
+    verify_against(conn, None)
+}
+
+/// Like `verify`, and the chain must also pass through `head`: its `head.count`-th entry
+/// must carry `head.hash`. Without a head a chain cut at its end still verifies, because
+/// what is left links up from the start; only a head published before the cut shows it.
+pub fn verify_against(conn: &mut DbConnection, head: Option<&Head>) -> QueryResult<Verdict> {
     const PAGE: i64 = 1000;
     let mut expected_prev = GENESIS.to_string();
     let mut after = 0_i64;
@@ -119,24 +136,42 @@ pub fn verify(conn: &mut DbConnection) -> QueryResult<Verdict> {
             .select(Entry::as_select())
             .load(conn)?;
         for entry in &page {
-            if entry.prev_hash != expected_prev {
+            if let Some(reason) = misfit(entry, &expected_prev) {
                 return Ok(Verdict::Broken {
                     entry_id: entry.id,
-                    reason: "does not link to the entry before it (an entry was removed)",
-                });
-            }
-            if entry.compute_hash() != entry.hash {
-                return Ok(Verdict::Broken {
-                    entry_id: entry.id,
-                    reason: "its content does not match its hash (the entry was edited)",
+                    reason,
                 });
             }
             expected_prev = entry.hash.clone();
             count += 1;
+            if head.is_some_and(|h| h.count == count && h.hash != entry.hash) {
+                return Ok(Verdict::Broken {
+                    entry_id: entry.id,
+                    reason: "is not the entry of the published head (the chain was rewritten from here on)",
+                });
+            }
         }
         match page.last() {
             Some(last) if page.len() as i64 == PAGE => after = last.id,
-            _ => return Ok(Verdict::Intact { entries: count }),
+            _ => break,
         }
     }
+    match head {
+        Some(head) if count < head.count => Ok(Verdict::ShorterThanHead {
+            entries: count,
+            head: head.count,
+        }),
+        _ => Ok(Verdict::Intact { entries: count }),
+    }
+}
+
+/// Why the entry does not fit after `expected_prev`, if it does not.
+fn misfit(entry: &Entry, expected_prev: &str) -> Option<&'static str> {
+    if entry.prev_hash != expected_prev {
+        return Some("does not link to the entry before it (an entry was removed)");
+    }
+    if entry.compute_hash() != entry.hash {
+        return Some("its content does not match its hash (the entry was edited)");
+    }
+    None
 }

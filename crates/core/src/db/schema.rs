@@ -111,6 +111,7 @@ diesel::table! {
         created_at -> Timestamp,
         last_used_at -> Nullable<Timestamp>,
         revoked_at -> Nullable<Timestamp>,
+        allowed_ips -> Nullable<Text>,
     }
 }
 
@@ -309,3 +310,19 @@ diesel::table! {
 }
 
 diesel::allow_tables_to_appear_in_same_query!(webhook_attempts, webhook_events);
+
+diesel::table! {
+    refresh_attempts (id) {
+        id -> BigInt,
+        client_id -> Text,
+        at -> Timestamp,
+        trigger_kind -> Text,
+        outcome -> Text,
+        duration_ms -> Integer,
+        error_code -> Nullable<Text>,
+        error_description -> Nullable<Text>,
+    }
+}
+
+diesel::joinable!(refresh_attempts -> clients (client_id));
+diesel::allow_tables_to_appear_in_same_query!(refresh_attempts, clients);

@@ -4,6 +4,7 @@
 //! instances on the same database are kept out by a lease row taken with a conditional
 //! update. The cache and the per-client locks themselves are `token_cache`.
 
+use super::refresh_history::{self, NewAttempt, Trigger};
 use super::schedule;
 use super::token_cache::{CachedToken, FreshToken};
 use super::token_client::{self, TokenSet};
@@ -53,7 +54,7 @@ pub async fn fresh_token(state: &AppState, client: &Client) -> Result<FreshToken
     if let Some(token) = usable(&stored) {
         return Ok(token);
     }
-    refresh(state, client, false).await
+    refresh(state, client, Trigger::HandOut).await
 }
 
 fn check_status(client: &Client) -> Result<(), TokenError> {
@@ -127,17 +128,18 @@ fn still_fresh(token: &FreshToken) -> bool {
     }
 }
 
-/// Refreshes the client's token (`force`: even if the stored one is still fresh).
+/// Refreshes the client's token; a manual refresh runs even if the stored one is still
+/// fresh. Each call to the provider is kept in the client's refresh history.
 pub async fn refresh(
     state: &AppState,
     client: &Client,
-    force: bool,
+    trigger: Trigger,
 ) -> Result<FreshToken, TokenError> {
     check_status(client)?;
     let lock = state.tokens.lock_for(&client.id);
     let result = {
         let _turn = lock.lock().await;
-        refresh_in_turn(state, client, force).await
+        refresh_in_turn(state, client, trigger).await
     };
     state.tokens.release(&client.id, lock);
     result
@@ -146,8 +148,9 @@ pub async fn refresh(
 async fn refresh_in_turn(
     state: &AppState,
     client: &Client,
-    force: bool,
+    trigger: Trigger,
 ) -> Result<FreshToken, TokenError> {
+    let force = trigger.forces();
     let waited_since = Instant::now();
     loop {
         let id = client.id.clone();
@@ -173,7 +176,7 @@ async fn refresh_in_turn(
             }
         }
         if leased {
-            return refresh_with_lease(state, client, stored).await;
+            return refresh_with_lease(state, client, stored, trigger).await;
         }
         // Another instance is refreshing; wait for its result rather than refresh twice.
         if waited_since.elapsed() > LEASE * 2 {
@@ -190,24 +193,30 @@ async fn refresh_with_lease(
     state: &AppState,
     client: &Client,
     stored: credentials::Opened,
+    trigger: Trigger,
 ) -> Result<FreshToken, TokenError> {
     let provider = state.providers().get(&client.provider).ok_or_else(|| {
         TokenError::Failed(format!("provider {} is not configured", client.provider))
     })?;
     let started = Instant::now();
     let answer = call_provider(state, &provider, client, &stored).await;
+    let took = started.elapsed();
     state
         .metrics
         .refresh_seconds
         .with_label_values(&[provider.name.as_str()])
-        .observe(started.elapsed().as_secs_f64());
+        .observe(took.as_secs_f64());
     match answer {
         Ok(tokens) => {
             let recovered =
                 stored.refresh_failures > 0 || client.status != clients::ClientStatus::Active;
-            store(state, client, &provider, tokens, recovered).await
+            let attempt = NewAttempt::succeeded(trigger, took);
+            store(state, client, &provider, tokens, recovered, attempt).await
         }
-        Err(error) => Err(record_failure(state, client, &provider, &stored, error).await?),
+        Err(error) => {
+            let attempt = (trigger, took);
+            Err(record_failure(state, client, &provider, &stored, error, attempt).await?)
+        }
     }
 }
 
@@ -240,6 +249,7 @@ async fn store(
     provider: &Provider,
     tokens: TokenSet,
     recovered: bool,
+    attempt: NewAttempt,
 ) -> Result<FreshToken, TokenError> {
     let lifetime = schedule::lifetime(crate::db::now(), tokens.expires_in, margin(state));
     let vault = state.vault.clone();
@@ -263,6 +273,7 @@ async fn store(
                 lifetime.refresh_at,
             )?;
             clients::mark_refreshed(conn, &id)?;
+            refresh_history::record(conn, &id, &attempt)?;
             audit::append(conn, event)?;
             if let Some(client) = &recovering {
                 webhooks::connection(conn, EventType::ConnectionRecovered, client, json!({}))?;
@@ -293,6 +304,7 @@ async fn record_failure(
     provider: &Provider,
     stored: &credentials::Opened,
     error: CallError,
+    (trigger, took): (Trigger, Duration),
 ) -> Result<TokenError, DbError> {
     let (outcome, status, reason, token_error) = match &error {
         CallError::Rejected { code, .. } if code == "invalid_grant" => (
@@ -317,6 +329,7 @@ async fn record_failure(
             TokenError::Failed(other.to_string()),
         ),
     };
+    let attempt = NewAttempt::failed(trigger, outcome, took, &error);
     let id = client.id.clone();
     let current_status = client.status;
     // 1, 2, 4 … minutes between background attempts, at most a day.
@@ -338,6 +351,7 @@ async fn record_failure(
     crate::db::run(&state.pool, move |conn| {
         crate::db::transaction(conn, |conn| {
             credentials::record_failure(conn, &id, retry_after)?;
+            refresh_history::record(conn, &id, &attempt)?;
             // The status changes only when the token can no longer be used; the reason is
             // always kept for the client's page.
             let new_status = status.unwrap_or(current_status);

@@ -7,6 +7,7 @@ pub mod holder;
 pub mod lifecycle;
 pub mod pkce;
 pub mod profile;
+pub mod refresh_history;
 pub mod refresher;
 pub mod schedule;
 pub mod states;

@@ -84,7 +84,9 @@ async fn refresh_one(state: &AppState, client_id: String) {
     let found = crate::db::run(&state.pool, move |conn| clients::find(conn, &client_id)).await;
     let Ok(Some(client)) = found else { return };
     // Failures are recorded (status, backoff, audit, metrics) by the lifecycle itself.
-    if let Err(e) = lifecycle::refresh(state, &client, false).await {
+    if let Err(e) =
+        lifecycle::refresh(state, &client, super::refresh_history::Trigger::Refresher).await
+    {
         tracing::debug!(client_id = %client.id, error = %e, "background refresh did not succeed");
     }
 }

@@ -234,7 +234,8 @@ fn apply_env(
         )
     });
     let id = var("OAUTH_CLIENT_ID").or_else(|| default_app.map(|(id, _)| id.to_string()));
-    let secret = var("OAUTH_CLIENT_SECRET").or_else(|| default_app.map(|(_, s)| s.to_string()));
+    let secret = crate::env::secret(source, &format!("{prefix}_OAUTH_CLIENT_SECRET"))?
+        .or_else(|| default_app.map(|(_, s)| s.to_string()));
     provider.app = match (id, secret) {
         (Some(client_id), Some(secret)) => Some(OAuthApp {
             client_id,

@@ -13,12 +13,13 @@ pub enum EventType {
     ConnectSessionCompleted,
     ConnectSessionFailed,
     ProviderWebhook,
+    AuditHead,
     /// Sent only to the endpoint whose "Send test event" was pressed.
     WebhookTest,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 11] = [
+    pub const ALL: [EventType; 12] = [
         EventType::ConnectionCreated,
         EventType::ConnectionReconnected,
         EventType::ConnectionRefreshFailed,
@@ -29,6 +30,7 @@ impl EventType {
         EventType::ConnectSessionCompleted,
         EventType::ConnectSessionFailed,
         EventType::ProviderWebhook,
+        EventType::AuditHead,
         EventType::WebhookTest,
     ];
 
@@ -44,6 +46,7 @@ impl EventType {
             EventType::ConnectSessionCompleted => "connect_session.completed",
             EventType::ConnectSessionFailed => "connect_session.failed",
             EventType::ProviderWebhook => "provider.webhook",
+            EventType::AuditHead => "audit.head",
             EventType::WebhookTest => "webhook.test",
         }
     }
@@ -77,6 +80,9 @@ impl EventType {
                 "an end user's attempt in a connect session failed (the session may be tried again)"
             }
             EventType::ProviderWebhook => "a provider sent connecthub a webhook for the connection",
+            EventType::AuditHead => {
+                "the audit log's head (entry count and newest hash), published every AUDIT_HEAD_INTERVAL_SECS: keep it to detect a cut-off log with audit verify --expect-head"
+            }
             EventType::WebhookTest => "the Send test event button (always sent)",
         }
     }
