@@ -3,9 +3,9 @@
 //! live in `connecthub-core` and are re-exported here under their own names.
 
 pub use connecthub_core::{
-    api_keys, audit, auth, clients, config, connect, db, env, input, jobs, local_path, metrics,
-    oauth, operations, provider_http, provider_webhooks, providers, proxy, rate_limit, state,
-    telemetry, usage, vault, webhook_settings, webhooks,
+    api_keys, audit, auth, clients, config, connect, db, env, input, invalidation, jobs,
+    local_path, metrics, oauth, operations, provider_http, provider_webhooks, providers, proxy,
+    rate_limit, state, telemetry, usage, vault, webhook_settings, webhooks,
 };
 
 pub mod api;

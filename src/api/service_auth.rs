@@ -93,6 +93,7 @@ async fn authenticate(
             ));
         }
     }
+    let seen = state.api_key_generation.current();
     let key = crate::db::run(&state.pool, move |conn| {
         api_keys::authenticate(conn, presented.expose_secret())
     })
@@ -103,7 +104,7 @@ async fn authenticate(
         }
         return Err(ApiError::unauthorized());
     };
-    state.api_key_cache.insert(hash, key.clone());
+    state.remember_api_key(hash, key.clone(), seen);
     Ok(ServiceKey(key))
 }
 
@@ -161,7 +162,7 @@ impl FromRequest for ServiceKey {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let state = req.app_data::<web::Data<AppState>>().cloned();
         let presented = bearer_token(req);
-        let peer = req.peer_addr().map(|addr| addr.ip());
+        let peer = crate::http_util::client_ip(req);
         Box::pin(authenticate(state, presented, peer))
     }
 }

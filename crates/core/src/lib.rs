@@ -12,6 +12,7 @@ pub mod connect;
 pub mod db;
 pub mod env;
 pub mod input;
+pub mod invalidation;
 pub mod jobs;
 pub mod local_path;
 pub mod metrics;
