@@ -49,7 +49,13 @@ impl TestProcess {
         self.child = with_output_to(&mut command, self._dir.path())
             .spawn()
             .expect("start connecthub demo");
-        wait_until_up(&self.app.client, &self.app.address, self._dir.path()).await;
+        wait_until_up(
+            &self.app.client,
+            &self.app.address,
+            self._dir.path(),
+            &mut self.child,
+        )
+        .await;
     }
 
     /// What the process wrote to stdout and stderr so far (its log).
@@ -141,11 +147,11 @@ async fn start_process(
         .get_envs()
         .filter_map(|(k, v)| Some((k.to_str()?.to_string(), v?.to_str()?.to_string())))
         .collect();
-    let child = with_output_to(&mut command, dir.path())
+    let mut child = with_output_to(&mut command, dir.path())
         .spawn()
         .expect("start connecthub demo");
     let client = new_client();
-    wait_until_up(&client, &address, dir.path()).await;
+    wait_until_up(&client, &address, dir.path(), &mut child).await;
     let url = connecthub::db::DatabaseUrl::parse(&database.url()).expect("a database URL");
     let pool = connecthub::db::connect(&url, 2).expect("open the process's database");
     let app = TestApp {
@@ -180,13 +186,22 @@ fn with_output_to<'a>(
     command.stdout(copy).stderr(log)
 }
 
-async fn wait_until_up(client: &reqwest::Client, address: &str, dir: &std::path::Path) {
+/// Waits until the process answers; if it never does, kills it (a panicking test must not
+/// leave it running) and fails with its output.
+async fn wait_until_up(
+    client: &reqwest::Client,
+    address: &str,
+    dir: &std::path::Path,
+    child: &mut std::process::Child,
+) {
     for _ in 0..200 {
         if client.get(format!("{address}/login")).send().await.is_ok() {
             return;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+    let _ = child.kill();
+    let _ = child.wait();
     let output = std::fs::read_to_string(dir.join("output.log")).unwrap_or_default();
     panic!("connecthub demo does not answer on {address}; its output:\n{output}");
 }
