@@ -23,8 +23,26 @@ pub enum AppError {
     Database(#[from] diesel::result::Error),
     #[error("database unavailable")]
     Pool(#[from] diesel::r2d2::PoolError),
+    /// The database is gone, seen where no pool or query error is at hand (the session
+    /// layer reports only its text).
+    #[error("{UNAVAILABLE}")]
+    Unavailable,
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
+}
+
+/// What a page or an API caller is told while the database is gone or cannot be written.
+pub const UNAVAILABLE: &str = crate::db::outage::UNAVAILABLE_MESSAGE;
+
+impl AppError {
+    /// The database is down or cannot store anything (not a bug): 503, "try again later".
+    pub fn database_unavailable(&self) -> bool {
+        match self {
+            Self::Pool(_) | Self::Unavailable => true,
+            Self::Database(e) => crate::db::outage::is_unavailable(e),
+            _ => false,
+        }
+    }
 }
 
 impl From<tokio::task::JoinError> for AppError {
@@ -84,7 +102,8 @@ impl ResponseError for AppError {
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Pool(_) => StatusCode::SERVICE_UNAVAILABLE,
+            _ if self.database_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Pool(_) | Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Database(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -115,10 +134,15 @@ impl ResponseError for AppError {
         if let Self::TooManyRequests { retry_after_secs } = self {
             response.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
         }
+        let message = if self.database_unavailable() {
+            UNAVAILABLE.to_string()
+        } else {
+            self.to_string()
+        };
         let page = ErrorPage {
             status: status.as_u16(),
             title: status.canonical_reason().unwrap_or("Error"),
-            message: self.to_string(),
+            message,
         };
         match page.render() {
             Ok(html) => response.content_type("text/html; charset=utf-8").body(html),

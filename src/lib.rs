@@ -3,7 +3,8 @@
 //! live in `connecthub-core` and are re-exported here under their own names.
 
 pub use connecthub_core::{
-    api_keys, audit, auth, backup, clients, config, connect, db, env, input, ip_ranges, jobs,
+    api_keys, audit, auth, backup, clients, config, connect, db, env, input, invalidation,
+    ip_ranges, jobs,
     local_path, metrics, oauth, operations, provider_http, provider_webhooks, providers, proxy,
     rate_limit, state, telemetry, usage, vault, webhook_settings, webhooks,
 };

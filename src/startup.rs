@@ -80,6 +80,10 @@ impl Application {
             refreshing.clone(),
         ));
         let worker = tokio::spawn(job_worker(&self.state)?.run(refreshing));
+        let listener = tokio::spawn(crate::invalidation::listen(
+            self.state.clone(),
+            flushing.clone(),
+        ));
         let flusher = tokio::spawn(flush_every_second(self.state.clone(), flushing));
         let server = self.server.handle();
         let signals = tokio::spawn(async move {
@@ -94,6 +98,7 @@ impl Application {
         let _ = worker.await;
         let _ = stop_flushing.send(true);
         let _ = flusher.await;
+        let _ = listener.await;
         result
     }
 }
@@ -210,6 +215,7 @@ fn serve(
             .wrap(from_fn(crate::api::error::json_errors))
             .wrap(from_fn(crate::web::middleware::anonymous_rate_limit))
             .wrap(session_middleware(&state))
+            .wrap(from_fn(crate::api::error::outage_answers))
             .wrap(from_fn(crate::web::middleware::popup_opener_policy))
             .wrap(crate::web::middleware::security_headers())
             .wrap(from_fn(crate::web::middleware::request_log))

@@ -232,13 +232,19 @@ impl ApiError {
                     .insert("retry_after".into(), (*retry_after_secs).into());
                 limited
             }
-            AppError::Pool(_) => Self::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "service_unavailable",
-                "the database is unavailable; try again later",
-            ),
+            AppError::Pool(_) | AppError::Unavailable => Self::database_unavailable(),
+            AppError::Database(_) if error.database_unavailable() => Self::database_unavailable(),
             AppError::Database(_) | AppError::Internal(_) => Self::internal(),
         }
+    }
+
+    /// The database is gone or cannot store anything: try again later.
+    fn database_unavailable() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "service_unavailable",
+            crate::error::UNAVAILABLE,
+        )
     }
 
     /// Any other error (an extractor's, actix's own) by its status alone: its text may
@@ -309,6 +315,32 @@ pub async fn json_errors(
             let answer = json_answer(&error);
             Err(InternalError::from_response(error.to_string(), answer).into())
         }
+    }
+}
+
+/// Middleware outside the session layer: when loading or saving a session failed because
+/// the database is gone, that layer gives up with an opaque 500; this answers 503 instead,
+/// JSON or page as the caller wants.
+pub async fn outage_answers(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    // Decided now: the request must not be cloned (routing needs it unshared).
+    let json = wants_json(req.request()) || req.path().starts_with("/api/v1/");
+    match next.call(req).await {
+        Ok(answer) => Ok(answer.map_into_boxed_body()),
+        // The session layer keeps the cause of a failed load as the error's text, and that
+        // of a failed save or update only in its Debug form (`Other(…)`).
+        Err(error) if format!("{error:?}").contains(crate::error::UNAVAILABLE) => {
+            tracing::error!("the session store cannot reach the database");
+            let answer = if json {
+                ApiError::database_unavailable().error_response()
+            } else {
+                AppError::Unavailable.error_response()
+            };
+            Err(InternalError::from_response(crate::error::UNAVAILABLE, answer).into())
+        }
+        Err(error) => Err(error),
     }
 }
 

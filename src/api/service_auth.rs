@@ -93,6 +93,7 @@ async fn authenticate(
             ));
         }
     }
+    let seen = state.api_key_generation.current();
     let key = crate::db::run(&state.pool, move |conn| {
         api_keys::authenticate(conn, presented.expose_secret())
     })
@@ -103,12 +104,13 @@ async fn authenticate(
         }
         return Err(ApiError::unauthorized());
     };
-    state.api_key_cache.insert(hash, key.clone());
+    state.remember_api_key(hash, key.clone(), seen);
     from_allowed_address(key, peer)
 }
 
 /// 403 when the key has allowed address ranges and the caller is outside them. The
-/// address is the TCP peer's: connecthub trusts no forwarding header for this.
+/// address is `http_util::client_ip`'s: the TCP peer's, or the one a trusted proxy
+/// (`TRUSTED_PROXIES`) forwarded for.
 fn from_allowed_address(key: ApiKey, peer: Option<IpAddr>) -> Result<ServiceKey, ApiError> {
     if key.allows(peer) {
         return Ok(ServiceKey(key));
@@ -176,7 +178,7 @@ impl FromRequest for ServiceKey {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let state = req.app_data::<web::Data<AppState>>().cloned();
         let presented = bearer_token(req);
-        let peer = req.peer_addr().map(|addr| addr.ip());
+        let peer = crate::http_util::client_ip(req);
         Box::pin(authenticate(state, presented, peer))
     }
 }

@@ -226,7 +226,7 @@ pub async fn revoke(
         None => return Err(AppError::NotFound),
     };
     // A revoked key must stop working here at once, not when its cache entry expires.
-    state.api_key_cache.invalidate_all();
+    state.forget_api_keys();
     Ok(flash.redirect(&session, PAGE))
 }
 

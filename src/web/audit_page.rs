@@ -353,11 +353,17 @@ fn write_csv(
     if !send(csv_rows(std::iter::once(CSV_HEADER.map(str::to_string)))?) {
         return Ok(());
     }
-    let scope = audit::scope_for(&mut *pool.get()?, member)?;
+    let scope = audit::scope_for(&mut *crate::db::checkout(pool)?, member)?;
     let (mut before, mut written) = (None, 0);
     while written < EXPORT_MAX_ROWS {
         let want = EXPORT_PAGE.min(EXPORT_MAX_ROWS - written);
-        let page = audit::page_before(&mut *pool.get()?, &scope, filter, before, want)?;
+        let page = audit::page_before(
+            &mut *crate::db::checkout(pool)?,
+            &scope,
+            filter,
+            before,
+            want,
+        )?;
         let complete = (page.len() as i64) < want;
         written += page.len() as i64;
         before = page.last().map(|e| e.id).or(before);
@@ -367,7 +373,8 @@ fn write_csv(
         }
     }
     // Exactly at the limit: say so only when more entries match.
-    if !audit::page_before(&mut *pool.get()?, &scope, filter, before, 1)?.is_empty() {
+    if !audit::page_before(&mut *crate::db::checkout(pool)?, &scope, filter, before, 1)?.is_empty()
+    {
         send(format!("# truncated at {EXPORT_MAX_ROWS} rows\r\n").into_bytes());
     }
     Ok(())

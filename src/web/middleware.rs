@@ -139,8 +139,9 @@ pub async fn anonymous_rate_limit(
     };
     if !exempt && !signed_in() {
         let state = req.app_data::<web::Data<AppState>>();
-        if let (Some(state), Some(peer)) = (state, req.peer_addr()) {
-            if let Err(wait) = state.anonymous_limiter.check(&peer.ip()) {
+        let caller = crate::http_util::client_ip(req.request());
+        if let (Some(state), Some(caller)) = (state, caller) {
+            if let Err(wait) = state.anonymous_limiter.check(&caller) {
                 let retry_after_secs = wait.as_secs_f64().ceil().max(1.0) as u64;
                 return Err(AppError::TooManyRequests { retry_after_secs }.into());
             }

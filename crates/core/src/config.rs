@@ -137,6 +137,9 @@ pub struct Config {
     pub webhooks: crate::webhook_settings::WebhookSettings,
     /// How often the audit chain's head is published (log line and `audit.head` event).
     pub audit_head_interval: Duration,
+    /// Reverse proxies whose `X-Forwarded-For` is believed (`TRUSTED_PROXIES`): requests
+    /// from them are counted and audited under the address they forwarded for.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 #[derive(Debug, Clone)]
@@ -181,6 +184,7 @@ impl Config {
             metrics_token: secret(source, "METRICS_TOKEN")?.map(secrecy::SecretString::from),
             usage_retention: usage_retention(source)?,
             connect: connect_policy(source)?,
+            trusted_proxies: trusted_proxies(source)?,
             sandbox,
             database_url,
             database_max_connections: number(source, "DATABASE_MAX_CONNECTIONS", 10)?,
@@ -355,6 +359,23 @@ fn login_limits(source: &dyn Source) -> Result<LoginLimits, ConfigError> {
         )?,
         period: Duration::from_secs(60),
     })
+}
+
+/// `TRUSTED_PROXIES`: comma-separated IP addresses (no ranges: a proxy has a known one).
+fn trusted_proxies(source: &dyn Source) -> Result<Vec<std::net::IpAddr>, ConfigError> {
+    let raw = source.get("TRUSTED_PROXIES").unwrap_or_default();
+    raw.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse().map_err(|_| {
+                ConfigError::new(
+                    "TRUSTED_PROXIES",
+                    "must be comma-separated IP addresses such as 127.0.0.1,10.0.0.5",
+                )
+            })
+        })
+        .collect()
 }
 
 fn connect_policy(source: &dyn Source) -> Result<ConnectPolicy, ConfigError> {

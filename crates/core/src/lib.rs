@@ -13,6 +13,7 @@ pub mod connect;
 pub mod db;
 pub mod env;
 pub mod input;
+pub mod invalidation;
 pub mod ip_ranges;
 pub mod jobs;
 pub mod local_path;

@@ -27,8 +27,11 @@ pub struct AppState {
     pub audit: Arc<crate::audit::Buffer>,
     pub usage: crate::usage::Recorder,
     /// Service API keys seen recently (by hash), so a busy service does not cost a query
-    /// per request. Revoking a key here clears it; other instances notice within the TTL.
+    /// per request. Revoking a key clears it here, and on other instances through
+    /// `invalidation` (PostgreSQL), else within the TTL.
     pub api_key_cache: mini_moka::sync::Cache<String, crate::api_keys::ApiKey>,
+    /// Bumped by `forget_api_keys`, so a key read before a revocation is not cached after it.
+    pub api_key_generation: crate::invalidation::Generation,
     /// Wrong service keys per address: limits them and reports each burst once.
     pub rejected_keys: crate::rate_limit::Failures<std::net::IpAddr>,
     /// Requests per API key on the proxy and token endpoints, when a limit is set.
@@ -49,6 +52,7 @@ impl AppState {
                 .max_capacity(10_000)
                 .time_to_live(config.service_cache_ttl)
                 .build(),
+            api_key_generation: Default::default(),
             rejected_keys: crate::rate_limit::Failures::new(
                 config.service_key_limits.failure_window,
             ),
@@ -68,6 +72,20 @@ impl AppState {
             metrics: Metrics::for_providers(config.providers.enabled().map(|p| p.name.as_str())),
             config: Arc::new(config),
         })
+    }
+
+    /// Drops every cached service key (one was revoked or changed).
+    pub fn forget_api_keys(&self) {
+        self.api_key_generation.bump();
+        self.api_key_cache.invalidate_all();
+    }
+
+    /// Caches a key read from the database when `api_key_generation` was `seen`.
+    pub fn remember_api_key(&self, hash: String, key: crate::api_keys::ApiKey, seen: u64) {
+        self.api_key_cache.insert(hash.clone(), key);
+        if !self.api_key_generation.unchanged_since(seen) {
+            self.api_key_cache.invalidate(&hash);
+        }
     }
 
     pub fn providers(&self) -> &Registry {

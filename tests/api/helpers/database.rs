@@ -84,6 +84,8 @@ pub mod skipped {
 pub(super) enum TestDatabase {
     Sqlite(#[allow(dead_code)] tempfile::TempDir, String),
     Postgres(String),
+    /// A database the test made elsewhere (a private cluster) and removes itself.
+    Elsewhere(String),
 }
 
 impl TestDatabase {
@@ -111,6 +113,7 @@ impl TestDatabase {
         match self {
             Self::Sqlite(_, path) => path.clone(),
             Self::Postgres(name) => format!("{}/{name}{PG_OPTIONS}", postgres_server()),
+            Self::Elsewhere(url) => url.clone(),
         }
     }
 }

@@ -19,12 +19,13 @@ pub const PASSWORD: &str = "correct-horse-battery";
 
 mod database;
 mod oauth_dance;
+pub mod private_pg;
 mod process;
 pub mod receiver;
 
 use database::TestDatabase;
 pub use database::{postgres_available, skipped};
-pub use process::spawn_process;
+pub use process::{spawn_process, spawn_process_on};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -92,9 +93,21 @@ pub async fn spawn_app_with(backend: Backend, extra: &[(&str, &str)]) -> TestApp
     start_instance(backend, database, extra).await
 }
 
+/// An app on a database the test made itself: a SQLite path on a small disk, say.
+pub async fn spawn_app_at(backend: Backend, url: &str, extra: &[(&str, &str)]) -> TestApp {
+    init_logs();
+    let database = std::sync::Arc::new(TestDatabase::Elsewhere(url.to_string()));
+    start_instance(backend, database, extra).await
+}
+
 /// Starts one more connecthub instance on this app's database, using this app's sandbox
 /// as its providers (as two instances behind a load balancer would share them).
 pub async fn second_instance(app: &TestApp) -> TestApp {
+    second_instance_with(app, &[]).await
+}
+
+/// `second_instance` with more settings (`extra` as for `spawn_app_with`).
+pub async fn second_instance_with(app: &TestApp, more: &[(&str, &str)]) -> TestApp {
     let sandbox = |path: &str| format!("{}/sandbox/klaviyo{path}", app.address);
     let (authorize, token, revoke, api, issuer) = (
         sandbox("/oauth/authorize"),
@@ -110,6 +123,7 @@ pub async fn second_instance(app: &TestApp) -> TestApp {
         ("KLAVIYO_API_BASE_URL", api.as_str()),
         ("KLAVIYO_ISSUER", issuer.as_str()),
     ];
+    let extra: Vec<(&str, &str)> = extra.iter().chain(more).copied().collect();
     start_instance(app.backend, app._database.clone(), &extra).await
 }
 

@@ -46,12 +46,26 @@ impl TestProcess {
         for (k, v) in &self.command {
             command.env(k, v);
         }
-        self.child = command
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
+        self.child = with_output_to(&mut command, self._dir.path())
             .spawn()
             .expect("start connecthub demo");
-        wait_until_up(&self.app.client, &self.app.address).await;
+        wait_until_up(
+            &self.app.client,
+            &self.app.address,
+            self._dir.path(),
+            &mut self.child,
+        )
+        .await;
+    }
+
+    /// What the process wrote to stdout and stderr so far (its log).
+    pub fn output(&self) -> String {
+        std::fs::read_to_string(self._dir.path().join("output.log")).unwrap_or_default()
+    }
+
+    /// Whether the process is still running.
+    pub fn running(&mut self) -> bool {
+        self.child.try_wait().expect("wait").is_none()
     }
 
     /// Waits for the process to exit (at most `limit`); returns whether it exited cleanly.
@@ -76,7 +90,27 @@ pub async fn spawn_process(
     provider_host: &TestApp,
     env: &[(&str, &str)],
 ) -> TestProcess {
-    let database = std::sync::Arc::new(TestDatabase::create(backend));
+    let database = TestDatabase::create(backend);
+    start_process(backend, database, provider_host, env).await
+}
+
+/// `spawn_process` on a PostgreSQL database the test made itself (`url`).
+pub async fn spawn_process_on(
+    url: &str,
+    provider_host: &TestApp,
+    env: &[(&str, &str)],
+) -> TestProcess {
+    let database = TestDatabase::Elsewhere(url.to_string());
+    start_process(Backend::Postgres, database, provider_host, env).await
+}
+
+async fn start_process(
+    backend: Backend,
+    database: TestDatabase,
+    provider_host: &TestApp,
+    env: &[(&str, &str)],
+) -> TestProcess {
+    let database = std::sync::Arc::new(database);
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -113,13 +147,11 @@ pub async fn spawn_process(
         .get_envs()
         .filter_map(|(k, v)| Some((k.to_str()?.to_string(), v?.to_str()?.to_string())))
         .collect();
-    let child = command
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+    let mut child = with_output_to(&mut command, dir.path())
         .spawn()
         .expect("start connecthub demo");
     let client = new_client();
-    wait_until_up(&client, &address).await;
+    wait_until_up(&client, &address, dir.path(), &mut child).await;
     let url = connecthub::db::DatabaseUrl::parse(&database.url()).expect("a database URL");
     let pool = connecthub::db::connect(&url, 2).expect("open the process's database");
     let app = TestApp {
@@ -140,12 +172,36 @@ pub async fn spawn_process(
     }
 }
 
-async fn wait_until_up(client: &reqwest::Client, address: &str) {
+/// Sends the process's stdout and stderr (its log) to `output.log` in `dir`, appending.
+fn with_output_to<'a>(
+    command: &'a mut std::process::Command,
+    dir: &std::path::Path,
+) -> &'a mut std::process::Command {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("output.log"))
+        .expect("open the process's log");
+    let copy = log.try_clone().expect("clone the log handle");
+    command.stdout(copy).stderr(log)
+}
+
+/// Waits until the process answers; if it never does, kills it (a panicking test must not
+/// leave it running) and fails with its output.
+async fn wait_until_up(
+    client: &reqwest::Client,
+    address: &str,
+    dir: &std::path::Path,
+    child: &mut std::process::Child,
+) {
     for _ in 0..200 {
         if client.get(format!("{address}/login")).send().await.is_ok() {
             return;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    panic!("connecthub demo answers on {address}");
+    let _ = child.kill();
+    let _ = child.wait();
+    let output = std::fs::read_to_string(dir.join("output.log")).unwrap_or_default();
+    panic!("connecthub demo does not answer on {address}; its output:\n{output}");
 }

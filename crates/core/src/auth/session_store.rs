@@ -94,7 +94,9 @@ async fn blocking<T: Send + 'static>(
     pool: &DbPool,
     work: impl FnOnce(&mut DbConnection) -> QueryResult<T> + Send + 'static,
 ) -> anyhow::Result<T> {
-    Ok(crate::db::run(pool, work).await?)
+    crate::db::run(pool, work)
+        .await
+        .map_err(crate::db::outage::classify)
 }
 
 impl SessionStore for DbSessionStore {

@@ -4,6 +4,7 @@
 //! the real connection error), and every query runs on a blocking thread because diesel
 //! is synchronous.
 
+pub mod outage;
 pub mod schema;
 
 use diesel::connection::SimpleConnection;
@@ -67,13 +68,11 @@ impl DatabaseUrl {
 /// Opens connections of the backend the URL names and prepares SQLite ones.
 pub struct ConnectionManager {
     url: DatabaseUrl,
+    reachability: outage::Reachability,
 }
 
-impl ManageConnection for ConnectionManager {
-    type Connection = DbConnection;
-    type Error = r2d2::Error;
-
-    fn connect(&self) -> Result<DbConnection, r2d2::Error> {
+impl ConnectionManager {
+    fn open(&self) -> Result<DbConnection, r2d2::Error> {
         match &self.url {
             DatabaseUrl::Postgres(url) => PgConnection::establish(url)
                 .map(DbConnection::Postgresql)
@@ -87,6 +86,17 @@ impl ManageConnection for ConnectionManager {
             }
         }
     }
+}
+
+impl ManageConnection for ConnectionManager {
+    type Connection = DbConnection;
+    type Error = r2d2::Error;
+
+    fn connect(&self) -> Result<DbConnection, r2d2::Error> {
+        let opened = self.open();
+        self.reachability.record(opened.is_ok());
+        opened
+    }
 
     fn is_valid(&self, conn: &mut DbConnection) -> Result<(), r2d2::Error> {
         conn.batch_execute("SELECT 1")
@@ -94,7 +104,7 @@ impl ManageConnection for ConnectionManager {
     }
 
     fn has_broken(&self, conn: &mut DbConnection) -> bool {
-        r2d2::R2D2Connection::is_broken(conn)
+        r2d2::R2D2Connection::is_broken(conn) || outage::socket_closed(conn)
     }
 }
 
@@ -107,8 +117,12 @@ pub fn connect(url: &DatabaseUrl, max_size: u32) -> anyhow::Result<DbPool> {
                     .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
             }
         }
+        outage::check_sqlite_writable(path)?;
     }
-    let manager = ConnectionManager { url: url.clone() };
+    let manager = ConnectionManager {
+        url: url.clone(),
+        reachability: Default::default(),
+    };
     // Open one connection first so a wrong URL reports its own error, not a pool timeout.
     manager
         .connect()
@@ -131,10 +145,22 @@ pub fn checkpoint(conn: &mut DbConnection) -> QueryResult<()> {
     }
 }
 
+/// Serialises migrations of instances starting together on one PostgreSQL (a rolling
+/// upgrade): the second waits, then finds nothing left to run.
+const MIGRATION_LOCK_ID: i64 = 0x0063_6f6e_6e6d_6967;
+
 /// Applies the migrations of the connection's backend that have not run yet.
 pub fn run_migrations(conn: &mut DbConnection) -> anyhow::Result<()> {
     let result = match conn {
-        DbConnection::Postgresql(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|_| ()),
+        DbConnection::Postgresql(c) => {
+            let lock = format!("SELECT pg_advisory_lock({MIGRATION_LOCK_ID})");
+            c.batch_execute(&lock)
+                .map_err(|e| anyhow::anyhow!("migrations failed: {e}"))?;
+            let ran = c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|_| ());
+            let unlock = format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_ID})");
+            let _ = c.batch_execute(&unlock);
+            ran
+        }
         DbConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|_| ()),
     };
     result.map_err(|e| anyhow::anyhow!("migrations failed: {e}"))
@@ -201,13 +227,23 @@ where
 {
     let pool = pool.clone();
     tokio::task::spawn_blocking(move || {
-        let mut conn = pool.get()?;
+        let mut conn = checkout(&pool)?;
         let result = work(&mut conn).map_err(RunError::Work);
         run_when_done();
         result
     })
     .await
     .map_err(RunError::Task)?
+}
+
+/// A connection from the pool; while the database is down, after a short wait only. The
+/// pool keeps `max_size` connections open, so none at all means none could be opened.
+pub fn checkout(pool: &DbPool) -> Result<PooledConnection, r2d2::PoolError> {
+    if pool.state().connections == 0 {
+        pool.get_timeout(outage::WAIT_WHILE_DOWN)
+    } else {
+        pool.get()
+    }
 }
 
 thread_local! {

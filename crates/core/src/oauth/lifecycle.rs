@@ -111,13 +111,14 @@ pub async fn token_for_service(
             return Ok(Some(hit));
         }
     }
+    let seen = state.tokens.generation();
     let Some(client) = crate::db::run(&state.pool, move |conn| clients::find(conn, &key)).await?
     else {
         return Ok(None);
     };
     let token = fresh_token(state, &client).await?;
     let entry = Arc::new(CachedToken { client, token });
-    state.tokens.remember(client_id, entry.clone());
+    state.tokens.remember(client_id, entry.clone(), seen);
     Ok(Some(entry))
 }
 

@@ -35,6 +35,8 @@ pub struct TokenManager {
     /// When each client's token was last handed out, written to the database in batches.
     used: Mutex<HashMap<String, chrono::NaiveDateTime>>,
     cache: mini_moka::sync::Cache<String, Arc<CachedToken>>,
+    /// Bumped by every `forget`, so `remember` cannot put back what one just dropped.
+    generation: crate::invalidation::Generation,
     /// Rung when tokens are stored, so the background refresher recomputes its schedule.
     pub schedule_changed: tokio::sync::Notify,
 }
@@ -51,6 +53,7 @@ impl TokenManager {
                 .max_capacity(100_000)
                 .time_to_live(cache_ttl)
                 .build(),
+            generation: Default::default(),
             schedule_changed: tokio::sync::Notify::new(),
         }
     }
@@ -61,9 +64,22 @@ impl TokenManager {
         used.insert(client_id.to_string(), crate::db::now());
     }
 
-    /// Drops what is cached for a client (its tokens or status changed).
+    /// Drops what is cached for a client (its tokens or status changed, here or, told by
+    /// `invalidation`, on another instance).
     pub fn forget(&self, client_id: &str) {
+        self.generation.bump();
         self.cache.invalidate(&client_id.to_string());
+    }
+
+    /// Drops every cached token.
+    pub fn forget_all(&self) {
+        self.generation.bump();
+        self.cache.invalidate_all();
+    }
+
+    /// The invalidation count to pass to `remember` for what is read from now on.
+    pub fn generation(&self) -> u64 {
+        self.generation.current()
     }
 
     /// A handed-out client and token this instance still holds in memory.
@@ -71,8 +87,13 @@ impl TokenManager {
         self.cache.get(&client_id.to_string())
     }
 
-    pub fn remember(&self, client_id: &str, entry: Arc<CachedToken>) {
+    /// Caches an entry read when `generation()` was `seen`; drops it again if something
+    /// was forgotten meanwhile (it may be this very client, stale already).
+    pub fn remember(&self, client_id: &str, entry: Arc<CachedToken>, seen: u64) {
         self.cache.insert(client_id.to_string(), entry);
+        if !self.generation.unchanged_since(seen) {
+            self.cache.invalidate(&client_id.to_string());
+        }
     }
 
     /// The client's lock of the single flight: one refresh at a time per client.
@@ -95,15 +116,23 @@ impl TokenManager {
         if used.is_empty() {
             return;
         }
+        let batch = Arc::new(used);
+        let writing = batch.clone();
         let written = crate::db::run(pool, move |conn| {
             crate::db::transaction(conn, |conn| {
-                used.iter()
+                writing
+                    .iter()
                     .try_for_each(|(id, at)| clients::set_last_used(conn, id, *at))
             })
         })
         .await;
         if let Err(e) = written {
-            tracing::warn!(error = %e, "last-used times could not be written");
+            tracing::warn!(error = %e, "last-used times could not be written; kept for the next try");
+            // Kept unless a newer use was noted meanwhile (one entry per client: bounded).
+            let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
+            for (id, at) in batch.iter() {
+                used.entry(id.clone()).or_insert(*at);
+            }
         }
     }
 }

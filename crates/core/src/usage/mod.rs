@@ -61,6 +61,10 @@ impl Call {
     }
 }
 
+/// Calls kept in memory at most while the database cannot take them: about 30 MiB, a few
+/// minutes of a busy proxy; past it the oldest are dropped (and the count logged).
+pub const MAX_PENDING: usize = 100_000;
+
 /// Calls waiting to be written (once a second, with the audit counters).
 #[derive(Default)]
 pub struct Recorder {
@@ -75,16 +79,40 @@ impl Recorder {
             .push(call);
     }
 
+    /// Writes the calls recorded since the last call. When the database cannot take them
+    /// (an outage) they are kept for the next try, the newest `MAX_PENDING` at most.
     pub async fn flush(&self, pool: &crate::db::DbPool) {
         let calls = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()));
         if calls.is_empty() {
             return;
         }
         let count = calls.len();
-        let written = crate::db::run(pool, move |conn| store::write(conn, &calls)).await;
+        let batch = std::sync::Arc::new(calls);
+        let writing = batch.clone();
+        let written = crate::db::run(pool, move |conn| store::write(conn, &writing)).await;
         if let Err(e) = written {
-            tracing::error!(error = %e, calls = count, "usage could not be written");
+            // The work has returned (or never ran), so this is the only reference left.
+            let calls =
+                std::sync::Arc::try_unwrap(batch).unwrap_or_else(|shared| (*shared).clone());
+            let dropped = self.put_back(calls);
+            tracing::warn!(error = %e, calls = count, dropped, "usage could not be written; kept for the next try");
         }
+    }
+
+    /// Puts unwritten calls back before the ones recorded meanwhile; drops the oldest past
+    /// `MAX_PENDING`. Returns how many were dropped.
+    fn put_back(&self, mut calls: Vec<Call>) -> usize {
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        calls.append(&mut pending);
+        let dropped = calls.len().saturating_sub(MAX_PENDING);
+        calls.drain(..dropped);
+        *pending = calls;
+        dropped
+    }
+
+    /// Calls waiting to be written.
+    pub fn pending(&self) -> usize {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 }
 
