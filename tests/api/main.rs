@@ -32,6 +32,7 @@ mod provider_webhooks;
 mod providers;
 mod proxy;
 mod refresh_schedule;
+mod route_bad_input;
 mod service_limits;
 mod service_tokens;
 mod shutdown;
