@@ -24,7 +24,7 @@ pub mod receiver;
 
 use database::TestDatabase;
 pub use database::{postgres_available, skipped};
-pub use process::spawn_process;
+pub use process::{spawn_process, TestProcess};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {

@@ -134,6 +134,14 @@ pub async fn refresh(
     force: bool,
 ) -> Result<FreshToken, TokenError> {
     check_status(client)?;
+    if client.auth_type == AuthType::ApiKey {
+        // An API key neither expires nor refreshes: asking the provider for a refresh
+        // could only fail and mark a working connection as needing reconnecting.
+        return match load(state, &client.id).await?.api_key {
+            Some(key) => Ok(FreshToken::ApiKey(key)),
+            None => Err(TokenError::Missing),
+        };
+    }
     let lock = state.tokens.lock_for(&client.id);
     let result = {
         let _turn = lock.lock().await;
@@ -173,7 +181,12 @@ async fn refresh_in_turn(
             }
         }
         if leased {
-            return refresh_with_lease(state, client, stored).await;
+            let id = client.id.clone();
+            let interrupted = crate::db::run(&state.pool, move |conn| {
+                super::interrupted::report_own(conn, &id)
+            })
+            .await?;
+            return refresh_with_lease(state, client, stored, interrupted).await;
         }
         // Another instance is refreshing; wait for its result rather than refresh twice.
         if waited_since.elapsed() > LEASE * 2 {
@@ -190,10 +203,16 @@ async fn refresh_with_lease(
     state: &AppState,
     client: &Client,
     stored: credentials::Opened,
+    interrupted: Option<chrono::NaiveDateTime>,
 ) -> Result<FreshToken, TokenError> {
     let provider = state.providers().get(&client.provider).ok_or_else(|| {
         TokenError::Failed(format!("provider {} is not configured", client.provider))
     })?;
+    let id = client.id.clone();
+    crate::db::run(&state.pool, move |conn| {
+        credentials::mark_refresh_started(conn, &id)
+    })
+    .await?;
     let started = Instant::now();
     let answer = call_provider(state, &provider, client, &stored).await;
     state
@@ -207,7 +226,10 @@ async fn refresh_with_lease(
                 stored.refresh_failures > 0 || client.status != clients::ClientStatus::Active;
             store(state, client, &provider, tokens, recovered).await
         }
-        Err(error) => Err(record_failure(state, client, &provider, &stored, error).await?),
+        Err(error) => {
+            let failure = Failure { error, interrupted };
+            Err(record_failure(state, client, &provider, &stored, failure).await?)
+        }
     }
 }
 
@@ -251,17 +273,24 @@ async fn store(
         .target("client", client.id.clone())
         .details(json!({"provider": provider.name, "rotated": rotated}));
     let recovering = recovered.then(|| client.clone());
+    // The new tokens first, committed on their own: with rotation the old refresh token is
+    // already dead at the provider, so until this commit a crash loses the grant. The
+    // bookkeeping after it can be lost without harm (the audit chain stays valid).
+    crate::db::run(&state.pool, move |conn| {
+        credentials::store_refreshed(
+            conn,
+            &vault,
+            &id,
+            &access,
+            tokens.refresh_token.as_ref(),
+            lifetime.expires_at,
+            lifetime.refresh_at,
+        )
+    })
+    .await?;
+    let id = client.id.clone();
     crate::db::run(&state.pool, move |conn| {
         crate::db::transaction(conn, |conn| {
-            credentials::store_refreshed(
-                conn,
-                &vault,
-                &id,
-                &access,
-                tokens.refresh_token.as_ref(),
-                lifetime.expires_at,
-                lifetime.refresh_at,
-            )?;
             clients::mark_refreshed(conn, &id)?;
             audit::append(conn, event)?;
             if let Some(client) = &recovering {
@@ -285,6 +314,13 @@ async fn store(
     })
 }
 
+/// A failed refresh call, and when an earlier refresh of the same client was interrupted
+/// (found under this lease), which explains an `invalid_grant` after a crash.
+struct Failure {
+    error: CallError,
+    interrupted: Option<chrono::NaiveDateTime>,
+}
+
 /// Records a failed refresh: invalid_grant means the grant is gone (reconnect needed);
 /// transient failures are retried later with backoff.
 async fn record_failure(
@@ -292,13 +328,25 @@ async fn record_failure(
     client: &Client,
     provider: &Provider,
     stored: &credentials::Opened,
-    error: CallError,
+    failure: Failure,
 ) -> Result<TokenError, DbError> {
+    let error = failure.error;
     let (outcome, status, reason, token_error) = match &error {
         CallError::Rejected { code, .. } if code == "invalid_grant" => (
             "invalid_grant",
             Some(clients::ClientStatus::NeedsReauth),
-            error.to_string(),
+            match (failure.interrupted, super::interrupted::was_noted(client)) {
+                (Some(started), _) => format!(
+                    "{error}; a refresh started at {} UTC was interrupted by a stop and had \
+                     probably rotated the refresh token",
+                    started.format("%Y-%m-%d %H:%M:%S")
+                ),
+                (None, true) => format!(
+                    "{error}; an earlier refresh was interrupted by a stop and had probably \
+                     rotated the refresh token"
+                ),
+                (None, false) => error.to_string(),
+            },
             TokenError::NeedsReauth(code.clone()),
         ),
         CallError::Transient { reason, .. } => {
