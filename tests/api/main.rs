@@ -19,6 +19,7 @@ mod connect_browser;
 mod connect_sessions;
 mod connect_settings;
 mod connections;
+mod crash;
 mod klaviyo_operations;
 mod kustomer_operations;
 mod lifecycle;
