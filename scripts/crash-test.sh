@@ -5,7 +5,9 @@
 # postgres://postgres@127.0.0.1:5432; skipped when it does not answer unless CI=true).
 # After each kill: PRAGMA integrity_check / a consistency query, `connecthub audit verify`;
 # at the end the refreshes the connections report as interrupted and the connections lost.
-# The figures are printed as `crash figures (...)`. Usage: scripts/crash-test.sh [sqlite|postgres]
+# The figures are printed as `crash figures (...)`. CRASH_SLOW_PROVIDER_MS=300 makes every
+# Klaviyo call wait that long first (a slow provider: kills land inside refreshes far more
+# often). Usage: scripts/crash-test.sh [sqlite|postgres]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CRASH_KILLS="${CRASH_KILLS:-50}"

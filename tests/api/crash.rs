@@ -90,6 +90,16 @@ async fn crash_run(backend: Backend, kills: usize) {
     for account in &ACCOUNTS[..2] {
         assert_eq!(app.connect("klaviyo", Some(account)).await.status(), 303);
     }
+    // CRASH_SLOW_PROVIDER_MS: every Klaviyo call waits that long before it is served (a
+    // slow provider), which widens the window in which a kill cuts a refresh short.
+    if let Some(ms) = std::env::var("CRASH_SLOW_PROVIDER_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        provider
+            .sandbox_faults(json!({"provider": "klaviyo", "storm": {"calls": 1_000_000, "kinds": ["slow"], "slow_ms": ms}}))
+            .await;
+    }
     let mut figures = Figures::default();
     for _ in 0..kills {
         let after = Duration::from_millis(rand::thread_rng().gen_range(150..1500));
