@@ -36,6 +36,7 @@ mod proxy;
 mod refresh_interrupted;
 mod refresh_schedule;
 mod route_bad_input;
+mod route_table;
 mod service_limits;
 mod service_tokens;
 mod shutdown;
