@@ -13,6 +13,7 @@ pub mod api;
 pub mod cli;
 pub mod error;
 pub mod http_util;
+pub mod route_table;
 pub mod seed;
 pub mod startup;
 pub mod web;

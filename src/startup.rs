@@ -230,6 +230,16 @@ fn serve(
     Ok(server)
 }
 
+/// Every route `serve` registers, as (method, path template), read from the registration
+/// itself. The sandbox's routes are not in it: `serve` never mounts them.
+pub fn route_table() -> Vec<crate::route_table::RouteEntry> {
+    crate::route_table::listed(|| {
+        let _ = App::new()
+            .configure(crate::api::routes)
+            .configure(crate::web::routes);
+    })
+}
+
 /// Finished jobs and delivery attempts are kept this long (the admin pages show them).
 const JOB_RETENTION: chrono::TimeDelta = chrono::TimeDelta::days(30);
 

@@ -31,6 +31,9 @@ pub struct ClientView {
     pub owner_user_id: String,
     pub owner_email: String,
     pub status: String,
+    /// Why the last refresh or call failed, or that a refresh's outcome is unknown after an
+    /// interrupted refresh; null when all is well.
+    pub last_error: Option<String>,
     pub auth_type: String,
     pub is_default: bool,
     pub scopes: Vec<String>,
@@ -73,6 +76,7 @@ impl From<ListedClient> for ClientView {
             owner_user_id: c.owner_user_id,
             owner_email: listed.owner_email,
             status: c.status.to_string(),
+            last_error: c.last_error,
             auth_type: c.auth_type.to_string(),
             is_default: c.is_default,
             end_user_id: None,

@@ -15,18 +15,19 @@ mod tokens;
 mod usage;
 mod webhook_endpoints;
 
+use crate::route_table::{self, Table};
+use actix_web::http::Method;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.configure(provider_webhooks::routes);
     cfg.service(
-        web::scope("/api/v1")
+        route_table::scope("/api/v1", service_routes)
             // Every id in a service path is a client's: a malformed one is an unknown client.
             .app_data(
                 web::PathConfig::default()
                     .error_handler(|_, _| error::ApiError::not_found("client").into()),
             )
-            .configure(service_routes)
             .default_service(web::to(unknown_endpoint)),
     );
 }
@@ -34,31 +35,28 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 /// The service API, authenticated with API keys (`service_auth::ServiceKey`), not sessions.
 /// More `/api/v1` routes go here.
 fn service_routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/clients", web::get().to(clients::list_clients))
-        .route(
-            "/connect-sessions",
-            web::post().to(connect_sessions::create),
-        )
-        .route(
+    cfg.at(Method::GET, "/clients", clients::list_clients)
+        .at(Method::POST, "/connect-sessions", connect_sessions::create)
+        .at(
+            Method::GET,
             "/end-users/{id}/connections",
-            web::get().to(connect_sessions::end_user_connections),
+            connect_sessions::end_user_connections,
         )
-        .route(
+        .at(
+            Method::DELETE,
             "/clients/{id}",
-            web::delete().to(connect_sessions::disconnect_client),
+            connect_sessions::disconnect_client,
         )
-        .route("/clients/{id}/token", web::get().to(tokens::client_token))
-        .route("/clients/{id}/refreshes", web::get().to(refreshes::list))
-        .route(
+        .at(Method::GET, "/clients/{id}/token", tokens::client_token)
+        .at(Method::GET, "/clients/{id}/refreshes", refreshes::list)
+        .at(
+            Method::GET,
             "/providers/{provider}/token",
-            web::get().to(tokens::default_token),
+            tokens::default_token,
         )
-        .route("/openapi.json", web::get().to(openapi::document))
-        .route(
-            "/proxy/{client_id}/{tail:.*}",
-            web::route().to(proxy_endpoint::forward),
-        )
-        .route("/usage", web::get().to(usage::stats))
+        .at(Method::GET, "/openapi.json", openapi::document)
+        .any("/proxy/{client_id}/{tail:.*}", proxy_endpoint::forward)
+        .at(Method::GET, "/usage", usage::stats)
         .configure(operation_endpoints::routes)
         .configure(webhook_endpoints::routes);
 }

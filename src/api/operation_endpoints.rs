@@ -10,7 +10,9 @@ use crate::input::RecordId;
 use crate::oauth::lifecycle::TokenError;
 use crate::operations::kustomer::{self, Direction, NewConversation};
 use crate::operations::{self, klaviyo, Caller, OpError};
+use crate::route_table::Table;
 use crate::state::AppState;
+use actix_web::http::Method;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 /// Plain routes, not scopes: a nested scope would answer unknown paths under it with an
@@ -19,32 +21,33 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     const KUSTOMER: &str = "/clients/{id}/kustomer";
     const CONVERSATION: &str = "/clients/{id}/kustomer/conversations/{conversation_id}";
     const KLAVIYO: &str = "/clients/{id}/klaviyo";
-    cfg.route(
-        &format!("{KUSTOMER}/customers"),
-        web::get().to(find_customer),
-    )
-    .route(
-        &format!("{KUSTOMER}/customers"),
-        web::post().to(create_customer),
-    )
-    .route(
-        &format!("{KUSTOMER}/conversations"),
-        web::post().to(create_conversation),
-    )
-    .route(&format!("{CONVERSATION}/notes"), web::post().to(add_note))
-    .route(
-        &format!("{CONVERSATION}/messages"),
-        web::post().to(send_message),
-    )
-    .route(&format!("{CONVERSATION}/team"), web::put().to(assign_team))
-    .route(&format!("{KUSTOMER}/teams"), web::get().to(teams))
-    .route(&format!("{KLAVIYO}/account"), web::get().to(account))
-    .route(&format!("{KLAVIYO}/lists"), web::get().to(lists))
-    .route(&format!("{KLAVIYO}/segments"), web::get().to(segments))
-    .route(
-        &format!("{KLAVIYO}/profile/refresh"),
-        web::post().to(refresh_profile),
-    );
+    cfg.at(Method::GET, &format!("{KUSTOMER}/customers"), find_customer)
+        .at(
+            Method::POST,
+            &format!("{KUSTOMER}/customers"),
+            create_customer,
+        )
+        .at(
+            Method::POST,
+            &format!("{KUSTOMER}/conversations"),
+            create_conversation,
+        )
+        .at(Method::POST, &format!("{CONVERSATION}/notes"), add_note)
+        .at(
+            Method::POST,
+            &format!("{CONVERSATION}/messages"),
+            send_message,
+        )
+        .at(Method::PUT, &format!("{CONVERSATION}/team"), assign_team)
+        .at(Method::GET, &format!("{KUSTOMER}/teams"), teams)
+        .at(Method::GET, &format!("{KLAVIYO}/account"), account)
+        .at(Method::GET, &format!("{KLAVIYO}/lists"), lists)
+        .at(Method::GET, &format!("{KLAVIYO}/segments"), segments)
+        .at(
+            Method::POST,
+            &format!("{KLAVIYO}/profile/refresh"),
+            refresh_profile,
+        );
 }
 
 /// Runs `op` as the client (`operations::run`); every failure becomes the service API's

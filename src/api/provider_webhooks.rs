@@ -5,16 +5,21 @@
 
 use super::error::ApiError;
 use crate::provider_webhooks::{self, IncomingError, MAX_BODY_BYTES};
+use crate::route_table::Table;
 use crate::state::AppState;
-use actix_web::http::StatusCode;
+use actix_web::http::{Method, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/webhooks/{provider}")
+    cfg.resource_at(Method::POST, "/webhooks/{provider}", |resource| {
+        resource
             .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
-            .route(web::post().to(receive)),
-    );
+            .route(web::method(Method::POST).to(receive))
+            // Another method gets the JSON 405 every service answer has, not an empty one.
+            .default_service(web::to(|| async {
+                Err::<HttpResponse, _>(ApiError::method_not_allowed(&["POST"]))
+            }))
+    });
 }
 
 fn error(e: IncomingError) -> ApiError {

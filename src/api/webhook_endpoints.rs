@@ -5,24 +5,27 @@
 use super::error::{json_body, ApiError, ErrorBody};
 use super::service_auth::ServiceKey;
 use crate::api_keys::Scope;
+use crate::route_table::Table;
 use crate::state::AppState;
 use crate::webhooks::attempts::LoggedAttempt;
 use crate::webhooks::endpoints::{self, Endpoint};
 use crate::webhooks::manage::{self, Draft, Replay, WebhookError};
+use actix_web::http::Method;
 use actix_web::{web, HttpResponse};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/webhook-endpoints", web::get().to(list))
-        .route("/webhook-endpoints", web::post().to(create))
-        .route("/webhook-endpoints/{id}", web::get().to(show))
-        .route("/webhook-endpoints/{id}", web::patch().to(update))
-        .route("/webhook-endpoints/{id}", web::delete().to(delete))
-        .route(
+    cfg.at(Method::GET, "/webhook-endpoints", list)
+        .at(Method::POST, "/webhook-endpoints", create)
+        .at(Method::GET, "/webhook-endpoints/{id}", show)
+        .at(Method::PATCH, "/webhook-endpoints/{id}", update)
+        .at(Method::DELETE, "/webhook-endpoints/{id}", delete)
+        .at(
+            Method::POST,
             "/webhook-endpoints/{id}/rotate-secret",
-            web::post().to(rotate),
+            rotate,
         )
-        .route("/webhook-endpoints/{id}/test", web::post().to(send_test))
-        .route("/webhook-endpoints/{id}/replay", web::post().to(replay));
+        .at(Method::POST, "/webhook-endpoints/{id}/test", send_test)
+        .at(Method::POST, "/webhook-endpoints/{id}/replay", replay);
 }
 
 #[derive(serde::Deserialize, utoipa::ToSchema)]

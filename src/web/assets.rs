@@ -87,6 +87,9 @@ fn file_response(name: &str, cache: Vec<CacheDirective>) -> HttpResponse {
             .insert_header((header::CONTENT_TYPE, *content_type))
             .insert_header(CacheControl(cache))
             .body(*body),
-        None => HttpResponse::NotFound().finish(),
+        // Said in words: an empty 404 tells a person nothing.
+        None => HttpResponse::NotFound()
+            .content_type("text/plain; charset=utf-8")
+            .body("Not found: there is no such file."),
     }
 }

@@ -179,8 +179,21 @@ async fn api_key_form(req: &HttpRequest, body: web::Bytes) -> Result<ApiKeyForm,
     } else {
         serde_urlencoded::from_bytes(&body).map_err(|_| ())
     };
-    parsed.map_err(|_| AppError::BadRequest("send api_key (and optionally redirect_path)".into()))
+    let form: ApiKeyForm = parsed
+        .map_err(|_| AppError::BadRequest("send api_key (and optionally redirect_path)".into()))?;
+    // A key is one line of printable text: a NUL or a line break must not reach the
+    // provider's request headers, nor a megabyte its request.
+    let key = secrecy::ExposeSecret::expose_secret(&form.api_key);
+    if key.chars().any(char::is_control) || key.len() > MAX_API_KEY_LEN {
+        return Err(AppError::BadRequest(format!(
+            "the API key must be one line of printable characters, at most {MAX_API_KEY_LEN}"
+        )));
+    }
+    Ok(form)
 }
+
+/// Longer than any provider's key.
+const MAX_API_KEY_LEN: usize = 1024;
 
 pub async fn test_connection(
     req: HttpRequest,

@@ -28,7 +28,8 @@ mod users;
 mod webhooks_page;
 
 pub use crate::http_util::{is_htmx, origin, redirect, urlencode, wants_fragment};
-use actix_web::http::StatusCode;
+use crate::route_table::{self, Table};
+use actix_web::http::{Method, StatusCode};
 use actix_web::{web, HttpResponse};
 use askama::Template;
 
@@ -37,58 +38,62 @@ pub const HOME: &str = "/admin/clients";
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.configure(integration_routes)
-        .route("/", web::get().to(login::home))
-        .route("/healthz", web::get().to(health::healthz))
-        .route("/static/{file}", web::get().to(assets::serve))
-        .route("/favicon.ico", web::get().to(assets::favicon))
-        .route("/login", web::get().to(login::show))
-        .route("/login", web::post().to(login::submit))
-        .route("/logout", web::post().to(login::logout))
-        .route("/admin/clients", web::get().to(clients::index))
-        .route("/admin/clients/bulk", web::post().to(clients::bulk))
-        .route("/admin/clients/rows", web::get().to(clients::rows))
-        .route(
+        .at(Method::GET, "/", login::home)
+        .at(Method::GET, "/healthz", health::healthz)
+        .at(Method::GET, "/static/{file}", assets::serve)
+        .at(Method::GET, "/favicon.ico", assets::favicon)
+        .at(Method::GET, "/login", login::show)
+        .at(Method::POST, "/login", login::submit)
+        .at(Method::POST, "/logout", login::logout)
+        .at(Method::GET, "/admin/clients", clients::index)
+        .at(Method::POST, "/admin/clients/bulk", clients::bulk)
+        .at(Method::GET, "/admin/clients/rows", clients::rows)
+        .at(
+            Method::GET,
             "/admin/clients/{id}/reconnect",
-            web::get().to(clients::reconnect),
+            clients::reconnect,
         )
-        .route("/metrics", web::get().to(health::metrics))
-        .route("/admin/users", web::get().to(users::index))
-        .route("/admin/users", web::post().to(users::create))
-        .route("/admin/users/{id}/role", web::post().to(users::set_role))
-        .route("/admin/users/{id}/disable", web::post().to(users::disable))
-        .route("/admin/users/{id}/enable", web::post().to(users::enable))
-        .route(
+        .at(Method::GET, "/metrics", health::metrics)
+        .at(Method::GET, "/admin/users", users::index)
+        .at(Method::POST, "/admin/users", users::create)
+        .at(Method::POST, "/admin/users/{id}/role", users::set_role)
+        .at(Method::POST, "/admin/users/{id}/disable", users::disable)
+        .at(Method::POST, "/admin/users/{id}/enable", users::enable)
+        .at(
+            Method::POST,
             "/admin/users/{id}/reset-password",
-            web::post().to(users::reset_password),
+            users::reset_password,
         )
-        .route("/account", web::get().to(users::account))
-        .route("/account/password", web::post().to(users::change_password))
-        .route("/admin/end-users/{id}", web::get().to(end_users::show))
-        .route("/admin/settings", web::get().to(connect_settings::index))
-        .route("/admin/settings", web::post().to(connect_settings::save))
-        .route(
+        .at(Method::GET, "/account", users::account)
+        .at(Method::POST, "/account/password", users::change_password)
+        .at(Method::GET, "/admin/end-users/{id}", end_users::show)
+        .at(Method::GET, "/admin/settings", connect_settings::index)
+        .at(Method::POST, "/admin/settings", connect_settings::save)
+        .at(
+            Method::POST,
             "/admin/settings/rotate-secret",
-            web::post().to(connect_settings::rotate),
+            connect_settings::rotate,
         )
-        .route("/admin/api-keys", web::get().to(api_keys::index))
-        .route("/admin/api-keys", web::post().to(api_keys::create))
-        .route(
+        .at(Method::GET, "/admin/api-keys", api_keys::index)
+        .at(Method::POST, "/admin/api-keys", api_keys::create)
+        .at(
+            Method::POST,
             "/admin/api-keys/{id}/revoke",
-            web::post().to(api_keys::revoke),
+            api_keys::revoke,
         )
-        .route("/admin/jobs", web::get().to(jobs_page::index))
-        .route("/admin/jobs/{id}/retry", web::post().to(jobs_page::retry))
-        .route("/admin/jobs/{id}/cancel", web::post().to(jobs_page::cancel))
+        .at(Method::GET, "/admin/jobs", jobs_page::index)
+        .at(Method::POST, "/admin/jobs/{id}/retry", jobs_page::retry)
+        .at(Method::POST, "/admin/jobs/{id}/cancel", jobs_page::cancel)
         .configure(webhooks_page::routes)
         // Before `/admin/audit/{id}`, which would otherwise capture them.
-        .route("/admin/audit", web::get().to(audit_page::index))
-        .route("/admin/audit/export.csv", web::get().to(audit_page::export))
-        .route("/admin/audit/verify", web::post().to(audit_page::verify))
-        .route("/admin/audit/{id}", web::get().to(audit_page::show))
-        .route("/admin/usage", web::get().to(usage_page::index))
+        .at(Method::GET, "/admin/audit", audit_page::index)
+        .at(Method::GET, "/admin/audit/export.csv", audit_page::export)
+        .at(Method::POST, "/admin/audit/verify", audit_page::verify)
+        .at(Method::GET, "/admin/audit/{id}", audit_page::show)
+        .at(Method::GET, "/admin/usage", usage_page::index)
         // After every fixed /admin/clients/… path, which `{id}` would otherwise capture.
         .configure(client_routes)
-        .route("/connections", web::get().to(connections::index))
+        .at(Method::GET, "/connections", connections::index)
         .configure(connect_routes)
         .default_service(web::to(not_found));
 }
@@ -96,68 +101,78 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 /// `/api/integrations/{provider}/…`: connecting and acting on clients from the pages
 /// (session, CSRF, toasts), with JSON for callers that ask for it.
 fn integration_routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::scope("/api/integrations/{provider}")
-            .route("/oauth/start", web::get().to(integrations::start))
-            .route("/oauth/callback", web::get().to(integrations::callback))
-            .route("/status", web::get().to(integrations::status))
-            .route(
+    cfg.service(route_table::scope("/api/integrations/{provider}", |cfg| {
+        cfg.at(Method::GET, "/oauth/start", integrations::start)
+            .at(Method::GET, "/oauth/callback", integrations::callback)
+            .at(Method::GET, "/status", integrations::status)
+            .at(
+                Method::POST,
                 "/test-connection",
-                web::post().to(integrations::test_connection),
+                integrations::test_connection,
             )
-            .route("/connect", web::post().to(integrations::connect_machine))
-            .route(
+            .at(Method::POST, "/connect", integrations::connect_machine)
+            .at(
+                Method::POST,
                 "/oauth/refresh/{client_id}",
-                web::post().to(integrations::refresh_now),
+                integrations::refresh_now,
             )
-            .route(
+            .at(
+                Method::POST,
                 "/disconnect/{client_id}",
-                web::post().to(integrations::disconnect),
-            ),
-    );
+                integrations::disconnect,
+            );
+    }));
 }
 
 /// One client's page and what it changes.
 /// The hosted connect page for end users (no sign-in; the token is the credential).
 fn connect_routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/connect/_theme.css", web::get().to(connect_page::theme))
-        .route("/connect/again", web::get().to(connect_page::again))
-        .route(
+    cfg.at(Method::GET, "/connect/_theme.css", connect_page::theme)
+        .at(Method::GET, "/connect/again", connect_page::again)
+        .at(
+            Method::POST,
             "/connect/finish/{provider}",
-            web::post().to(connect_page::finish),
+            connect_page::finish,
         )
-        .route("/connect/{token}", web::get().to(connect_page::show))
-        .route(
+        .at(Method::GET, "/connect/{token}", connect_page::show)
+        .at(
+            Method::GET,
             "/connect/{token}/start/{provider}",
-            web::get().to(connect_page::start),
+            connect_page::start,
         )
-        .route(
+        .at(
+            Method::POST,
             "/connect/{token}/api-key/{provider}",
-            web::post().to(connect_page::api_key),
+            connect_page::api_key,
         );
 }
 
 fn client_routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/admin/clients/{id}", web::get().to(client_details::show))
-        .route(
+    cfg.at(Method::GET, "/admin/clients/{id}", client_details::show)
+        .at(
+            Method::GET,
             "/admin/clients/{id}/tags",
-            web::get().to(client_details::show_tags),
+            client_details::show_tags,
         )
-        .route(
+        .at(
+            Method::POST,
             "/admin/clients/{id}/tags",
-            web::post().to(client_details::save_tags),
+            client_details::save_tags,
         )
-        .route(
+        .at(
+            Method::GET,
             "/admin/clients/{id}/tags/edit",
-            web::get().to(client_details::edit_tags),
+            client_details::edit_tags,
         )
-        .route(
+        .at(
+            Method::POST,
             "/admin/clients/{id}/default",
-            web::post().to(client_details::make_default),
+            client_details::make_default,
         )
-        .route(
+        .at(
+            Method::POST,
             "/admin/clients/{id}/profile/refresh",
-            web::post().to(client_details::refresh_counts),
+            client_details::refresh_counts,
         );
 }
 

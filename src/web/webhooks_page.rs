@@ -5,6 +5,7 @@
 use super::layout::{Flash, Layout};
 use crate::auth::users::User;
 use crate::error::AppError;
+use crate::route_table::Table;
 use crate::state::AppState;
 use crate::web::current_user::AdminUser;
 use crate::webhooks::attempts::LoggedAttempt;
@@ -13,6 +14,7 @@ use crate::webhooks::manage::{self, Draft, Replay, WebhookError};
 use crate::webhooks::EventType;
 use actix_session::Session;
 use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::Method;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use askama::Template;
@@ -20,14 +22,14 @@ use askama::Template;
 const PAGE: &str = "/admin/webhooks";
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route(PAGE, web::get().to(index))
-        .route(PAGE, web::post().to(create))
-        .route("/admin/webhooks/{id}", web::get().to(show))
-        .route("/admin/webhooks/{id}", web::post().to(update))
-        .route("/admin/webhooks/{id}/test", web::post().to(send_test))
-        .route("/admin/webhooks/{id}/rotate", web::post().to(rotate))
-        .route("/admin/webhooks/{id}/replay", web::post().to(replay))
-        .route("/admin/webhooks/{id}/delete", web::post().to(delete));
+    cfg.at(Method::GET, PAGE, index)
+        .at(Method::POST, PAGE, create)
+        .at(Method::GET, "/admin/webhooks/{id}", show)
+        .at(Method::POST, "/admin/webhooks/{id}", update)
+        .at(Method::POST, "/admin/webhooks/{id}/test", send_test)
+        .at(Method::POST, "/admin/webhooks/{id}/rotate", rotate)
+        .at(Method::POST, "/admin/webhooks/{id}/replay", replay)
+        .at(Method::POST, "/admin/webhooks/{id}/delete", delete);
 }
 
 /// An event type checkbox.

@@ -148,21 +148,32 @@ impl Provider {
 pub fn routes(cfg: &mut web::ServiceConfig, sandbox: Sandbox) {
     cfg.service(
         web::scope("/sandbox")
-            .app_data(web::Data::new(sandbox))
+            .app_data(web::Data::new(sandbox.clone()))
             .service(
                 web::scope("/_control")
                     .configure(control::routes)
                     .default_service(web::to(http::not_found)),
             )
-            .service(provider_scope(Provider::Klaviyo))
-            .service(provider_scope(Provider::Kustomer))
+            .service(provider_scope(Provider::Klaviyo, &sandbox))
+            .service(provider_scope(Provider::Kustomer, &sandbox))
             .default_service(web::to(http::not_found)),
     );
 }
 
 /// One provider's OAuth server and API. The provider travels as scoped app data, so the
 /// OAuth handlers are shared by both.
-fn provider_scope(provider: Provider) -> actix_web::Scope {
+fn provider_scope(
+    provider: Provider,
+    sandbox: &Sandbox,
+) -> actix_web::Scope<
+    impl actix_web::dev::ServiceFactory<
+        actix_web::dev::ServiceRequest,
+        Config = (),
+        Response = actix_web::dev::ServiceResponse<actix_web::body::BoxBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
     // Nested scopes fall back to the app's default service, not their parent's, so each
     // one names its own.
     let oauth = web::scope("/oauth")
@@ -184,6 +195,13 @@ fn provider_scope(provider: Provider) -> actix_web::Scope {
         ),
     }
     .default_service(web::to(http::not_found))
+    .wrap(actix_web::middleware::from_fn({
+        let sandbox = sandbox.clone();
+        move |req: actix_web::dev::ServiceRequest,
+              next: actix_web::middleware::Next<actix_web::body::BoxBody>| {
+            control::storm::gate(sandbox.clone(), provider, req, next)
+        }
+    }))
 }
 
 /// Shared helpers for the unit tests of every sandbox file.

@@ -25,7 +25,7 @@ pub mod receiver;
 
 use database::TestDatabase;
 pub use database::{postgres_available, skipped};
-pub use process::{spawn_process, spawn_process_on};
+pub use process::{spawn_process, spawn_process_on, TestProcess};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {

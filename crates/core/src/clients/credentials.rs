@@ -56,6 +56,7 @@ pub fn store(
         credentials::refresh_at.eq(secrets.refresh_at),
         credentials::refresh_failures.eq(0),
         credentials::retry_after.eq(None::<chrono::NaiveDateTime>),
+        credentials::refresh_started_at.eq(None::<chrono::NaiveDateTime>),
         credentials::updated_at.eq(now),
     );
     // The caller holds the client's row in a transaction, so update-then-insert is safe.
@@ -191,11 +192,88 @@ pub fn take_lease(
     Ok(claimed == 1)
 }
 
-/// Ends a lease that was not needed after all (the tokens were already fresh).
+/// Ends a lease that was not needed after all (the tokens were already fresh). A refresh
+/// mark left by an earlier holder stays, for `take_interrupted_refreshes` to report.
 pub fn release_lease(conn: &mut DbConnection, client_id: &str) -> QueryResult<usize> {
     diesel::update(credentials::table.find(client_id))
         .set(credentials::refresh_lease_until.eq(None::<chrono::NaiveDateTime>))
         .execute(conn)
+}
+
+/// Marks a refresh call as started, committed before the provider is asked: if the process
+/// stops before the outcome is written, the mark stays and tells that the outcome is
+/// unknown (`interrupted_refreshes`).
+pub fn mark_refresh_started(conn: &mut DbConnection, client_id: &str) -> QueryResult<usize> {
+    diesel::update(credentials::table.find(client_id))
+        .set(credentials::refresh_started_at.eq(Some(crate::db::now())))
+        .execute(conn)
+}
+
+/// Under a lease just taken: a mark left by an earlier holder means its refresh was
+/// interrupted. Takes the mark and answers when that refresh started.
+pub fn take_own_interrupted(
+    conn: &mut DbConnection,
+    client_id: &str,
+) -> QueryResult<Option<chrono::NaiveDateTime>> {
+    let started: Option<chrono::NaiveDateTime> = credentials::table
+        .find(client_id)
+        .select(credentials::refresh_started_at)
+        .first::<Option<chrono::NaiveDateTime>>(conn)
+        .optional()?
+        .flatten();
+    if started.is_some() {
+        diesel::update(credentials::table.find(client_id))
+            .set(credentials::refresh_started_at.eq(None::<chrono::NaiveDateTime>))
+            .execute(conn)?;
+    }
+    Ok(started)
+}
+
+/// When the earliest lease of a refresh in flight runs out: if its mark is still there
+/// then, the refresh was interrupted (the refresher looks again at that moment).
+pub fn in_flight_lease_end(conn: &mut DbConnection) -> QueryResult<Option<chrono::NaiveDateTime>> {
+    credentials::table
+        .filter(credentials::refresh_started_at.is_not_null())
+        .select(diesel::dsl::min(credentials::refresh_lease_until))
+        .first(conn)
+}
+
+/// Refreshes that started and never recorded an outcome, and whose lease has run out (so
+/// no live instance is still on them): (client id, when it started). Each is taken (its
+/// mark cleared) by whoever reports it, once.
+pub fn take_interrupted_refreshes(
+    conn: &mut DbConnection,
+) -> QueryResult<Vec<(String, chrono::NaiveDateTime)>> {
+    let now = crate::db::now();
+    let stale = credentials::refresh_started_at.is_not_null().and(
+        credentials::refresh_lease_until
+            .is_null()
+            .or(credentials::refresh_lease_until.lt(now)),
+    );
+    let found: Vec<(String, Option<chrono::NaiveDateTime>)> = credentials::table
+        .filter(stale)
+        .select((credentials::client_id, credentials::refresh_started_at))
+        .load(conn)?;
+    let mut taken = Vec::new();
+    for (id, started) in found {
+        // Conditional on the mark still being there: two instances report it once.
+        let cleared = diesel::update(
+            credentials::table
+                .find(&id)
+                .filter(credentials::refresh_started_at.eq(started)),
+        )
+        // Due at once: the next refresh tells whether the grant survived.
+        .set((
+            credentials::refresh_started_at.eq(None::<chrono::NaiveDateTime>),
+            credentials::refresh_at.eq(Some(now)),
+            credentials::retry_after.eq(None::<chrono::NaiveDateTime>),
+        ))
+        .execute(conn)?;
+        if let (1, Some(started)) = (cleared, started) {
+            taken.push((id, started));
+        }
+    }
+    Ok(taken)
 }
 
 /// Stores refreshed tokens and ends the lease in one statement. Without a new refresh
@@ -230,6 +308,7 @@ pub fn store_refreshed(
             credentials::expires_at.eq(expires_at),
             credentials::refresh_at.eq(refresh_at),
             credentials::refresh_lease_until.eq(None::<chrono::NaiveDateTime>),
+            credentials::refresh_started_at.eq(None::<chrono::NaiveDateTime>),
             credentials::refresh_failures.eq(0),
             credentials::retry_after.eq(None::<chrono::NaiveDateTime>),
             credentials::updated_at.eq(crate::db::now()),
@@ -249,6 +328,7 @@ pub fn record_failure(
             credentials::refresh_failures.eq(credentials::refresh_failures + 1),
             credentials::retry_after.eq(retry_after),
             credentials::refresh_lease_until.eq(None::<chrono::NaiveDateTime>),
+            credentials::refresh_started_at.eq(None::<chrono::NaiveDateTime>),
         ))
         .execute(conn)?;
     credentials::table

@@ -273,6 +273,16 @@ pub fn set_status(
         .execute(conn)
 }
 
+/// Keeps a message for the client's page and the service API without changing its status.
+pub fn note_error(conn: &mut DbConnection, id: &str, message: &str) -> QueryResult<usize> {
+    diesel::update(clients::table.find(id))
+        .set((
+            clients::last_error.eq(Some(message)),
+            clients::updated_at.eq(crate::db::now()),
+        ))
+        .execute(conn)
+}
+
 /// Replaces the client's profile (provider metadata read again), keeping the search box in
 /// step with it.
 pub fn update_profile(

@@ -64,6 +64,11 @@ pub fn record_seen(conn: &mut DbConnection, info: &EndUserInfo) -> QueryResult<E
 }
 
 pub fn by_external_id(conn: &mut DbConnection, external_id: &str) -> QueryResult<Option<EndUser>> {
+    // No stored id holds a control character (they are checked on the way in); looking
+    // one up would only make PostgreSQL fail on a NUL.
+    if external_id.chars().any(char::is_control) {
+        return Ok(None);
+    }
     end_users::table
         .filter(end_users::external_id.eq(external_id))
         .select(EndUser::as_select())

@@ -97,6 +97,7 @@ diesel::table! {
         updated_at -> Timestamp,
         retry_after -> Nullable<Timestamp>,
         refresh_at -> Nullable<Timestamp>,
+        refresh_started_at -> Nullable<Timestamp>,
     }
 }
 

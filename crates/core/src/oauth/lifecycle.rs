@@ -137,6 +137,14 @@ pub async fn refresh(
     trigger: Trigger,
 ) -> Result<FreshToken, TokenError> {
     check_status(client)?;
+    if client.auth_type == AuthType::ApiKey {
+        // An API key neither expires nor refreshes: asking the provider for a refresh
+        // could only fail and mark a working connection as needing reconnecting.
+        return match load(state, &client.id).await?.api_key {
+            Some(key) => Ok(FreshToken::ApiKey(key)),
+            None => Err(TokenError::Missing),
+        };
+    }
     let lock = state.tokens.lock_for(&client.id);
     let result = {
         let _turn = lock.lock().await;
@@ -177,7 +185,12 @@ async fn refresh_in_turn(
             }
         }
         if leased {
-            return refresh_with_lease(state, client, stored, trigger).await;
+            let id = client.id.clone();
+            let interrupted = crate::db::run(&state.pool, move |conn| {
+                super::interrupted::report_own(conn, &id)
+            })
+            .await?;
+            return refresh_with_lease(state, client, stored, trigger, interrupted).await;
         }
         // Another instance is refreshing; wait for its result rather than refresh twice.
         if waited_since.elapsed() > LEASE * 2 {
@@ -195,10 +208,16 @@ async fn refresh_with_lease(
     client: &Client,
     stored: credentials::Opened,
     trigger: Trigger,
+    interrupted: Option<chrono::NaiveDateTime>,
 ) -> Result<FreshToken, TokenError> {
     let provider = state.providers().get(&client.provider).ok_or_else(|| {
         TokenError::Failed(format!("provider {} is not configured", client.provider))
     })?;
+    let id = client.id.clone();
+    crate::db::run(&state.pool, move |conn| {
+        credentials::mark_refresh_started(conn, &id)
+    })
+    .await?;
     let started = Instant::now();
     let answer = call_provider(state, &provider, client, &stored).await;
     let took = started.elapsed();
@@ -215,8 +234,9 @@ async fn refresh_with_lease(
             store(state, client, &provider, tokens, recovered, attempt).await
         }
         Err(error) => {
+            let failure = Failure { error, interrupted };
             let attempt = (trigger, took);
-            Err(record_failure(state, client, &provider, &stored, error, attempt).await?)
+            Err(record_failure(state, client, &provider, &stored, failure, attempt).await?)
         }
     }
 }
@@ -262,17 +282,24 @@ async fn store(
         .target("client", client.id.clone())
         .details(json!({"provider": provider.name, "rotated": rotated}));
     let recovering = recovered.then(|| client.clone());
+    // The new tokens first, committed on their own: with rotation the old refresh token is
+    // already dead at the provider, so until this commit a crash loses the grant. The
+    // bookkeeping after it can be lost without harm (the audit chain stays valid).
+    crate::db::run(&state.pool, move |conn| {
+        credentials::store_refreshed(
+            conn,
+            &vault,
+            &id,
+            &access,
+            tokens.refresh_token.as_ref(),
+            lifetime.expires_at,
+            lifetime.refresh_at,
+        )
+    })
+    .await?;
+    let id = client.id.clone();
     crate::db::run(&state.pool, move |conn| {
         crate::db::transaction(conn, |conn| {
-            credentials::store_refreshed(
-                conn,
-                &vault,
-                &id,
-                &access,
-                tokens.refresh_token.as_ref(),
-                lifetime.expires_at,
-                lifetime.refresh_at,
-            )?;
             clients::mark_refreshed(conn, &id)?;
             refresh_history::record(conn, &id, &attempt)?;
             audit::append(conn, event)?;
@@ -297,6 +324,13 @@ async fn store(
     })
 }
 
+/// A failed refresh call, and when an earlier refresh of the same client was interrupted
+/// (found under this lease), which explains an `invalid_grant` after a crash.
+struct Failure {
+    error: CallError,
+    interrupted: Option<chrono::NaiveDateTime>,
+}
+
 /// Records a failed refresh: invalid_grant means the grant is gone (reconnect needed);
 /// transient failures are retried later with backoff.
 async fn record_failure(
@@ -304,14 +338,26 @@ async fn record_failure(
     client: &Client,
     provider: &Provider,
     stored: &credentials::Opened,
-    error: CallError,
+    failure: Failure,
     (trigger, took): (Trigger, Duration),
 ) -> Result<TokenError, DbError> {
+    let error = failure.error;
     let (outcome, status, reason, token_error) = match &error {
         CallError::Rejected { code, .. } if code == "invalid_grant" => (
             "invalid_grant",
             Some(clients::ClientStatus::NeedsReauth),
-            error.to_string(),
+            match (failure.interrupted, super::interrupted::was_noted(client)) {
+                (Some(started), _) => format!(
+                    "{error}; a refresh started at {} UTC was interrupted by a stop and had \
+                     probably rotated the refresh token",
+                    started.format("%Y-%m-%d %H:%M:%S")
+                ),
+                (None, true) => format!(
+                    "{error}; an earlier refresh was interrupted by a stop and had probably \
+                     rotated the refresh token"
+                ),
+                (None, false) => error.to_string(),
+            },
             TokenError::NeedsReauth(code.clone()),
         ),
         CallError::Transient { reason, .. } => {

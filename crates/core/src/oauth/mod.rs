@@ -4,6 +4,7 @@ pub mod callback;
 pub mod disconnect;
 pub mod flow;
 pub mod holder;
+pub mod interrupted;
 pub mod lifecycle;
 pub mod pkce;
 pub mod profile;

@@ -52,6 +52,8 @@ async fn pass(
     state: &AppState,
     stop: &watch::Receiver<bool>,
 ) -> Result<Duration, crate::db::DbError> {
+    // Before what is due: a refresh interrupted by a stop is made due here.
+    crate::db::run(&state.pool, super::interrupted::report).await?;
     loop {
         let due = crate::db::run(&state.pool, |conn| {
             credentials::due_for_refresh(conn, BATCH)
@@ -72,7 +74,11 @@ async fn pass(
             break;
         }
     }
-    let next = crate::db::run(&state.pool, credentials::next_due).await?;
+    let due = crate::db::run(&state.pool, credentials::next_due).await?;
+    let in_flight = crate::db::run(&state.pool, credentials::in_flight_lease_end).await?;
+    // Just after the lease, so an interrupted refresh is reported soon after it can be.
+    let in_flight = in_flight.map(|at| at + chrono::TimeDelta::seconds(1));
+    let next = due.into_iter().chain(in_flight).min();
     let pause = match next {
         Some(at) => (at - crate::db::now()).to_std().unwrap_or(MIN_SLEEP),
         None => MAX_SLEEP,

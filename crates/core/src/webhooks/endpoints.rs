@@ -101,6 +101,9 @@ pub fn create(
 /// Changes URL, description, types and enabled; enabling clears the disabled reason and
 /// the failure streak.
 pub fn update(conn: &mut DbConnection, id: &str, settings: &Settings) -> QueryResult<bool> {
+    if names_nothing(id) {
+        return Ok(false);
+    }
     let changed = diesel::update(webhook_endpoints::table.find(id))
         .set((
             webhook_endpoints::url.eq(&settings.url),
@@ -128,7 +131,16 @@ pub fn list(conn: &mut DbConnection) -> QueryResult<Vec<Endpoint>> {
         .load(conn)
 }
 
+/// Ids are UUIDs: anything else names nothing (and a NUL would make PostgreSQL fail), so
+/// every lookup by id checks first.
+fn names_nothing(id: &str) -> bool {
+    crate::input::RecordId::parse(id).is_err()
+}
+
 pub fn find(conn: &mut DbConnection, id: &str) -> QueryResult<Option<Endpoint>> {
+    if names_nothing(id) {
+        return Ok(None);
+    }
     webhook_endpoints::table
         .find(id)
         .select(Endpoint::as_select())
@@ -137,6 +149,9 @@ pub fn find(conn: &mut DbConnection, id: &str) -> QueryResult<Option<Endpoint>> 
 }
 
 pub fn delete(conn: &mut DbConnection, id: &str) -> QueryResult<bool> {
+    if names_nothing(id) {
+        return Ok(false);
+    }
     Ok(diesel::delete(webhook_endpoints::table.find(id)).execute(conn)? == 1)
 }
 
@@ -161,6 +176,9 @@ pub fn rotate(
     id: &str,
     overlap: chrono::TimeDelta,
 ) -> anyhow::Result<Option<SecretString>> {
+    if names_nothing(id) {
+        return Ok(None);
+    }
     let Some((sealed, _, _)) = sealed_secrets(conn, id)? else {
         return Ok(None);
     };
@@ -182,6 +200,9 @@ pub fn rotate(
 type Sealed = (String, Option<String>, Option<chrono::NaiveDateTime>);
 
 fn sealed_secrets(conn: &mut DbConnection, id: &str) -> QueryResult<Option<Sealed>> {
+    if names_nothing(id) {
+        return Ok(None);
+    }
     webhook_endpoints::table
         .find(id)
         .select((

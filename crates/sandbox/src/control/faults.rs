@@ -47,6 +47,7 @@ pub struct Faults {
     pub(super) api: Option<Armed<u16>>,
     pub(super) rate_limit: Option<RateLimitFault>,
     pub(super) authorize_error: Option<String>,
+    pub(super) storm: super::storm::Storm,
 }
 
 /// Takes one use of an armed fault, disarming it after its last use.

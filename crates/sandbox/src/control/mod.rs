@@ -20,6 +20,7 @@ const MAX_DELAY_MS: u64 = 60_000;
 
 pub mod faults;
 pub mod stats;
+pub mod storm;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/faults", web::post().to(set_faults))
@@ -56,6 +57,8 @@ struct FaultRequest {
     authorize_error: Option<String>,
     expire_access_tokens: Option<bool>,
     revoke_all: Option<bool>,
+    /// Every failure kind at once, on token and API calls alike (`storm::StormRequest`).
+    storm: Option<storm::StormRequest>,
 }
 
 fn bad_request(message: impl Into<String>) -> HttpResponse {
@@ -88,6 +91,11 @@ fn validate(req: &FaultRequest) -> Result<Provider, String> {
     }
     if req.api_status.is_some_and(|s| !is_error_status(s)) {
         return Err("api_status must be between 400 and 599".into());
+    }
+    if let Some(storm) = &req.storm {
+        if storm.slow_ms > MAX_DELAY_MS {
+            return Err(format!("storm.slow_ms must be at most {MAX_DELAY_MS}"));
+        }
     }
     if let Some(error) = &req.authorize_error {
         let valid = error.len() <= 64 && error.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
@@ -129,6 +137,9 @@ fn apply(req: FaultRequest, state: &mut ProviderState) {
     if req.revoke_all == Some(true) {
         state.tokens.revoke_all();
     }
+    if let Some(storm) = req.storm {
+        state.faults.storm.arm(storm);
+    }
 }
 
 async fn set_faults(sandbox: web::Data<Sandbox>, body: Bytes) -> HttpResponse {
@@ -169,6 +180,7 @@ async fn stats(sandbox: web::Data<Sandbox>, req: HttpRequest) -> HttpResponse {
             "rate_limited": state.stats.rate_limited,
             "live_access_tokens": state.tokens.live_access_tokens(),
             "live_refresh_tokens": state.tokens.live_refresh_tokens(),
+            "storm_served": state.faults.storm.served.clone(),
         })
     });
     json(StatusCode::OK, body)
