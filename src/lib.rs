@@ -5,7 +5,7 @@
 pub use connecthub_core::{
     api_keys, audit, auth, clients, config, connect, db, env, input, jobs, local_path, metrics,
     oauth, operations, provider_http, provider_webhooks, providers, proxy, rate_limit, state,
-    telemetry, usage, vault, webhook_settings, webhooks,
+    syncs, telemetry, usage, vault, webhook_settings, webhooks,
 };
 
 pub mod api;

@@ -10,6 +10,7 @@ mod operation_endpoints;
 mod provider_webhooks;
 mod proxy_endpoint;
 pub mod service_auth;
+mod syncs;
 mod tokens;
 mod usage;
 mod webhook_endpoints;
@@ -58,6 +59,7 @@ fn service_routes(cfg: &mut web::ServiceConfig) {
         )
         .route("/usage", web::get().to(usage::stats))
         .configure(operation_endpoints::routes)
+        .configure(syncs::routes)
         .configure(webhook_endpoints::routes);
 }
 

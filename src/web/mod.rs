@@ -18,6 +18,7 @@ mod end_users;
 mod health;
 mod integrations;
 mod jobs_page;
+mod syncs_page;
 pub mod layout;
 pub mod local_path;
 mod login;
@@ -77,6 +78,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::post().to(api_keys::revoke),
         )
         .route("/admin/jobs", web::get().to(jobs_page::index))
+        .route("/admin/syncs", web::get().to(syncs_page::index))
         .route("/admin/jobs/{id}/retry", web::post().to(jobs_page::retry))
         .route("/admin/jobs/{id}/cancel", web::post().to(jobs_page::cancel))
         .configure(webhooks_page::routes)
@@ -158,6 +160,10 @@ fn client_routes(cfg: &mut web::ServiceConfig) {
         .route(
             "/admin/clients/{id}/profile/refresh",
             web::post().to(client_details::refresh_counts),
+        )
+        .route(
+            "/admin/clients/{id}/syncs/{model}/run",
+            web::post().to(client_details::syncs::sync_now),
         );
 }
 

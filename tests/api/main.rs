@@ -35,6 +35,8 @@ mod refresh_schedule;
 mod service_limits;
 mod service_tokens;
 mod shutdown;
+mod sync_pause;
+mod syncs;
 mod token_sealing;
 mod usage_page;
 mod usage_volume;

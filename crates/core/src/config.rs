@@ -135,6 +135,8 @@ pub struct Config {
     pub connect: ConnectPolicy,
     /// The job queue and outgoing webhooks.
     pub webhooks: crate::webhook_settings::WebhookSettings,
+    /// Record syncs: scheduling, rate budgets, retention.
+    pub syncs: crate::syncs::SyncSettings,
 }
 
 #[derive(Debug, Clone)]
@@ -169,8 +171,10 @@ impl Config {
         let providers = providers(source, &public_url, sandbox.as_ref())?;
         let provider_retry = provider_retry(source)?;
         let webhooks = crate::webhook_settings::WebhookSettings::load(source, defaults.sandbox)?;
+        let syncs = crate::syncs::SyncSettings::load(source)?;
         Ok(Self {
             webhooks,
+            syncs,
             providers,
             provider_retry,
             refresh_margin: seconds(source, "TOKEN_REFRESH_MARGIN_SECS", 300)?,

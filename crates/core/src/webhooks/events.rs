@@ -13,12 +13,14 @@ pub enum EventType {
     ConnectSessionCompleted,
     ConnectSessionFailed,
     ProviderWebhook,
+    SyncSucceeded,
+    SyncFailed,
     /// Sent only to the endpoint whose "Send test event" was pressed.
     WebhookTest,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 11] = [
+    pub const ALL: [EventType; 13] = [
         EventType::ConnectionCreated,
         EventType::ConnectionReconnected,
         EventType::ConnectionRefreshFailed,
@@ -29,6 +31,8 @@ impl EventType {
         EventType::ConnectSessionCompleted,
         EventType::ConnectSessionFailed,
         EventType::ProviderWebhook,
+        EventType::SyncSucceeded,
+        EventType::SyncFailed,
         EventType::WebhookTest,
     ];
 
@@ -44,6 +48,8 @@ impl EventType {
             EventType::ConnectSessionCompleted => "connect_session.completed",
             EventType::ConnectSessionFailed => "connect_session.failed",
             EventType::ProviderWebhook => "provider.webhook",
+            EventType::SyncSucceeded => "sync.succeeded",
+            EventType::SyncFailed => "sync.failed",
             EventType::WebhookTest => "webhook.test",
         }
     }
@@ -77,6 +83,10 @@ impl EventType {
                 "an end user's attempt in a connect session failed (the session may be tried again)"
             }
             EventType::ProviderWebhook => "a provider sent connecthub a webhook for the connection",
+            EventType::SyncSucceeded => {
+                "a sync run of one model ended (counts added/updated/deleted, duration)"
+            }
+            EventType::SyncFailed => "a sync has failed several runs in a row (reason given)",
             EventType::WebhookTest => "the Send test event button (always sent)",
         }
     }
