@@ -4,11 +4,14 @@
 # the server's RSS during it (must stay flat whatever N), and an incremental run after
 # 1 % changed (target: under 5 % of the full run's time); SQLite, then PostgreSQL.
 # Usage: scripts/bench-syncs.sh [profiles]   (default 100000)
+#        BENCH_PROFILE=debug scripts/bench-syncs.sh …   uses the debug build (quicker to get,
+#        slower to run: only the ratios mean something then)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 count=${1:-100000}
-cargo build --release -q --bin connecthub
-bin=$PWD/target/release/connecthub
+profile=${BENCH_PROFILE:-release}
+if [[ $profile == release ]]; then cargo build --release -q --bin connecthub; else cargo build -q --bin connecthub; fi
+bin=$PWD/target/$profile/connecthub
 source scripts/bench-lib.sh
 
 bench_backend() { # name database_url

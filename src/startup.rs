@@ -78,7 +78,8 @@ impl Application {
             self.state.clone(),
             refreshing.clone(),
         ));
-        let worker = tokio::spawn(job_worker(&self.state, refreshing.clone())?.run(refreshing.clone()));
+        let worker =
+            tokio::spawn(job_worker(&self.state, refreshing.clone())?.run(refreshing.clone()));
         let scheduler = tokio::spawn(crate::syncs::scheduler::run(self.state.clone(), refreshing));
         let flusher = tokio::spawn(flush_every_second(self.state.clone(), flushing));
         let server = self.server.handle();

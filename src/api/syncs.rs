@@ -68,7 +68,9 @@ fn parse_query(query: &str) -> Result<Parsed, ApiError> {
         Some(at) => Some(
             chrono::DateTime::parse_from_rfc3339(&at)
                 .map_err(|_| {
-                    ApiError::bad_request("modified_after must be an RFC 3339 time such as 2026-12-01T10:00:00Z")
+                    ApiError::bad_request(
+                        "modified_after must be an RFC 3339 time such as 2026-12-01T10:00:00Z",
+                    )
                 })?
                 .naive_utc(),
         ),
@@ -84,12 +86,18 @@ fn parse_query(query: &str) -> Result<Parsed, ApiError> {
     let include_deleted = match nonempty(raw.include_deleted).as_deref() {
         None | Some("false") => false,
         Some("true") => true,
-        Some(_) => return Err(ApiError::bad_request("include_deleted must be true or false")),
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "include_deleted must be true or false",
+            ))
+        }
     };
     Ok(Parsed {
         model: nonempty(raw.model).map(|m| model_name(&m)).transpose()?,
         modified_after,
-        after: nonempty(raw.cursor).map(|c| decode_cursor(&c)).transpose()?,
+        after: nonempty(raw.cursor)
+            .map(|c| decode_cursor(&c))
+            .transpose()?,
         limit,
         include_deleted,
     })
@@ -138,7 +146,7 @@ async fn client_of(state: &AppState, id: &RecordId) -> Result<Client, ApiError> 
         ("id" = String, Path, description = "The client (connection)"),
         ("model" = Option<String>, Query, max_length = 40, pattern = "^[a-z0-9_-]*$", description = "Only this model, e.g. profiles"),
         ("modified_after" = Option<String>, Query, format = DateTime, description = "Only records changed after this time (RFC 3339)"),
-        ("cursor" = Option<String>, Query, max_length = 40, pattern = "^[A-Za-z0-9_-]*$", description = "next_cursor of the previous page"),
+        ("cursor" = Option<String>, Query, max_length = 18, pattern = "^[0-9]*$", description = "next_cursor of the previous page (opaque)"),
         ("limit" = Option<String>, Query, pattern = "^([1-9][0-9]{0,2}|1000)?$", description = "Records per page, 1 to 1000 (100)"),
         ("include_deleted" = Option<String>, Query, pattern = "^(true|false)?$", description = "Also records deleted at the provider (false)"),
     ),

@@ -13,7 +13,10 @@ use std::time::Duration;
 async fn needs_reauth_pauses_and_reconnecting_resumes(backend: Backend) {
     let app = spawn_app_with(
         backend,
-        &[("SYNC_SCHEDULE", "true"), ("SYNC_SCHEDULER_INTERVAL", "200ms")],
+        &[
+            ("SYNC_SCHEDULE", "true"),
+            ("SYNC_SCHEDULER_INTERVAL", "200ms"),
+        ],
     )
     .await;
     let client = klaviyo_client(&app).await;
@@ -34,7 +37,10 @@ async fn needs_reauth_pauses_and_reconnecting_resumes(backend: Backend) {
     // The scheduler runs new connections at once.
     let lists = wait_for("lists", "idle").await;
     assert_eq!(counts(&lists), (23, 0, 0));
-    app.sandbox_faults(json!({"provider": "klaviyo", "revoke_all": true, "expire_access_tokens": true})).await;
+    app.sandbox_faults(
+        json!({"provider": "klaviyo", "revoke_all": true, "expire_access_tokens": true}),
+    )
+    .await;
     let path = format!("/api/v1/clients/{client}/syncs/segments/run");
     assert_eq!(api(&app, &key, reqwest::Method::POST, &path).await.0, 202);
     let paused = wait_for("segments", "paused").await;
@@ -49,7 +55,10 @@ async fn needs_reauth_pauses_and_reconnecting_resumes(backend: Backend) {
     // Nothing runs while paused.
     tokio::time::sleep(Duration::from_millis(600)).await;
     let still = model_state(&app, &key, &client, "segments").await;
-    assert_eq!((still["status"].clone(), still["last_finished_at"].clone()), (json!("paused"), paused["last_finished_at"].clone()));
+    assert_eq!(
+        (still["status"].clone(), still["last_finished_at"].clone()),
+        (json!("paused"), paused["last_finished_at"].clone())
+    );
     // Reconnecting resumes: the models run again.
     app.connect("klaviyo", Some(KLAVIYO_ACCOUNT)).await;
     assert_eq!(client_of(&app, "klaviyo").await, client);

@@ -41,7 +41,12 @@ pub(crate) fn sync_key() -> Vec<Scope> {
     vec![Scope::RecordsRead, Scope::SyncsWrite]
 }
 
-pub(crate) async fn api(app: &TestApp, key: &str, method: reqwest::Method, path: &str) -> (u16, Value) {
+pub(crate) async fn api(
+    app: &TestApp,
+    key: &str,
+    method: reqwest::Method,
+    path: &str,
+) -> (u16, Value) {
     let response = app
         .client
         .request(method, app.url(path))
@@ -54,7 +59,13 @@ pub(crate) async fn api(app: &TestApp, key: &str, method: reqwest::Method, path:
 }
 
 pub(crate) async fn model_state(app: &TestApp, key: &str, client: &str, model: &str) -> Value {
-    let (status, body) = api(app, key, reqwest::Method::GET, &format!("/api/v1/clients/{client}/syncs")).await;
+    let (status, body) = api(
+        app,
+        key,
+        reqwest::Method::GET,
+        &format!("/api/v1/clients/{client}/syncs"),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     body["syncs"]
         .as_array()
@@ -66,12 +77,22 @@ pub(crate) async fn model_state(app: &TestApp, key: &str, client: &str, model: &
 }
 
 /// Starts a run and waits for it to end; answers the model's state afterwards.
-pub(crate) async fn run_and_wait(app: &TestApp, key: &str, client: &str, model: &str, full: bool) -> Value {
+pub(crate) async fn run_and_wait(
+    app: &TestApp,
+    key: &str,
+    client: &str,
+    model: &str,
+    full: bool,
+) -> Value {
     let before = model_state(app, key, client, model).await["last_finished_at"].clone();
     let query = if full { "?full=true" } else { "" };
     let path = format!("/api/v1/clients/{client}/syncs/{model}/run{query}");
     let (status, body) = api(app, key, reqwest::Method::POST, &path).await;
-    assert_eq!((status, body["queued"].clone()), (202, json!(true)), "{body}");
+    assert_eq!(
+        (status, body["queued"].clone()),
+        (202, json!(true)),
+        "{body}"
+    );
     for _ in 0..600 {
         let state = model_state(app, key, client, model).await;
         if state["last_finished_at"] != before && state["status"] != "running" {
@@ -114,7 +135,10 @@ async fn events_of(app: &TestApp, event_type: &'static str) -> Vec<Value> {
                 .load(conn)
         })
         .await;
-    bodies.iter().map(|b| serde_json::from_str(b).unwrap()).collect()
+    bodies
+        .iter()
+        .map(|b| serde_json::from_str(b).unwrap())
+        .collect()
 }
 
 async fn last_write(app: &TestApp) -> Option<chrono::NaiveDateTime> {
@@ -146,31 +170,58 @@ async fn a_full_run_then_incremental_and_full_runs_count_exactly(app: TestApp) {
     assert_eq!(last_write(&app).await, written);
 
     let changed = volume(&app, json!({"provider": "klaviyo", "account": KLAVIYO_ACCOUNT, "model": "profiles", "change": 30, "delete": 10})).await;
-    assert_eq!((changed["changed"].as_i64(), changed["deleted"].as_i64()), (Some(30), Some(10)));
-    let calls_before = app.sandbox_stats("klaviyo").await["api_calls"].as_i64().unwrap();
+    assert_eq!(
+        (changed["changed"].as_i64(), changed["deleted"].as_i64()),
+        (Some(30), Some(10))
+    );
+    let calls_before = app.sandbox_stats("klaviyo").await["api_calls"]
+        .as_i64()
+        .unwrap();
     let incremental = run_and_wait(&app, &key, &client, "profiles", false).await;
     assert_eq!(counts(&incremental), (0, 30, 0), "{incremental}");
     // Only what changed was asked for: one page of 100.
-    let calls = app.sandbox_stats("klaviyo").await["api_calls"].as_i64().unwrap() - calls_before;
+    let calls = app.sandbox_stats("klaviyo").await["api_calls"]
+        .as_i64()
+        .unwrap()
+        - calls_before;
     assert_eq!(calls, 1);
 
     let full = run_and_wait(&app, &key, &client, "profiles", true).await;
     assert_eq!(counts(&full), (0, 0, 10), "{full}");
     let live = all_records(&app, &key, &client, "model=profiles").await;
-    let with_deleted = all_records(&app, &key, &client, "model=profiles&include_deleted=true").await;
+    let with_deleted =
+        all_records(&app, &key, &client, "model=profiles&include_deleted=true").await;
     assert_eq!((live.len(), with_deleted.len()), (240, 250));
-    assert_eq!(with_deleted.iter().filter(|r| r["deleted_at"].is_string()).count(), 10);
-    let versions = live.iter().filter(|r| r["payload"]["attributes"]["properties"]["version"] == 2).count();
+    assert_eq!(
+        with_deleted
+            .iter()
+            .filter(|r| r["deleted_at"].is_string())
+            .count(),
+        10
+    );
+    let versions = live
+        .iter()
+        .filter(|r| r["payload"]["attributes"]["properties"]["version"] == 2)
+        .count();
     assert_eq!(versions, 30);
 
     let events = events_of(&app, "sync.succeeded").await;
     assert_eq!(events.len(), 4);
     let last = &events[3]["data"];
-    assert_eq!((last["model"].clone(), last["deleted"].clone(), last["connection_id"].clone()), (json!("profiles"), json!(10), json!(client)));
+    assert_eq!(
+        (
+            last["model"].clone(),
+            last["deleted"].clone(),
+            last["connection_id"].clone()
+        ),
+        (json!("profiles"), json!(10), json!(client))
+    );
     assert!(last["duration_ms"].is_i64());
     let metrics = app.get("/metrics").await.text().await.unwrap();
     assert!(metrics.contains(r#"connecthub_sync_runs_total{model="profiles",outcome="succeeded",provider="klaviyo"} 4"#), "{metrics}");
-    assert!(metrics.contains(r#"connecthub_sync_records_written_total{model="profiles",provider="klaviyo"} 290"#));
+    assert!(metrics.contains(
+        r#"connecthub_sync_records_written_total{model="profiles",provider="klaviyo"} 290"#
+    ));
 }
 
 async fn rate_limited_pages_are_waited_out_and_the_run_goes_on(app: TestApp) {
@@ -178,12 +229,18 @@ async fn rate_limited_pages_are_waited_out_and_the_run_goes_on(app: TestApp) {
     let client = kustomer_client(&app).await;
     let key = app.api_key(&sync_key()).await;
     // More 429s in a row than the provider client retries on its own (3).
-    app.sandbox_faults(json!({"provider": "kustomer", "rate_limit_next": 6, "retry_after_secs": 1})).await;
+    app.sandbox_faults(
+        json!({"provider": "kustomer", "rate_limit_next": 6, "retry_after_secs": 1}),
+    )
+    .await;
     let state = run_and_wait(&app, &key, &client, "customers", false).await;
     assert_eq!(state["last_outcome"], "succeeded", "{state}");
     assert_eq!(counts(&state), (350, 0, 0));
     assert_eq!(app.sandbox_stats("kustomer").await["rate_limited"], 6);
-    assert!(state["last_duration_ms"].as_i64().unwrap() >= 5_000, "{state}");
+    assert!(
+        state["last_duration_ms"].as_i64().unwrap() >= 5_000,
+        "{state}"
+    );
     let records = all_records(&app, &key, &client, "model=customers&limit=1000").await;
     assert_eq!(records.len(), 350);
 }
@@ -201,7 +258,7 @@ async fn the_records_api_pages_ten_thousand_records_without_gap_while_a_sync_wri
     let ids: HashSet<&str> = records.iter().map(|r| r["id"].as_str().unwrap()).collect();
     assert_eq!((records.len(), ids.len()), (10_000, 10_000));
     let mut done = model_state(&app, &key, &client, "profiles").await;
-    for _ in 0..300 {
+    for _ in 0..1200 {
         if done["status"] == "idle" && done["updated"] == 4_000 {
             break;
         }
@@ -215,25 +272,77 @@ async fn the_sync_api_refuses_bad_input_and_changes_nothing(app: TestApp) {
     let client = klaviyo_client(&app).await;
     let key = app.api_key(&sync_key()).await;
     let base = format!("/api/v1/clients/{client}");
-    for query in ["limit=0", "limit=1001", "limit=ten", "cursor=%21%21", "model=Profiles", "modified_after=yesterday", "include_deleted=maybe"] {
-        let (status, body) = api(&app, &key, reqwest::Method::GET, &format!("{base}/records?{query}")).await;
-        assert_eq!((status, body["error"]["code"].clone()), (400, json!("invalid_request")), "{query}: {body}");
+    for query in [
+        "limit=0",
+        "limit=1001",
+        "limit=ten",
+        "cursor=%21%21",
+        "model=Profiles",
+        "modified_after=yesterday",
+        "include_deleted=maybe",
+    ] {
+        let (status, body) = api(
+            &app,
+            &key,
+            reqwest::Method::GET,
+            &format!("{base}/records?{query}"),
+        )
+        .await;
+        assert_eq!(
+            (status, body["error"].clone()),
+            (400, json!("invalid_request")),
+            "{query}: {body}"
+        );
     }
-    let (status, _) = api(&app, &key, reqwest::Method::POST, &format!("{base}/syncs/flows/run")).await;
+    let (status, _) = api(
+        &app,
+        &key,
+        reqwest::Method::POST,
+        &format!("{base}/syncs/flows/run"),
+    )
+    .await;
     assert_eq!(status, 404);
-    let (status, _) = api(&app, &key, reqwest::Method::POST, &format!("{base}/syncs/profiles/run?full=yes")).await;
+    let (status, _) = api(
+        &app,
+        &key,
+        reqwest::Method::POST,
+        &format!("{base}/syncs/profiles/run?full=yes"),
+    )
+    .await;
     assert_eq!(status, 400);
     let unknown = "/api/v1/clients/67e55044-10b1-426f-9247-bb680e5fe0c8/records";
     assert_eq!(api(&app, &key, reqwest::Method::GET, unknown).await.0, 404);
     let reader = app.api_key(&[Scope::RecordsRead]).await;
-    let (status, body) = api(&app, &reader, reqwest::Method::POST, &format!("{base}/syncs/profiles/run")).await;
-    assert_eq!((status, body["error"]["code"].clone()), (403, json!("insufficient_scope")));
+    let (status, body) = api(
+        &app,
+        &reader,
+        reqwest::Method::POST,
+        &format!("{base}/syncs/profiles/run"),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].clone()),
+        (403, json!("insufficient_scope"))
+    );
     let other = app.api_key(&[Scope::ClientsRead]).await;
-    assert_eq!(api(&app, &other, reqwest::Method::GET, &format!("{base}/records")).await.0, 403);
+    assert_eq!(
+        api(
+            &app,
+            &other,
+            reqwest::Method::GET,
+            &format!("{base}/records")
+        )
+        .await
+        .0,
+        403
+    );
     let jobs: i64 = app
         .db(|conn| {
             use connecthub::db::schema::jobs;
-            jobs::table.filter(jobs::kind.eq("sync.run")).count().get_result(conn)
+            jobs::table
+                .filter(jobs::kind.eq("sync.run"))
+                .count()
+                .get_result(conn)
         })
         .await;
     assert_eq!(jobs, 0);
@@ -249,8 +358,43 @@ async fn a_disconnect_deletes_the_connections_records(app: TestApp) {
     assert_eq!(counts(&state), (120, 0, 0));
     let page = app.get_html(&format!("/admin/clients/{client}")).await;
     assert!(page.contains("its synced records are deleted"));
+    assert!(page.contains(r#"id="sync-now-conversations""#), "{page}");
+    assert!(page.contains(r#"id="latest-records""#));
+    let first_id = "c5f3a1c00000119";
+    assert!(page.contains(first_id), "the latest records are listed");
+    let listing = app
+        .get_html("/admin/syncs?provider=kustomer&status=idle")
+        .await;
+    assert!(listing.contains("<code>conversations</code>"), "{listing}");
+    assert_eq!(app.get("/admin/syncs?status=sleeping").await.status(), 400);
+    // "Sync now" queues a run (and the page says so).
+    let queued = app
+        .post_form(
+            &format!("/admin/clients/{client}/syncs/conversations/run"),
+            &[],
+        )
+        .await;
+    assert_eq!(queued.status(), 303);
+    let state = {
+        let mut state = model_state(&app, &key, &client, "conversations").await;
+        for _ in 0..300 {
+            if state["last_finished_at"] != json!(null)
+                && state["status"] == "idle"
+                && state["added"] == 0
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            state = model_state(&app, &key, &client, "conversations").await;
+        }
+        state
+    };
+    assert_eq!(counts(&state), (0, 0, 0), "{state}");
     let response = app
-        .post_form(&format!("/api/integrations/kustomer/disconnect/{client}"), &[])
+        .post_form(
+            &format!("/api/integrations/kustomer/disconnect/{client}"),
+            &[],
+        )
         .await;
     assert!(response.status().is_redirection() || response.status().is_success());
     let left: i64 = app
@@ -258,7 +402,6 @@ async fn a_disconnect_deletes_the_connections_records(app: TestApp) {
         .await;
     assert_eq!(left, 0);
 }
-
 
 #[test]
 fn a_bad_sync_definition_stops_start_up_naming_provider_and_field() {

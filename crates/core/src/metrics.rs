@@ -148,9 +148,11 @@ impl Metrics {
             self.tokens_served.with_label_values(&[provider]);
             for model in crate::providers::syncs::builtin_models(provider) {
                 for outcome in ["succeeded", "failed"] {
-                    self.sync_runs.with_label_values(&[provider, model, outcome]);
+                    self.sync_runs
+                        .with_label_values(&[provider, model, outcome]);
                 }
-                self.sync_records_written.with_label_values(&[provider, model]);
+                self.sync_records_written
+                    .with_label_values(&[provider, model]);
                 self.sync_run_seconds.with_label_values(&[provider, model]);
             }
         }

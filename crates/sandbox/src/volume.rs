@@ -169,7 +169,12 @@ impl Volume {
         );
     }
 
-    pub fn get_mut(&mut self, provider: Provider, account: &str, model: &str) -> Option<&mut Dataset> {
+    pub fn get_mut(
+        &mut self,
+        provider: Provider,
+        account: &str,
+        model: &str,
+    ) -> Option<&mut Dataset> {
         self.sets
             .get_mut(&(provider, account.to_string(), model.to_string()))
     }

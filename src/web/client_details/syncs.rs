@@ -114,12 +114,20 @@ pub async fn sync_now(
         full: false,
         scheduled: false,
     };
-    let queued =
-        crate::db::run(&state.pool, move |conn| crate::syncs::request_run(conn, &request)).await?;
+    let queued = crate::db::run(&state.pool, move |conn| {
+        crate::syncs::request_run(conn, &request)
+    })
+    .await?;
     let message = if queued {
-        format!("A {} sync of {} starts now", path.model, client.display_name)
+        format!(
+            "A {} sync of {} starts now",
+            path.model, client.display_name
+        )
     } else {
-        format!("A {} sync of {} is already waiting", path.model, client.display_name)
+        format!(
+            "A {} sync of {} is already waiting",
+            path.model, client.display_name
+        )
     };
     Ok(Flash::success(message).redirect(&session, &page_path(&client.id)))
 }

@@ -286,20 +286,52 @@ mod tests {
         let defs = entry(GOOD).unwrap();
         assert_eq!(defs[0].model, "deals");
         assert_eq!(defs[0].frequency, Duration::from_secs(300));
-        assert!(matches!(defs[0].pagination, Pagination::Page { start: 1, size: 100, offset: false, .. }));
+        assert!(matches!(
+            defs[0].pagination,
+            Pagination::Page {
+                start: 1,
+                size: 100,
+                offset: false,
+                ..
+            }
+        ));
     }
 
     #[test]
     fn bad_definitions_name_the_field() {
         let cases = [
-            (GOOD.replace("\"5m\"", "\"30s\""), "sync \"deals\": frequency must be at least 1m"),
-            (GOOD.replace("\"5m\"", "\"often\""), "sync \"deals\": frequency must be a duration"),
-            (GOOD.replace("\"page\"\n", "\"pages\"\n"), "sync \"deals\": pagination \"pages\" is not one of"),
-            (GOOD.replace("page_param = \"page\"\n", ""), "sync \"deals\": page_param is required"),
-            (GOOD.replace("{since}", ""), "sync \"deals\": incremental_query must contain {since}"),
-            (GOOD.replace("\"v2/deals\"", "\"https://evil.example/x\""), "sync \"deals\": endpoint must be a path"),
-            (GOOD.replace("\"deals\"", "\"Deals!\""), "sync: model \"Deals!\" must be"),
-            (GOOD.replace("updated_field = \"updated_at\"\n", ""), "sync \"deals\": updated_field is required"),
+            (
+                GOOD.replace("\"5m\"", "\"30s\""),
+                "sync \"deals\": frequency must be at least 1m",
+            ),
+            (
+                GOOD.replace("\"5m\"", "\"often\""),
+                "sync \"deals\": frequency must be a duration",
+            ),
+            (
+                GOOD.replace("\"page\"\n", "\"pages\"\n"),
+                "sync \"deals\": pagination \"pages\" is not one of",
+            ),
+            (
+                GOOD.replace("page_param = \"page\"\n", ""),
+                "sync \"deals\": page_param is required",
+            ),
+            (
+                GOOD.replace("{since}", ""),
+                "sync \"deals\": incremental_query must contain {since}",
+            ),
+            (
+                GOOD.replace("\"v2/deals\"", "\"https://evil.example/x\""),
+                "sync \"deals\": endpoint must be a path",
+            ),
+            (
+                GOOD.replace("\"deals\"", "\"Deals!\""),
+                "sync: model \"Deals!\" must be",
+            ),
+            (
+                GOOD.replace("updated_field = \"updated_at\"\n", ""),
+                "sync \"deals\": updated_field is required",
+            ),
         ];
         for (text, expected) in cases {
             let err = entry(&text).unwrap_err();
@@ -313,7 +345,10 @@ mod tests {
     fn builtins_are_valid() {
         for def in klaviyo().into_iter().chain(kustomer()) {
             assert!(def.frequency >= Duration::from_secs(60));
-            assert!(def.incremental_query.as_deref().is_none_or(|q| q.contains("{since}")));
+            assert!(def
+                .incremental_query
+                .as_deref()
+                .is_none_or(|q| q.contains("{since}")));
         }
         assert_eq!(klaviyo().iter().filter(|d| d.incremental()).count(), 1);
     }

@@ -61,7 +61,12 @@ pub fn for_client(
         .iter()
         .map(|def| {
             let state = stored.iter().find(|s| s.model == def.model);
-            view(&def.model, def.incremental(), def.frequency.as_secs(), state)
+            view(
+                &def.model,
+                def.incremental(),
+                def.frequency.as_secs(),
+                state,
+            )
         })
         .collect())
 }

@@ -178,7 +178,10 @@ mod tests {
             offset: false,
         });
         let first = first_request(&page, Some("2024-01-01T00:00:00+00:00"));
-        assert_eq!(first, "v2/deals?x=1&since=2024-01-01T00%3A00%3A00%2B00%3A00&per_page=2&page=1");
+        assert_eq!(
+            first,
+            "v2/deals?x=1&since=2024-01-01T00%3A00%3A00%2B00%3A00&per_page=2&page=1"
+        );
         let next = next_request(&page, &first, &json!({}), &headers, 2).unwrap();
         assert!(next.ends_with("&page=2"), "{next}");
         assert_eq!(next_request(&page, &next, &json!({}), &headers, 1), None);
@@ -188,7 +191,10 @@ mod tests {
             param: "cursor".into(),
         });
         let body = json!({"meta": {"next": "abc"}, "items": [{"key": {"id": 7}}]});
-        assert_eq!(next_request(&cursor, "v2/deals", &body, &headers, 1).unwrap(), "v2/deals?cursor=abc");
+        assert_eq!(
+            next_request(&cursor, "v2/deals", &body, &headers, 1).unwrap(),
+            "v2/deals?cursor=abc"
+        );
         assert_eq!(records(&cursor, &body).unwrap()[0].external_id, "7");
         assert!(records(&cursor, &json!({"items": [{}]})).is_err());
 
@@ -204,7 +210,12 @@ mod tests {
             next_request(&link, "", &json!({}), &headers, 1).as_deref(),
             Some("https://x.example/a?page=3")
         );
-        let links = def(Pagination::NextUrl { path: "links.next".into() });
-        assert_eq!(next_request(&links, "", &json!({"links": {"next": null}}), &headers, 1), None);
+        let links = def(Pagination::NextUrl {
+            path: "links.next".into(),
+        });
+        assert_eq!(
+            next_request(&links, "", &json!({"links": {"next": null}}), &headers, 1),
+            None
+        );
     }
 }

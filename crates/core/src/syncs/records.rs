@@ -89,9 +89,15 @@ pub fn write_page(
         known.into_iter().map(|(id, h, d)| (id, (h, d))).collect();
     let mut counts = Counts::default();
     let mut fresh = Vec::new();
-    let mut seen = std::collections::HashSet::new();
-    for record in page.iter().rev() {
-        if !seen.insert(record.external_id.as_str()) {
+    // Kept in the page's order (the records API lists in write order); of an id given
+    // twice, the last one counts.
+    let last: std::collections::HashMap<&str, usize> = page
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.external_id.as_str(), i))
+        .collect();
+    for (i, record) in page.iter().enumerate() {
+        if last.get(record.external_id.as_str()) != Some(&i) {
             continue;
         }
         let hash = record.hash();
@@ -199,17 +205,14 @@ pub fn clear_seen(conn: &mut DbConnection, client_id: &str, model: &str) -> Quer
     .execute(conn)
 }
 
-/// The records API's cursor: opaque to callers, the position of the last record given.
+/// The records API's cursor: opaque to callers (the position of the last record given).
 pub fn encode_cursor(id: i64) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("r{id}"))
+    id.to_string()
 }
 
 pub fn decode_cursor(raw: &str) -> Option<i64> {
-    use base64::Engine;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(raw).ok()?;
-    let text = String::from_utf8(bytes).ok()?;
-    text.strip_prefix('r')?.parse::<i64>().ok().filter(|n| *n >= 0)
+    let valid = (1..=18).contains(&raw.len()) && raw.bytes().all(|b| b.is_ascii_digit());
+    valid.then(|| raw.parse().ok()).flatten()
 }
 
 /// A page of the records API: after the record `after` (its id), oldest first.
@@ -266,8 +269,7 @@ pub fn count_live(conn: &mut DbConnection, client_id: &str, model: &str) -> Quer
 /// A disconnect removes everything synced for the connection.
 pub fn delete_for_client(conn: &mut DbConnection, client_id: &str) -> QueryResult<usize> {
     diesel::delete(sync_seen::table.filter(sync_seen::client_id.eq(client_id))).execute(conn)?;
-    diesel::delete(sync_records::table.filter(sync_records::client_id.eq(client_id)))
-        .execute(conn)
+    diesel::delete(sync_records::table.filter(sync_records::client_id.eq(client_id))).execute(conn)
 }
 
 /// Retention: records deleted at the provider before `before` are forgotten.

@@ -59,7 +59,9 @@ impl<E: Into<crate::db::DbError>> From<crate::db::RunError<E>> for Stop {
 fn from_op(e: OpError) -> Stop {
     match e {
         OpError::Unauthorized | OpError::Token(TokenError::NeedsReauth(_)) => Stop::NeedsReauth,
-        OpError::Token(TokenError::Disconnected) => Stop::Failed("the connection was disconnected".into()),
+        OpError::Token(TokenError::Disconnected) => {
+            Stop::Failed("the connection was disconnected".into())
+        }
         OpError::Storage(e) => Stop::Storage(e.to_string()),
         other => Stop::Failed(other.to_string()),
     }
@@ -187,7 +189,11 @@ impl Runner {
                 }
             }
         };
-        let (id, model, saved) = (run.client.id.clone(), run.def.model.clone(), checkpoint.clone());
+        let (id, model, saved) = (
+            run.client.id.clone(),
+            run.def.model.clone(),
+            checkpoint.clone(),
+        );
         let fresh = run.state.checkpoint.is_none();
         crate::db::run(&self.state.pool, move |conn| {
             crate::db::transaction(conn, |conn| {
@@ -271,7 +277,8 @@ impl Runner {
     /// Kustomer's budget is per org and shared by every caller: once this window's use
     /// passes the configured share, wait for the next window.
     async fn respect_budget(&self, headers: &reqwest::header::HeaderMap) -> Result<(), Stop> {
-        let number = |name: &str| -> Option<f64> { headers.get(name)?.to_str().ok()?.trim().parse().ok() };
+        let number =
+            |name: &str| -> Option<f64> { headers.get(name)?.to_str().ok()?.trim().parse().ok() };
         let (Some(limit), Some(remaining)) =
             (number("x-ratelimit-limit"), number("x-ratelimit-remaining"))
         else {
@@ -279,14 +286,21 @@ impl Runner {
         };
         let share = self.state.config.syncs.budget_share;
         if limit > 0.0 && limit - remaining >= limit * share {
-            let reset = number("x-ratelimit-reset").unwrap_or(60.0).clamp(1.0, 300.0);
+            let reset = number("x-ratelimit-reset")
+                .unwrap_or(60.0)
+                .clamp(1.0, 300.0);
             tracing::info!(reset, "sync waits for the next rate window");
             self.sleep(Duration::from_secs_f64(reset)).await?;
         }
         Ok(())
     }
 
-    async fn write(&self, run: &Run, page: &[Incoming], checkpoint: &Checkpoint) -> Result<Counts, Stop> {
+    async fn write(
+        &self,
+        run: &Run,
+        page: &[Incoming],
+        checkpoint: &Checkpoint,
+    ) -> Result<Counts, Stop> {
         let (id, model) = (run.client.id.clone(), run.def.model.clone());
         let page: Vec<Incoming> = page
             .iter()

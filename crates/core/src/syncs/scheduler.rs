@@ -50,10 +50,7 @@ fn models_by_provider(state: &AppState) -> HashMap<String, Vec<String>> {
 }
 
 /// One look at every connection's syncs; returns how many runs were queued.
-pub fn pass(
-    conn: &mut DbConnection,
-    models: &HashMap<String, Vec<String>>,
-) -> QueryResult<usize> {
+pub fn pass(conn: &mut DbConnection, models: &HashMap<String, Vec<String>>) -> QueryResult<usize> {
     let names: Vec<&str> = models.keys().map(String::as_str).collect();
     let connections: Vec<(String, String, String)> = clients::table
         .filter(clients::provider.eq_any(&names))
@@ -87,7 +84,9 @@ pub fn pass(
                 Some(s) if s.status == status::PAUSED => {
                     queued += usize::from(super::request_run(conn, &request(false))?)
                 }
-                Some(s) if s.status != status::RUNNING && s.next_run_at.is_none_or(|at| at <= now) => {
+                Some(s)
+                    if s.status != status::RUNNING && s.next_run_at.is_none_or(|at| at <= now) =>
+                {
                     queued += usize::from(super::request_run(conn, &request(true))?)
                 }
                 Some(_) => {}

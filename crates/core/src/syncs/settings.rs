@@ -44,18 +44,31 @@ impl SyncSettings {
                 .ok()
                 .filter(|share| *share > 0.0 && *share <= 1.0)
                 .ok_or_else(|| {
-                    ConfigError::new("SYNC_BUDGET_SHARE", "must be a number above 0 and at most 1")
+                    ConfigError::new(
+                        "SYNC_BUDGET_SHARE",
+                        "must be a number above 0 and at most 1",
+                    )
                 })?,
         };
         let failures_before_alert = match source.get("SYNC_FAILURES_BEFORE_ALERT") {
             None => 3,
-            Some(raw) => raw.parse::<i32>().ok().filter(|n| (1..=1000).contains(n)).ok_or_else(
-                || ConfigError::new("SYNC_FAILURES_BEFORE_ALERT", "must be a number from 1 to 1000"),
-            )?,
+            Some(raw) => raw
+                .parse::<i32>()
+                .ok()
+                .filter(|n| (1..=1000).contains(n))
+                .ok_or_else(|| {
+                    ConfigError::new(
+                        "SYNC_FAILURES_BEFORE_ALERT",
+                        "must be a number from 1 to 1000",
+                    )
+                })?,
         };
         let scheduler_interval = duration(source, "SYNC_SCHEDULER_INTERVAL", "30s")?;
         if scheduler_interval < Duration::from_millis(100) {
-            return Err(ConfigError::new("SYNC_SCHEDULER_INTERVAL", "must be at least 100ms"));
+            return Err(ConfigError::new(
+                "SYNC_SCHEDULER_INTERVAL",
+                "must be at least 100ms",
+            ));
         }
         Ok(Self {
             schedule,

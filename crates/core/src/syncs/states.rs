@@ -71,7 +71,11 @@ fn key<'a>(
     sync_states::table.find((client_id, model))
 }
 
-pub fn find(conn: &mut DbConnection, client_id: &str, model: &str) -> QueryResult<Option<SyncState>> {
+pub fn find(
+    conn: &mut DbConnection,
+    client_id: &str,
+    model: &str,
+) -> QueryResult<Option<SyncState>> {
     key(client_id, model)
         .select(SyncState::as_select())
         .first(conn)
@@ -87,9 +91,7 @@ pub fn for_client(conn: &mut DbConnection, client_id: &str) -> QueryResult<Vec<S
 }
 
 pub fn all(conn: &mut DbConnection) -> QueryResult<Vec<SyncState>> {
-    sync_states::table
-        .select(SyncState::as_select())
-        .load(conn)
+    sync_states::table.select(SyncState::as_select()).load(conn)
 }
 
 /// The row of a sync seen for the first time: idle, due now.
@@ -113,7 +115,12 @@ pub fn ensure(conn: &mut DbConnection, client_id: &str, model: &str) -> QueryRes
     Ok(())
 }
 
-pub fn set_status(conn: &mut DbConnection, client_id: &str, model: &str, to: &str) -> QueryResult<usize> {
+pub fn set_status(
+    conn: &mut DbConnection,
+    client_id: &str,
+    model: &str,
+    to: &str,
+) -> QueryResult<usize> {
     diesel::update(key(client_id, model))
         .set(sync_states::status.eq(to))
         .execute(conn)
@@ -210,7 +217,7 @@ pub fn totals(conn: &mut DbConnection) -> QueryResult<(i64, i64, i64)> {
             sync_states::total_duration_ms,
         ))
         .load(conn)?;
-    Ok(rows.into_iter().fold((0, 0, 0), |acc, r| {
-        (acc.0 + r.0, acc.1 + r.1, acc.2 + r.2)
-    }))
+    Ok(rows
+        .into_iter()
+        .fold((0, 0, 0), |acc, r| (acc.0 + r.0, acc.1 + r.1, acc.2 + r.2)))
 }

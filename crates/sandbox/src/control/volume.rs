@@ -38,7 +38,9 @@ pub async fn set(sandbox: web::Data<Sandbox>, body: Bytes) -> HttpResponse {
         return bad_request("provider must be \"klaviyo\" or \"kustomer\"");
     };
     if !volume::MODELS.contains(&(provider, req.model.as_str())) {
-        return bad_request("model must be profiles (klaviyo), customers or conversations (kustomer)");
+        return bad_request(
+            "model must be profiles (klaviyo), customers or conversations (kustomer)",
+        );
     }
     if !data::account_exists(provider, &req.account) {
         return bad_request("account is not one of the sandbox's accounts");
@@ -48,7 +50,9 @@ pub async fn set(sandbox: web::Data<Sandbox>, body: Bytes) -> HttpResponse {
     }
     let mut state = sandbox.lock();
     if let Some(count) = req.count {
-        state.volume.create(provider, &req.account, &req.model, count);
+        state
+            .volume
+            .create(provider, &req.account, &req.model, count);
     }
     let Some(set) = state.volume.get_mut(provider, &req.account, &req.model) else {
         return bad_request("the account has no records of this model yet: give a count");

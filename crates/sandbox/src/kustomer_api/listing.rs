@@ -29,7 +29,9 @@ fn read_query(raw: &str) -> Result<Query, String> {
     let params = crate::http::parse_params(raw.as_bytes())?;
     let number = |name: &str, default: usize| match params.get(name) {
         None => Ok(default),
-        Some(v) => v.parse::<usize>().map_err(|_| format!("{name} must be a number")),
+        Some(v) => v
+            .parse::<usize>()
+            .map_err(|_| format!("{name} must be a number")),
     };
     let page = number("page", 1)?;
     let size = number("pageSize", 100)?;
@@ -66,7 +68,7 @@ fn record_json(org: &str, model: &str, item: &Item) -> Value {
         }),
         _ => json!({
             "name": format!("Conversation {}", item.index),
-            "status": if item.version % 2 == 0 { "done" } else { "open" },
+            "status": if item.version.is_multiple_of(2) { "done" } else { "open" },
             "messageCount": item.version,
         }),
     };
