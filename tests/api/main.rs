@@ -35,6 +35,7 @@ mod refresh_schedule;
 mod service_limits;
 mod service_tokens;
 mod shutdown;
+mod sync_crash;
 mod sync_pause;
 mod syncs;
 mod token_sealing;

@@ -19,6 +19,7 @@ on_both_backends!(
     the_records_api_pages_ten_thousand_records_without_gap_while_a_sync_writes,
     the_sync_api_refuses_bad_input_and_changes_nothing,
     a_disconnect_deletes_the_connections_records,
+    two_instances_never_run_the_same_sync_at_once,
 );
 
 pub(crate) const KLAVIYO_ACCOUNT: &str = "AcmeK1";
@@ -428,4 +429,57 @@ fn a_bad_sync_definition_stops_start_up_naming_provider_and_field() {
         stderr.trim_end(),
         "error: PROVIDERS_FILE provider acme: sync \"deals\": frequency must be at least 1m"
     );
+}
+
+/// Runs asked for on two instances of one database: the second waits for the first (one
+/// queue key per connection and model), and the records are written once.
+async fn two_instances_never_run_the_same_sync_at_once(app: TestApp) {
+    use connecthub::db::schema::jobs;
+    volume(&app, json!({"provider": "klaviyo", "account": KLAVIYO_ACCOUNT, "model": "profiles", "count": 3_000})).await;
+    let client = klaviyo_client(&app).await;
+    let other = crate::helpers::second_instance(&app).await;
+    let key = app.api_key(&sync_key()).await;
+    let path = format!("/api/v1/clients/{client}/syncs/profiles/run?full=true");
+    assert_eq!(api(&app, &key, reqwest::Method::POST, &path).await.0, 202);
+    // Once the first run is under way, the second instance is asked for another.
+    for _ in 0..200 {
+        if model_state(&app, &key, &client, "profiles").await["status"] == "running" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (status, body) = api(&other, &key, reqwest::Method::POST, &path).await;
+    assert_eq!(
+        (status, body["queued"].clone()),
+        (202, json!(true)),
+        "{body}"
+    );
+    let mut most_running = 0;
+    let mut finished = 0;
+    for _ in 0..1500 {
+        let states: Vec<String> = app
+            .db(|conn| {
+                jobs::table
+                    .filter(jobs::kind.eq("sync.run"))
+                    .select(jobs::state)
+                    .load(conn)
+            })
+            .await;
+        most_running = most_running.max(states.iter().filter(|s| *s == "running").count());
+        finished = states.iter().filter(|s| *s == "done").count();
+        if finished == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!((finished, most_running), (2, 1));
+    let state = model_state(&app, &key, &client, "profiles").await;
+    assert_eq!(
+        counts(&state),
+        (0, 0, 0),
+        "the second run found everything written: {state}"
+    );
+    let records = all_records(&app, &key, &client, "model=profiles&limit=1000").await;
+    assert_eq!(records.len(), 3_000);
+    assert_eq!(events_of(&app, "sync.succeeded").await.len(), 2);
 }

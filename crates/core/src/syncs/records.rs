@@ -172,11 +172,14 @@ pub fn note_seen(
     Ok(())
 }
 
-/// `$1` now, `$2` the client, `$3` the model; the same text serves both backends.
+/// `$1` now, `$2` the client, `$3` the model; the same text serves both backends. `NOT IN`
+/// rather than `NOT EXISTS`: PostgreSQL then hashes the seen ids once (a hashed subplan)
+/// whatever its statistics say; with fresh tables its planner otherwise chose a nested
+/// loop that took a minute for 20,000 records.
 const MARK_UNSEEN: &str = "UPDATE sync_records SET deleted_at = $1, last_modified = $1 \
      WHERE client_id = $2 AND model = $3 AND deleted_at IS NULL \
-       AND NOT EXISTS (SELECT 1 FROM sync_seen s WHERE s.client_id = $2 AND s.model = $3 \
-             AND s.external_id = sync_records.external_id)";
+       AND external_id NOT IN (SELECT s.external_id FROM sync_seen s \
+             WHERE s.client_id = $2 AND s.model = $3)";
 
 /// The end of a full run: live records it did not see are marked deleted; the seen list
 /// is cleared. Returns how many were marked.
