@@ -44,7 +44,7 @@ async fn a_sync_killed_mid_run_resumes_from_its_checkpoint(backend: Backend) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert!(
-        before_crash >= PROFILES / 4 && before_crash < PROFILES,
+        (PROFILES / 4..PROFILES).contains(&before_crash),
         "{before_crash}"
     );
     process.crash();
