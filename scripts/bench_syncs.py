@@ -30,7 +30,13 @@ def call(method, url, data=None, headers=None, opener=None):
         resp = (opener or browser).open(req)
     except urllib.error.HTTPError as e:
         resp = e
-    return resp.status, dict(resp.headers), resp.read()
+    return resp.status, resp.headers, resp.read()
+
+def post_json(path, obj):
+    req = urllib.request.Request(base + path, json.dumps(obj).encode(),
+                                 {"content-type": "application/json"}, method="POST")
+    with urllib.request.urlopen(req) as resp:
+        return resp.status
 
 def csrf(path):
     _, _, html = call("GET", path)
@@ -55,18 +61,18 @@ def rss_mb():
 # Sign in, connect Klaviyo AcmeK1 through the sandbox's consent page.
 call("POST", "/login", {"email": email, "password": password, "csrf_token": csrf("/login")})
 _, h, _ = call("GET", "/api/integrations/klaviyo/oauth/start?redirect_path=/admin/clients")
-authorize = h["Location"]
+authorize = h.get("Location")
 parts = urllib.parse.urlsplit(authorize)
 form = dict(urllib.parse.parse_qsl(parts.query))
 form.update({"decision": "allow", "account": "AcmeK1"})
 _, h, _ = call("POST", f"{parts.scheme}://{parts.netloc}{parts.path}", form)
-status, _, _ = call("GET", h["Location"])
+status, _, _ = call("GET", h.get("Location"))
 assert status == 303, status
 _, clients = api("GET", "/api/v1/clients?provider=klaviyo")
 client = clients["clients"][0]["id"]
 
-status, _, _ = call("POST", "/sandbox/_control/volume",
-                    {"provider": "klaviyo", "account": "AcmeK1", "model": "profiles", "count": count})
+status = post_json("/sandbox/_control/volume",
+                   {"provider": "klaviyo", "account": "AcmeK1", "model": "profiles", "count": count})
 assert status == 200
 
 # The sandbox's own rate: every page straight from its API, one connection after another.
@@ -105,7 +111,7 @@ rss_before = rss_mb()
 full_seconds, full, full_top = run(True)
 assert full["added"] == count, full
 change = count // 100
-call("POST", "/sandbox/_control/volume", {"provider": "klaviyo", "account": "AcmeK1", "model": "profiles", "change": change})
+post_json("/sandbox/_control/volume", {"provider": "klaviyo", "account": "AcmeK1", "model": "profiles", "change": change})
 inc_seconds, inc, inc_top = run(False)
 assert inc["updated"] == change, inc
 print(f"  sandbox alone:     {sandbox_rate:9.0f} records/s ({sandbox_seconds:.1f} s for {count})")
