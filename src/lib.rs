@@ -4,9 +4,9 @@
 
 pub use connecthub_core::{
     api_keys, audit, auth, backup, clients, config, connect, db, env, input, invalidation,
-    ip_ranges, jobs,
-    local_path, metrics, oauth, operations, provider_http, provider_webhooks, providers, proxy,
-    rate_limit, state, telemetry, usage, vault, webhook_settings, webhooks,
+    ip_ranges, jobs, local_path, metrics, oauth, operations, provider_http, provider_webhooks,
+    providers, proxy, rate_limit, state, syncs, telemetry, usage, vault, webhook_settings,
+    webhooks,
 };
 
 pub mod api;

@@ -71,7 +71,7 @@ impl Application {
     /// providers), the server finishes the requests in flight (at most 10 s), and the
     /// buffers (usage, audit, last-used times) are written a last time before returning.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        spawn_housekeeping(self.pool.clone(), self.state.config.usage_retention);
+        spawn_housekeeping(self.pool.clone(), &self.state.config);
         spawn_audit_head(self.pool.clone(), self.state.config.audit_head_interval);
         let (stop_refreshing, refreshing) = tokio::sync::watch::channel(false);
         let (stop_flushing, flushing) = tokio::sync::watch::channel(false);
@@ -79,7 +79,9 @@ impl Application {
             self.state.clone(),
             refreshing.clone(),
         ));
-        let worker = tokio::spawn(job_worker(&self.state)?.run(refreshing));
+        let worker =
+            tokio::spawn(job_worker(&self.state, refreshing.clone())?.run(refreshing.clone()));
+        let scheduler = tokio::spawn(crate::syncs::scheduler::run(self.state.clone(), refreshing));
         let listener = tokio::spawn(crate::invalidation::listen(
             self.state.clone(),
             flushing.clone(),
@@ -96,6 +98,7 @@ impl Application {
         signals.abort();
         let _ = refresher.await;
         let _ = worker.await;
+        let _ = scheduler.await;
         let _ = stop_flushing.send(true);
         let _ = flusher.await;
         let _ = listener.await;
@@ -105,7 +108,10 @@ impl Application {
 
 /// The job worker with the handler of every job kind. It stops with the refresher: jobs
 /// in flight finish (a delivery within its timeout), no new one is taken.
-fn job_worker(state: &AppState) -> std::io::Result<crate::jobs::worker::Worker> {
+fn job_worker(
+    state: &web::Data<AppState>,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> std::io::Result<crate::jobs::worker::Worker> {
     let settings = state.config.webhooks.clone();
     let deliverer = crate::webhooks::delivery::Deliverer::new(
         state.pool.clone(),
@@ -113,10 +119,13 @@ fn job_worker(state: &AppState) -> std::io::Result<crate::jobs::worker::Worker> 
         settings.clone(),
     )
     .map_err(std::io::Error::other)?;
-    let handlers = crate::jobs::worker::Handlers::default().add(
-        crate::webhooks::DELIVERY_JOB,
-        std::sync::Arc::new(deliverer).handler(),
-    );
+    let syncs = crate::syncs::runner::Runner::new(state.clone(), stop);
+    let handlers = crate::jobs::worker::Handlers::default()
+        .add(
+            crate::webhooks::DELIVERY_JOB,
+            std::sync::Arc::new(deliverer).handler(),
+        )
+        .add(crate::syncs::RUN_JOB, std::sync::Arc::new(syncs).handler());
     Ok(crate::jobs::worker::Worker::new(
         state.pool.clone(),
         settings.job_lease,
@@ -248,7 +257,10 @@ const JOB_RETENTION: chrono::TimeDelta = chrono::TimeDelta::days(30);
 /// webhook attempts and webhook events older than `JOB_RETENTION`. Every minute: a WAL
 /// checkpoint, so SQLite's WAL file stays small, and connect sessions past their expiry
 /// are marked expired (and audited).
-fn spawn_housekeeping(pool: DbPool, usage_retention: chrono::TimeDelta) {
+fn spawn_housekeeping(pool: DbPool, config: &Config) {
+    let usage_retention = config.usage_retention;
+    let deleted_retention = chrono::TimeDelta::from_std(config.syncs.deleted_retention)
+        .unwrap_or(chrono::TimeDelta::days(30));
     let checkpoint_pool = pool.clone();
     tokio::spawn(async move {
         let mut every_minute = tokio::time::interval(std::time::Duration::from_secs(60));
@@ -275,6 +287,7 @@ fn spawn_housekeeping(pool: DbPool, usage_retention: chrono::TimeDelta) {
             let pruned = db::run(&pool, move |conn| {
                 crate::jobs::admin::prune(conn, finished_before)?;
                 crate::webhooks::attempts::prune(conn, finished_before)?;
+                crate::syncs::records::prune_deleted(conn, crate::db::now() - deleted_retention)?;
                 crate::webhooks::prune_events(conn, finished_before)
             })
             .await;

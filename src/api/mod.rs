@@ -11,6 +11,7 @@ mod provider_webhooks;
 mod proxy_endpoint;
 mod refreshes;
 pub mod service_auth;
+mod syncs;
 mod tokens;
 mod usage;
 mod webhook_endpoints;
@@ -58,6 +59,7 @@ fn service_routes(cfg: &mut web::ServiceConfig) {
         .any("/proxy/{client_id}/{tail:.*}", proxy_endpoint::forward)
         .at(Method::GET, "/usage", usage::stats)
         .configure(operation_endpoints::routes)
+        .configure(syncs::routes)
         .configure(webhook_endpoints::routes);
 }
 

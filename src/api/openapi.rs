@@ -44,6 +44,7 @@ impl Modify for ApiKeyAuth {
         operations::account, operations::lists, operations::segments, operations::refresh_profile,
         hooks::list, hooks::create, hooks::show, hooks::update, hooks::delete, hooks::rotate,
         hooks::send_test, hooks::replay,
+        super::syncs::list_records, super::syncs::list_syncs, super::syncs::run_sync,
     ),
     components(schemas(
         ErrorBody, crate::connect::request::SessionBody, crate::connect::request::EndUserBody,
@@ -59,6 +60,8 @@ impl Modify for ApiKeyAuth {
         kustomer::Message, kustomer::Team, kustomer::Direction, klaviyo::Group, klaviyo::ProfileRefreshed,
         hooks::EndpointBody, hooks::ReplayBody, hooks::EndpointView, hooks::AttemptView, hooks::EndpointList,
         hooks::SecretAnswer, hooks::Queued, hooks::TestSent,
+        super::syncs::RecordPage, super::syncs::RecordView, super::syncs::SyncList,
+        super::syncs::RunQueued, crate::syncs::admin::ModelSync,
     )),
     modifiers(&ApiKeyAuth, &CommonAnswers)
 )]

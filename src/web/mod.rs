@@ -23,6 +23,7 @@ pub mod local_path;
 mod login;
 pub mod middleware;
 mod moment;
+mod syncs_page;
 mod usage_page;
 mod users;
 mod webhooks_page;
@@ -82,6 +83,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             api_keys::revoke,
         )
         .at(Method::GET, "/admin/jobs", jobs_page::index)
+        .at(Method::GET, "/admin/syncs", syncs_page::index)
         .at(Method::POST, "/admin/jobs/{id}/retry", jobs_page::retry)
         .at(Method::POST, "/admin/jobs/{id}/cancel", jobs_page::cancel)
         .configure(webhooks_page::routes)
@@ -173,6 +175,11 @@ fn client_routes(cfg: &mut web::ServiceConfig) {
             Method::POST,
             "/admin/clients/{id}/profile/refresh",
             client_details::refresh_counts,
+        )
+        .at(
+            Method::POST,
+            "/admin/clients/{id}/syncs/{model}/run",
+            client_details::syncs::sync_now,
         );
 }
 

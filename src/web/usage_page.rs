@@ -384,6 +384,10 @@ async fn kpis(
     let session_completion = percent(sessions_completed, sessions_created);
     let refresh_success = percent(refreshed, refreshed + refresh_failed);
     let error_rate = percent(stats.total_errors as i64, stats.total_calls as i64);
+    // Sync runs of every connection (all time; the state rows keep the totals).
+    let (sync_success, sync_mean_ms) =
+        crate::db::run(&state.pool, crate::syncs::admin::kpis).await?;
+    let sync_success = sync_success.map(|share| share * 100.0);
     let shown = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{v:.1} %"));
     Ok(vec![
         Kpi {
@@ -424,6 +428,18 @@ async fn kpis(
                 format!("{:.0} ms", stats.average_duration_ms)
             },
             target: "latency percentiles above",
+            good: None,
+        },
+        Kpi {
+            name: "Sync success rate",
+            value: shown(sync_success),
+            target: "> 99 %",
+            good: sync_success.map(|v| v > 99.0),
+        },
+        Kpi {
+            name: "Average sync duration",
+            value: sync_mean_ms.map_or("—".into(), |ms| format!("{:.1} s", ms as f64 / 1000.0)),
+            target: "under the sync frequency",
             good: None,
         },
     ])

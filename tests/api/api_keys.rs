@@ -372,7 +372,7 @@ async fn bad_form_input_is_explained_and_stores_nothing(app: TestApp) {
         (
             "too-powerful",
             &["clients:read", "admin"],
-            "Unknown scope admin: choose from tokens:read, clients:read, proxy, connect:write, webhooks:write.",
+            "Unknown scope admin: choose from tokens:read, clients:read, proxy, connect:write, webhooks:write, records:read, syncs:write.",
         ),
     ];
     for (name, scopes, message) in cases {

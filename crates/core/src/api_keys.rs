@@ -29,15 +29,19 @@ pub enum Scope {
     Proxy,
     ConnectWrite,
     WebhooksWrite,
+    RecordsRead,
+    SyncsWrite,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 5] = [
+    pub const ALL: [Scope; 7] = [
         Scope::TokensRead,
         Scope::ClientsRead,
         Scope::Proxy,
         Scope::ConnectWrite,
         Scope::WebhooksWrite,
+        Scope::RecordsRead,
+        Scope::SyncsWrite,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -47,6 +51,8 @@ impl Scope {
             Scope::Proxy => "proxy",
             Scope::ConnectWrite => "connect:write",
             Scope::WebhooksWrite => "webhooks:write",
+            Scope::RecordsRead => "records:read",
+            Scope::SyncsWrite => "syncs:write",
         }
     }
 
@@ -64,6 +70,8 @@ impl Scope {
                 "create connect sessions for end users and disconnect their connections"
             }
             Scope::WebhooksWrite => "manage webhook endpoints (and see their signing secrets once)",
+            Scope::RecordsRead => "read synced records and the state of each sync",
+            Scope::SyncsWrite => "start sync runs",
         }
     }
 }

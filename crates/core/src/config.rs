@@ -140,6 +140,8 @@ pub struct Config {
     /// Reverse proxies whose `X-Forwarded-For` is believed (`TRUSTED_PROXIES`): requests
     /// from them are counted and audited under the address they forwarded for.
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Record syncs: scheduling, rate budgets, retention.
+    pub syncs: crate::syncs::SyncSettings,
 }
 
 #[derive(Debug, Clone)]
@@ -174,8 +176,10 @@ impl Config {
         let providers = providers(source, &public_url, sandbox.as_ref())?;
         let provider_retry = provider_retry(source)?;
         let webhooks = crate::webhook_settings::WebhookSettings::load(source, defaults.sandbox)?;
+        let syncs = crate::syncs::SyncSettings::load(source)?;
         Ok(Self {
             webhooks,
+            syncs,
             providers,
             provider_retry,
             refresh_margin: seconds(source, "TOKEN_REFRESH_MARGIN_SECS", 300)?,

@@ -26,6 +26,7 @@ pub mod providers;
 pub mod proxy;
 pub mod rate_limit;
 pub mod state;
+pub mod syncs;
 pub mod telemetry;
 pub mod usage;
 pub mod vault;

@@ -40,6 +40,11 @@ pub struct Metrics {
     /// Service API requests refused for their key, by reason (`invalid_key`, `rate_limited`).
     pub service_key_rejections: IntCounterVec,
     clients: IntGaugeVec,
+    /// Sync runs by provider, model and outcome (`succeeded`, `failed`).
+    pub sync_runs: IntCounterVec,
+    /// Records added, changed or marked deleted by syncs.
+    pub sync_records_written: IntCounterVec,
+    pub sync_run_seconds: HistogramVec,
 }
 
 impl Metrics {
@@ -106,6 +111,22 @@ impl Metrics {
                     &["provider", "status"],
                 ),
             ),
+            sync_runs: counter(
+                "connecthub_sync_runs_total",
+                "Sync runs by provider, model and outcome",
+                &["provider", "model", "outcome"],
+            ),
+            sync_records_written: counter(
+                "connecthub_sync_records_written_total",
+                "Records added, changed or marked deleted by syncs",
+                &["provider", "model"],
+            ),
+            sync_run_seconds: histogram(
+                "connecthub_sync_run_duration_seconds",
+                "Time from a sync run's start to its end",
+                &[0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0],
+                &["provider", "model"],
+            ),
             registry,
         };
         register_build_and_process(&metrics.registry);
@@ -125,6 +146,15 @@ impl Metrics {
             }
             self.refresh_seconds.with_label_values(&[provider]);
             self.tokens_served.with_label_values(&[provider]);
+            for model in crate::providers::syncs::builtin_models(provider) {
+                for outcome in ["succeeded", "failed"] {
+                    self.sync_runs
+                        .with_label_values(&[provider, model, outcome]);
+                }
+                self.sync_records_written
+                    .with_label_values(&[provider, model]);
+                self.sync_run_seconds.with_label_values(&[provider, model]);
+            }
         }
         for route in PROBED_ROUTES {
             self.http_requests.with_label_values(&["GET", route, "200"]);

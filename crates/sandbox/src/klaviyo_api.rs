@@ -21,15 +21,19 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         cfg.route(&format!("/accounts{suffix}"), web::get().to(accounts))
             .route(&format!("/accounts/{{id}}{suffix}"), web::get().to(account))
             .route(&format!("/lists{suffix}"), web::get().to(lists))
-            .route(&format!("/segments{suffix}"), web::get().to(segments));
+            .route(&format!("/segments{suffix}"), web::get().to(segments))
+            .route(
+                &format!("/profiles{suffix}"),
+                web::get().to(super::klaviyo_profiles::profiles),
+            );
     }
 }
 
 /// Klaviyo's published rate tiers (steady window, per account per app).
 #[derive(Clone, Copy)]
-struct Tier {
-    name: &'static str,
-    per_minute: u32,
+pub(super) struct Tier {
+    pub(super) name: &'static str,
+    pub(super) per_minute: u32,
 }
 
 const TIER_XS: Tier = Tier {
@@ -65,7 +69,7 @@ fn not_authenticated(detail: &str) -> HttpResponse {
     )
 }
 
-fn invalid(detail: &str) -> HttpResponse {
+pub(super) fn invalid(detail: &str) -> HttpResponse {
     error(StatusCode::BAD_REQUEST, "invalid", "Invalid input.", detail)
 }
 
@@ -115,14 +119,14 @@ fn valid_revision(value: &str) -> bool {
 }
 
 /// What a call may use once it passed the checks.
-struct Call {
-    account: &'static KlaviyoAccount,
-    rate: RateHeaders,
+pub(super) struct Call {
+    pub(super) account: &'static KlaviyoAccount,
+    pub(super) rate: RateHeaders,
 }
 
 /// The checks every call goes through, in Klaviyo's order: faults (counted), token,
 /// revision header, scope. Then the call is counted against its rate window.
-fn begin(
+pub(super) fn begin(
     sandbox: &Sandbox,
     req: &HttpRequest,
     tier: Tier,
@@ -165,7 +169,7 @@ fn begin(
     Ok(Call { account, rate })
 }
 
-fn ok(rate: &RateHeaders) -> HttpResponseBuilder {
+pub(super) fn ok(rate: &RateHeaders) -> HttpResponseBuilder {
     let mut builder = HttpResponse::Ok();
     builder
         .content_type("application/vnd.api+json")
@@ -176,7 +180,7 @@ fn ok(rate: &RateHeaders) -> HttpResponseBuilder {
 }
 
 /// Where this sandbox's Klaviyo API lives, for absolute links.
-fn api_base(sandbox: &Sandbox) -> String {
+pub(super) fn api_base(sandbox: &Sandbox) -> String {
     format!("{}/sandbox/klaviyo/api", sandbox.base_url())
 }
 

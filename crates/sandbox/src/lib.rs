@@ -16,11 +16,13 @@ mod control;
 mod data;
 mod http;
 mod klaviyo_api;
+mod klaviyo_profiles;
 mod kustomer_api;
 mod kustomer_store;
 mod oauth;
 mod state;
 mod tokens;
+mod volume;
 
 use actix_web::web;
 use state::{ProviderState, State};
@@ -94,7 +96,7 @@ impl Sandbox {
 }
 
 /// The two providers the sandbox imitates.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Provider {
     Klaviyo,
     Kustomer,

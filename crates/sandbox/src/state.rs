@@ -13,6 +13,8 @@ pub struct State {
     kustomer: ProviderState,
     /// Customers, conversations and notes written through the Kustomer API.
     pub kustomer_data: KustomerStore,
+    /// Generated records for syncs (Klaviyo profiles, Kustomer customers, conversations).
+    pub volume: super::volume::Volume,
 }
 
 impl State {
@@ -21,6 +23,7 @@ impl State {
             klaviyo: ProviderState::new(Provider::Klaviyo, access_token_ttl),
             kustomer: ProviderState::new(Provider::Kustomer, access_token_ttl),
             kustomer_data: KustomerStore::new(),
+            volume: Default::default(),
         }
     }
 

@@ -3,6 +3,7 @@
 //! default". The owner and admins may see and change it (`clients::find_for`).
 
 mod profile_fields;
+pub mod syncs;
 mod view;
 
 use self::profile_fields::profile_fields;
@@ -78,6 +79,7 @@ async fn details_page(
             ))
         })
         .await?;
+    let (syncs, records) = syncs::card(state, &client).await?;
     let provider = state.providers().get(&client.provider);
     let requested = provider
         .as_ref()
@@ -97,6 +99,8 @@ async fn details_page(
         history,
         refreshes,
         usage,
+        syncs,
+        records,
         client: ClientView {
             provider_name: provider
                 .map(|p| p.display_name.clone())

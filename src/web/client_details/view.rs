@@ -110,6 +110,8 @@ pub(super) struct DetailsPage {
     pub(super) usage: crate::usage::Stats,
     /// Where the page's forms come back to.
     pub(super) here: String,
+    pub(super) syncs: Vec<super::syncs::SyncRow>,
+    pub(super) records: Vec<super::syncs::RecordRow>,
 }
 
 /// The tags card's content alone, for htmx: read-only, or the form when `tags_form` is set.

@@ -69,6 +69,9 @@ pub fn test_config(database_url: &str, public_url: &str, extra: &[(&str, &str)])
         ("PROVIDER_RETRY_DELAY_MS", "20"),
         ("SERVICE_CACHE_SECS", "1"),
         ("CONNECT_ALLOWED_REDIRECTS", "https://app.example.com"),
+        // Tests start the runs they look at; a test of the scheduler turns it on.
+        ("SYNC_SCHEDULE", "false"),
+        ("SYNC_INCREMENTAL_OVERLAP", "2s"),
     ]
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))

@@ -310,6 +310,51 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    sync_records (id) {
+        id -> BigInt,
+        client_id -> Text,
+        model -> Text,
+        external_id -> Text,
+        payload -> Text,
+        hash -> Text,
+        first_seen -> Timestamp,
+        last_modified -> Timestamp,
+        deleted_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    sync_seen (client_id, model, external_id) {
+        client_id -> Text,
+        model -> Text,
+        external_id -> Text,
+    }
+}
+
+diesel::table! {
+    sync_states (client_id, model) {
+        client_id -> Text,
+        model -> Text,
+        status -> Text,
+        checkpoint -> Nullable<Text>,
+        last_started_at -> Nullable<Timestamp>,
+        last_finished_at -> Nullable<Timestamp>,
+        last_success_started_at -> Nullable<Timestamp>,
+        last_outcome -> Nullable<Text>,
+        last_duration_ms -> Nullable<BigInt>,
+        added -> Integer,
+        updated -> Integer,
+        deleted -> Integer,
+        last_error -> Nullable<Text>,
+        next_run_at -> Nullable<Timestamp>,
+        consecutive_failures -> Integer,
+        runs_succeeded -> BigInt,
+        runs_failed -> BigInt,
+        total_duration_ms -> BigInt,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(webhook_attempts, webhook_events);
 
 diesel::table! {
@@ -327,3 +372,4 @@ diesel::table! {
 
 diesel::joinable!(refresh_attempts -> clients (client_id));
 diesel::allow_tables_to_appear_in_same_query!(refresh_attempts, clients);
+diesel::allow_tables_to_appear_in_same_query!(sync_states, clients);

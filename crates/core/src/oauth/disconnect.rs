@@ -77,6 +77,8 @@ pub async fn disconnect(
         crate::db::transaction(conn, |conn| {
             credentials::destroy(conn, &id)?;
             clients::mark_disconnected(conn, &id)?;
+            // Synced records go with the connection (the confirm dialog says so).
+            crate::syncs::forget_client(conn, &id)?;
             webhooks::connection(
                 conn,
                 EventType::ConnectionDisconnected,

@@ -101,6 +101,26 @@ impl<'a> Caller<'a> {
         })
     }
 
+    /// The client with a fresh token, whatever its provider (syncs are defined per provider).
+    pub async fn for_client(state: &'a AppState, client_id: &str) -> Result<Self, OpError> {
+        let entry = lifecycle::token_for_service(state, client_id)
+            .await?
+            .ok_or(OpError::ClientNotFound)?;
+        let name = entry.client.provider.clone();
+        let provider = state.providers().get(&name).ok_or_else(|| {
+            OpError::Unavailable(format!("the {name} provider is not configured"))
+        })?;
+        Ok(Self {
+            state,
+            entry,
+            provider,
+        })
+    }
+
+    pub fn provider(&self) -> &Provider {
+        &self.provider
+    }
+
     pub fn client(&self) -> &crate::clients::Client {
         &self.entry.client
     }
@@ -133,6 +153,26 @@ impl<'a> Caller<'a> {
         body: Option<&Value>,
         what: &'static str,
     ) -> Result<Value, OpError> {
+        let response = self.respond(method, path, body).await?;
+        self.read(response, what).await.map(|(json, _)| json)
+    }
+
+    /// `GET path` with the answer's headers (pagination links, rate-limit budgets).
+    pub async fn get_page(
+        &self,
+        path: &str,
+        what: &'static str,
+    ) -> Result<(Value, reqwest::header::HeaderMap), OpError> {
+        let response = self.respond(reqwest::Method::GET, path, None).await?;
+        self.read(response, what).await
+    }
+
+    async fn respond(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<reqwest::Response, OpError> {
         let (tail, query) = path.split_once('?').unwrap_or((path, ""));
         // Ids are checked before they reach a path, so only a provider's own link can fail.
         let url = proxy::target_url(&self.provider, tail, query)
@@ -159,7 +199,7 @@ impl<'a> Caller<'a> {
             tracing::warn!(provider = %self.provider.name, error = %e, "provider call failed");
             OpError::Unavailable(format!("{} did not answer", self.provider.display_name))
         })?;
-        self.read(answer.response, what).await
+        Ok(answer.response)
     }
 
     /// The JSON of a 2xx answer; any other answer as the typed error it stands for.
@@ -167,9 +207,10 @@ impl<'a> Caller<'a> {
         &self,
         response: reqwest::Response,
         what: &'static str,
-    ) -> Result<Value, OpError> {
+    ) -> Result<(Value, reqwest::header::HeaderMap), OpError> {
         let name = &self.provider.display_name;
         let status = response.status().as_u16();
+        let headers = response.headers().clone();
         let retry_after =
             crate::provider_http::retry_after(response.headers()).map(|d| d.as_secs());
         let bytes = response
@@ -182,7 +223,7 @@ impl<'a> Caller<'a> {
             return Err(OpError::Unauthorized);
         }
         match status {
-            200..=299 => Ok(json),
+            200..=299 => Ok((json, headers)),
             404 => Err(OpError::NotFound(what)),
             429 => Err(OpError::RateLimited { retry_after }),
             400..=499 => Err(OpError::Rejected {
@@ -216,7 +257,7 @@ impl<'a> Caller<'a> {
 
     /// A provider link as a path under the API base; a link elsewhere is refused, so the
     /// token is never sent to another host.
-    fn relative(&self, link: &str) -> Result<String, OpError> {
+    pub fn relative(&self, link: &str) -> Result<String, OpError> {
         let base = self.provider.api_base_url.trim_end_matches('/');
         let path = match link.strip_prefix(base) {
             Some(rest) => rest,

@@ -113,6 +113,7 @@ fn klaviyo(urls: Urls) -> Provider {
         api_key_check_path: None,
         app: None,
         enabled: true,
+        syncs: super::syncs::klaviyo(),
     }
 }
 
@@ -143,6 +144,7 @@ fn kustomer(urls: Urls) -> Provider {
         api_key_check_path: Some("/v1/auth/tokens/current".into()),
         app: None,
         enabled: true,
+        syncs: super::syncs::kustomer(),
     }
 }
 

@@ -43,6 +43,8 @@ struct Entry {
     authorize_params: BTreeMap<String, String>,
     #[serde(default)]
     headers: BTreeMap<String, String>,
+    #[serde(default)]
+    sync: Vec<super::syncs::SyncEntry>,
 }
 
 fn default_auth_type() -> AuthType {
@@ -136,6 +138,7 @@ fn build(entry: Entry, source: &dyn Source, public_url: &str) -> Result<Provider
         check_url(VARIABLE, url)
             .map_err(|_| problem(format!("{url:?} is not an absolute http(s) URL")))?;
     }
+    let syncs = super::syncs::build_all(entry.sync).map_err(problem)?;
     let profile = match entry.profile_url {
         Some(url) => ProfileSource::Url {
             url,
@@ -163,6 +166,7 @@ fn build(entry: Entry, source: &dyn Source, public_url: &str) -> Result<Provider
         api_key_check_path: entry.api_key_check_path,
         app: None,
         enabled: true,
+        syncs,
     };
     apply_env(&mut provider, source, public_url, None)?;
     Ok(provider)
@@ -250,6 +254,14 @@ revision = "2024-10-15"
             (
                 "[[provider]]\nname = 3".to_string(),
                 "is not a valid provider file",
+            ),
+            (
+                format!("{ACME}[[provider.sync]]\nmodel = \"deals\"\nendpoint = \"deals\"\npagination = \"next_url\"\nfrequency = \"10s\"\n"),
+                "provider acme: sync \"deals\": frequency must be at least 1m",
+            ),
+            (
+                format!("{ACME}[[provider.sync]]\nmodel = \"deals\"\nendpoint = \"deals\"\npagination = \"body_cursor\"\nfrequency = \"10m\"\n"),
+                "provider acme: sync \"deals\": cursor_path is required",
             ),
         ];
         for (text, expected) in cases {

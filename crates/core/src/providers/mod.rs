@@ -5,6 +5,9 @@
 
 mod builtin;
 pub mod file;
+pub mod syncs;
+
+pub use syncs::{Pagination, SyncDef};
 
 use crate::env::{ConfigError, Source};
 use secrecy::SecretString;
@@ -120,6 +123,8 @@ pub struct Provider {
     /// None until `<NAME>_OAUTH_CLIENT_ID` and `_CLIENT_SECRET` are set.
     pub app: Option<OAuthApp>,
     pub enabled: bool,
+    /// The record syncs this provider offers (`[[provider.sync]]`, or built in).
+    pub syncs: Vec<SyncDef>,
 }
 
 impl Provider {
@@ -130,6 +135,10 @@ impl Provider {
 
     pub fn accepts_api_keys(&self) -> bool {
         self.api_key_check_path.is_some()
+    }
+
+    pub fn sync(&self, model: &str) -> Option<&SyncDef> {
+        self.syncs.iter().find(|s| s.model == model)
     }
 
     pub fn scope_string(&self) -> String {

@@ -14,12 +14,14 @@ pub enum EventType {
     ConnectSessionFailed,
     ProviderWebhook,
     AuditHead,
+    SyncSucceeded,
+    SyncFailed,
     /// Sent only to the endpoint whose "Send test event" was pressed.
     WebhookTest,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 12] = [
+    pub const ALL: [EventType; 14] = [
         EventType::ConnectionCreated,
         EventType::ConnectionReconnected,
         EventType::ConnectionRefreshFailed,
@@ -31,6 +33,8 @@ impl EventType {
         EventType::ConnectSessionFailed,
         EventType::ProviderWebhook,
         EventType::AuditHead,
+        EventType::SyncSucceeded,
+        EventType::SyncFailed,
         EventType::WebhookTest,
     ];
 
@@ -47,6 +51,8 @@ impl EventType {
             EventType::ConnectSessionFailed => "connect_session.failed",
             EventType::ProviderWebhook => "provider.webhook",
             EventType::AuditHead => "audit.head",
+            EventType::SyncSucceeded => "sync.succeeded",
+            EventType::SyncFailed => "sync.failed",
             EventType::WebhookTest => "webhook.test",
         }
     }
@@ -83,6 +89,10 @@ impl EventType {
             EventType::AuditHead => {
                 "the audit log's head (entry count and newest hash), published every AUDIT_HEAD_INTERVAL_SECS: keep it to detect a cut-off log with audit verify --expect-head"
             }
+            EventType::SyncSucceeded => {
+                "a sync run of one model ended (counts added/updated/deleted, duration)"
+            }
+            EventType::SyncFailed => "a sync has failed several runs in a row (reason given)",
             EventType::WebhookTest => "the Send test event button (always sent)",
         }
     }

@@ -1,6 +1,7 @@
 //! The control API under /sandbox/_control: fault injection, counters and reset. It has no
 //! authentication because it exists for tests and the demo only.
 
+mod volume;
 mod webhooks;
 
 use super::http::json;
@@ -26,7 +27,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/faults", web::post().to(set_faults))
         .route("/stats", web::get().to(stats))
         .route("/reset", web::post().to(reset))
-        .route("/webhooks", web::post().to(webhooks::send));
+        .route("/webhooks", web::post().to(webhooks::send))
+        .route("/volume", web::post().to(volume::set));
 }
 
 /// Counts an API call and takes the fault it must answer with, if any.

@@ -20,10 +20,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/orgs/current", web::get().to(org_current))
         .route("/users/current", web::get().to(user_current))
         .route("/teams", web::get().to(teams))
+        .route("/customers", web::get().to(listing::list_customers))
         .route("/customers", web::post().to(create_customer))
         .route("/customers/search", web::post().to(search_customers))
         .route("/customers/{key}", web::get().to(get_customer))
         .route("/customers/{id}/notes", web::get().to(customer_notes))
+        .route("/conversations", web::get().to(listing::list_conversations))
         .route("/conversations", web::post().to(create_conversation))
         .route("/conversations/{id}", web::get().to(get_conversation))
         .route("/conversations/{id}", web::patch().to(update_conversation))
@@ -182,6 +184,7 @@ macro_rules! authenticated {
 
 mod conversations;
 mod customers;
+mod listing;
 #[cfg(test)]
 mod tests;
 
