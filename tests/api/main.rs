@@ -12,6 +12,7 @@ mod audit_page;
 mod backup;
 mod bad_input;
 pub mod browser;
+mod certificate_faults;
 mod cli;
 mod client_details;
 mod clients_list;
