@@ -285,14 +285,7 @@ async fn recovers(app: &TestApp, key: &str, klaviyo: &[String]) {
         .unwrap();
     assert_eq!(reset.status(), 200);
     for id in klaviyo {
-        let refreshed = app
-            .client
-            .post(app.url(&format!("/api/integrations/klaviyo/oauth/refresh/{id}")))
-            .header("x-csrf-token", app.csrf_token().await)
-            .header("accept", "application/json")
-            .send()
-            .await
-            .unwrap();
+        let refreshed = app.refresh_now("klaviyo", id).await;
         let status = refreshed.status();
         assert_eq!(status, 200, "{}", refreshed.text().await.unwrap());
         let token: Value = app.service_token(key, id).await.json().await.unwrap();

@@ -297,6 +297,18 @@ impl TestApp {
         csrf_from(&html)
     }
 
+    /// "Refresh now" on a client, as the page's button sends it (asking for JSON).
+    pub async fn refresh_now(&self, provider: &str, client_id: &str) -> reqwest::Response {
+        let path = format!("/api/integrations/{provider}/oauth/refresh/{client_id}");
+        self.client
+            .post(self.url(&path))
+            .header("x-csrf-token", self.csrf_token().await)
+            .header("accept", "application/json")
+            .send()
+            .await
+            .expect("request")
+    }
+
     pub async fn login(&self, email: &str, password: &str) -> reqwest::Response {
         self.post_form("/login", &[("email", email), ("password", password)])
             .await
