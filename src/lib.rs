@@ -3,10 +3,10 @@
 //! live in `connecthub-core` and are re-exported here under their own names.
 
 pub use connecthub_core::{
-    api_keys, audit, auth, backup, clients, config, connect, db, env, input, invalidation,
-    ip_ranges, jobs, local_path, metrics, oauth, operations, provider_http, provider_webhooks,
-    providers, proxy, rate_limit, state, syncs, telemetry, usage, vault, webhook_settings,
-    webhooks,
+    api_keys, audit, auth, backup, cache_generation, clients, config, connect, db, duration, env,
+    input, invalidation, ip_ranges, jobs, local_path, metrics, oauth, operations, provider_http,
+    provider_webhooks, providers, proxy, rate_limit, state, syncs, telemetry, usage, vault,
+    webhook_settings, webhooks,
 };
 
 pub mod api;

@@ -22,7 +22,6 @@ use crate::state::AppState;
 use actix_web::web;
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
@@ -71,29 +70,6 @@ impl Change {
 fn forget_everything(state: &AppState) {
     state.tokens.forget_all();
     state.forget_api_keys();
-}
-
-/// Counts invalidations, so a cache can refuse to store what it read before one: a
-/// request that loaded a client just before another instance disconnected it must not
-/// put the old state back after the notification dropped it.
-#[derive(Default)]
-pub struct Generation(AtomicU64);
-
-impl Generation {
-    pub fn current(&self) -> u64 {
-        self.0.load(Ordering::SeqCst)
-    }
-
-    /// Called before an entry is dropped.
-    pub fn bump(&self) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-
-    /// Called after an entry read at `seen` was stored: false means an invalidation may
-    /// have raced the store, and the caller drops the entry again.
-    pub fn unchanged_since(&self, seen: u64) -> bool {
-        self.current() == seen
-    }
 }
 
 /// Listens for invalidations until `stop` turns true; returns at once on SQLite.
@@ -240,14 +216,5 @@ mod tests {
         for bad in ["", "client:", "client", "user:1", "api_key:"] {
             assert_eq!(Change::parse(bad), None, "{bad:?}");
         }
-    }
-
-    #[test]
-    fn a_generation_seen_before_a_bump_is_stale() {
-        let generation = Generation::default();
-        let seen = generation.current();
-        assert!(generation.unchanged_since(seen));
-        generation.bump();
-        assert!(!generation.unchanged_since(seen));
     }
 }

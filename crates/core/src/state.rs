@@ -31,7 +31,7 @@ pub struct AppState {
     /// `invalidation` (PostgreSQL), else within the TTL.
     pub api_key_cache: mini_moka::sync::Cache<String, crate::api_keys::ApiKey>,
     /// Bumped by `forget_api_keys`, so a key read before a revocation is not cached after it.
-    pub api_key_generation: crate::invalidation::Generation,
+    pub api_key_generation: crate::cache_generation::Generation,
     /// Wrong service keys per address: limits them and reports each burst once.
     pub rejected_keys: crate::rate_limit::Failures<std::net::IpAddr>,
     /// Requests per API key on the proxy and token endpoints, when a limit is set.

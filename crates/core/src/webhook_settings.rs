@@ -1,6 +1,7 @@
 //! Settings of the job queue and of outgoing webhooks, read with the rest of `Config`.
 
-use crate::config::ConfigError;
+use crate::duration::parse_duration;
+use crate::env::ConfigError;
 use crate::env::Source;
 use std::time::Duration;
 
@@ -93,23 +94,6 @@ pub fn parse_schedule(raw: &str) -> Option<Vec<Duration>> {
     schedule.filter(|s| !s.is_empty())
 }
 
-/// `500ms`, `10s`, `5m`, `2h`, `5d`.
-pub fn parse_duration(raw: &str) -> Option<Duration> {
-    let raw = raw.trim();
-    let split = raw.find(|c: char| !c.is_ascii_digit())?;
-    let (number, unit) = raw.split_at(split);
-    let number: u64 = number.parse().ok()?;
-    let millis = match unit {
-        "ms" => 1,
-        "s" => 1_000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        _ => return None,
-    };
-    Some(Duration::from_millis(number.checked_mul(millis)?))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,9 +102,6 @@ mod tests {
     fn the_default_schedule_reaches_about_three_days() {
         let total: Duration = parse_schedule(DEFAULT_RETRY_SCHEDULE).unwrap().iter().sum();
         assert!(total > Duration::from_secs(3 * 86_400) && total < Duration::from_secs(4 * 86_400));
-        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
         assert_eq!(parse_schedule("5s,x"), None);
-        assert_eq!(parse_duration("5"), None);
-        assert_eq!(parse_duration("s"), None);
     }
 }

@@ -1,5 +1,6 @@
 //! The Klaviyo-shaped API under /sandbox/klaviyo/api: accounts, lists and segments in
-//! JSON:API envelopes, with Klaviyo's revision header, scopes and rate-limit headers.
+//! JSON:API envelopes, with Klaviyo's revision header, scopes and rate-limit headers
+//! (profiles, at volume, are `klaviyo_profiles`).
 
 use super::control::{api_gate, ApiFault};
 use super::data::{self, GroupKind, KlaviyoAccount};
@@ -21,11 +22,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         cfg.route(&format!("/accounts{suffix}"), web::get().to(accounts))
             .route(&format!("/accounts/{{id}}{suffix}"), web::get().to(account))
             .route(&format!("/lists{suffix}"), web::get().to(lists))
-            .route(&format!("/segments{suffix}"), web::get().to(segments))
-            .route(
-                &format!("/profiles{suffix}"),
-                web::get().to(super::klaviyo_profiles::profiles),
-            );
+            .route(&format!("/segments{suffix}"), web::get().to(segments));
     }
 }
 

@@ -13,6 +13,13 @@ use base64::Engine;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    // Klaviyo's own URLs end in a slash; both spellings are accepted.
+    for path in ["/profiles", "/profiles/"] {
+        cfg.route(path, web::get().to(profiles));
+    }
+}
+
 /// Klaviyo's "M" tier for profile reads.
 const TIER_M: Tier = Tier {
     name: "M",

@@ -188,6 +188,7 @@ fn provider_scope(
         Provider::Klaviyo => scope.service(
             web::scope("/api")
                 .configure(klaviyo_api::routes)
+                .configure(klaviyo_profiles::routes)
                 .default_service(web::to(klaviyo_api::not_found)),
         ),
         Provider::Kustomer => scope.service(

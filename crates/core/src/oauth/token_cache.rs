@@ -36,7 +36,7 @@ pub struct TokenManager {
     used: Mutex<HashMap<String, chrono::NaiveDateTime>>,
     cache: mini_moka::sync::Cache<String, Arc<CachedToken>>,
     /// Bumped by every `forget`, so `remember` cannot put back what one just dropped.
-    generation: crate::invalidation::Generation,
+    generation: crate::cache_generation::Generation,
     /// Rung when tokens are stored, so the background refresher recomputes its schedule.
     pub schedule_changed: tokio::sync::Notify,
 }

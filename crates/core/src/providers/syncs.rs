@@ -173,7 +173,7 @@ pub(super) fn build(entry: SyncEntry) -> Result<SyncDef, String> {
             ));
         }
     }
-    let frequency = crate::webhook_settings::parse_duration(&entry.frequency)
+    let frequency = crate::duration::parse_duration(&entry.frequency)
         .ok_or_else(|| problem(&model, "frequency", "must be a duration such as 5m or 1h"))?;
     if frequency < Duration::from_secs(60) {
         return Err(problem(&model, "frequency", "must be at least 1m"));

@@ -1,7 +1,7 @@
 //! SYNC_* settings, read with the rest of `Config`.
 
+use crate::duration::parse_duration;
 use crate::env::{ConfigError, Source};
-use crate::webhook_settings::parse_duration;
 use std::time::Duration;
 
 #[derive(Debug, Clone)]
