@@ -193,7 +193,8 @@ async fn provider_of(app: &TestApp, id: &str) -> String {
 
 /// A second instance on the same database whose Klaviyo URLs are https:// on this app's
 /// plain-HTTP port: every token and API call fails in the TLS handshake. Returns how many
-/// of its answers were such failures (503/502, never a token).
+/// of its answers were such failures (503/502, never a token; a hand-out may still find a
+/// token the first instance refreshed meanwhile).
 async fn tls_errors(app: &TestApp, key: &str, klaviyo: &[String], seen: &mut Seen) -> u32 {
     let https = |path: &str| format!("https://127.0.0.1:{}/sandbox/klaviyo{path}", app.port);
     let (token, api) = (https("/oauth/token"), https(""));
@@ -225,7 +226,16 @@ async fn tls_errors(app: &TestApp, key: &str, klaviyo: &[String], seen: &mut See
             let status = response.status().as_u16();
             assert!(sent.elapsed() < ANSWER_WITHIN);
             let body = response.text().await.unwrap_or_default();
-            assert!(!body.contains("skla_"), "a token after a TLS error: {body}");
+            if status == 200 && path.ends_with("/token") {
+                // The first instance's refresher (its URLs are right) may have refreshed
+                // the token meanwhile; the storm may still be answering the sandbox's
+                // introspection, so whether the provider accepts it is checked at the end
+                // (`recovers`), with every grant alive.
+                let answer: Value = serde_json::from_str(&body).unwrap();
+                assert!(answer["access_token"].is_string(), "{body}");
+            } else {
+                assert!(!body.contains("skla_"), "a token after a TLS error: {body}");
+            }
             if status == 503 || status == 502 {
                 failures += 1;
             }
