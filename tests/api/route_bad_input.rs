@@ -474,7 +474,7 @@ async fn every_route_refuses_bad_input_with_a_4xx_and_changes_nothing(app: TestA
                         failures.push(format!("{what}: {status} without a message: {body:?}"));
                     }
                     let after = counts(&app, &count_sql).await;
-                    if data_changed(&before, &after)
+                    if data_changed(&before, &after, &probe.path)
                         && changed_again(&app, &session, &probe, &count_sql).await
                     {
                         failures.push(format!("{what}: {status} but rows changed"));
@@ -519,7 +519,7 @@ async fn changed_again(app: &TestApp, session: &Session, probe: &Probe, sql: &st
     let _ = session.send(app, probe).await;
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     let after = counts(app, sql).await;
-    if data_changed(&before, &after) {
+    if data_changed(&before, &after, &probe.path) {
         let diff: Vec<String> = before
             .iter()
             .zip(&after)
@@ -532,16 +532,21 @@ async fn changed_again(app: &TestApp, session: &Session, probe: &Probe, sql: &st
             short(&probe.path)
         );
     }
-    data_changed(&before, &after)
+    data_changed(&before, &after, &probe.path)
 }
 
 /// Whether a table other than the audit log changed, or the audit log by more than one
 /// entry: a refusal may be audited (a refused sign-in, a failed connect), nothing more.
-fn data_changed(before: &[TableCount], after: &[TableCount]) -> bool {
+/// Through the proxy, a 4xx may be the provider's own answer to a call that was made (an
+/// odd method forwarded as it came): that call is metered, so `api_usage` may grow.
+fn data_changed(before: &[TableCount], after: &[TableCount], path: &str) -> bool {
+    let proxied = path.starts_with("/api/v1/proxy/");
     before.len() != after.len()
         || before.iter().zip(after).any(|(b, a)| {
             let grown = a.n_rows - b.n_rows;
-            b.name != a.name || (grown != 0 && !(b.name == "audit_log" && grown == 1))
+            let allowed = (b.name == "audit_log" && grown == 1)
+                || (proxied && b.name == "api_usage" && grown > 0);
+            b.name != a.name || (grown != 0 && !allowed)
         })
 }
 
