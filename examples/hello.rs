@@ -1,5 +1,6 @@
-//! The baseline for scripts/bench.sh: the smallest actix-web server, on the same machine
+//! The baseline for the bench scripts: the smallest actix-web server, on the same machine
 //! and settings as connecthub, so the benchmark can report a ratio instead of raw numbers.
+//! It answers every path, so a load script that asks for many paths can be aimed at it.
 
 use actix_web::{web, App, HttpResponse, HttpServer};
 
@@ -7,8 +8,7 @@ use actix_web::{web, App, HttpResponse, HttpServer};
 async fn main() -> std::io::Result<()> {
     let bind = std::env::var("BIND").unwrap_or_else(|_| "127.0.0.1:8089".into());
     HttpServer::new(|| {
-        App::new().route(
-            "/",
+        App::new().default_service(
             web::get()
                 .to(|| async { HttpResponse::Ok().json(serde_json::json!({"hello": "world"})) }),
         )

@@ -89,3 +89,28 @@ on_both_databases() { # function name_prefix
     echo "PostgreSQL not reachable at $pg_server: skipped"
   fi
 }
+
+# wrk at $connections connections with the given options and URL (pass -d for the
+# duration) → "requests_per_second p99_ms requests non_2xx".
+measure() {
+  local out rps p99 total bad
+  out=$(wrk -t2 -c"$connections" --latency "$@")
+  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+  p99=$(awk '$1 == "99%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v*=1000}; print v}' <<<"$out")
+  total=$(awk '/requests in/ {print $1}' <<<"$out")
+  bad=$(awk '/Non-2xx/ {print $NF}' <<<"$out")
+  echo "$rps $p99 $total ${bad:-0}"
+}
+
+# Appends one row to the Markdown table file $BENCH_TABLE names (scripts/bench-all.sh sets
+# it); nothing without it. Columns: benchmark, database, figure, baseline, ratio.
+bench_row() { # benchmark database figure baseline ratio
+  [[ -n ${BENCH_TABLE:-} ]] || return 0
+  printf '| %s | %s | %s | %s | %s |\n' "$@" >>"$BENCH_TABLE"
+}
+
+# sqlite → SQLite, postgres → PostgreSQL (the database column of a row).
+db_label() { case $1 in sqlite) echo SQLite ;; postgres) echo PostgreSQL ;; *) echo "$1" ;; esac; }
+
+# a / b with two decimals.
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "-"; else printf "%.2f", a / b }'; }

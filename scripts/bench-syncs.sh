@@ -25,7 +25,17 @@ bench_backend() { # name database_url
   start_server "$work/$name.log" env PUBLIC_URL="$base" BIND="127.0.0.1:$p" SYNC_SCHEDULE=false "$bin" demo
   wait_until_up "$base/healthz"
   echo "== $name ($count profiles)"
-  python3 scripts/bench_syncs.py "$base" "$key" "${pids[-1]}" "$count" bench@example.com "$password"
+  python3 scripts/bench_syncs.py "$base" "$key" "${pids[-1]}" "$count" bench@example.com "$password" | tee "$work/$name.out"
+  # The script's "sandbox alone", "full sync", "RSS" and "incremental" lines.
+  local sandbox full inc rss db
+  db=$(db_label "$name")
+  sandbox=$(awk '/sandbox alone:/ {print $3}' "$work/$name.out")
+  full=$(awk '/full sync:/ {print $3}' "$work/$name.out")
+  inc=$(awk '/incremental/ {print $7}' "$work/$name.out")
+  rss=$(awk '/RSS:/ {print $2, $5}' "$work/$name.out")
+  [[ -n $full ]] && bench_row "syncs: full sync, $count profiles" "$db" "$full records/s" "sandbox alone $sandbox records/s" "$(ratio "$full" "$sandbox")"
+  [[ -n $inc ]] && bench_row "syncs: incremental run after 1 % changed" "$db" "$inc % of the full run's time" "full run" "-"
+  [[ -n $rss ]] && bench_row "syncs: RSS during the full sync" "$db" "${rss#* } MB at most" "${rss% *} MB before" "$(ratio "${rss#* }" "${rss% *}")"
 }
 
 on_both_databases bench_backend syncs

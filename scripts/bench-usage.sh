@@ -35,7 +35,7 @@ bench_backend() { # name database_url
   echo "a-long-enough-password" | "$bin" user add --email bench@example.com --role admin --password-stdin >/dev/null
   key=$("$bin" api-key create --name bench --scope clients:read --owner bench@example.com)
   p=$(port); base=http://127.0.0.1:$p; jar=$work/$name.jar
-  start_server "$work/$name.log" env PUBLIC_URL="$base" BIND="127.0.0.1:$p" "$bin" serve
+  start_server "$work/$name.log" env PUBLIC_URL="$base" BIND="127.0.0.1:$p" SYNC_SCHEDULE=false "$bin" serve
   wait_until_up "$base/healthz"
   sign_in "$base" "$jar" bench@example.com a-long-enough-password
   mapfile -t before < <(time_views "$base" "$jar" "$key")
@@ -47,6 +47,8 @@ bench_backend() { # name database_url
     printf '%-9s %-24s %7s rows %6s ms   %7s rows %6s ms   ratio %s\n' "$name" "${views[$i]%%|*}" \
       "$small" "${before[$i]}" "$rows" "${after[$i]}" \
       "$(awk -v a="${after[$i]}" -v b="${before[$i]}" 'BEGIN {printf "%.2f", a / b}')"
+    bench_row "usage: ${views[$i]%%|*}, $rows rows" "$(db_label "$name")" "median ${after[$i]} ms" \
+      "$small rows ${before[$i]} ms" "$(ratio "${after[$i]}" "${before[$i]}")"
   done
 }
 

@@ -24,7 +24,15 @@ bench_backend() { # name database_url
   start_server "$work/$name.log" env PUBLIC_URL="$base" BIND="127.0.0.1:$p" WEBHOOK_ALLOW_PRIVATE=true "$bin" serve
   wait_until_up "$base/healthz"
   echo "== $name"
-  ./target/release/examples/webhook_bench "$base" "$key" "$events" "$rate" "$seconds"
+  ./target/release/examples/webhook_bench "$base" "$key" "$events" "$rate" "$seconds" | tee "$work/$name.out"
+  # "baseline   throughput N events/s   at R/s: p50 X ms  p99 Y ms", then "connecthub …".
+  local direct hub
+  direct=$(awk '/^baseline/ {print $3, $(NF-1)}' "$work/$name.out")
+  hub=$(awk '/^connecthub/ {for (i = 1; i <= NF; i++) if ($i == "p99") print $3, $(i+1)}' "$work/$name.out")
+  if [[ -n $direct && -n $hub ]]; then
+    bench_row "webhooks: throughput" "$(db_label "$name")" "${hub% *} events/s" "direct ${direct% *} events/s" "$(ratio "${hub% *}" "${direct% *}")"
+    bench_row "webhooks: p99 latency at $rate/s" "$(db_label "$name")" "${hub#* } ms" "direct ${direct#* } ms" "$(ratio "${hub#* }" "${direct#* }")"
+  fi
 }
 
 on_both_databases bench_backend webhooks

@@ -67,9 +67,37 @@ struct SeedArgs {
     /// How many made-up provider calls to record, spread over existing clients
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=10_000_000))]
     usage_rows: u32,
-    /// Over how many days (ending now) the calls are spread
+    /// Over how many days (ending now) the calls and audit entries are spread
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=366))]
     usage_days: u32,
+    /// How many made-up audit entries to append (chained), about the newest clients
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=20_000_000))]
+    audit_rows: u32,
+    /// How many connected OAuth clients to add, their tokens minted by a running sandbox
+    /// (ENCRYPTION_KEY seals them; TOKEN_REFRESH_MARGIN_SECS sets when they fall due)
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    connected: u32,
+    /// The --connected clients get made-up tokens valid until --expiring-within instead:
+    /// no sandbox needed, no provider knows them (hand-out benchmarks)
+    #[arg(long)]
+    made_up_tokens: bool,
+    /// Whose sandbox mints the connected clients' grants: klaviyo or kustomer
+    #[arg(long, default_value = "klaviyo", value_parser = ["klaviyo", "kustomer"])]
+    provider: String,
+    /// The connected clients' tokens expire spread evenly until this long from now (30m, 1h)
+    #[arg(long, default_value = "1h", value_parser = parse_span)]
+    expiring_within: std::time::Duration,
+    /// … and not before this long from now
+    #[arg(long, default_value = "0s", value_parser = parse_span)]
+    expiring_after: std::time::Duration,
+    /// The server whose sandbox mints the grants (default: PUBLIC_URL, else http://127.0.0.1:8080)
+    #[arg(long)]
+    sandbox_url: Option<String>,
+}
+
+fn parse_span(raw: &str) -> Result<std::time::Duration, String> {
+    crate::duration::parse_duration(raw)
+        .ok_or_else(|| "must be a duration such as 90s, 10m or 1h".to_string())
 }
 
 #[derive(Subcommand)]
@@ -180,6 +208,86 @@ async fn seed(args: SeedArgs) -> anyhow::Result<()> {
             .map_err(db::DbError::from)?;
         println!("recorded {added} made-up provider calls over {days} days");
     }
+    if args.audit_rows > 0 {
+        let (rows, days) = (args.audit_rows as usize, args.usage_days);
+        let added = db::run(&pool, move |conn| crate::seed::audit(conn, rows, days))
+            .await
+            .map_err(db::DbError::from)?;
+        println!("appended {added} made-up audit entries over {days} days");
+    }
+    if args.connected > 0 && args.made_up_tokens {
+        let (count, valid) = (args.connected as usize, args.expiring_within);
+        seed_made_up(&pool, count, valid).await?;
+    } else if args.connected > 0 {
+        seed_connected(&pool, args).await?;
+    }
+    Ok(())
+}
+
+/// `seed --connected --made-up-tokens`: the tokens are sealed under ENCRYPTION_KEY, the
+/// key the server that hands them out must be started with.
+async fn seed_made_up(
+    pool: &DbPool,
+    count: usize,
+    valid: std::time::Duration,
+) -> anyhow::Result<()> {
+    let vault = seeding_vault()?;
+    let valid_for = chrono::TimeDelta::from_std(valid)?;
+    let added = db::run(pool, move |conn| {
+        crate::seed::connected(conn, &vault, count, valid_for)
+    })
+    .await
+    .map_err(db::DbError::from)?;
+    println!("added {added} connected clients (tag seed, made-up tokens)");
+    Ok(())
+}
+
+/// The vault the seeded tokens are sealed with: ENCRYPTION_KEY's.
+fn seeding_vault() -> anyhow::Result<crate::vault::Vault> {
+    let key = secret(&ProcessEnv, "ENCRYPTION_KEY")?
+        .and_then(|raw| EncryptionKey::parse(&raw))
+        .ok_or_else(|| ConfigError {
+            variable: "ENCRYPTION_KEY".into(),
+            expected: EncryptionKey::HINT.into(),
+        })?;
+    Ok(crate::vault::Vault::new(&key, None))
+}
+
+async fn seed_connected(pool: &DbPool, args: SeedArgs) -> anyhow::Result<()> {
+    let margin = match ProcessEnv.get("TOKEN_REFRESH_MARGIN_SECS") {
+        None => 300,
+        Some(raw) => raw
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .filter(|s| *s > 0)
+            .ok_or_else(|| ConfigError {
+                variable: "TOKEN_REFRESH_MARGIN_SECS".into(),
+                expected: "must be a whole number above 0".into(),
+            })?,
+    };
+    if args.expiring_within <= args.expiring_after {
+        anyhow::bail!("--expiring-within must be longer than --expiring-after");
+    }
+    let plan = crate::seed_connected::Plan {
+        count: args.connected as usize,
+        sandbox_url: args
+            .sandbox_url
+            .or_else(|| ProcessEnv.get("PUBLIC_URL"))
+            .unwrap_or_else(|| "http://127.0.0.1:8080".into()),
+        provider: args.provider,
+        expiring_after: args.expiring_after,
+        expiring_within: args.expiring_within,
+        margin: chrono::TimeDelta::seconds(margin),
+    };
+    let vault = std::sync::Arc::new(seeding_vault()?);
+    let started = std::time::Instant::now();
+    let added = crate::seed_connected::seed(pool, &vault, &plan).await?;
+    println!(
+        "added {added} connected {} clients (tag connected) in {:.1} s",
+        plan.provider,
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 

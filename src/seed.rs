@@ -12,6 +12,9 @@ use crate::providers::AuthType;
 use diesel::prelude::*;
 use serde_json::json;
 
+mod connected;
+pub use connected::connected;
+
 const OWNERS: usize = 20;
 /// Half active, a quarter needing reconnection, a quarter in error.
 const STATUSES: [ClientStatus; 4] = [
@@ -37,23 +40,36 @@ const WORDS: [&str; 12] = [
 ];
 const KINDS: [&str; 6] = ["Store", "Retail", "Outlet", "Labs", "Support", "Shop"];
 
+/// Rows per INSERT statement (15 bound values each: well under both databases' limits).
+const CLIENT_ROWS_PER_INSERT: usize = 1000;
+/// Rows per transaction: few commits, short enough locks.
+const CLIENT_ROWS_PER_TRANSACTION: usize = 5000;
+
 /// Creates the seed owners (if missing) and `count` clients; returns how many were added.
+/// Multi-row INSERTs in transactions of a few thousand rows: 1,000,000 clients take minutes.
 pub fn seed(conn: &mut DbConnection, count: usize) -> anyhow::Result<usize> {
     let owners = seed_owners(conn)?;
     let now = crate::db::now();
     let mut added = 0;
-    for chunk in (0..count).collect::<Vec<_>>().chunks(1000) {
+    while added < count {
+        let end = count.min(added + CLIENT_ROWS_PER_TRANSACTION);
         crate::db::transaction(conn, |conn| {
-            for &n in chunk {
-                insert_one(conn, n, &owners[n % owners.len()], now)?;
-                added += 1;
+            let mut start = added;
+            while start < end {
+                let stop = end.min(start + CLIENT_ROWS_PER_INSERT);
+                let rows: Vec<_> = (start..stop)
+                    .map(|n| seed_row(n, &owners[n % owners.len()], now))
+                    .collect();
+                insert_rows(conn, &rows)?;
+                start = stop;
             }
             Ok::<_, diesel::result::Error>(())
         })?;
+        added = end;
     }
+    crate::db::analyze(conn)?;
     Ok(added)
 }
-
 fn seed_owners(conn: &mut DbConnection) -> anyhow::Result<Vec<String>> {
     let mut ids = Vec::new();
     for n in 0..OWNERS {
@@ -69,12 +85,21 @@ fn seed_owners(conn: &mut DbConnection) -> anyhow::Result<Vec<String>> {
     Ok(ids)
 }
 
-fn insert_one(
-    conn: &mut DbConnection,
-    n: usize,
-    owner: &str,
-    now: chrono::NaiveDateTime,
-) -> QueryResult<()> {
+/// One seeded client's values, as `insert_rows` writes them.
+struct SeedRow {
+    id: String,
+    owner: String,
+    provider: &'static str,
+    account_id: String,
+    name: String,
+    status: &'static str,
+    tags: String,
+    profile: String,
+    changed: chrono::NaiveDateTime,
+    search_text: String,
+}
+
+fn seed_row(n: usize, owner: &str, now: chrono::NaiveDateTime) -> SeedRow {
     let provider = if n.is_multiple_of(3) {
         "kustomer"
     } else {
@@ -88,28 +113,50 @@ fn insert_one(
     let account_id = format!("seed-{provider}-{n:06}");
     let domain = format!("{}{n}.example", WORDS[n % WORDS.len()].to_lowercase());
     let profile = json!({"account_id": account_id, "account_name": name, "email_domain": domain, "seed": true});
-    let tags = json!(["seed", TAGS[n % TAGS.len()]]);
-    let changed = now - chrono::TimeDelta::minutes(n as i64);
-    diesel::insert_into(clients::table)
-        .values((
-            clients::id.eq(uuid::Uuid::new_v4().to_string()),
-            clients::owner_user_id.eq(owner),
-            clients::provider.eq(provider),
-            clients::provider_account_id.eq(&account_id),
-            clients::display_name.eq(&name),
-            clients::status.eq(STATUSES[n % STATUSES.len()].as_str()),
-            clients::auth_type.eq(AuthType::Oauth2.as_str()),
-            clients::tags.eq(tags.to_string()),
-            clients::profile.eq(profile.to_string()),
-            clients::scopes.eq(""),
-            clients::is_default.eq(false),
-            clients::connected_at.eq(changed),
-            clients::created_at.eq(changed),
-            clients::updated_at.eq(changed),
-            clients::search_text.eq(format!("{name} {account_id} {domain}").to_lowercase()),
-        ))
-        .execute(conn)
-        .map(|_| ())
+    SeedRow {
+        id: uuid::Uuid::new_v4().to_string(),
+        owner: owner.to_string(),
+        provider,
+        search_text: format!("{name} {account_id} {domain}").to_lowercase(),
+        account_id,
+        name,
+        status: STATUSES[n % STATUSES.len()].as_str(),
+        tags: json!(["seed", TAGS[n % TAGS.len()]]).to_string(),
+        profile: profile.to_string(),
+        changed: now - chrono::TimeDelta::minutes(n as i64),
+    }
+}
+
+fn insert_rows(conn: &mut DbConnection, rows: &[SeedRow]) -> QueryResult<()> {
+    let values: Vec<_> = rows
+        .iter()
+        .map(|row| {
+            (
+                clients::id.eq(&row.id),
+                clients::owner_user_id.eq(&row.owner),
+                clients::provider.eq(row.provider),
+                clients::provider_account_id.eq(&row.account_id),
+                clients::display_name.eq(&row.name),
+                clients::status.eq(row.status),
+                clients::auth_type.eq(AuthType::Oauth2.as_str()),
+                clients::tags.eq(&row.tags),
+                clients::profile.eq(&row.profile),
+                clients::scopes.eq(""),
+                clients::is_default.eq(false),
+                clients::connected_at.eq(row.changed),
+                clients::created_at.eq(row.changed),
+                clients::updated_at.eq(row.changed),
+                clients::search_text.eq(&row.search_text),
+            )
+        })
+        .collect();
+    // Multi-row INSERTs are written per backend: diesel's multi-backend connection has none.
+    let insert = diesel::insert_into(clients::table).values(values);
+    match conn {
+        DbConnection::Postgresql(conn) => insert.execute(conn),
+        DbConnection::Sqlite(conn) => insert.execute(conn),
+    }
+    .map(|_| ())
 }
 
 /// Usage rows are spread over at most this many clients (the most recently changed).
@@ -187,4 +234,61 @@ fn made_up_call(client: &crate::clients::Client, at: chrono::NaiveDateTime) -> c
         rate_limited,
         at,
     }
+}
+
+/// Audit entries written per transaction (one chain run each).
+const AUDIT_BATCH: usize = 5000;
+/// What seeded entries record: mostly token traffic, some sign-ins and changes.
+const AUDIT_ACTIONS: [&str; 8] = [
+    "token_handed_out",
+    "token_handed_out",
+    "token_handed_out",
+    "token_refreshed",
+    "token_refreshed",
+    "login",
+    "client_tagged",
+    "oauth_failed",
+];
+
+/// Appends `rows` made-up audit entries over the last `days` days, oldest first, chained
+/// like real ones (`audit verify` passes): actions on the newest clients by the seed
+/// owners or the system, one in twenty a failure. Returns how many were written.
+pub fn audit(conn: &mut DbConnection, rows: usize, days: u32) -> anyhow::Result<usize> {
+    use crate::audit::{Actor, Event};
+    let clients: Vec<_> = clients::table
+        .order(clients::updated_at.desc())
+        .select((clients::id, clients::owner_user_id))
+        .limit(USAGE_CLIENTS as i64)
+        .load::<(String, String)>(conn)?;
+    let owners = seed_owners(conn)?;
+    let now = crate::db::now();
+    let span_ms = chrono::TimeDelta::days(i64::from(days)).num_milliseconds();
+    let start = now - chrono::TimeDelta::days(i64::from(days));
+    let mut written = 0;
+    while written < rows {
+        let batch: Vec<(Event, chrono::NaiveDateTime)> = (written..rows.min(written + AUDIT_BATCH))
+            .map(|i| {
+                let action = AUDIT_ACTIONS[i % AUDIT_ACTIONS.len()];
+                let owner = i % owners.len();
+                let actor = if action.starts_with("token") {
+                    Actor::system()
+                } else {
+                    Actor::user(&owners[owner], &format!("seed-owner-{owner}@example.com"))
+                };
+                let mut event = Event::new(actor, action);
+                if let Some((id, _)) = clients.get(i % clients.len().max(1)) {
+                    event = event.target("client", id.clone());
+                }
+                if i % 20 == 19 {
+                    event = event.failed();
+                }
+                let at = start + chrono::TimeDelta::milliseconds(span_ms * i as i64 / rows as i64);
+                (event, at)
+            })
+            .collect();
+        written += batch.len();
+        crate::audit::append_dated(conn, batch)?;
+    }
+    crate::db::analyze(conn)?;
+    Ok(written)
 }

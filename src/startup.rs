@@ -34,6 +34,10 @@ impl Application {
     /// Like `build`, on a listener bound by the caller (tests bind port 0 first so they
     /// know the public URL before the app starts).
     pub async fn build_on(config: Config, listener: TcpListener) -> anyhow::Result<Self> {
+        // Read with the settings, before logging was set up.
+        for line in config.providers.skipped() {
+            tracing::warn!("{line}");
+        }
         let pool = connect_and_migrate(&config).await?;
         let port = listener.local_addr()?.port();
         let sandbox = config.sandbox.as_ref().map(|settings| {
@@ -43,6 +47,7 @@ impl Application {
             })
         });
         let state = web::Data::new(AppState::new(config, pool.clone())?);
+        crate::provider_admin::reload(&state).await?;
         let server = serve(listener, state.clone(), sandbox)?;
         Ok(Self {
             port,
@@ -288,6 +293,7 @@ fn spawn_housekeeping(pool: DbPool, config: &Config) {
                 crate::jobs::admin::prune(conn, finished_before)?;
                 crate::webhooks::attempts::prune(conn, finished_before)?;
                 crate::syncs::records::prune_deleted(conn, crate::db::now() - deleted_retention)?;
+                crate::syncs::runs::prune(conn, crate::db::now() - usage_retention)?;
                 crate::webhooks::prune_events(conn, finished_before)
             })
             .await;
@@ -332,7 +338,7 @@ async fn flush_every_second(
             _ = every.tick() => false,
             _ = stop.changed() => true,
         };
-        state.audit.flush(&state.pool).await;
+        state.audit.flush(&state.pool, stopping).await;
         crate::api::service_auth::report_rejected_keys(&state, stopping).await;
         state.tokens.flush_last_used(&state.pool).await;
         state.usage.flush(&state.pool).await;

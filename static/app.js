@@ -51,6 +51,19 @@
     target.textContent = target.getAttribute("data-loading");
   });
 
+  // Buttons with data-copy="#id" copy that element's text (the redirect URI to register).
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest ? event.target.closest("[data-copy]") : null;
+    if (!button) return;
+    var source = document.querySelector(button.getAttribute("data-copy"));
+    if (!source || !navigator.clipboard) return;
+    navigator.clipboard.writeText(source.textContent.trim()).then(function () {
+      showToast("success", "Copied");
+    }, function () {
+      showToast("error", "Could not copy: select the text and copy it by hand");
+    });
+  });
+
   document.addEventListener("DOMContentLoaded", function () {
     document.querySelectorAll("#toasts .toast").forEach(dismissLater);
   });

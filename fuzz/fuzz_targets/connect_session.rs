@@ -29,7 +29,10 @@ fuzz_target!(|body: &[u8]| {
         return;
     };
     let id = &request.end_user.external_id;
-    assert!(!id.is_empty() && id.chars().count() <= END_USER_ID_MAX, "{id:?}");
+    assert!(
+        !id.is_empty() && id.chars().count() <= END_USER_ID_MAX,
+        "{id:?}"
+    );
     assert!(!id.chars().any(char::is_control), "{id:?}");
     for provider in &request.allowed_providers {
         assert!(registry.get(provider).is_some(), "{provider:?}");

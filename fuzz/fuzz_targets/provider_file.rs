@@ -1,7 +1,7 @@
 //! A provider file (`PROVIDERS_FILE`): any text loads into checked providers or fails with
 //! a one-line message.
 #![no_main]
-use connecthub::providers::file;
+use connecthub::providers::{connection_config, file};
 use libfuzzer_sys::fuzz_target;
 use std::collections::HashMap;
 
@@ -11,6 +11,8 @@ fuzz_target!(|text: &str| {
         Ok(providers) => {
             for provider in providers {
                 for url in [&provider.token_url, &provider.api_base_url] {
+                    // `${connection.x}` may start a URL (a captured origin).
+                    let url = connection_config::sample(url);
                     assert!(
                         url.starts_with("https://") || url.starts_with("http://"),
                         "{url}"

@@ -69,7 +69,7 @@ pub async fn create(
     key.require(Scope::ConnectWrite)?;
     let body: SessionBody = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("the body is not a session request: {e}")))?;
-    let request = SessionRequest::parse(body, state.providers(), &state.config.connect)
+    let request = SessionRequest::parse(body, &state.providers(), &state.config.connect)
         .map_err(|r| ApiError::bad_request(r.message).with_field(r.field))?;
     let external_id = request.end_user.external_id.clone();
     let created = connect::create(&state, &key.0.created_by, &key.0.id, key.actor(), request)

@@ -106,12 +106,30 @@ impl ApiError {
         )
     }
 
+    /// The provider is down and connecthub holds its refreshes back (its breaker is
+    /// open): `provider_unavailable` with Retry-After.
+    pub fn provider_down(message: impl Into<String>, retry_after: u64) -> Self {
+        let mut error = Self::unavailable(message);
+        error.extra.insert("retry_after".into(), retry_after.into());
+        error
+    }
+
     /// The provider kept answering 429; `retry_after` is its Retry-After in seconds.
     pub fn rate_limited(message: impl Into<String>, retry_after: Option<u64>) -> Self {
         let mut error = Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message);
         if let Some(secs) = retry_after {
             error.extra.insert("retry_after".into(), secs.into());
         }
+        error
+    }
+
+    /// connecthub held a provider call back to stay under the provider's rate budget:
+    /// `rate_limited` too, with the budget's name and Retry-After.
+    pub fn over_budget(over: &crate::budgets::OverBudget) -> Self {
+        let mut error = Self::rate_limited(over.to_string(), Some(over.retry_after));
+        error
+            .extra
+            .insert("budget".into(), over.budget.clone().into());
         error
     }
 

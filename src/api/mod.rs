@@ -2,6 +2,7 @@
 //! API keys. The browser-facing `/api/integrations` routes live in `web`.
 
 mod clients;
+mod clients_query;
 pub mod common_answers;
 mod connect_sessions;
 pub mod error;
@@ -36,7 +37,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 /// The service API, authenticated with API keys (`service_auth::ServiceKey`), not sessions.
 /// More `/api/v1` routes go here.
 fn service_routes(cfg: &mut web::ServiceConfig) {
-    cfg.at(Method::GET, "/clients", clients::list_clients)
+    // The two hot paths first: actix tries a scope's routes in order, matching each
+    // dynamic path with a regex, and no route below overlaps them.
+    cfg.at(Method::GET, "/clients/{id}/token", tokens::client_token)
+        .any("/proxy/{client_id}/{tail:.*}", proxy_endpoint::forward)
+        .at(Method::GET, "/clients", clients::list_clients)
         .at(Method::POST, "/connect-sessions", connect_sessions::create)
         .at(
             Method::GET,
@@ -48,7 +53,6 @@ fn service_routes(cfg: &mut web::ServiceConfig) {
             "/clients/{id}",
             connect_sessions::disconnect_client,
         )
-        .at(Method::GET, "/clients/{id}/token", tokens::client_token)
         .at(Method::GET, "/clients/{id}/refreshes", refreshes::list)
         .at(
             Method::GET,
@@ -56,7 +60,6 @@ fn service_routes(cfg: &mut web::ServiceConfig) {
             tokens::default_token,
         )
         .at(Method::GET, "/openapi.json", openapi::document)
-        .any("/proxy/{client_id}/{tail:.*}", proxy_endpoint::forward)
         .at(Method::GET, "/usage", usage::stats)
         .configure(operation_endpoints::routes)
         .configure(syncs::routes)

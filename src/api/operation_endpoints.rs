@@ -73,6 +73,7 @@ fn op_error(state: &AppState, client_id: &str, error: OpError) -> ApiError {
         OpError::Invalid(message) => ApiError::bad_request(message),
         OpError::NotFound(what) => ApiError::not_found(what),
         OpError::RateLimited { retry_after } => ApiError::rate_limited(message, retry_after),
+        OpError::OverBudget(over) => ApiError::over_budget(&over),
         OpError::Rejected { status, detail } => ApiError::provider_rejected(status, detail),
         OpError::Unavailable(message) => ApiError::unavailable(message),
         OpError::Unauthorized => super::tokens::token_error(

@@ -36,7 +36,7 @@ const MAX_BODY: usize = 10 * 1024 * 1024;
         (status = 403, description = "The key lacks `proxy` (`insufficient_scope`); or the provider's own 403"),
         (status = 404, description = "No such client (`not_found`); or the provider's own 404"),
         (status = 409, description = "`needs_reauth` (with `reconnect_url`) or `disconnected`; or the provider's own 409"),
-        (status = 429, description = "Too many requests for this key (`rate_limited`), or the provider's own 429, with Retry-After"),
+        (status = 429, description = "Too many requests for this key (`rate_limited`); or the provider's rate budget has no room within PROVIDER_BUDGET_WAIT (`rate_limited` with `budget` naming it); or the provider's own 429; each with Retry-After"),
         (status = 502, description = "The provider did not answer"),
         (status = "default", description = "Any other status: the provider's own answer"),
     ),
@@ -64,8 +64,8 @@ pub async fn forward(
         .ok_or_else(|| ApiError::not_found("client"))?;
     let provider = state
         .providers()
-        .get(&entry.client.provider)
-        .ok_or_else(|| ApiError::unavailable("the client's provider is not configured"))?;
+        .for_connection(&entry.client.provider, &entry.client.connection_values())
+        .map_err(|e| ApiError::unavailable(e.to_string()))?;
     let url = proxy::target_url(&provider, &tail, req.query_string())
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes())
@@ -86,9 +86,12 @@ pub async fn forward(
         body,
     };
     let answer = proxy::forward_metered(&state, &entry, &provider, &outgoing, &tail).await;
-    let answer = answer.map_err(|e| {
-        tracing::warn!(provider = %provider.name, error = %e, "proxied call failed");
-        ApiError::unavailable(format!("{} did not answer", provider.display_name))
+    let answer = answer.map_err(|e| match e {
+        proxy::ForwardError::OverBudget(over) => ApiError::over_budget(&over),
+        proxy::ForwardError::Transport(e) => {
+            tracing::warn!(provider = %provider.name, error = %e, "proxied call failed");
+            ApiError::unavailable(format!("{} did not answer", provider.display_name))
+        }
     })?;
     Ok(stream_back(answer.response))
 }

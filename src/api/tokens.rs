@@ -21,7 +21,8 @@ use serde_json::json;
 pub struct TokenResponse {
     pub client_id: String,
     pub provider: String,
-    /// `bearer` for OAuth clients, `api_key` for clients connected with an API key.
+    /// `bearer` for OAuth clients, `api_key` for clients connected with an API key,
+    /// `basic` for HTTP Basic clients (`api_key` then holds `user:password`).
     pub token_type: &'static str,
     /// The access token (bearer clients).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -83,7 +84,12 @@ async fn hand_out(
                     .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
             }),
         ),
-        FreshToken::ApiKey(key) => ("api_key", None, Some(key.expose_secret().to_string()), None),
+        FreshToken::ApiKey(key) => (
+            client.auth_type.as_str(),
+            None,
+            Some(key.expose_secret().to_string()),
+            None,
+        ),
     };
     let body = TokenResponse {
         client_id: client.id.clone(),
@@ -104,7 +110,7 @@ async fn hand_out(
         .details(json!({"provider": client.provider, "api_key_prefix": key.prefix}));
     // Hand-outs are frequent: they are counted and written once a second, off the request path.
     state.audit.record(event);
-    state.tokens.touch(&client.id);
+    state.tokens.touch(&entry);
     state
         .metrics
         .tokens_served
@@ -229,6 +235,9 @@ pub(super) fn token_error(state: &AppState, client_id: &str, error: TokenError) 
             "the client is disconnected",
             serde_json::Map::new(),
         ),
+        TokenError::ProviderDown {
+            retry_after_secs, ..
+        } => ApiError::provider_down(error.to_string(), retry_after_secs),
         TokenError::Unavailable(reason) | TokenError::Failed(reason) => ApiError::unavailable(
             format!("the provider could not refresh the token: {reason}"),
         ),

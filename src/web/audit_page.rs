@@ -4,7 +4,7 @@
 use super::audit_view_state::{AuditQuery, PAGE_SIZE};
 use super::csv_export::{csv_rows, defused};
 use super::layout::Layout;
-use crate::audit::{self, Entry, Verdict};
+use crate::audit::{self, Entry, Start, Verdict};
 use crate::auth::users::User;
 use crate::db::DbPool;
 use crate::error::AppError;
@@ -63,7 +63,8 @@ struct Row {
 struct AuditList {
     rows: Vec<Row>,
     filtered: bool,
-    total: i64,
+    /// Exact below 10,000, else "10,000+".
+    total: String,
     first: i64,
     last: i64,
     page: i64,
@@ -148,29 +149,43 @@ fn row(entry: Entry, now: chrono::NaiveDateTime) -> Row {
     }
 }
 
-/// Loads one page of the view for this user.
+/// Loads one page of the view for this user. Next and Previous links carry the last and
+/// first entry's id (keyset); the count stops at 10,000 ("10,000+").
 async fn load_list(
     state: &AppState,
     user: &User,
     query: &AuditQuery,
 ) -> Result<AuditList, AppError> {
-    let (member, filter, offset) = (member_id(user), query.filter(), query.offset());
-    let (entries, total) = crate::db::run(&state.pool, move |conn| {
+    let (member, filter, start) = (member_id(user), query.filter(), query.start);
+    let (entries, more, total) = crate::db::run(&state.pool, move |conn| {
         let scope = audit::scope_for(conn, member.as_deref())?;
-        audit::search(conn, &scope, &filter, offset, PAGE_SIZE)
+        audit::search(conn, &scope, &filter, start, PAGE_SIZE)
     })
     .await?;
     let now = crate::db::now();
     let shown = entries.len() as i64;
+    let offset = (query.page - 1) * PAGE_SIZE;
+    let backwards = matches!(start, Start::After(_));
+    let has_previous = query.page > 1 && (!backwards || more);
+    let has_next = if backwards { shown > 0 } else { more };
+    let (first_id, last_id) = (entries.first().map(|e| e.id), entries.last().map(|e| e.id));
+    let previous_href = has_previous.then(|| match first_id {
+        Some(id) if query.page > 2 => query.link(query.page - 1, Start::After(id)),
+        _ => query.with_page(query.page - 1),
+    });
+    let next_href = has_next.then(|| match last_id {
+        Some(id) => query.link(query.page + 1, Start::Before(id)),
+        None => query.with_page(query.page + 1),
+    });
     Ok(AuditList {
         rows: entries.into_iter().map(|e| row(e, now)).collect(),
         filtered: query.is_filtered(),
-        total,
+        total: total.to_string(),
         first: if shown == 0 { 0 } else { offset + 1 },
         last: offset + shown,
         page: query.page,
-        previous_href: (query.page > 1).then(|| list_href(&query.with_page(query.page - 1))),
-        next_href: (offset + shown < total).then(|| list_href(&query.with_page(query.page + 1))),
+        previous_href: previous_href.map(|view| list_href(&view)),
+        next_href: next_href.map(|view| list_href(&view)),
         export_href: match query.with_page(1) {
             view if view.is_empty() => "/admin/audit/export.csv".into(),
             view => format!("/admin/audit/export.csv?{view}"),

@@ -1,8 +1,9 @@
 //! The audit log's view as it sits in the URL (`?actor=&action=&client=&outcome=&from=&to=
-//! &page=`): parsed and checked once, turned into a repository filter, and written back into
+//! &before=|after=&page=`; `before`/`after` are entry ids, keyset pages that stay fast
+//! however deep, `page` alone skips entries): parsed and checked once, turned into a repository filter, and written back into
 //! links (pages, CSV export) so a view can be bookmarked and shared.
 
-use crate::audit::Filter;
+use crate::audit::{Filter, Start};
 use crate::error::AppError;
 use chrono::NaiveDate;
 
@@ -18,6 +19,8 @@ struct Raw {
     outcome: Option<String>,
     from: Option<String>,
     to: Option<String>,
+    before: Option<String>,
+    after: Option<String>,
     page: Option<String>,
 }
 
@@ -31,6 +34,8 @@ pub struct AuditQuery {
     pub from: Option<NaiveDate>,
     pub to: Option<NaiveDate>,
     pub page: i64,
+    /// Where the page starts: an offset unless a page link carried an entry id.
+    pub start: Start,
 }
 
 fn bad(message: String) -> AppError {
@@ -77,6 +82,24 @@ fn client(raw: Option<String>) -> Result<String, AppError> {
     Ok(client)
 }
 
+/// `before`/`after`: an entry id (never both), else the page number's offset.
+fn start(before: Option<String>, after: Option<String>, page: i64) -> Result<Start, AppError> {
+    let id = |raw: String| {
+        raw.trim()
+            .parse::<i64>()
+            .ok()
+            .filter(|id| *id > 0)
+            .ok_or_else(|| bad("the page link is malformed: start again from page 1".into()))
+    };
+    let nonempty = |v: Option<String>| v.filter(|v| !v.trim().is_empty());
+    match (nonempty(before), nonempty(after)) {
+        (Some(_), Some(_)) => Err(bad("a page link has before or after, not both".into())),
+        (Some(raw), None) => Ok(Start::Before(id(raw)?)),
+        (None, Some(raw)) => Ok(Start::After(id(raw)?)),
+        (None, None) => Ok(Start::Offset((page - 1) * PAGE_SIZE)),
+    }
+}
+
 fn outcome(raw: Option<String>) -> Result<String, AppError> {
     let outcome = trimmed(raw);
     if !matches!(outcome.as_str(), "" | "success" | "failure") {
@@ -118,6 +141,7 @@ impl AuditQuery {
                 return Err(bad("from must not be after to".into()));
             }
         }
+        let page = super::clients_view_state::page_number(raw.page)?;
         Ok(Self {
             actor: actor(raw.actor)?,
             action: action(raw.action)?,
@@ -125,7 +149,8 @@ impl AuditQuery {
             outcome: outcome(raw.outcome)?,
             from,
             to,
-            page: super::clients_view_state::page_number(raw.page)?,
+            page,
+            start: start(raw.before, raw.after, page)?,
         })
     }
 
@@ -145,10 +170,6 @@ impl AuditQuery {
         }
     }
 
-    pub fn offset(&self) -> i64 {
-        (self.page - 1) * PAGE_SIZE
-    }
-
     pub fn date_from(&self) -> String {
         self.from.map(|d| d.to_string()).unwrap_or_default()
     }
@@ -157,8 +178,13 @@ impl AuditQuery {
         self.to.map(|d| d.to_string()).unwrap_or_default()
     }
 
-    /// The query string of this view on another page (page 1 is left out).
+    /// The query string of this view on another page by number (page 1 is left out).
     pub fn with_page(&self, page: i64) -> String {
+        self.link(page, Start::Offset(0))
+    }
+
+    /// The query string of this view on page `page`, starting where `start` says.
+    pub fn link(&self, page: i64, start: Start) -> String {
         let mut pairs = url::form_urlencoded::Serializer::new(String::new());
         for (name, value) in [
             ("actor", &self.actor),
@@ -172,10 +198,20 @@ impl AuditQuery {
                 pairs.append_pair(name, value);
             }
         }
+        match start {
+            Start::Before(id) => pairs.append_pair("before", &id.to_string()),
+            Start::After(id) => pairs.append_pair("after", &id.to_string()),
+            Start::Offset(_) => &mut pairs,
+        };
         if page > 1 {
             pairs.append_pair("page", &page.to_string());
         }
         pairs.finish()
+    }
+
+    #[cfg(test)]
+    fn current_link(&self) -> String {
+        self.link(self.page, self.start)
     }
 
     pub fn is_filtered(&self) -> bool {
@@ -194,7 +230,13 @@ mod tests {
         )
         .unwrap();
         assert_eq!(query.actor, "Ann@example");
-        assert_eq!(query.offset(), 50);
+        assert_eq!(query.start, Start::Offset(50));
+        let deeper = AuditQuery::parse("action=login&before=120&page=3").unwrap();
+        assert_eq!(deeper.start, Start::Before(120));
+        assert_eq!(deeper.current_link(), "action=login&before=120&page=3");
+        for bad in ["before=x", "after=0", "before=5&after=9"] {
+            assert!(AuditQuery::parse(bad).is_err(), "{bad}");
+        }
         assert_eq!(
             query.with_page(3),
             "actor=Ann%40example&action=login_failed&outcome=failure&from=2026-11-01&to=2026-11-23&page=3"

@@ -23,6 +23,11 @@ struct ConnectButton {
     display_name: String,
     /// Client-credentials providers connect with a POST form, the others with a link.
     machine: bool,
+    /// The key form's fields: a user (Basic only) and the secret.
+    username_label: Option<String>,
+    secret_label: String,
+    /// Asked before the consent page (then the link is a form).
+    settings: Vec<super::setting_fields::SettingField>,
 }
 
 struct ClientRow {
@@ -63,7 +68,8 @@ struct ClientList {
     rows: Vec<ClientRow>,
     show_owner: bool,
     query: ListQuery,
-    total: i64,
+    /// Exact up to `clients::COUNT_BOUND`, then "10,000+".
+    total: clients::Total,
     first: i64,
     last: i64,
     page: i64,
@@ -89,10 +95,14 @@ struct ClientsPage {
 }
 
 fn button(provider: &Arc<Provider>) -> ConnectButton {
+    let (username_label, secret_label) = provider.key_labels();
     ConnectButton {
         name: provider.name.clone(),
         display_name: provider.display_name.clone(),
         machine: provider.auth_type == AuthType::ClientCredentials,
+        username_label,
+        secret_label,
+        settings: super::setting_fields::fields(provider),
     }
 }
 
@@ -108,7 +118,7 @@ fn row(listed: ListedClient, now: chrono::NaiveDateTime) -> ClientRow {
         expires_at: absolute(expires_at),
         last_used: relative(client.last_used_at, now),
         last_used_at: absolute(client.last_used_at),
-        expires: if client.auth_type.is_api_key() {
+        expires: if client.auth_type.is_api_key() || expires_at.is_none() {
             "does not expire".into()
         } else {
             relative(expires_at, now)
@@ -166,7 +176,7 @@ fn bulk_form(body: &[u8]) -> Result<BulkForm, AppError> {
     // Only a view the list itself could produce is followed back.
     let view = field("view")
         .and_then(|v| ListQuery::parse(&v).ok())
-        .map(|q| q.with_page(q.page))
+        .map(|q| q.current())
         .unwrap_or_default();
     let ids = pairs
         .iter()
@@ -338,6 +348,30 @@ async fn with_end_users(
         .collect())
 }
 
+/// The Previous and Next links: keyset (the first or last row's cursor) for the sorts
+/// that have one, page numbers otherwise. `more` says rows follow the page in the
+/// direction it was read (backwards for a `before` link).
+fn page_links(
+    query: &ListQuery,
+    listed: &[ListedClient],
+    more: bool,
+) -> (Option<String>, Option<String>) {
+    let sort = query.sort();
+    let cursor = |row: Option<&ListedClient>| row.map(|l| clients::Cursor::of(sort, l));
+    let backwards = matches!(query.start, clients::Page::Before(_));
+    let has_previous = query.page > 1 && (!backwards || more);
+    let has_next = if backwards { !listed.is_empty() } else { more };
+    let previous = has_previous.then(|| match cursor(listed.first()) {
+        Some(first) if query.page > 2 => query.link(query.page - 1, &clients::Page::Before(first)),
+        _ => query.with_page(query.page - 1),
+    });
+    let next = has_next.then(|| match cursor(listed.last()) {
+        Some(last) => query.link(query.page + 1, &clients::Page::After(last)),
+        None => query.with_page(query.page + 1),
+    });
+    (previous, next)
+}
+
 /// Loads one page of the view and its change stamp.
 async fn load_list(
     state: &AppState,
@@ -347,15 +381,16 @@ async fn load_list(
 ) -> Result<(ClientList, String), AppError> {
     let scope = (!user.is_admin()).then(|| user.id.clone());
     let filter = query.filter();
-    let (listed, total, version) = crate::db::run(&state.pool, move |conn| {
-        let (listed, total) = clients::search(conn, scope.as_deref(), &filter)?;
+    let (listed, more, total, version) = crate::db::run(&state.pool, move |conn| {
+        let (listed, more, total) = clients::search(conn, scope.as_deref(), &filter)?;
         let version = clients::version(conn, scope.as_deref())?;
-        Ok::<_, diesel::result::Error>((listed, total, version))
+        Ok::<_, diesel::result::Error>((listed, more, total, version))
     })
     .await?;
     let now = crate::db::now();
     let first = (query.page - 1) * PAGE_SIZE;
     let shown = listed.len() as i64;
+    let (previous_page, next_page) = page_links(&query, &listed, more);
     let rows = with_end_users(
         state,
         listed
@@ -364,6 +399,7 @@ async fn load_list(
             .collect(),
     )
     .await?;
+    let view = query.current();
     let list = ClientList {
         rows,
         show_owner: user.is_admin(),
@@ -371,13 +407,13 @@ async fn load_list(
         first: if shown == 0 { 0 } else { first + 1 },
         page: query.page,
         last: first + shown,
-        previous_page: (query.page > 1).then(|| query.with_page(query.page - 1)),
-        next_page: (first + shown < total).then(|| query.with_page(query.page + 1)),
-        poll: match query.with_page(query.page) {
-            view if view.is_empty() => format!("version={version}"),
+        previous_page,
+        next_page,
+        poll: match view.as_str() {
+            "" => format!("version={version}"),
             view => format!("{view}&version={version}"),
         },
-        view: query.with_page(query.page),
+        view,
         csrf_token,
         query,
     };
@@ -401,11 +437,11 @@ pub async fn index(
     let providers = state.providers();
     let owners = super::user_choices(&state, &user).await?;
     let page = ClientsPage {
-        no_clients_at_all: list.total == 0 && !is_filtered,
+        no_clients_at_all: list.total.count == 0 && !is_filtered,
         layout,
         buttons: providers
             .enabled()
-            .filter(|p| p.auth_type != AuthType::ApiKey)
+            .filter(|p| !p.auth_type.is_api_key())
             .map(button)
             .collect(),
         api_key_providers: providers
@@ -453,7 +489,7 @@ fn strip_version(query: &str) -> String {
 }
 
 /// `GET /admin/clients/{id}/reconnect`: reruns the OAuth flow for this client's provider;
-/// the consent for the same account updates the same row.
+/// the consent for the same account (with the same settings) updates the same row.
 pub async fn reconnect(
     state: web::Data<AppState>,
     path: web::Path<RecordId>,
@@ -462,8 +498,13 @@ pub async fn reconnect(
     let id = path.into_inner();
     let client =
         crate::db::run(&state.pool, move |conn| clients::find_for(conn, &user, &id)).await?;
+    let settings = state
+        .providers()
+        .get(&client.provider)
+        .map(|p| super::setting_fields::reconnect_query(&p, &client))
+        .unwrap_or_default();
     Ok(super::redirect(&format!(
-        "/api/integrations/{}/oauth/start?redirect_path=/admin/clients",
+        "/api/integrations/{}/oauth/start?redirect_path=/admin/clients{settings}",
         client.provider
     )))
 }

@@ -1,8 +1,10 @@
 //! The Clients list's view state as it sits in the URL (`?q=&provider=&status=&owner=&tag=
-//! &sort=&page=`): parsed and checked once, turned into a repository filter, and written
-//! back into links so a view can be bookmarked and the back button works.
+//! &sort=&after=|before=&page=`): parsed and checked once, turned into a repository
+//! filter, and written back into links so a view can be bookmarked and the back button
+//! works. `after`/`before` carry a row's sort key and id (keyset pages, fast however deep);
+//! `page` alone skips rows (a typed or bookmarked page number).
 
-use crate::clients::{ClientStatus, Filter, Sort};
+use crate::clients::{ClientStatus, Cursor, Filter, Page, Sort};
 use crate::error::AppError;
 
 pub const PAGE_SIZE: i64 = 50;
@@ -18,6 +20,8 @@ struct Raw {
     owner: Option<String>,
     tag: Option<String>,
     sort: Option<String>,
+    after: Option<String>,
+    before: Option<String>,
     page: Option<String>,
 }
 
@@ -31,6 +35,8 @@ pub struct ListQuery {
     pub tag: String,
     pub sort: String,
     pub page: i64,
+    /// Where the page starts: `Page::Offset` unless a page link carried a cursor.
+    pub start: Page,
 }
 
 fn bad(message: String) -> AppError {
@@ -61,6 +67,41 @@ pub fn page_number(raw: Option<String>) -> Result<i64, AppError> {
     }
 }
 
+fn sort_of(sort: &str) -> Sort {
+    match sort {
+        "name" => Sort::Name,
+        "expires" => Sort::Expires,
+        _ => Sort::Updated,
+    }
+}
+
+/// The page's start: a cursor from `after` or `before` (never both), else an offset.
+fn start(
+    sort: Sort,
+    after: Option<String>,
+    before: Option<String>,
+    page: i64,
+) -> Result<Page, AppError> {
+    let cursor = |raw: &str| {
+        Cursor::decode(sort, raw).ok_or_else(|| {
+            bad(
+                "the page link is malformed or belongs to another sort: start again from page 1"
+                    .into(),
+            )
+        })
+    };
+    let (after, before) = (
+        after.filter(|a| !a.is_empty()),
+        before.filter(|b| !b.is_empty()),
+    );
+    match (after, before) {
+        (Some(_), Some(_)) => Err(bad("a page link has after or before, not both".into())),
+        (Some(raw), None) => Ok(Page::After(cursor(&raw)?)),
+        (None, Some(raw)) => Ok(Page::Before(cursor(&raw)?)),
+        (None, None) => Ok(Page::Offset((page - 1) * PAGE_SIZE)),
+    }
+}
+
 impl ListQuery {
     pub fn parse(query_string: &str) -> Result<Self, AppError> {
         let raw: Raw = serde_urlencoded::from_str(query_string)
@@ -80,6 +121,7 @@ impl ListQuery {
             return Err(bad("sort must be updated, name or expires".into()));
         }
         let page = page_number(raw.page)?;
+        let start = start(sort_of(&sort), raw.after, raw.before, page)?;
         Ok(Self {
             q,
             provider: value("provider", raw.provider)?,
@@ -88,6 +130,7 @@ impl ListQuery {
             tag: value("tag", raw.tag)?.to_lowercase(),
             sort,
             page,
+            start,
         })
     }
 
@@ -99,18 +142,28 @@ impl ListQuery {
             status: some(&self.status),
             owner: some(&self.owner),
             tag: some(&self.tag),
-            sort: match self.sort.as_str() {
-                "name" => Sort::Name,
-                "expires" => Sort::Expires,
-                _ => Sort::Updated,
-            },
-            offset: (self.page - 1) * PAGE_SIZE,
+            sort: self.sort(),
+            page: self.start.clone(),
             limit: PAGE_SIZE,
         }
     }
 
-    /// The query string of this view on another page (page 1 is left out).
+    pub fn sort(&self) -> Sort {
+        sort_of(&self.sort)
+    }
+
+    /// The query string of this view on another page by number (page 1 is left out).
     pub fn with_page(&self, page: i64) -> String {
+        self.link(page, &Page::Offset(0))
+    }
+
+    /// The query string of exactly this view, cursor included.
+    pub fn current(&self) -> String {
+        self.link(self.page, &self.start)
+    }
+
+    /// The query string of this view on page `page`, starting where `start` says.
+    pub fn link(&self, page: i64, start: &Page) -> String {
         let mut pairs = url::form_urlencoded::Serializer::new(String::new());
         for (name, value) in [
             ("q", &self.q),
@@ -124,6 +177,11 @@ impl ListQuery {
                 pairs.append_pair(name, value);
             }
         }
+        match start {
+            Page::After(cursor) => pairs.append_pair("after", &cursor.encode()),
+            Page::Before(cursor) => pairs.append_pair("before", &cursor.encode()),
+            Page::Offset(_) => &mut pairs,
+        };
         if page > 1 {
             pairs.append_pair("page", &page.to_string());
         }
@@ -149,7 +207,7 @@ mod tests {
             ListQuery::parse("q=Acme+Store&provider=klaviyo&status=active&sort=name&page=3")
                 .unwrap();
         assert_eq!(query.q, "Acme Store");
-        assert_eq!(query.filter().offset, 100);
+        assert_eq!(query.filter().page, Page::Offset(100));
         assert_eq!(
             query.with_page(4),
             "q=Acme+Store&provider=klaviyo&status=active&sort=name&page=4"
@@ -166,6 +224,9 @@ mod tests {
             ("page=x", "page must be"),
             ("provider=a%20b", "the provider filter"),
             ("tag=%3Cscript%3E", "the tag filter"),
+            ("after=x", "the page link is malformed"),
+            ("sort=expires&after=a~soon", "the page link is malformed"),
+            ("after=a~1&before=a~1", "not both"),
         ] {
             let err = ListQuery::parse(query).unwrap_err().to_string();
             assert!(err.contains(message), "{query}: {err}");

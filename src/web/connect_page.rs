@@ -7,6 +7,7 @@ use super::origin;
 use crate::connect::{self, settings::Branding, SessionProblem, SessionResult};
 use crate::error::AppError;
 use crate::oauth::flow::{Callback, CallbackParams, Caller};
+use crate::oauth::key_input::KeyInput;
 use crate::state::AppState;
 use crate::web::csrf;
 use crate::web::current_user::CurrentUser;
@@ -52,6 +53,11 @@ struct ProviderChoice {
     initial: String,
     oauth: bool,
     api_key: bool,
+    /// The key form's fields: a user (Basic only) and the secret.
+    username_label: Option<String>,
+    secret_label: String,
+    /// Asked before the consent page or with the API key (a Kustomer subdomain).
+    settings: Vec<super::setting_fields::SettingField>,
 }
 
 #[derive(Template)]
@@ -84,7 +90,7 @@ struct FinishingPage {
     provider: String,
     provider_display_name: String,
     csrf_token: String,
-    fields: Vec<(&'static str, String)>,
+    fields: Vec<(String, String)>,
 }
 
 #[derive(Template)]
@@ -113,6 +119,7 @@ async fn problem(state: &AppState, error: SessionProblem) -> Result<HttpResponse
         SessionProblem::Used => (StatusCode::GONE, "Link already used"),
         SessionProblem::ProviderNotAllowed => (StatusCode::FORBIDDEN, "Service not offered"),
         SessionProblem::NotConfigured(_) => (StatusCode::BAD_REQUEST, "Service unavailable"),
+        SessionProblem::InvalidSetting(_) => (StatusCode::BAD_REQUEST, "Check what you entered"),
         SessionProblem::Storage(_) => {
             let SessionProblem::Storage(e) = error else {
                 unreachable!()
@@ -165,12 +172,18 @@ pub async fn show(
     let providers = opened
         .providers
         .iter()
-        .map(|p| ProviderChoice {
-            name: p.name.clone(),
-            display_name: p.display_name.clone(),
-            initial: p.display_name.chars().next().unwrap_or('?').to_string(),
-            oauth: p.auth_type == crate::providers::AuthType::Oauth2 && p.is_configured(),
-            api_key: p.api_key_check_path.is_some(),
+        .map(|p| {
+            let (username_label, secret_label) = p.key_labels();
+            ProviderChoice {
+                name: p.name.clone(),
+                display_name: p.display_name.clone(),
+                initial: p.display_name.chars().next().unwrap_or('?').to_string(),
+                oauth: p.auth_type == crate::providers::AuthType::Oauth2 && p.is_configured(),
+                api_key: p.api_key_check_path.is_some(),
+                username_label,
+                secret_label,
+                settings: super::setting_fields::fields(p),
+            }
         })
         .collect();
     let body = ChoosePage {
@@ -237,8 +250,9 @@ pub async fn start(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, AppError> {
     let (token, provider) = path.into_inner();
+    let entered = super::setting_fields::entered(req.query_string().as_bytes())?;
     let binding = csrf::session_binding(&session);
-    match connect::start(&state, &token, &provider, &binding, &origin(&req)).await {
+    match connect::start(&state, &token, &provider, &entered, &binding, &origin(&req)).await {
         Ok(authorize_url) => Ok(HttpResponse::Found()
             .insert_header((header::LOCATION, authorize_url))
             .insert_header(("Cross-Origin-Opener-Policy", "unsafe-none"))
@@ -251,6 +265,11 @@ pub async fn start(
 #[derive(serde::Deserialize)]
 pub struct ApiKeyForm {
     api_key: SecretString,
+    /// Only for providers connected with HTTP Basic.
+    username: Option<String>,
+    /// The connection settings, by name.
+    #[serde(flatten)]
+    settings: crate::providers::connection_config::Entered,
 }
 
 /// `POST /connect/{token}/api-key/{provider}`: connects with an API key.
@@ -262,7 +281,14 @@ pub async fn api_key(
 ) -> Result<HttpResponse, AppError> {
     let (token, provider) = path.into_inner();
     let form = form.into_inner();
-    match connect::connect_api_key(&state, &token, &provider, form.api_key, &origin(&req)).await {
+    let input = KeyInput {
+        username: form.username,
+        secret: form.api_key,
+    };
+    let origin = origin(&req);
+    let connected =
+        connect::connect_api_key(&state, &token, &provider, &form.settings, input, &origin);
+    match connected.await {
         Ok(result) => result_page(result),
         Err(e) => problem(&state, e).await,
     }

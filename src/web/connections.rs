@@ -30,6 +30,9 @@ struct Card {
     is_default: bool,
     is_api_key: bool,
     expires: Moment,
+    /// The settings shown on the card and carried by its Reconnect link.
+    settings: Vec<(String, String)>,
+    reconnect_query: String,
 }
 
 /// A provider's section: how to connect it and the accounts connected so far.
@@ -38,8 +41,13 @@ struct Section {
     display_name: String,
     /// OAuth providers connect with a link, client-credentials ones with a POST form.
     oauth: bool,
+    /// Asked before the consent page (then the link is a form).
+    settings: Vec<super::setting_fields::SettingField>,
     machine: bool,
     api_key: bool,
+    /// The key form's fields: a user (Basic only) and the secret.
+    username_label: Option<String>,
+    secret_label: String,
     cards: Vec<Card>,
     /// Connections that were disconnected (kept for their history, not shown as cards).
     disconnected: usize,
@@ -54,11 +62,14 @@ struct ConnectionsPage {
 }
 
 fn card(
+    provider: &Provider,
     client: Client,
     expires_at: Option<chrono::NaiveDateTime>,
     now: chrono::NaiveDateTime,
 ) -> Card {
     Card {
+        settings: super::setting_fields::shown(Some(provider), &client),
+        reconnect_query: super::setting_fields::reconnect_query(provider, &client),
         status_label: client.status_label(),
         is_api_key: client.auth_type.is_api_key(),
         expires: moment(expires_at, now),
@@ -82,15 +93,19 @@ fn section(
         .partition(|(client, _)| client.status.is_disconnected());
     // Oldest first, so a card stays in place when it becomes the default.
     live.sort_by_key(|(client, _)| client.created_at);
+    let (username_label, secret_label) = provider.key_labels();
     Section {
         name: provider.name.clone(),
         display_name: provider.display_name.clone(),
         oauth: provider.auth_type == AuthType::Oauth2,
+        settings: super::setting_fields::fields(provider),
         machine: provider.auth_type == AuthType::ClientCredentials,
         api_key: provider.accepts_api_keys(),
+        username_label,
+        secret_label,
         cards: live
             .into_iter()
-            .map(|(client, expires_at)| card(client, expires_at, now))
+            .map(|(client, expires_at)| card(provider, client, expires_at, now))
             .collect(),
         disconnected: gone.len(),
     }

@@ -36,6 +36,7 @@ pub async fn metrics(req: actix_web::HttpRequest, state: web::Data<AppState>) ->
         }
     }
     let counts = crate::db::run(&state.pool, crate::clients::count_by_status).await;
+    state.metrics.set_breakers(&state.breakers.snapshot());
     match counts {
         Ok(counts) => HttpResponse::Ok()
             .content_type("text/plain; version=0.0.4")

@@ -11,9 +11,11 @@ use crate::clients;
 use crate::connect;
 use crate::error::AppError;
 use crate::input::RecordId;
+use crate::oauth::direct_connect;
 use crate::oauth::disconnect::{self, Revocation};
 use crate::oauth::flow::{self, Callback, CallbackParams, Caller, ConnectError};
 use crate::oauth::holder::Holder;
+use crate::oauth::key_input::KeyInput;
 use crate::oauth::lifecycle::{self, TokenError};
 use crate::oauth::token_cache::FreshToken;
 use crate::providers::Provider;
@@ -40,12 +42,14 @@ pub async fn start(
 ) -> Result<HttpResponse, AppError> {
     let provider = provider(&state, &path)?;
     let redirect_path = query.path();
+    let entered = super::setting_fields::entered(req.query_string().as_bytes())?;
     let binding = csrf::session_binding(&session);
     match flow::start(
         &state,
         &Holder::of(&user),
         &binding,
         &provider,
+        &entered,
         &redirect_path,
         &origin(&req),
     )
@@ -114,6 +118,7 @@ struct ConnectionStatus {
     scopes: Vec<String>,
     connected_at: String,
     updated_at: String,
+    connection_config: std::collections::BTreeMap<String, String>,
 }
 
 fn utc(time: chrono::NaiveDateTime) -> String {
@@ -142,6 +147,7 @@ pub async fn status(
                 .map(str::to_string)
                 .collect(),
             expires_at: expires_at.map(utc),
+            connection_config: client.connection_values().into_map(),
             connected_at: utc(client.connected_at),
             updated_at: utc(client.updated_at),
             id: client.id,
@@ -163,7 +169,12 @@ pub async fn status(
 #[derive(serde::Deserialize)]
 pub struct ApiKeyForm {
     api_key: SecretString,
+    /// Only for providers connected with HTTP Basic.
+    username: Option<String>,
     redirect_path: Option<String>,
+    /// The connection settings (a Kustomer subdomain), by name.
+    #[serde(flatten)]
+    settings: crate::providers::connection_config::Entered,
 }
 
 /// Reads the API-key form from JSON or a form body.
@@ -179,14 +190,21 @@ async fn api_key_form(req: &HttpRequest, body: web::Bytes) -> Result<ApiKeyForm,
     } else {
         serde_urlencoded::from_bytes(&body).map_err(|_| ())
     };
-    let form: ApiKeyForm = parsed
-        .map_err(|_| AppError::BadRequest("send api_key (and optionally redirect_path)".into()))?;
+    let form: ApiKeyForm = parsed.map_err(|_| {
+        AppError::BadRequest("send api_key (and optionally username and redirect_path)".into())
+    })?;
     // A key is one line of printable text: a NUL or a line break must not reach the
     // provider's request headers, nor a megabyte its request.
     let key = secrecy::ExposeSecret::expose_secret(&form.api_key);
+    let username = form.username.as_deref().unwrap_or("");
     if key.chars().any(char::is_control) || key.len() > MAX_API_KEY_LEN {
         return Err(AppError::BadRequest(format!(
             "the API key must be one line of printable characters, at most {MAX_API_KEY_LEN}"
+        )));
+    }
+    if username.chars().any(char::is_control) || username.len() > MAX_API_KEY_LEN {
+        return Err(AppError::BadRequest(format!(
+            "the user name must be one line of printable characters, at most {MAX_API_KEY_LEN}"
         )));
     }
     Ok(form)
@@ -206,11 +224,15 @@ pub async fn test_connection(
     let provider = provider(&state, &path)?;
     let form = api_key_form(&req, body).await?;
     let redirect_path = LocalPath::or(form.redirect_path.as_deref(), HOME);
-    let result = flow::connect_api_key(
+    let result = direct_connect::connect_api_key(
         &state,
         &Holder::of(&user),
         &provider,
-        form.api_key,
+        &form.settings,
+        KeyInput {
+            username: form.username,
+            secret: form.api_key,
+        },
         &origin(&req),
     )
     .await;
@@ -228,7 +250,8 @@ pub async fn connect_machine(
 ) -> Result<HttpResponse, AppError> {
     let provider = provider(&state, &path)?;
     let redirect_path = form.path();
-    let result = flow::connect_client_credentials(&state, &user, &provider, &origin(&req)).await;
+    let result =
+        direct_connect::connect_client_credentials(&state, &user, &provider, &origin(&req)).await;
     respond(&req, &session, &provider, redirect_path, result)
 }
 
@@ -315,8 +338,16 @@ pub async fn refresh_now(
                 FreshToken::Bearer { expires_at, .. } => expires_at.map(utc),
                 FreshToken::ApiKey(_) => None,
             };
+            // A token that never expires (an API key, a GitHub OAuth app's) is not renewed.
+            let said = match expires_at {
+                Some(_) => format!("Refreshed the token of {}", client.display_name),
+                None => format!(
+                    "The token of {} does not expire: nothing to refresh",
+                    client.display_name
+                ),
+            };
             Answer {
-                flash: Flash::success(format!("Refreshed the token of {}", client.display_name)),
+                flash: Flash::success(said),
                 status: StatusCode::OK,
                 json: serde_json::json!({"ok": true, "client_id": client.id, "expires_at": expires_at}),
             }
@@ -326,7 +357,9 @@ pub async fn refresh_now(
             flash: Flash::error(format!("Could not refresh {}: {e}", client.display_name)),
             status: match e {
                 TokenError::NeedsReauth(_) => StatusCode::CONFLICT,
-                TokenError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+                TokenError::Unavailable(_) | TokenError::ProviderDown { .. } => {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
                 _ => StatusCode::BAD_GATEWAY,
             },
             json: serde_json::json!({"ok": false, "error": e.to_string(), "status": status_after(&state, &client.id).await?}),

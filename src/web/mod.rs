@@ -23,6 +23,8 @@ pub mod local_path;
 mod login;
 pub mod middleware;
 mod moment;
+mod providers_page;
+mod setting_fields;
 mod syncs_page;
 mod usage_page;
 mod users;
@@ -87,6 +89,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .at(Method::POST, "/admin/jobs/{id}/retry", jobs_page::retry)
         .at(Method::POST, "/admin/jobs/{id}/cancel", jobs_page::cancel)
         .configure(webhooks_page::routes)
+        .configure(providers_page::routes)
         // Before `/admin/audit/{id}`, which would otherwise capture them.
         .at(Method::GET, "/admin/audit", audit_page::index)
         .at(Method::GET, "/admin/audit/export.csv", audit_page::export)
@@ -175,6 +178,11 @@ fn client_routes(cfg: &mut web::ServiceConfig) {
             Method::POST,
             "/admin/clients/{id}/profile/refresh",
             client_details::refresh_counts,
+        )
+        .at(
+            Method::GET,
+            "/admin/clients/{id}/syncs",
+            client_details::syncs::show,
         )
         .at(
             Method::POST,

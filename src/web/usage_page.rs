@@ -384,9 +384,11 @@ async fn kpis(
     let session_completion = percent(sessions_completed, sessions_created);
     let refresh_success = percent(refreshed, refreshed + refresh_failed);
     let error_rate = percent(stats.total_errors as i64, stats.total_calls as i64);
-    // Sync runs of every connection (all time; the state rows keep the totals).
-    let (sync_success, sync_mean_ms) =
-        crate::db::run(&state.pool, crate::syncs::admin::kpis).await?;
+    // Sync runs of every connection that finished in the period.
+    let (sync_success, sync_mean_ms) = crate::db::run(&state.pool, move |conn| {
+        crate::syncs::runs::kpis_since(conn, since)
+    })
+    .await?;
     let sync_success = sync_success.map(|share| share * 100.0);
     let shown = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{v:.1} %"));
     Ok(vec![

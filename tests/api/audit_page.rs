@@ -245,7 +245,14 @@ async fn paging(app: TestApp) {
     assert_eq!((first_ids.len(), second_ids.len()), (50, 10));
     let all: Vec<i64> = first_ids.iter().chain(&second_ids).copied().collect();
     assert!(all.windows(2).all(|w| w[0] > w[1]), "newest first: {all:?}");
-    assert!(first.contains(r#"href="/admin/audit?actor=ghost&#38;page=2""#));
+    // Next carries the last entry's id (a keyset page) and reads the same entries.
+    let next = format!("/admin/audit?actor=ghost&before={}&page=2", first_ids[49]);
+    assert!(first.contains(&format!(r#"href="{}""#, next.replace('&', "&#38;"))));
+    assert_eq!(listed_ids(&app.get_html(&next).await), second_ids);
+    assert_eq!(
+        count_line(&app, &next["/admin/audit".len()..]).await,
+        "51–60 of 60"
+    );
     assert!(!first.contains(r#"rel="prev""#));
     assert!(
         second.contains(r#"href="/admin/audit?actor=ghost""#) && second.contains(r#"rel="prev""#)

@@ -22,7 +22,8 @@ const EXAMPLES_PER_OPERATION: &str = "25";
 /// A schema-valid call may still be refused for what the schema cannot know: an id of no
 /// record at the provider (404), the provider's own refusal, e.g. a customer that exists
 /// already (422 `provider_rejected`), a state conflict (409) or a limit (429).
-/// Three operations may refuse a schema-valid call with a 400 too: a default token needs
+/// Four operations may refuse a schema-valid call with a 400 too: the client list a
+/// `cursor` it did not give out (any base64url text fits the schema), a default token needs
 /// `owner` or `end_user_id` and a replay `event_id` or `failed_since` (one of two, which
 /// the document does not express), and a connect session's providers, URLs and origins
 /// are checked against this deployment's providers and CONNECT_ALLOWED_REDIRECTS, which
@@ -30,7 +31,7 @@ const EXAMPLES_PER_OPERATION: &str = "25";
 const CHECKS: &str = "[checks.positive_data_acceptance]\n\
     expected-statuses = [\"2xx\", \"3xx\", 401, 403, 404, 409, 422, 429]\n\n\
     [[operations]]\n\
-    include-path-regex = \"^/api/v1/(providers/[^/]+/token|connect-sessions|webhook-endpoints/[^/]+/replay)$\"\n\
+    include-path-regex = \"^/api/v1/(clients|providers/[^/]+/token|connect-sessions|webhook-endpoints/[^/]+/replay)$\"\n\
     checks.positive_data_acceptance.expected-statuses = \
     [\"2xx\", \"3xx\", 400, 401, 403, 404, 409, 422, 429]\n\n";
 

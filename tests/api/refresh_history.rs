@@ -14,6 +14,7 @@ on_both_backends!(
     good_and_failed_refreshes_are_shown_with_the_providers_error,
     the_21st_attempt_prunes_the_oldest,
     the_history_endpoint_refuses_unknown_clients_and_missing_scopes,
+    a_history_that_cannot_be_written_does_not_lose_the_rotated_tokens,
 );
 
 mod background {
@@ -181,6 +182,56 @@ async fn the_history_endpoint_refuses_unknown_clients_and_missing_scopes(app: Te
     assert_eq!(body["error"], "not_found");
     let (status, _) = history(&app, &key, "not-a-uuid").await;
     assert!(status == 404 || status == 400, "{status}");
+}
+
+/// Makes every insert into the refresh history fail (`on` true) or work again.
+async fn refuse_history(app: &TestApp, on: bool) {
+    app.db(move |conn| {
+        let statements: &[&str] = match (&*conn, on) {
+            (connecthub::db::DbConnection::Sqlite(_), true) => &["CREATE TRIGGER refuse_history \
+                BEFORE INSERT ON refresh_attempts BEGIN SELECT RAISE(ABORT, 'refused'); END"],
+            (connecthub::db::DbConnection::Sqlite(_), false) => &["DROP TRIGGER refuse_history"],
+            (connecthub::db::DbConnection::Postgresql(_), true) => &[
+                "CREATE FUNCTION refuse_history() RETURNS trigger LANGUAGE plpgsql \
+                 AS $$ BEGIN RAISE EXCEPTION 'refused'; END $$",
+                "CREATE TRIGGER refuse_history BEFORE INSERT ON refresh_attempts \
+                 FOR EACH ROW EXECUTE FUNCTION refuse_history()",
+            ],
+            (connecthub::db::DbConnection::Postgresql(_), false) => {
+                &["DROP TRIGGER refuse_history ON refresh_attempts"]
+            }
+        };
+        for statement in statements {
+            diesel::sql_query(*statement).execute(conn)?;
+        }
+        Ok(())
+    })
+    .await;
+}
+
+/// The new tokens and their record are committed together; should the record fail, the
+/// tokens are stored alone, since the provider has already rotated the refresh token.
+async fn a_history_that_cannot_be_written_does_not_lose_the_rotated_tokens(app: TestApp) {
+    app.login_as(Role::Admin).await;
+    let client = connected(&app, "AcmeK1").await;
+    let key = app.api_key(&[Scope::ClientsRead]).await;
+    let before = crate::lifecycle::stored_tokens(&app, &client.id).await;
+    refuse_history(&app, true).await;
+    assert_eq!(refresh(&app, &client).await.status(), 200);
+    let after = crate::lifecycle::stored_tokens(&app, &client.id).await;
+    assert_ne!(after.0, before.0, "the new access token is stored");
+    assert_ne!(after.1, before.1, "the rotated refresh token is stored");
+    let (_, body) = history(&app, &key, &client.id).await;
+    assert_eq!(body["attempts"], json!([]), "the record was refused");
+
+    // The stored refresh token is the live one: the sandbox would kill the grant on a
+    // rotated one presented again, and answer invalid_grant.
+    refuse_history(&app, false).await;
+    assert_eq!(refresh(&app, &client).await.status(), 200);
+    let (_, body) = history(&app, &key, &client.id).await;
+    let attempts = body["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 1, "{body}");
+    assert_eq!(attempts[0]["outcome"], "success");
 }
 
 /// With 2-s tokens the background refresher renews the token every second or so.

@@ -37,14 +37,22 @@ async fn refreshed_entries(app: &TestApp) -> usize {
     actions.iter().filter(|a| *a == "token_refreshed").count()
 }
 
-/// Hands the token out every 50 ms for `period`; each answer must be a token the provider
-/// accepts at that moment.
+/// Hands the token out every 50 ms for `period`; each answer must come soon and be a token
+/// the provider accepts at that moment.
 async fn hand_out_for(app: &TestApp, key: &str, client_id: &str, period: Duration) -> usize {
     let started = Instant::now();
     let mut handed_out = 0;
     while started.elapsed() < period {
+        let asked = Instant::now();
         let response = app.service_token(key, client_id).await;
         assert_eq!(response.status(), 200);
+        // A hand-out that meets the background refresher's claim waits for its refresh,
+        // never for its 30-s lease to run out (they once waited for each other).
+        assert!(
+            asked.elapsed() < Duration::from_secs(10),
+            "hand-out {handed_out} took {:?}",
+            asked.elapsed()
+        );
         let body: serde_json::Value = response.json().await.unwrap();
         let token = body["access_token"].as_str().unwrap().to_string();
         assert!(

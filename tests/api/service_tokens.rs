@@ -279,13 +279,26 @@ async fn openapi_document_describes_the_service_api() {
             "token endpoint documents {status}"
         );
     }
-    assert!(
-        doc["paths"]["/api/v1/clients"]["get"]["parameters"]
-            .as_array()
-            .unwrap()
-            .len()
-            == 3,
-        "provider, owner and end_user_id"
+    let names: Vec<&str> = doc["paths"]["/api/v1/clients"]["get"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "q",
+            "provider",
+            "owner",
+            "status",
+            "tag",
+            "sort",
+            "limit",
+            "cursor",
+            "end_user_id"
+        ],
+        "the list's search, filters, sort and keyset cursor"
     );
     assert_eq!(
         doc["components"]["securitySchemes"]["api_key"]["scheme"],

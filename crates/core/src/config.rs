@@ -124,8 +124,14 @@ pub struct Config {
     /// Tokens are refreshed when less than this (or half their lifetime, if shorter) is
     /// left, by the background refresher or before a hand-out, whichever comes first.
     pub refresh_margin: Duration,
+    /// How many refreshes the background refresher runs at once (`REFRESH_CONCURRENCY`).
+    pub refresher: crate::oauth::refresher_settings::Settings,
     /// How long the service API keeps API keys and handed-out tokens in memory.
     pub service_cache_ttl: Duration,
+    /// How many handed-out tokens this instance keeps in memory at most.
+    pub token_cache_capacity: u32,
+    /// Identical hand-out audit entries after the first are gathered this long.
+    pub audit_handout_window: Duration,
     /// When set, `/metrics` wants it as a Bearer token.
     pub metrics_token: Option<secrecy::SecretString>,
     /// How long raw usage rows are kept (daily roll-ups are kept for good).
@@ -141,7 +147,11 @@ pub struct Config {
     /// from them are counted and audited under the address they forwarded for.
     pub trusted_proxies: Vec<std::net::IpAddr>,
     /// Record syncs: scheduling, rate budgets, retention.
-    pub syncs: crate::syncs::SyncSettings,
+    pub syncs: crate::syncs::settings::SyncSettings,
+    /// Pacing of provider calls under their rate budgets.
+    pub budgets: crate::budgets::BudgetSettings,
+    /// Backoff and circuit breaking while a provider is unavailable.
+    pub health: crate::provider_health::HealthSettings,
 }
 
 #[derive(Debug, Clone)]
@@ -176,14 +186,21 @@ impl Config {
         let providers = providers(source, &public_url, sandbox.as_ref())?;
         let provider_retry = provider_retry(source)?;
         let webhooks = crate::webhook_settings::WebhookSettings::load(source, defaults.sandbox)?;
-        let syncs = crate::syncs::SyncSettings::load(source)?;
+        let syncs = crate::syncs::settings::SyncSettings::load(source)?;
+        let budgets = crate::budgets::BudgetSettings::load(source)?;
+        let health = crate::provider_health::HealthSettings::load(source)?;
         Ok(Self {
+            budgets,
+            health,
             webhooks,
             syncs,
             providers,
             provider_retry,
             refresh_margin: seconds(source, "TOKEN_REFRESH_MARGIN_SECS", 300)?,
-            service_cache_ttl: seconds(source, "SERVICE_CACHE_SECS", 10)?,
+            refresher: crate::oauth::refresher_settings::Settings::load(source)?,
+            service_cache_ttl: seconds(source, "SERVICE_CACHE_SECS", 60)?,
+            token_cache_capacity: number(source, "TOKEN_CACHE_CAPACITY", 100_000)?,
+            audit_handout_window: seconds(source, "AUDIT_HANDOUT_WINDOW_SECS", 60)?,
             audit_head_interval: seconds(source, "AUDIT_HEAD_INTERVAL_SECS", 3600)?,
             metrics_token: secret(source, "METRICS_TOKEN")?.map(secrecy::SecretString::from),
             usage_retention: usage_retention(source)?,

@@ -4,6 +4,28 @@
 /// Where settings come from: the process environment, or a map in tests.
 pub trait Source {
     fn get(&self, name: &str) -> Option<String>;
+    /// Every setting, copied: providers added at run time read theirs from it later.
+    fn snapshot(&self) -> Snapshot;
+}
+
+/// Settings copied at start; its Debug output never shows a value (some are secrets).
+#[derive(Clone, Default)]
+pub struct Snapshot(std::collections::HashMap<String, String>);
+
+impl Source for Snapshot {
+    fn get(&self, name: &str) -> Option<String> {
+        self.0.get(name).cloned()
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        self.clone()
+    }
+}
+
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Snapshot({} settings)", self.0.len())
+    }
 }
 
 pub struct ProcessEnv;
@@ -12,11 +34,23 @@ impl Source for ProcessEnv {
     fn get(&self, name: &str) -> Option<String> {
         std::env::var(name).ok().filter(|v| !v.trim().is_empty())
     }
+
+    fn snapshot(&self) -> Snapshot {
+        Snapshot(
+            std::env::vars()
+                .filter(|(_, v)| !v.trim().is_empty())
+                .collect(),
+        )
+    }
 }
 
 impl<S: std::hash::BuildHasher> Source for std::collections::HashMap<String, String, S> {
     fn get(&self, name: &str) -> Option<String> {
         std::collections::HashMap::get(self, name).cloned()
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        Snapshot(self.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
     }
 }
 

@@ -5,7 +5,8 @@
 //! instance LISTENs here and drops the entry, so the others stop serving it within
 //! [`POLL`] of the commit instead of within the TTL. The TTL stays the fallback for the
 //! moments the listener is not connected; after every (re)connection the caches are
-//! emptied, since notifications sent meanwhile are lost.
+//! emptied, since notifications sent meanwhile are lost. A change to a provider's stored
+//! settings (`providers:<name>`) makes every instance rebuild its provider registry.
 //!
 //! SQLite: one file serves one instance, whose own changes drop its entries at once, so
 //! nothing listens there.
@@ -46,6 +47,8 @@ pub enum Change {
     /// A service key (the cache is keyed by the key's hash, which the payload does not
     /// carry, so every cached key is dropped: revocations are rare).
     ApiKey,
+    /// A provider's stored settings or definition: the registry is rebuilt.
+    Providers,
 }
 
 impl Change {
@@ -54,22 +57,34 @@ impl Change {
         match payload.split_once(':')? {
             ("client", id) if !id.is_empty() => Some(Self::Client(id.to_string())),
             ("api_key", id) if !id.is_empty() => Some(Self::ApiKey),
+            ("providers", name) if !name.is_empty() => Some(Self::Providers),
             _ => None,
         }
     }
 
-    pub fn apply(&self, state: &AppState) {
+    pub async fn apply(&self, state: &AppState) {
         match self {
             Self::Client(id) => state.tokens.forget(id),
             Self::ApiKey => state.forget_api_keys(),
+            Self::Providers => reload_providers(state).await,
         }
     }
 }
 
-/// Empties both caches (after the listener (re)connects: what it missed is unknown).
-fn forget_everything(state: &AppState) {
+/// Rebuilds the provider registry; on failure the previous one stays (the next change or
+/// reconnection tries again).
+async fn reload_providers(state: &AppState) {
+    if let Err(e) = crate::provider_admin::reload(state).await {
+        tracing::warn!(error = %e, "could not reload the providers; the previous ones stay");
+    }
+}
+
+/// Empties both caches and rereads the providers (after the listener (re)connects: what
+/// it missed is unknown).
+async fn forget_everything(state: &AppState) {
     state.tokens.forget_all();
     state.forget_api_keys();
+    reload_providers(state).await;
 }
 
 /// Listens for invalidations until `stop` turns true; returns at once on SQLite.
@@ -101,8 +116,14 @@ pub async fn listen(state: web::Data<AppState>, mut stop: watch::Receiver<bool>)
             }
         };
         match changes {
-            Polled::Reconnected => forget_everything(&state),
-            Polled::Changes(changes) => changes.iter().for_each(|c| c.apply(&state)),
+            Polled::Reconnected => forget_everything(&state).await,
+            Polled::Changes(mut changes) => {
+                // Several changes to providers in one poll need one reload.
+                changes.dedup_by(|a, b| *a == Change::Providers && *b == Change::Providers);
+                for change in &changes {
+                    change.apply(&state).await;
+                }
+            }
         }
     }
 }
@@ -213,7 +234,8 @@ mod tests {
             Some(Change::Client("abc".into()))
         );
         assert_eq!(Change::parse("api_key:k1"), Some(Change::ApiKey));
-        for bad in ["", "client:", "client", "user:1", "api_key:"] {
+        assert_eq!(Change::parse("providers:acme"), Some(Change::Providers));
+        for bad in ["", "client:", "client", "user:1", "api_key:", "providers:"] {
             assert_eq!(Change::parse(bad), None, "{bad:?}");
         }
     }

@@ -45,6 +45,16 @@ pub struct Metrics {
     /// Records added, changed or marked deleted by syncs.
     pub sync_records_written: IntCounterVec,
     pub sync_run_seconds: HistogramVec,
+    /// Provider calls held back to stay under a rate budget, and refused because the
+    /// wait would have been too long (`budgets`).
+    pub budget_delays: IntCounterVec,
+    pub budget_refusals: IntCounterVec,
+    /// Each provider's refresh breaker: 0 closed, 1 half-open, 2 open (set at scrape time).
+    breaker_state: IntGaugeVec,
+    /// How often a provider's breaker opened (after failures in a row or a failed probe).
+    pub breaker_opened: IntCounterVec,
+    /// Refreshes not attempted because the provider's breaker was open.
+    pub refreshes_held_back: IntCounterVec,
 }
 
 impl Metrics {
@@ -127,6 +137,36 @@ impl Metrics {
                 &[0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0],
                 &["provider", "model"],
             ),
+            budget_delays: counter(
+                "connecthub_provider_budget_delays_total",
+                "Provider calls delayed to stay under the provider's rate budget",
+                &["provider"],
+            ),
+            budget_refusals: counter(
+                "connecthub_provider_budget_refusals_total",
+                "Provider calls refused (429) because their rate budget had no room in time",
+                &["provider"],
+            ),
+            breaker_state: register(
+                &registry,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "connecthub_provider_breaker_state",
+                        "Refresh circuit breaker per provider: 0 closed, 1 half-open, 2 open",
+                    ),
+                    &["provider"],
+                ),
+            ),
+            breaker_opened: counter(
+                "connecthub_provider_breaker_opened_total",
+                "Times a provider's refresh breaker opened",
+                &["provider"],
+            ),
+            refreshes_held_back: counter(
+                "connecthub_token_refreshes_held_back_total",
+                "Refreshes not attempted because the provider's breaker was open",
+                &["provider"],
+            ),
             registry,
         };
         register_build_and_process(&metrics.registry);
@@ -146,6 +186,11 @@ impl Metrics {
             }
             self.refresh_seconds.with_label_values(&[provider]);
             self.tokens_served.with_label_values(&[provider]);
+            self.budget_delays.with_label_values(&[provider]);
+            self.budget_refusals.with_label_values(&[provider]);
+            self.breaker_state.with_label_values(&[provider]).set(0);
+            self.breaker_opened.with_label_values(&[provider]);
+            self.refreshes_held_back.with_label_values(&[provider]);
             for model in crate::providers::syncs::builtin_models(provider) {
                 for outcome in ["succeeded", "failed"] {
                     self.sync_runs
@@ -185,6 +230,21 @@ impl Metrics {
             .observe(seconds);
     }
 
+    /// Sets the breaker gauges: the providers listed are not closed, every other is.
+    pub fn set_breakers(&self, not_closed: &[(String, crate::provider_health::BreakerState)]) {
+        self.breaker_state.reset();
+        for provider in &self.providers {
+            self.breaker_state
+                .with_label_values(&[provider.as_str()])
+                .set(0);
+        }
+        for (provider, state) in not_closed {
+            self.breaker_state
+                .with_label_values(&[provider.as_str()])
+                .set(state.gauge());
+        }
+    }
+
     /// The text exposition, with the client gauges set from `counts` (provider, status, n).
     pub fn render(&self, counts: &[(String, String, i64)]) -> String {
         self.clients.reset();
@@ -202,7 +262,15 @@ impl Metrics {
         }
         let mut out = Vec::new();
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
-        String::from_utf8(out).unwrap_or_default()
+        let mut text = String::from_utf8(out).unwrap_or_default();
+        // Counted by the database layer itself (not a registry metric: it is global).
+        text.push_str(&format!(
+            "# HELP connecthub_db_statements_total Statements sent to the database by this process\n\
+             # TYPE connecthub_db_statements_total counter\n\
+             connecthub_db_statements_total {}\n",
+            crate::db::statements_sent()
+        ));
+        text
     }
 }
 

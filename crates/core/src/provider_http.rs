@@ -6,6 +6,9 @@ use reqwest::header::RETRY_AFTER;
 use std::future::Future;
 use std::time::Duration;
 
+/// The reason of a 429 answer.
+const RATE_LIMITED: &str = "rate limited (HTTP 429)";
+
 /// Longest Retry-After we are willing to wait inside one request.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
 
@@ -34,6 +37,11 @@ impl CallError {
         matches!(self, CallError::Transient { .. })
     }
 
+    /// A 429: the provider is up but wants fewer calls (not an outage).
+    pub fn is_rate_limited(&self) -> bool {
+        matches!(self, CallError::Transient { reason, .. } if reason == RATE_LIMITED)
+    }
+
     /// Classifies a transport failure (no HTTP answer).
     pub fn from_transport(e: &reqwest::Error) -> Self {
         let reason = if e.is_timeout() {
@@ -58,7 +66,7 @@ impl CallError {
         if status.as_u16() == 429 || status.is_server_error() {
             let retry_after = retry_after(headers);
             let reason = if status.as_u16() == 429 {
-                "rate limited (HTTP 429)".to_string()
+                RATE_LIMITED.to_string()
             } else {
                 format!("unavailable (HTTP {})", status.as_u16())
             };

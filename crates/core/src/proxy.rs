@@ -2,12 +2,12 @@
 //! client's fresh token and the provider's fixed headers, retried on 429/5xx (idempotent
 //! methods only, honouring Retry-After), its answer streamed back, and the call recorded.
 
+use crate::oauth::credential::Credential;
 use crate::oauth::token_cache::{CachedToken, FreshToken};
 use crate::provider_http::RetryPolicy;
 use crate::providers::Provider;
 use crate::state::AppState;
 use crate::usage;
-use secrecy::ExposeSecret;
 use std::time::{Duration, Instant};
 
 /// Request headers never passed on: hop-by-hop ones (RFC 9110 §7.6.1), the caller's own
@@ -119,27 +119,29 @@ pub async fn forward(
     token: &FreshToken,
     outgoing: &Outgoing,
 ) -> Result<Answer, reqwest::Error> {
-    let credential = match token {
-        FreshToken::Bearer { token, .. } => token.expose_secret().to_string(),
-        FreshToken::ApiKey(key) => key.expose_secret().to_string(),
-    };
+    let credential = Credential::of(provider, token);
+    let url = credential.url(&outgoing.url);
     let mut rate_limited = false;
     let mut attempt = 0;
     loop {
-        let mut request = http.request(outgoing.method.clone(), outgoing.url.clone());
+        let mut request = http.request(outgoing.method.clone(), url.clone());
         for (name, value) in &outgoing.headers {
-            if !DROPPED_REQUEST_HEADERS.contains(&name.as_str()) {
+            let dropped = DROPPED_REQUEST_HEADERS.contains(&name.as_str())
+                || name.eq_ignore_ascii_case(credential.header_name());
+            if !dropped {
                 request = request.header(name.as_str(), value.as_str());
             }
         }
         for (name, value) in &provider.headers {
             request = request.header(name.as_str(), value.as_str());
         }
-        let response = request
-            .bearer_auth(&credential)
+        let response = credential
+            .apply(request)
             .body(outgoing.body.clone())
             .send()
-            .await?;
+            .await
+            // The URL may carry a query-parameter key: errors, which get logged, must not.
+            .map_err(reqwest::Error::without_url)?;
         let status = response.status();
         rate_limited |= status.as_u16() == 429;
         let retryable = status.as_u16() == 429 || status.is_server_error();
@@ -161,18 +163,58 @@ pub async fn forward(
     }
 }
 
-/// `forward` for a client, metered: every provider call made for a client (proxied or a
-/// typed operation) is recorded in usage under the endpoint family of `path`, and the
-/// client's last-used time moves.
+/// Why a call made for a client got no answer from the provider.
+#[derive(Debug, thiserror::Error)]
+pub enum ForwardError {
+    /// Its rate budget had no room within the wait allowed; nothing was sent.
+    #[error("{0}")]
+    OverBudget(crate::budgets::OverBudget),
+    #[error(transparent)]
+    Transport(#[from] reqwest::Error),
+}
+
+/// `forward` for a client, paced and metered: the call first waits for room in the
+/// provider's rate budget (`budgets`); every provider call made for a client (proxied, a
+/// typed operation, a sync page) is recorded in usage under the endpoint family of
+/// `path`, and the client's last-used time moves.
 pub async fn forward_metered(
     state: &AppState,
     entry: &CachedToken,
     provider: &Provider,
     outgoing: &Outgoing,
     path: &str,
-) -> Result<Answer, reqwest::Error> {
+) -> Result<Answer, ForwardError> {
+    let paced = crate::budgets::Call {
+        provider: &provider.name,
+        budgets: &provider.rate_budgets,
+        client_id: &entry.client.id,
+        account_id: &entry.client.provider_account_id,
+        path,
+    };
+    let labels = [provider.name.as_str()];
+    match state.budgets.pace(&paced).await {
+        Ok(crate::budgets::Pace::Waited(_)) => {
+            state.metrics.budget_delays.with_label_values(&labels).inc()
+        }
+        Ok(_) => {}
+        Err(over) => {
+            state
+                .metrics
+                .budget_refusals
+                .with_label_values(&labels)
+                .inc();
+            tracing::info!(provider = %provider.name, budget = %over.budget, retry_after = over.retry_after, "provider call refused to stay under its rate budget");
+            return Err(ForwardError::OverBudget(over));
+        }
+    }
     let started = Instant::now();
     let answer = forward(&state.http, &state.retry, provider, &entry.token, outgoing).await;
+    if let Ok(answer) = &answer {
+        let response = &answer.response;
+        state
+            .budgets
+            .observe(&paced, response.status().as_u16(), response.headers());
+    }
     let status = answer
         .as_ref()
         .map_or(502, |a| a.response.status().as_u16());
@@ -183,8 +225,8 @@ pub async fn forward_metered(
         user_id: entry.client.owner_user_id.clone(),
         ..usage::Call::ended(&provider.name, path, method, status, rate_limited, started)
     });
-    state.tokens.touch(&entry.client.id);
-    answer
+    state.tokens.touch(entry);
+    Ok(answer?)
 }
 
 /// Whether the token stops working within `wait` (and a second to spare for the call).

@@ -9,7 +9,7 @@ use crate::oauth::token_cache::TokenManager;
 use crate::provider_http::RetryPolicy;
 use crate::providers::Registry;
 use crate::vault::Vault;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 /// What every handler can reach.
 pub struct AppState {
@@ -36,6 +36,15 @@ pub struct AppState {
     pub rejected_keys: crate::rate_limit::Failures<std::net::IpAddr>,
     /// Requests per API key on the proxy and token endpoints, when a limit is set.
     pub key_budget: Option<crate::rate_limit::RequestBudget<String>>,
+    /// The providers in use: `config.providers` with the settings stored on
+    /// `/admin/providers`, swapped whole when those change. Readers clone the `Arc`.
+    registry: RwLock<Arc<Registry>>,
+    /// Held while the registry is rebuilt, so an older rebuild never lands after a newer.
+    pub registry_rebuild: tokio::sync::Mutex<()>,
+    /// Provider calls paced under the providers' rate budgets.
+    pub budgets: crate::budgets::Budgets,
+    /// Per-provider circuit breakers for token refreshes (`provider_health`).
+    pub breakers: crate::provider_health::Breakers,
 }
 
 impl AppState {
@@ -46,7 +55,7 @@ impl AppState {
             .user_agent(concat!("connecthub/", env!("CARGO_PKG_VERSION")))
             .build()?;
         Ok(Self {
-            audit: Arc::default(),
+            audit: Arc::new(crate::audit::Buffer::new(config.audit_handout_window)),
             usage: crate::usage::Recorder::default(),
             api_key_cache: mini_moka::sync::Cache::builder()
                 .max_capacity(10_000)
@@ -60,6 +69,8 @@ impl AppState {
                 .service_key_limits
                 .requests_per_minute
                 .map(crate::rate_limit::RequestBudget::per_minute),
+            budgets: crate::budgets::Budgets::new(config.budgets.clone()),
+            breakers: crate::provider_health::Breakers::new(config.health.clone()),
             pool,
             login_limiter: LoginLimiter::new(&config.login_limits),
             anonymous_limiter: crate::rate_limit::PerAddress::per_minute(
@@ -68,8 +79,10 @@ impl AppState {
             vault: Arc::new(Vault::from_config(&config)),
             http,
             retry: config.provider_retry.clone(),
-            tokens: TokenManager::new(config.service_cache_ttl),
+            tokens: TokenManager::new(config.service_cache_ttl, config.token_cache_capacity.into()),
             metrics: Metrics::for_providers(config.providers.enabled().map(|p| p.name.as_str())),
+            registry: RwLock::new(Arc::new(config.providers.clone())),
+            registry_rebuild: tokio::sync::Mutex::default(),
             config: Arc::new(config),
         })
     }
@@ -88,7 +101,18 @@ impl AppState {
         }
     }
 
-    pub fn providers(&self) -> &Registry {
-        &self.config.providers
+    /// The providers as they are now (a later change does not alter the answer).
+    pub fn providers(&self) -> Arc<Registry> {
+        self.registry
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    pub fn set_providers(&self, registry: Registry) {
+        *self
+            .registry
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(registry);
     }
 }

@@ -227,7 +227,8 @@ pub async fn show(
         .collect();
     let page = ConsentPage {
         provider_name: provider.display_name(),
-        action: format!("/sandbox/{}/oauth/authorize", provider.name()),
+        // Back to where the page was served (a Kustomer org's own path included).
+        action: req.path().to_string(),
         client_id: provider.client_id(),
         scopes: &request.scopes,
         accounts: data::consent_accounts(provider),
@@ -287,15 +288,16 @@ pub async fn decide(
     else {
         return error_page(provider, "Choose one of the listed accounts.");
     };
-    let grant = Grant {
-        client_id: provider.client_id().to_string(),
-        account: account.to_string(),
-        scopes: request.scopes.clone(),
-    };
-    let code = sandbox.with(provider, |state| {
-        state
+    let (code, extra) = sandbox.with(provider, |state| {
+        let grant = Grant {
+            client_id: provider.client_id().to_string(),
+            account: account.to_string(),
+            scopes: state.quirks.granted(request.scopes.clone()),
+        };
+        let code = state
             .tokens
-            .create_code(grant, &request.redirect_raw, &request.challenge)
+            .create_code(grant, &request.redirect_raw, &request.challenge);
+        (code, state.quirks.callback_params.clone())
     });
     let issuer = sandbox.issuer(provider);
     let mut pairs = vec![("code", code.as_str())];
@@ -303,6 +305,11 @@ pub async fn decide(
         pairs.push(("state", state));
     }
     pairs.push(("iss", &issuer));
+    pairs.extend(
+        extra
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_str())),
+    );
     redirect_to(&request.redirect_uri, &pairs)
 }
 

@@ -30,15 +30,18 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 #[derive(Clone, Copy)]
 pub(super) struct Tier {
     pub(super) name: &'static str,
+    pub(super) per_second: u32,
     pub(super) per_minute: u32,
 }
 
 const TIER_XS: Tier = Tier {
     name: "XS",
+    per_second: 1,
     per_minute: 15,
 };
 const TIER_L: Tier = Tier {
     name: "L",
+    per_second: 75,
     per_minute: 700,
 };
 
@@ -132,7 +135,16 @@ pub(super) fn begin(
     if let Some(fault) = api_gate(sandbox, Provider::Klaviyo) {
         return Err(fault_answer(fault));
     }
-    let token = bearer(req).ok_or_else(|| not_authenticated("Missing or invalid access token."))?;
+    let token_header = sandbox.with(Provider::Klaviyo, |state| state.quirks.token_header.clone());
+    let token = match token_header {
+        Some(name) => req
+            .headers()
+            .get(name.as_str())
+            .and_then(|v| v.to_str().ok())
+            .filter(|_| !req.headers().contains_key(header::AUTHORIZATION)),
+        None => bearer(req),
+    }
+    .ok_or_else(|| not_authenticated("Missing or invalid access token."))?;
     let info = sandbox
         .with(Provider::Klaviyo, |state| state.tokens.access(token))
         .ok_or_else(|| not_authenticated("Access token is invalid, expired or revoked."))?;
@@ -160,9 +172,24 @@ pub(super) fn begin(
     let account = data::klaviyo_account(&info.grant.account)
         .ok_or_else(|| not_authenticated("The token's account no longer exists."))?;
     let budget = format!("{}:{}", account.id, tier.name);
-    let rate = sandbox.with(Provider::Klaviyo, |state| {
-        state.windows.hit(&budget, tier.per_minute)
+    let (rate, limited) = sandbox.with(Provider::Klaviyo, |state| {
+        let burst = state.windows.hit_within(
+            &format!("{budget}:burst"),
+            tier.per_second,
+            std::time::Duration::from_secs(1),
+        );
+        let rate = state.windows.hit(&budget, tier.per_minute);
+        let over = if rate.exceeded {
+            Some(rate.reset_secs)
+        } else {
+            burst.exceeded.then_some(1)
+        };
+        let limited = super::control::over_budget(state, over);
+        (rate, limited)
     });
+    if let Some(retry_after_secs) = limited {
+        return Err(fault_answer(ApiFault::RateLimited { retry_after_secs }));
+    }
     Ok(Call { account, rate })
 }
 
@@ -219,10 +246,16 @@ async fn accounts(sandbox: web::Data<Sandbox>, req: HttpRequest) -> HttpResponse
         Err(response) => return response,
     };
     let base = api_base(&sandbox);
-    let body = json!({
+    let mut body = json!({
         "data": [account_json(&base, call.account)],
         "links": {"self": format!("{base}/accounts/"), "next": null, "prev": null},
     });
+    let extra = sandbox.with(Provider::Klaviyo, |state| {
+        state.quirks.profile_fields.clone()
+    });
+    for (name, value) in extra {
+        body[name] = json!(value);
+    }
     ok(&call.rate).body(body.to_string())
 }
 

@@ -23,6 +23,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 /// Klaviyo's "M" tier for profile reads.
 const TIER_M: Tier = Tier {
     name: "M",
+    per_second: 10,
     per_minute: 150,
 };
 const DEFAULT_SIZE: usize = 20;

@@ -15,11 +15,13 @@ mod authorize;
 mod control;
 mod data;
 mod http;
+mod keyed_api;
 mod klaviyo_api;
 mod klaviyo_profiles;
 mod kustomer_api;
 mod kustomer_store;
 mod oauth;
+mod quirks;
 mod state;
 mod tokens;
 mod volume;
@@ -33,11 +35,15 @@ pub const KLAVIYO_CLIENT_ID: &str = "sandbox-klaviyo-client";
 pub const KLAVIYO_CLIENT_SECRET: &str = "sandbox-klaviyo-secret";
 pub const KUSTOMER_CLIENT_ID: &str = "sandbox-kustomer-client";
 pub const KUSTOMER_CLIENT_SECRET: &str = "sandbox-kustomer-secret";
+/// Requests per minute per org the sandbox's Kustomer allows (the Enterprise plan).
+pub const KUSTOMER_ORG_RATE_PER_MINUTE: u32 = 1000;
 /// Valid Kustomer API keys, one per test org.
 pub const KUSTOMER_API_KEYS: [(&str, &str); 2] = [
     ("acme-support", "sandbox-kustomer-key-acme-support"),
     ("initech", "sandbox-kustomer-key-initech"),
 ];
+
+pub use keyed_api::{KEYED_API_KEY, KEYED_BASIC_PASSWORD, KEYED_BASIC_USER};
 
 pub struct SandboxSettings {
     /// External base URL of the server the sandbox is mounted on, e.g. http://localhost:8080
@@ -88,6 +94,13 @@ impl Sandbox {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Counts a call to the keyed API.
+    fn keyed_count(&self, accepted: bool) {
+        let keyed = &mut self.lock().keyed;
+        keyed.calls += 1;
+        keyed.rejected += u64::from(!accepted);
+    }
+
     /// Runs `f` on one provider's state under the lock.
     fn with<T>(&self, provider: Provider, f: impl FnOnce(&mut ProviderState) -> T) -> T {
         let mut state = self.lock();
@@ -114,6 +127,21 @@ impl Provider {
 
     fn from_name(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|p| p.name() == name)
+    }
+
+    /// Scopes of tokens that asked for none (client-credentials tokens, minted grants).
+    fn default_scopes(self) -> Vec<String> {
+        match self {
+            Provider::Klaviyo => [
+                "accounts:read",
+                "lists:read",
+                "segments:read",
+                "profiles:read",
+            ]
+            .map(String::from)
+            .to_vec(),
+            Provider::Kustomer => Vec::new(),
+        }
     }
 
     fn display_name(self) -> &'static str {
@@ -156,8 +184,23 @@ pub fn routes(cfg: &mut web::ServiceConfig, sandbox: Sandbox) {
                     .configure(control::routes)
                     .default_service(web::to(http::not_found)),
             )
-            .service(provider_scope(Provider::Klaviyo, &sandbox))
-            .service(provider_scope(Provider::Kustomer, &sandbox))
+            .service(
+                web::scope("/keyed")
+                    .configure(keyed_api::routes)
+                    .default_service(web::to(http::not_found)),
+            )
+            .service(provider_scope(Provider::Klaviyo, &sandbox, "klaviyo"))
+            // Each Kustomer org has its own host; here, its own path (before the shared one,
+            // which would match it too). Calls are counted per org.
+            .service(
+                provider_scope(Provider::Kustomer, &sandbox, "kustomer/org/{org}").wrap(
+                    actix_web::middleware::from_fn({
+                        let sandbox = sandbox.clone();
+                        move |req, next| count_org_call(sandbox.clone(), req, next)
+                    }),
+                ),
+            )
+            .service(provider_scope(Provider::Kustomer, &sandbox, "kustomer"))
             .default_service(web::to(http::not_found)),
     );
 }
@@ -167,6 +210,7 @@ pub fn routes(cfg: &mut web::ServiceConfig, sandbox: Sandbox) {
 fn provider_scope(
     provider: Provider,
     sandbox: &Sandbox,
+    path: &str,
 ) -> actix_web::Scope<
     impl actix_web::dev::ServiceFactory<
         actix_web::dev::ServiceRequest,
@@ -181,7 +225,7 @@ fn provider_scope(
     let oauth = web::scope("/oauth")
         .configure(oauth::routes)
         .default_service(web::to(http::not_found));
-    let scope = web::scope(provider.name())
+    let scope = web::scope(path)
         .app_data(web::Data::new(provider))
         .service(oauth);
     match provider {
@@ -205,6 +249,18 @@ fn provider_scope(
             control::storm::gate(sandbox.clone(), provider, req, next)
         }
     }))
+}
+
+async fn count_org_call(
+    sandbox: Sandbox,
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<actix_web::body::BoxBody>,
+) -> Result<actix_web::dev::ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
+    let org = req.match_info().get("org").unwrap_or_default().to_string();
+    sandbox.with(Provider::Kustomer, |state| {
+        *state.stats.org_calls.entry(org).or_default() += 1;
+    });
+    next.call(req).await
 }
 
 /// Shared helpers for the unit tests of every sandbox file.

@@ -15,6 +15,8 @@ pub struct State {
     pub kustomer_data: KustomerStore,
     /// Generated records for syncs (Klaviyo profiles, Kustomer customers, conversations).
     pub volume: super::volume::Volume,
+    /// Calls to the key- and password-protected API.
+    pub keyed: super::keyed_api::KeyedStats,
 }
 
 impl State {
@@ -24,6 +26,7 @@ impl State {
             kustomer: ProviderState::new(Provider::Kustomer, access_token_ttl),
             kustomer_data: KustomerStore::new(),
             volume: Default::default(),
+            keyed: Default::default(),
         }
     }
 
@@ -41,6 +44,7 @@ pub struct ProviderState {
     pub faults: Faults,
     pub stats: Stats,
     pub windows: RateWindows,
+    pub quirks: super::quirks::Quirks,
 }
 
 impl ProviderState {
@@ -50,6 +54,7 @@ impl ProviderState {
             faults: Faults::default(),
             stats: Stats::default(),
             windows: RateWindows::default(),
+            quirks: Default::default(),
         }
     }
 }
@@ -59,13 +64,16 @@ pub struct RateHeaders {
     pub limit: u32,
     pub remaining: u32,
     pub reset_secs: u64,
+    /// This call was one more than the window allows.
+    pub exceeded: bool,
 }
 
 const WINDOW: Duration = Duration::from_secs(60);
 
-/// Fixed one-minute windows per budget (Klaviyo: account and rate tier; Kustomer: org),
-/// as both providers count. They only feed the headers: the sandbox never throttles on
-/// its own, so tests stay deterministic; 429s come from the `rate_limit_next` fault.
+/// Fixed windows per budget (Klaviyo: account and rate tier, per second and per minute;
+/// Kustomer: org, per minute), as both providers count. They feed the headers; the
+/// sandbox throttles on them only when a test asks (`enforce_budgets`), so other tests
+/// stay deterministic; else 429s come from the `rate_limit_next` fault.
 #[derive(Default)]
 pub struct RateWindows {
     windows: HashMap<String, (Instant, u32)>,
@@ -74,9 +82,14 @@ pub struct RateWindows {
 impl RateWindows {
     /// Counts one call against `budget` and reports the window's state afterwards.
     pub fn hit(&mut self, budget: &str, limit: u32) -> RateHeaders {
+        self.hit_within(budget, limit, WINDOW)
+    }
+
+    /// `hit` for a window of another length (Klaviyo's one-second bursts).
+    pub fn hit_within(&mut self, budget: &str, limit: u32, length: Duration) -> RateHeaders {
         let now = Instant::now();
         let window = self.windows.entry(budget.to_string()).or_insert((now, 0));
-        if now.duration_since(window.0) >= WINDOW {
+        if now.duration_since(window.0) >= length {
             *window = (now, 0);
         }
         window.1 = window.1.saturating_add(1);
@@ -84,7 +97,8 @@ impl RateWindows {
         RateHeaders {
             limit,
             remaining: limit.saturating_sub(window.1),
-            reset_secs: WINDOW.saturating_sub(elapsed).as_secs().max(1),
+            reset_secs: length.saturating_sub(elapsed).as_secs().max(1),
+            exceeded: window.1 > limit,
         }
     }
 
@@ -108,6 +122,9 @@ mod tests {
         }
         let headers = windows.hit("a", 15);
         assert_eq!(headers.remaining, 0);
+        assert!(headers.exceeded);
+        assert!(!windows.hit_within("s", 1, Duration::from_secs(1)).exceeded);
+        assert!(windows.hit_within("s", 1, Duration::from_secs(1)).exceeded);
         assert!((1..=60).contains(&headers.reset_secs));
     }
 }

@@ -17,6 +17,8 @@ const SPENT_CODE_MEMORY: Duration = Duration::from_secs(600);
 const SWEEP_THRESHOLD: usize = 1024;
 /// Longest access-token lifetime honoured, so `Instant + ttl` can never overflow.
 const MAX_TTL: Duration = Duration::from_secs(365 * 24 * 3600);
+/// What "never expires" means in the sandbox: longer than any test or demo runs.
+const PERMANENT: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 
 /// What a token stands for.
 #[derive(Clone, Debug)]
@@ -106,6 +108,21 @@ pub struct TokenStore {
     access: HashMap<String, AccessToken>,
     refresh: HashMap<String, RefreshToken>,
     next_family: u64,
+    /// The access table is swept of dead tokens when it grows past this; then it is set to
+    /// twice what is left, so with many live tokens a sweep stays rare (amortised O(1)).
+    sweep_at: usize,
+    /// Successful refreshes per family (grant), and rotated refresh tokens presented again.
+    refreshes: HashMap<u64, u32>,
+    reused: u64,
+}
+
+/// How often grants were refreshed (`TokenStore::refresh_counts`).
+#[derive(serde::Serialize)]
+pub struct RefreshCounts {
+    pub grants_refreshed: usize,
+    pub refreshes: u64,
+    pub most_refreshes_of_one_grant: u32,
+    pub reused_refresh_tokens: u64,
 }
 
 impl TokenStore {
@@ -118,13 +135,15 @@ impl TokenStore {
             access: HashMap::new(),
             refresh: HashMap::new(),
             next_family: 1,
+            sweep_at: SWEEP_THRESHOLD,
+            refreshes: HashMap::new(),
+            reused: 0,
         }
     }
 
     /// The `expires_in` of token responses: the lifetime rounded up to whole seconds.
     pub fn expires_in(&self) -> u64 {
-        let secs = self.ttl.as_secs() + u64::from(self.ttl.subsec_nanos() > 0);
-        secs.max(1)
+        whole_seconds(self.ttl)
     }
 
     pub fn create_code(&mut self, grant: Grant, redirect_uri: &str, challenge: &str) -> String {
@@ -207,6 +226,7 @@ impl TokenStore {
         let family = entry.family;
         if entry.status != RefreshStatus::Active {
             // A rotated or revoked token came back: someone holds a copy. Kill the family.
+            self.reused += 1;
             self.revoke_family(family);
             return Err(GrantError::InvalidGrant(
                 "Refresh token has been revoked or already used",
@@ -223,7 +243,24 @@ impl TokenStore {
         if let Some(entry) = self.refresh.get_mut(token) {
             entry.status = RefreshStatus::Rotated;
         }
+        *self.refreshes.entry(family).or_default() += 1;
         Ok(self.issue(grant, family, true))
+    }
+
+    /// A grant made without the consent flow (the control API's bulk `grants`): a new
+    /// family whose first access token lives `ttl`; refreshes then issue the usual lifetime.
+    pub fn mint(&mut self, grant: Grant, ttl: Duration) -> Issued {
+        let family = self.new_family();
+        self.issue_for(grant, family, true, ttl.min(MAX_TTL))
+    }
+
+    pub fn refresh_counts(&self) -> RefreshCounts {
+        RefreshCounts {
+            grants_refreshed: self.refreshes.len(),
+            refreshes: self.refreshes.values().map(|n| u64::from(*n)).sum(),
+            most_refreshes_of_one_grant: self.refreshes.values().copied().max().unwrap_or(0),
+            reused_refresh_tokens: self.reused,
+        }
     }
 
     /// An access token without a refresh token (client credentials).
@@ -277,6 +314,25 @@ impl TokenStore {
         })
     }
 
+    /// Narrows what a refresh token grants to `only` (the user withdrew some consent).
+    pub fn narrow(&mut self, refresh_token: &str, only: &[String]) {
+        if let Some(entry) = self.refresh.get_mut(refresh_token) {
+            entry.grant.scopes.retain(|s| only.contains(s));
+        }
+    }
+
+    /// An access token that never expires (providers such as GitHub's OAuth apps).
+    pub fn make_permanent(&mut self, token: &str) {
+        if let Some(entry) = self.access.get_mut(token) {
+            entry.expires_at = Instant::now() + PERMANENT;
+        }
+    }
+
+    /// Withdraws a refresh token before it is handed out (providers that issue none).
+    pub fn forget_refresh(&mut self, token: &str) {
+        self.refresh.remove(token);
+    }
+
     /// Makes every access token expire now (the control API's `expire_access_tokens`).
     pub fn expire_all_access(&mut self) {
         let now = Instant::now();
@@ -322,9 +378,20 @@ impl TokenStore {
     }
 
     fn issue(&mut self, grant: Grant, family: u64, with_refresh: bool) -> Issued {
+        self.issue_for(grant, family, with_refresh, self.ttl)
+    }
+
+    fn issue_for(
+        &mut self,
+        grant: Grant,
+        family: u64,
+        with_refresh: bool,
+        ttl: Duration,
+    ) -> Issued {
         let now = Instant::now();
-        if self.access.len() > SWEEP_THRESHOLD {
+        if self.access.len() > self.sweep_at {
             self.access.retain(|_, t| t.is_live(now));
+            self.sweep_at = SWEEP_THRESHOLD.max(self.access.len() * 2);
         }
         let access_token = format!("{}_at_{}", self.prefix, random_b64(32));
         let scope = grant.scope_string();
@@ -347,17 +414,22 @@ impl TokenStore {
                 id: random_hex_id(),
                 family,
                 issued_at: SystemTime::now(),
-                expires_at: now + self.ttl,
+                expires_at: now + ttl,
                 revoked: false,
             },
         );
         Issued {
             access_token,
             refresh_token,
-            expires_in: self.expires_in(),
+            expires_in: whole_seconds(ttl),
             scope,
         }
     }
+}
+
+/// A lifetime as `expires_in`: rounded up to whole seconds, at least one.
+fn whole_seconds(ttl: Duration) -> u64 {
+    (ttl.as_secs() + u64::from(ttl.subsec_nanos() > 0)).max(1)
 }
 
 /// RFC 7636 §4.1: 43 to 128 characters from the unreserved set.
@@ -479,6 +551,22 @@ mod tests {
         store.expire_all_access();
         assert!(store.introspect(&issued.access_token).is_none());
         assert_eq!(store.live_refresh_tokens(), 1);
+    }
+
+    #[test]
+    fn minted_grants_live_their_own_lifetime_and_count_refreshes() {
+        let mut store = store();
+        let minted = store.mint(grant(), Duration::from_secs(5));
+        assert_eq!(minted.expires_in, 5);
+        assert!(store.access(&minted.access_token).is_some());
+        let old = minted.refresh_token.unwrap();
+        let refreshed = store.refresh(&old, "c", None).unwrap();
+        assert_eq!(refreshed.expires_in, 60);
+        assert!(store.refresh(&old, "c", None).is_err());
+        let counts = store.refresh_counts();
+        assert_eq!(counts.grants_refreshed, 1);
+        assert_eq!(counts.most_refreshes_of_one_grant, 1);
+        assert_eq!(counts.reused_refresh_tokens, 1);
     }
 
     #[test]

@@ -79,13 +79,14 @@ async fn details_page(
             ))
         })
         .await?;
-    let (syncs, records) = syncs::card(state, &client).await?;
+    let syncs_card = syncs::card(state, session, &client).await?;
     let provider = state.providers().get(&client.provider);
     let requested = provider
         .as_ref()
         .map(|p| p.scopes.clone())
         .unwrap_or_default();
     let now = crate::db::now();
+    let switch_to_oauth = clients::upgrade::offer(&client, provider.as_deref(), &user.id);
     Ok(DetailsPage {
         layout: Layout::new(session, Some(user), "clients"),
         here: page_path(&client.id),
@@ -99,9 +100,9 @@ async fn details_page(
         history,
         refreshes,
         usage,
-        syncs,
-        records,
+        syncs_card,
         client: ClientView {
+            settings: super::setting_fields::shown(provider.as_deref(), &client),
             provider_name: provider
                 .map(|p| p.display_name.clone())
                 .unwrap_or_else(|| client.provider.clone()),
@@ -120,6 +121,7 @@ async fn details_page(
             status: client.status,
             last_error: client.last_error,
             is_default: client.is_default,
+            switch_to_oauth,
         },
     })
 }

@@ -3,6 +3,7 @@
 
 use super::profile_fields::{FieldValue, ProfileField};
 use crate::audit::Entry;
+use crate::clients::upgrade::SwitchToOAuth;
 use crate::clients::ClientStatus;
 use crate::operations::klaviyo;
 use crate::providers::AuthType;
@@ -72,9 +73,21 @@ pub struct ClientView {
     pub connected: Moment,
     pub last_refreshed: Moment,
     pub last_used: Moment,
+    /// The connection's settings (label, value): a Kustomer org, a captured instance URL.
+    pub settings: Vec<(String, String)>,
+    /// Whether the page offers "Switch to OAuth" (API-key clients).
+    pub switch_to_oauth: SwitchToOAuth,
 }
 
 impl ClientView {
+    pub fn offers_switch_to_oauth(&self) -> bool {
+        self.switch_to_oauth == SwitchToOAuth::Offered
+    }
+
+    pub fn switch_is_owner_only(&self) -> bool {
+        self.switch_to_oauth == SwitchToOAuth::OwnerOnly
+    }
+
     pub fn can_refresh(&self) -> bool {
         !self.auth_type.is_api_key() && self.status.has_grant()
     }
@@ -85,6 +98,14 @@ impl ClientView {
 
     pub fn is_api_key(&self) -> bool {
         self.auth_type.is_api_key()
+    }
+
+    /// What kind of stored secret an API-key or Basic client has.
+    pub fn secret_kind(&self) -> &'static str {
+        match self.auth_type {
+            crate::providers::AuthType::Basic => "User and password",
+            _ => "API key",
+        }
     }
 
     /// Klaviyo has no count fields: "Refresh counts" pages through its lists and segments.
@@ -110,8 +131,7 @@ pub(super) struct DetailsPage {
     pub(super) usage: crate::usage::Stats,
     /// Where the page's forms come back to.
     pub(super) here: String,
-    pub(super) syncs: Vec<super::syncs::SyncRow>,
-    pub(super) records: Vec<super::syncs::RecordRow>,
+    pub(super) syncs_card: super::syncs::SyncsCard,
 }
 
 /// The tags card's content alone, for htmx: read-only, or the form when `tags_form` is set.

@@ -68,10 +68,15 @@ pub fn test_config(database_url: &str, public_url: &str, extra: &[(&str, &str)])
         ("DATABASE_MAX_CONNECTIONS", "5"),
         ("PROVIDER_RETRY_DELAY_MS", "20"),
         ("SERVICE_CACHE_SECS", "1"),
+        // Hand-outs after the first are audited a window later: tests count them sooner.
+        ("AUDIT_HANDOUT_WINDOW_SECS", "1"),
         ("CONNECT_ALLOWED_REDIRECTS", "https://app.example.com"),
         // Tests start the runs they look at; a test of the scheduler turns it on.
         ("SYNC_SCHEDULE", "false"),
         ("SYNC_INCREMENTAL_OVERLAP", "2s"),
+        // Pacing under Klaviyo's 1/s accounts tier would slow every test that reads the
+        // account twice; tests of the budgets (rate_budgets.rs) turn it on.
+        ("PROVIDER_BUDGETS", "off"),
     ]
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -158,20 +163,22 @@ async fn start_instance(
         .find(|(k, _)| *k == "PUBLIC_URL")
         .map(|(_, v)| v.to_string())
         .unwrap_or_else(|| address.clone());
-    // "{address}" in a value stands for this app's own address; PROVIDERS_TOML is written
-    // to a file that PROVIDERS_FILE then names.
+    // "{address}" in a value stands for this app's own address; PROVIDERS_TOML (or
+    // PROVIDERS_YAML, in Nango's format) is written to a file that PROVIDERS_FILE then names.
     let mut vars: Vec<(String, String)> = extra
         .iter()
         .map(|(k, v)| (k.to_string(), v.replace("{address}", &address)))
         .collect();
-    if let Some(index) = vars.iter().position(|(k, _)| k == "PROVIDERS_TOML") {
-        let (_, toml) = vars.remove(index);
-        let path = std::env::temp_dir().join(format!(
-            "connecthub-providers-{}.toml",
-            uuid::Uuid::new_v4()
-        ));
-        std::fs::write(&path, toml).unwrap();
-        vars.push(("PROVIDERS_FILE".into(), path.display().to_string()));
+    for (variable, extension) in [("PROVIDERS_TOML", "toml"), ("PROVIDERS_YAML", "yaml")] {
+        if let Some(index) = vars.iter().position(|(k, _)| k == variable) {
+            let (_, text) = vars.remove(index);
+            let path = std::env::temp_dir().join(format!(
+                "connecthub-providers-{}.{extension}",
+                uuid::Uuid::new_v4()
+            ));
+            std::fs::write(&path, text).unwrap();
+            vars.push(("PROVIDERS_FILE".into(), path.display().to_string()));
+        }
     }
     let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let config = test_config(&database.url(), &public_url, &vars);

@@ -131,6 +131,8 @@ async fn start_process(
         .env("ENCRYPTION_KEY", TEST_KEY)
         .env("LOG_LEVEL", "warn")
         .env("PROVIDER_RETRY_DELAY_MS", "20")
+        // As in `test_config`: these tests load the proxy far past Klaviyo's accounts tier.
+        .env("PROVIDER_BUDGETS", "off")
         .env("KLAVIYO_AUTHORIZE_URL", sandbox("/oauth/authorize"))
         .env("KLAVIYO_TOKEN_URL", sandbox("/oauth/token"))
         .env("KLAVIYO_REVOKE_URL", sandbox("/oauth/revoke"))

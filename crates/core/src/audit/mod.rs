@@ -8,11 +8,11 @@ mod head;
 mod search;
 
 pub use buffer::Buffer;
-pub use chain::{append, append_many, verify, verify_against, Verdict};
+pub use chain::{append, append_dated, append_many, verify, verify_against, Verdict};
 pub use head::{current as current_head, publish as publish_head, Head};
 pub use search::{
     actions, count_since, find_visible, for_target, page_before, recent, scope_for, search, Filter,
-    Scope,
+    Scope, Start,
 };
 
 use crate::db::schema::audit_log;

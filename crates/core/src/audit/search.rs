@@ -114,16 +114,6 @@ pub fn scope_for(conn: &mut DbConnection, member: Option<&str>) -> QueryResult<S
     })
 }
 
-/// LIKE pattern for a substring typed by a person; its wildcards stay plain characters.
-fn contains_pattern(text: &str) -> String {
-    let escaped = text
-        .to_lowercase()
-        .replace('\\', "\\\\")
-        .replace('%', "\\%")
-        .replace('_', "\\_");
-    format!("%{escaped}%")
-}
-
 /// The entries in scope that match the filter, as a query the callers count or page.
 fn matching(scope: &Scope, filter: &Filter) -> audit_log::BoxedQuery<'static, Backend> {
     let mut query = audit_log::table.into_boxed();
@@ -146,7 +136,7 @@ fn matching(scope: &Scope, filter: &Filter) -> audit_log::BoxedQuery<'static, Ba
     if let Some(actor) = &filter.actor {
         query = query.filter(
             lower(audit_log::actor_label)
-                .like(contains_pattern(actor))
+                .like(crate::db::contains_pattern(&actor.to_lowercase()))
                 .escape('\\'),
         );
     }
@@ -172,22 +162,54 @@ fn matching(scope: &Scope, filter: &Filter) -> audit_log::BoxedQuery<'static, Ba
     query
 }
 
-/// One page of the matching entries, newest first, and how many match in all.
+/// Where an audit page starts. Entry ids only grow, so an id is a stable place in the
+/// newest-first order however many entries are appended meanwhile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// Skip this many entries (a typed page number; slow when deep).
+    Offset(i64),
+    /// The entries older than this id (a "Next" link).
+    Before(i64),
+    /// The entries newer than this id (a "Previous" link).
+    After(i64),
+}
+
+/// One page of the matching entries, newest first, whether more follow it in the
+/// direction it was read, and how many match in all (exact up to the clients list's
+/// `COUNT_BOUND`, so a count over ten million entries reads at most 10,001 of them).
 pub fn search(
     conn: &mut DbConnection,
     scope: &Scope,
     filter: &Filter,
-    offset: i64,
+    start: Start,
     limit: i64,
-) -> QueryResult<(Vec<Entry>, i64)> {
-    let total = matching(scope, filter).count().get_result(conn)?;
-    let entries = matching(scope, filter)
-        .order(audit_log::id.desc())
-        .offset(offset)
-        .limit(limit)
-        .select(Entry::as_select())
+) -> QueryResult<(Vec<Entry>, bool, crate::clients::Total)> {
+    let bound = crate::clients::COUNT_BOUND;
+    let counted: Vec<i64> = matching(scope, filter)
+        .select(audit_log::id)
+        .limit(bound + 1)
         .load(conn)?;
-    Ok((entries, total))
+    let total = crate::clients::Total {
+        count: (counted.len() as i64).min(bound),
+        more: counted.len() as i64 > bound,
+    };
+    let query = matching(scope, filter).select(Entry::as_select());
+    let query = match start {
+        Start::Offset(offset) => query.order(audit_log::id.desc()).offset(offset),
+        Start::Before(id) => query
+            .filter(audit_log::id.lt(id))
+            .order(audit_log::id.desc()),
+        Start::After(id) => query
+            .filter(audit_log::id.gt(id))
+            .order(audit_log::id.asc()),
+    };
+    let mut entries: Vec<Entry> = query.limit(limit + 1).load(conn)?;
+    let more = entries.len() as i64 > limit;
+    entries.truncate(limit as usize);
+    if matches!(start, Start::After(_)) {
+        entries.reverse();
+    }
+    Ok((entries, more, total))
 }
 
 /// The next matching entries older than `before` (newest first): keyset pages for exports,
@@ -219,8 +241,27 @@ pub fn find_visible(conn: &mut DbConnection, scope: &Scope, id: i64) -> QueryRes
         .optional()
 }
 
-/// The action names of the entries in scope, for the filter's choices.
+/// The action names of the entries in scope, for the filter's choices. For admins a
+/// loose index scan (one index step per distinct action, not a pass over every entry);
+/// a member's scope is read as a filter.
 pub fn actions(conn: &mut DbConnection, scope: &Scope) -> QueryResult<Vec<String>> {
+    if let Scope::All = scope {
+        #[derive(QueryableByName)]
+        struct Action {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            action: String,
+        }
+        let found: Vec<Action> = diesel::sql_query(
+            "WITH RECURSIVE seen(action) AS ( \
+               SELECT min(action) FROM audit_log \
+               UNION ALL \
+               SELECT (SELECT min(a.action) FROM audit_log a WHERE a.action > seen.action) \
+               FROM seen WHERE seen.action IS NOT NULL) \
+             SELECT action FROM seen WHERE action IS NOT NULL LIMIT 500",
+        )
+        .load(conn)?;
+        return Ok(found.into_iter().map(|a| a.action).collect());
+    }
     matching(scope, &Filter::default())
         .select(audit_log::action)
         .distinct()

@@ -337,31 +337,80 @@ pub fn record_failure(
         .first(conn)
 }
 
+/// Holds a client's refreshes back until `until` without counting a failure (its
+/// provider's breaker is open). A later backoff already set is kept.
+pub fn defer(
+    conn: &mut DbConnection,
+    client_id: &str,
+    until: chrono::NaiveDateTime,
+) -> QueryResult<usize> {
+    diesel::update(
+        credentials::table.find(client_id).filter(
+            credentials::retry_after
+                .is_null()
+                .or(credentials::retry_after.lt(until)),
+        ),
+    )
+    .set(credentials::retry_after.eq(Some(until)))
+    .execute(conn)
+}
+
+/// Makes the waiting refreshes of `provider`'s connections (deferred while its breaker was
+/// open, or backing off after failures) fall due within `spread` of `now` instead, each at
+/// a random moment of its own (so they do not return together): one statement, whatever
+/// the number of connections. A wait ending sooner is kept. Returns the rows changed.
+pub fn release_waits(
+    conn: &mut DbConnection,
+    provider: &str,
+    now: chrono::NaiveDateTime,
+    spread: std::time::Duration,
+) -> QueryResult<usize> {
+    use diesel::sql_types::{BigInt, Text, Timestamp};
+    let spread_ms = i64::try_from(spread.as_millis()).unwrap_or(i64::MAX).max(1);
+    match conn {
+        DbConnection::Postgresql(pg) => diesel::sql_query(
+            "UPDATE credentials \
+             SET retry_after = LEAST(retry_after, $1 + random() * $2 * interval '1 millisecond') \
+             WHERE retry_after > $1 AND client_id IN \
+               (SELECT id FROM clients WHERE provider = $3 AND status IN ('active', 'error'))",
+        )
+        .bind::<Timestamp, _>(now)
+        .bind::<BigInt, _>(spread_ms)
+        .bind::<Text, _>(provider)
+        .execute(pg),
+        // Timestamps are text here ('%F %T%.f'), which strftime reads and writes.
+        DbConnection::Sqlite(sqlite) => diesel::sql_query(
+            "UPDATE credentials \
+             SET retry_after = min(retry_after, strftime('%Y-%m-%d %H:%M:%f', ?1, \
+               '+' || ((abs(random()) % ?2) / 1000.0) || ' seconds')) \
+             WHERE retry_after > ?1 AND client_id IN \
+               (SELECT id FROM clients WHERE provider = ?3 AND status IN ('active', 'error'))",
+        )
+        .bind::<Timestamp, _>(now)
+        .bind::<BigInt, _>(spread_ms)
+        .bind::<Text, _>(provider)
+        .execute(sqlite),
+    }
+}
+
 /// Destroys every secret of a client (disconnect).
 pub fn destroy(conn: &mut DbConnection, client_id: &str) -> QueryResult<usize> {
     diesel::delete(credentials::table.find(client_id)).execute(conn)
 }
 
-/// Clients whose tokens are due for refreshing now and may be refreshed (no backoff, no
-/// lease held elsewhere), most overdue first. Exactly what the refresher will refresh.
-pub fn due_for_refresh(conn: &mut DbConnection, limit: i64) -> QueryResult<Vec<String>> {
-    let now = crate::db::now();
-    free_to_refresh(now)
-        .filter(credentials::refresh_at.le(now))
-        .order(credentials::refresh_at.asc())
-        .select(credentials::client_id)
-        .limit(limit)
-        .load(conn)
-}
-
-/// Credentials of active clients that have tokens to refresh (API keys have none).
+/// Credentials of clients that hold a grant (active, or in error after failed refreshes:
+/// those are retried on their backoff, so they recover when the provider does) and have
+/// tokens to refresh (API keys have none).
 #[diesel::dsl::auto_type]
 fn refreshable() -> _ {
-    let active: &'static str = super::ClientStatus::Active.as_str();
+    let with_grant: [&'static str; 2] = [
+        super::ClientStatus::Active.as_str(),
+        super::ClientStatus::Error.as_str(),
+    ];
     let api_key: &'static str = crate::providers::AuthType::ApiKey.as_str();
     credentials::table
         .inner_join(schema::clients::table)
-        .filter(schema::clients::status.eq(active))
+        .filter(schema::clients::status.eq_any(with_grant))
         .filter(schema::clients::auth_type.ne(api_key))
 }
 

@@ -3,14 +3,19 @@
 
 pub mod credentials;
 pub mod default_client;
+mod listing;
+pub mod refresh_queue;
+pub mod service_list;
 mod status;
 pub mod tags;
+pub mod upgrade;
 
 use crate::db::schema::{clients, users};
 use crate::db::DbConnection;
 use crate::providers::AuthType;
 use diesel::prelude::*;
 use diesel::Connection as _;
+pub use listing::{search, version, Cursor, Filter, Page, Sort, Total, COUNT_BOUND};
 use serde_json::Value;
 pub use status::ClientStatus;
 
@@ -39,9 +44,15 @@ pub struct Client {
     /// Set for a connection made through a connect session: the team's end user it
     /// belongs to (`end_users.id`); `owner_user_id` is then the session's key owner.
     pub end_user_id: Option<String>,
+    /// The connection's settings (`${connection.<name>}` values), as sorted JSON.
+    pub connection_config: String,
 }
 
 impl Client {
+    pub fn connection_values(&self) -> crate::providers::ConnectionValues {
+        crate::providers::ConnectionValues::from_json(&self.connection_config)
+    }
+
     pub fn tag_list(&self) -> Vec<String> {
         serde_json::from_str(&self.tags).unwrap_or_default()
     }
@@ -71,6 +82,8 @@ pub struct Connection<'a> {
     pub auth_type: AuthType,
     pub profile: &'a Value,
     pub scopes: &'a str,
+    /// Its settings as sorted JSON: part of its identity.
+    pub connection_config: &'a str,
 }
 
 /// What the search box matches: name, account id and email domain, lowercased.
@@ -90,8 +103,8 @@ pub(crate) fn is_unique_violation(error: &diesel::result::Error) -> bool {
     )
 }
 
-/// The rows of one (provider, account, owner, end user): at most one, by the unique index.
-fn same_account<'a>(
+/// The rows of one (provider, owner, end user): one default among them.
+fn same_owner<'a>(
     new: &'a Connection,
 ) -> clients::BoxedQuery<'a, <DbConnection as diesel::Connection>::Backend> {
     let query = clients::table
@@ -104,6 +117,37 @@ fn same_account<'a>(
     }
 }
 
+/// The row of one (provider, account, owner, end user, settings): at most one, by the
+/// unique index.
+fn same_account<'a>(
+    new: &'a Connection,
+) -> clients::BoxedQuery<'a, <DbConnection as diesel::Connection>::Backend> {
+    same_owner(new)
+        .filter(clients::provider_account_id.eq(new.provider_account_id))
+        .filter(clients::connection_config.eq(new.connection_config))
+}
+
+/// A connection stored before connection settings existed (`{}`) takes the settings of
+/// its first reconnect, instead of a second row appearing beside it.
+fn adopt_legacy(conn: &mut DbConnection, new: &Connection) -> QueryResult<()> {
+    if new.connection_config == "{}" {
+        return Ok(());
+    }
+    let exists: i64 = same_account(new).count().get_result(conn)?;
+    let legacy: Option<String> = same_owner(new)
+        .filter(clients::provider_account_id.eq(new.provider_account_id))
+        .filter(clients::connection_config.eq("{}"))
+        .select(clients::id)
+        .first(conn)
+        .optional()?;
+    if let (0, Some(id)) = (exists, legacy) {
+        diesel::update(clients::table.find(id))
+            .set(clients::connection_config.eq(new.connection_config))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
 /// Inserts the client, or updates the existing row for the same (provider, account, owner,
 /// end user).
 /// The UNIQUE constraint decides between racing callbacks: the loser's insert fails and it
@@ -111,20 +155,19 @@ fn same_account<'a>(
 pub fn upsert(conn: &mut DbConnection, new: &Connection) -> QueryResult<(Client, bool)> {
     crate::db::transaction(conn, |conn| {
         let now = crate::db::now();
-        let defaults: i64 = same_account(new)
+        let defaults: i64 = same_owner(new)
             .filter(clients::is_default.eq(true))
             .count()
             .get_result(conn)?;
         let has_default = defaults > 0;
+        adopt_legacy(conn, new)?;
         let id = uuid::Uuid::new_v4().to_string();
-        let tags = serde_json::json!([
-            "new",
-            if new.auth_type.is_api_key() {
-                "api_key"
-            } else {
-                "oauth"
-            }
-        ]);
+        let kind = match new.auth_type {
+            AuthType::ApiKey => "api_key",
+            AuthType::Basic => "basic",
+            AuthType::Oauth2 | AuthType::ClientCredentials => "oauth",
+        };
+        let tags = serde_json::json!(["new", kind]);
         let profile = new.profile.to_string();
         let search_text = search_text(new.display_name, new.provider_account_id, new.profile);
         // A savepoint, so a failed insert leaves the outer transaction usable (PostgreSQL).
@@ -147,6 +190,7 @@ pub fn upsert(conn: &mut DbConnection, new: &Connection) -> QueryResult<(Client,
                     clients::created_at.eq(now),
                     clients::updated_at.eq(now),
                     clients::search_text.eq(&search_text),
+                    clients::connection_config.eq(new.connection_config),
                 ))
                 .execute(conn)
         });
@@ -156,10 +200,7 @@ pub fn upsert(conn: &mut DbConnection, new: &Connection) -> QueryResult<(Client,
             Err(e) => return Err(e),
         };
         if !created {
-            let id: String = same_account(new)
-                .filter(clients::provider_account_id.eq(new.provider_account_id))
-                .select(clients::id)
-                .first(conn)?;
+            let id: String = same_account(new).select(clients::id).first(conn)?;
             diesel::update(clients::table.find(id))
                 .set((
                     clients::display_name.eq(new.display_name),
@@ -174,17 +215,14 @@ pub fn upsert(conn: &mut DbConnection, new: &Connection) -> QueryResult<(Client,
                 ))
                 .execute(conn)?;
         }
-        let client = same_account(new)
-            .filter(clients::provider_account_id.eq(new.provider_account_id))
-            .select(Client::as_select())
-            .first(conn)?;
+        let client = same_account(new).select(Client::as_select()).first(conn)?;
         Ok((client, created))
     })
 }
 
 /// Client ids are UUIDs: a longer one (from a URL or a service) names no client and is
 /// not looked up.
-const MAX_ID_LEN: usize = 64;
+pub(crate) const MAX_ID_LEN: usize = 64;
 
 pub fn find(conn: &mut DbConnection, id: &str) -> QueryResult<Option<Client>> {
     if id.len() > MAX_ID_LEN {
@@ -304,6 +342,13 @@ pub fn update_profile(
 }
 
 /// Records a successful refresh.
+/// The scopes a refresh answer granted (space-separated), replacing those stored.
+pub fn set_scopes(conn: &mut DbConnection, id: &str, scopes: &str) -> QueryResult<usize> {
+    diesel::update(clients::table.find(id))
+        .set(clients::scopes.eq(scopes))
+        .execute(conn)
+}
+
 pub fn mark_refreshed(conn: &mut DbConnection, id: &str) -> QueryResult<usize> {
     let now = crate::db::now();
     diesel::update(clients::table.find(id))
@@ -325,6 +370,15 @@ pub fn mark_disconnected(conn: &mut DbConnection, id: &str) -> QueryResult<usize
             clients::updated_at.eq(crate::db::now()),
         ))
         .execute(conn)
+}
+
+/// Connections of `provider` that are not disconnected (those are kept for their history).
+pub fn count_connected(conn: &mut DbConnection, provider: &str) -> QueryResult<i64> {
+    clients::table
+        .filter(clients::provider.eq(provider))
+        .filter(clients::status.ne(ClientStatus::Disconnected.as_str()))
+        .count()
+        .get_result(conn)
 }
 
 /// (provider, status, count) for the metrics.
@@ -360,180 +414,6 @@ pub fn find_for(
     find(conn, id.as_str())?
         .filter(|client| user.is_admin() || client.owner_user_id == user.id)
         .ok_or(LookupError::NotFound)
-}
-
-/// Which clients the list shows, already validated by the page.
-#[derive(Debug, Clone, Default)]
-pub struct Filter {
-    /// Matched (case-insensitively, anywhere) against name, account id, email domain and
-    /// the owner's email.
-    pub search: Option<String>,
-    pub provider: Option<String>,
-    pub status: Option<String>,
-    pub owner: Option<String>,
-    pub tag: Option<String>,
-    pub sort: Sort,
-    pub offset: i64,
-    pub limit: i64,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum Sort {
-    /// Recently changed first.
-    #[default]
-    Updated,
-    Name,
-    /// Soonest token expiry first.
-    Expires,
-}
-
-/// Escapes LIKE wildcards in user input.
-fn like_pattern(text: &str) -> String {
-    let escaped = text
-        .to_lowercase()
-        .replace('\\', "\\\\")
-        .replace('%', "\\%")
-        .replace('_', "\\_");
-    format!("%{escaped}%")
-}
-
-/// Applies the list's conditions (all on `clients` columns) to a boxed query, so the count
-/// runs on `clients` alone and only the page itself joins owners and credentials.
-macro_rules! apply_filter {
-    ($query:expr, $owner_scope:expr, $filter:expr, $matching_owners:expr, $matching_end_users:expr) => {{
-        let mut query = $query;
-        if let Some(owner) = $owner_scope {
-            query = query.filter(clients::owner_user_id.eq(owner.to_string()));
-        }
-        if let Some(search) = &$filter.search {
-            query = query.filter(
-                clients::search_text
-                    .like(like_pattern(search))
-                    .escape('\\')
-                    .or(clients::owner_user_id.eq_any($matching_owners.clone()))
-                    .or(clients::end_user_id.eq_any($matching_end_users.clone())),
-            );
-        }
-        if let Some(provider) = &$filter.provider {
-            query = query.filter(clients::provider.eq(provider.clone()));
-        }
-        if let Some(status) = &$filter.status {
-            query = query.filter(clients::status.eq(status.clone()));
-        }
-        if let Some(owner) = &$filter.owner {
-            query = query.filter(clients::owner_user_id.eq(owner.clone()));
-        }
-        if let Some(tag) = &$filter.tag {
-            // Tags are a JSON array of strings; a tag matches as a whole quoted item.
-            let item = format!(
-                "%\"{}\"%",
-                tag.replace('\\', "").replace('%', "").replace('_', "\\_")
-            );
-            query = query.filter(clients::tags.like(item).escape('\\'));
-        }
-        query
-    }};
-}
-
-/// Owners whose email matches the search (the search box also finds clients by owner).
-fn owners_matching(conn: &mut DbConnection, filter: &Filter) -> QueryResult<Vec<String>> {
-    match &filter.search {
-        Some(search) => users::table
-            .filter(users::email.like(like_pattern(search)).escape('\\'))
-            .select(users::id)
-            .limit(1000)
-            .load(conn),
-        None => Ok(Vec::new()),
-    }
-}
-
-/// End users (team's id or email) matching the search: their connections match too.
-fn end_users_matching(
-    conn: &mut DbConnection,
-    filter: &Filter,
-) -> QueryResult<Vec<Option<String>>> {
-    use crate::db::schema::end_users;
-    match &filter.search {
-        Some(search) => end_users::table
-            .filter(
-                end_users::external_id
-                    .like(like_pattern(search))
-                    .escape('\\')
-                    .or(end_users::email.like(like_pattern(search)).escape('\\')),
-            )
-            .select(end_users::id.nullable())
-            .limit(1000)
-            .load(conn),
-        None => Ok(Vec::new()),
-    }
-}
-
-/// One page of the filtered clients and how many match in all.
-pub fn search(
-    conn: &mut DbConnection,
-    owner_scope: Option<&str>,
-    filter: &Filter,
-) -> QueryResult<(Vec<ListedClient>, i64)> {
-    use crate::db::schema::credentials;
-    let owners = owners_matching(conn, filter)?;
-    let end_users = end_users_matching(conn, filter)?;
-    let total: i64 = apply_filter!(
-        clients::table.into_boxed(),
-        owner_scope,
-        filter,
-        owners,
-        end_users
-    )
-    .count()
-    .get_result(conn)?;
-    let joined = clients::table
-        .inner_join(users::table)
-        .left_join(credentials::table)
-        .into_boxed();
-    let query = apply_filter!(joined, owner_scope, filter, owners, end_users).select((
-        Client::as_select(),
-        users::email,
-        credentials::expires_at.nullable(),
-    ));
-    let query = match filter.sort {
-        Sort::Updated => query.order((clients::updated_at.desc(), clients::id.asc())),
-        Sort::Name => query.order((clients::display_name.asc(), clients::id.asc())),
-        Sort::Expires => query.order((
-            credentials::expires_at.is_null().asc(),
-            credentials::expires_at.asc(),
-            clients::id.asc(),
-        )),
-    };
-    let rows: Vec<(Client, String, Option<chrono::NaiveDateTime>)> =
-        query.offset(filter.offset).limit(filter.limit).load(conn)?;
-    let listed = rows
-        .into_iter()
-        .map(|(client, owner_email, expires_at)| ListedClient {
-            client,
-            owner_email,
-            expires_at,
-        })
-        .collect();
-    Ok((listed, total))
-}
-
-/// Changes whenever a client in scope is added or changed: the list polls it to know
-/// whether to re-render.
-pub fn version(conn: &mut DbConnection, owner_scope: Option<&str>) -> QueryResult<String> {
-    let mut query = clients::table.into_boxed();
-    if let Some(owner) = owner_scope {
-        query = query.filter(clients::owner_user_id.eq(owner.to_string()));
-    }
-    let (latest, count): (Option<chrono::NaiveDateTime>, i64) = query
-        .select((
-            diesel::dsl::max(clients::updated_at),
-            diesel::dsl::count_star(),
-        ))
-        .first(conn)?;
-    Ok(format!(
-        "{}-{count}",
-        latest.map_or(0, |t| t.and_utc().timestamp_micros())
-    ))
 }
 
 /// Records when a service last used the client. `updated_at` stays: using a client does

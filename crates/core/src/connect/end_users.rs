@@ -94,12 +94,7 @@ pub fn find_many(conn: &mut DbConnection, ids: Vec<String>) -> QueryResult<Vec<E
 
 /// End users whose external id or email contains `text` (the admin list's search).
 pub fn matching(conn: &mut DbConnection, text: &str) -> QueryResult<Vec<String>> {
-    let pattern = format!(
-        "%{}%",
-        text.replace('\\', "\\\\")
-            .replace('%', "\\%")
-            .replace('_', "\\_")
-    );
+    let pattern = crate::db::contains_pattern(text);
     end_users::table
         .filter(
             end_users::external_id

@@ -12,10 +12,10 @@ use crate::clients::Client;
 use crate::db::DbError;
 use crate::oauth::flow::{self, Callback, CallbackParams, Caller, ConnectError};
 use crate::oauth::holder::Holder;
+use crate::oauth::key_input::KeyInput;
 use crate::providers::Provider;
 use crate::state::AppState;
 use crate::webhooks::{self, EventType};
-use secrecy::SecretString;
 use serde_json::json;
 
 /// How a session's attempt ended, for the hosted result page (or the redirect).
@@ -106,12 +106,16 @@ pub async fn connect_api_key(
     state: &AppState,
     token: &str,
     provider: &str,
-    api_key: SecretString,
+    entered: &crate::providers::connection_config::Entered,
+    input: KeyInput,
     origin: &Origin,
 ) -> Result<SessionResult, SessionProblem> {
     let (session, end_user, provider) = allowed_provider(state, token, provider).await?;
     let holder = holder(&session, &end_user);
-    let connected = flow::connect_api_key(state, &holder, &provider, api_key, origin).await;
+    let connected = crate::oauth::direct_connect::connect_api_key(
+        state, &holder, &provider, entered, input, origin,
+    )
+    .await;
     let (client, reason) = match connected {
         Ok(client) => (Some(client), None),
         Err(ConnectError::Storage(e)) => return Err(SessionProblem::Storage(e)),

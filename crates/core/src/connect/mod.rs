@@ -67,6 +67,9 @@ pub enum SessionProblem {
     ProviderNotAllowed,
     #[error("{0} cannot be connected right now: it is not configured.")]
     NotConfigured(String),
+    /// A connection setting was refused (nothing was started).
+    #[error("{0}. Go back and correct it.")]
+    InvalidSetting(String),
     #[error(transparent)]
     Storage(#[from] DbError),
 }
@@ -332,16 +335,25 @@ pub async fn start(
     state: &AppState,
     token: &str,
     provider: &str,
+    entered: &crate::providers::connection_config::Entered,
     session_binding: &str,
     origin: &Origin,
 ) -> Result<String, SessionProblem> {
     let (session, end_user, provider) = allowed_provider(state, token, provider).await?;
     let landing = crate::local_path::LocalPath::or(None, "/");
     let holder = holder(&session, &end_user);
-    crate::oauth::flow::start(state, &holder, session_binding, &provider, &landing, origin)
-        .await
-        .map_err(|e| match e {
-            crate::oauth::flow::ConnectError::Storage(e) => SessionProblem::Storage(e),
-            _ => SessionProblem::NotConfigured(provider.display_name.clone()),
-        })
+    let flow = crate::oauth::flow::start(
+        state,
+        &holder,
+        session_binding,
+        &provider,
+        entered,
+        &landing,
+        origin,
+    );
+    flow.await.map_err(|e| match e {
+        crate::oauth::flow::ConnectError::Storage(e) => SessionProblem::Storage(e),
+        crate::oauth::flow::ConnectError::Invalid(reason) => SessionProblem::InvalidSetting(reason),
+        _ => SessionProblem::NotConfigured(provider.display_name.clone()),
+    })
 }

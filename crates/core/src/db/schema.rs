@@ -56,6 +56,7 @@ diesel::table! {
         created_at -> Timestamp,
         expires_at -> Timestamp,
         consumed_at -> Nullable<Timestamp>,
+        connection_config -> Text,
     }
 }
 
@@ -80,6 +81,15 @@ diesel::table! {
         updated_at -> Timestamp,
         search_text -> Text,
         end_user_id -> Nullable<Text>,
+        connection_config -> Text,
+        expiry_order -> Timestamp,
+    }
+}
+
+diesel::table! {
+    client_tags (tag, client_id) {
+        tag -> Text,
+        client_id -> Text,
     }
 }
 
@@ -222,10 +232,12 @@ diesel::joinable!(clients -> users (owner_user_id));
 diesel::joinable!(clients -> end_users (end_user_id));
 diesel::joinable!(connect_sessions -> end_users (end_user_id));
 diesel::joinable!(credentials -> clients (client_id));
+diesel::joinable!(client_tags -> clients (client_id));
 diesel::joinable!(api_keys -> users (created_by));
 diesel::joinable!(synced_conversations -> clients (client_id));
 diesel::allow_tables_to_appear_in_same_query!(
     users,
+    client_tags,
     sessions,
     audit_log,
     oauth_states,
@@ -349,9 +361,17 @@ diesel::table! {
         last_error -> Nullable<Text>,
         next_run_at -> Nullable<Timestamp>,
         consecutive_failures -> Integer,
-        runs_succeeded -> BigInt,
-        runs_failed -> BigInt,
-        total_duration_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    sync_runs (id) {
+        id -> BigInt,
+        client_id -> Text,
+        model -> Text,
+        finished_at -> Timestamp,
+        succeeded -> Bool,
+        duration_ms -> BigInt,
     }
 }
 
@@ -373,3 +393,16 @@ diesel::table! {
 diesel::joinable!(refresh_attempts -> clients (client_id));
 diesel::allow_tables_to_appear_in_same_query!(refresh_attempts, clients);
 diesel::allow_tables_to_appear_in_same_query!(sync_states, clients);
+
+diesel::table! {
+    provider_settings (name) {
+        name -> Text,
+        enabled -> Nullable<Bool>,
+        client_id -> Nullable<Text>,
+        client_secret -> Nullable<Text>,
+        scopes -> Nullable<Text>,
+        authorize_params -> Nullable<Text>,
+        definition -> Nullable<Text>,
+        updated_at -> Timestamp,
+    }
+}

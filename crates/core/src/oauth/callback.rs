@@ -33,11 +33,19 @@ pub struct CallbackParams {
     pub error: Option<String>,
     pub error_description: Option<String>,
     pub iss: Option<String>,
+    /// Any other parameter (QuickBooks' `realmId`), for `callback.<param>` captures.
+    #[serde(flatten)]
+    pub extra: std::collections::BTreeMap<String, String>,
 }
+
+/// More parameters than any provider sends.
+pub const MAX_EXTRA_PARAMS: usize = 16;
+/// Longest name accepted for a parameter beyond OAuth's own.
+pub const MAX_EXTRA_NAME_LEN: usize = 64;
 
 impl CallbackParams {
     /// The parameters that were sent, as (name, value), to carry them on in a form.
-    pub fn fields(&self) -> Vec<(&'static str, String)> {
+    pub fn fields(&self) -> Vec<(String, String)> {
         [
             ("code", &self.code),
             ("state", &self.state),
@@ -46,7 +54,8 @@ impl CallbackParams {
             ("iss", &self.iss),
         ]
         .into_iter()
-        .filter_map(|(name, value)| value.clone().map(|v| (name, v)))
+        .filter_map(|(name, value)| value.clone().map(|v| (name.to_string(), v)))
+        .chain(self.extra.clone())
         .collect()
     }
 
@@ -60,7 +69,10 @@ impl CallbackParams {
         ]
         .into_iter()
         .flatten()
+        .chain(self.extra.values())
         .any(|v| v.len() > MAX_PARAM_LEN)
+            || self.extra.len() > MAX_EXTRA_PARAMS
+            || self.extra.keys().any(|k| k.len() > MAX_EXTRA_NAME_LEN)
     }
 }
 

@@ -29,10 +29,11 @@ pub async fn disconnect(
         credentials::open(conn, &vault, &id)
     })
     .await?;
-    let revocation = match (state.providers().get(&client.provider), stored) {
-        (Some(provider), Some(stored))
-            if provider.revoke_url.is_some() && provider.app.is_some() =>
-        {
+    let provider = state
+        .providers()
+        .for_connection(&client.provider, &client.connection_values());
+    let revocation = match (provider, stored) {
+        (Ok(provider), Some(stored)) if provider.revoke_url.is_some() && provider.app.is_some() => {
             let app = provider.app.as_ref().expect("checked above");
             // The refresh token first: revoking it ends the grant at most providers.
             let mut failure = None;

@@ -3,7 +3,7 @@
 //! `connect_client_credentials` cover the two flows without a consent page.
 
 use super::callback;
-pub use super::callback::{CallbackParams, MAX_PARAM_LEN};
+pub use super::callback::{CallbackParams, MAX_EXTRA_NAME_LEN, MAX_EXTRA_PARAMS, MAX_PARAM_LEN};
 use super::holder::Holder;
 use super::pkce;
 use super::profile::{self, AccountProfile};
@@ -11,11 +11,13 @@ use super::states::{self, PendingAuthorization, StateProblem};
 use super::token_client::{self, TokenSet};
 use crate::audit::{self, Actor, Event, Origin};
 use crate::auth::users::User;
+use crate::clients::upgrade::Change;
 use crate::clients::{self, credentials, Client, Connection};
 use crate::db::DbError;
 use crate::local_path::LocalPath;
 use crate::provider_http::CallError;
-use crate::providers::{AuthType, Provider};
+use crate::providers::connection_config::{Answers, Entered};
+use crate::providers::{AuthType, ConnectionValues, Provider};
 use crate::state::AppState;
 use crate::vault::Binding;
 use crate::webhooks::{self, EventType};
@@ -71,7 +73,7 @@ pub enum ConnectError {
 crate::from_run_error!(ConnectError, Storage);
 
 impl ConnectError {
-    fn from_call(provider: &Provider, step: &str, error: CallError) -> Self {
+    pub(super) fn from_call(provider: &Provider, step: &str, error: CallError) -> Self {
         let name = provider.display_name.clone();
         match error {
             CallError::Transient { .. } => ConnectError::Unavailable(name),
@@ -92,12 +94,14 @@ impl ConnectError {
     }
 }
 
-/// Creates the pending authorization and returns the provider's authorize URL.
+/// Creates the pending authorization, with the connection's entered settings, and
+/// returns the provider's authorize URL (for those settings).
 pub async fn start(
     state: &AppState,
     holder: &Holder,
     session_binding: &str,
     provider: &Provider,
+    entered: &Entered,
     redirect_path: &LocalPath,
     origin: &Origin,
 ) -> Result<String, ConnectError> {
@@ -106,6 +110,10 @@ pub async fn start(
         .as_ref()
         .filter(|_| provider.auth_type == AuthType::Oauth2)
         .ok_or_else(|| ConnectError::NotConfigured(provider.display_name.clone()))?;
+    let values = &entered_values(provider, entered)?;
+    let authorize_url = provider
+        .for_authorize(values)
+        .map_err(|e| ConnectError::Invalid(e.to_string()))?;
     let state_token = pkce::random_token();
     let verifier = pkce::random_token();
     let id = pkce::state_id(state_token.expose_secret());
@@ -132,6 +140,7 @@ pub async fn start(
         created_at: now,
         expires_at: now + chrono::TimeDelta::minutes(states::LIFETIME_MINUTES),
         consumed_at: None,
+        connection_config: values.to_json(),
     };
     let event = holder
         .event("oauth_initiated")
@@ -144,7 +153,7 @@ pub async fn start(
     .await?;
     state.metrics.flow(&provider.name, "started");
 
-    let mut url = url::Url::parse(&provider.authorize_url).map_err(|e| DbError::Other(e.into()))?;
+    let mut url = url::Url::parse(&authorize_url).map_err(|e| DbError::Other(e.into()))?;
     {
         let mut query = url.query_pairs_mut();
         query
@@ -165,6 +174,17 @@ pub async fn start(
         }
     }
     Ok(url.to_string())
+}
+
+/// The settings entered for a new connection, checked.
+pub(super) fn entered_values(
+    provider: &Provider,
+    entered: &Entered,
+) -> Result<ConnectionValues, ConnectError> {
+    provider
+        .connection_config
+        .parse_map(entered)
+        .map_err(|e| ConnectError::Invalid(e.to_string()))
 }
 
 /// Handles the provider's return: every failure becomes a clear message and an audit
@@ -316,7 +336,11 @@ async fn finish(
             callback::provider_error_meaning(code).to_string(),
         ));
     }
-    if let (Some(expected), Some(given)) = (&provider.issuer, &params.iss) {
+    let mut values = ConnectionValues::from_json(&pending.connection_config);
+    let exchange = provider
+        .for_code_exchange(&values)
+        .map_err(|e| ConnectError::Invalid(e.to_string()))?;
+    if let (Some(expected), Some(given)) = (&exchange.issuer, &params.iss) {
         if expected != given {
             return Err(ConnectError::Invalid(
                 "the answer came from an unexpected issuer (iss)".into(),
@@ -344,24 +368,53 @@ async fn finish(
         .map_err(|e| DbError::Other(e.into()))?;
     let verifier = provider.pkce.then_some(&verifier);
     let tokens =
-        token_client::exchange_code(&state.http, &state.retry, provider, app, &code, verifier)
+        token_client::exchange_code(&state.http, &state.retry, &exchange, app, &code, verifier)
             .await
             .map_err(|e| ConnectError::from_call(provider, "the code exchange", e))?;
-    let reader = profile::Reader::new(&state.http, &state.retry, provider, &tokens.access_token);
+    let answers = Answers {
+        token: Some(&tokens.fields),
+        callback: Some(&params.extra),
+        profile: None,
+    };
+    capture(provider, &mut values, &answers)?;
+    let reading = provider
+        .for_profile(&values)
+        .map_err(|e| ConnectError::Invalid(e.to_string()))?;
+    let reader = profile::Reader::new(&state.http, &state.retry, &reading, &tokens.access_token);
     let profile = read_account(reader).await?;
-    save(
-        state,
-        holder,
-        provider,
-        AuthType::Oauth2,
-        &profile,
-        Stored::Tokens(&tokens),
-    )
-    .await
+    let answers = Answers {
+        profile: Some(&profile.details),
+        ..Answers::default()
+    };
+    capture(provider, &mut values, &answers)?;
+    let provider = provider
+        .for_connection(&values)
+        .map_err(|e| ConnectError::Invalid(e.to_string()))?;
+    let stored = Stored::Tokens(&tokens);
+    let kind = AuthType::Oauth2;
+    save(state, holder, &provider, kind, &profile, stored, &values).await
+}
+
+/// Completes the settings with what the provider sent back; nothing is called with a
+/// value that failed its checks.
+fn capture(
+    provider: &Provider,
+    values: &mut ConnectionValues,
+    answers: &Answers,
+) -> Result<(), ConnectError> {
+    provider
+        .connection_config
+        .capture(values, answers)
+        .map_err(|e| ConnectError::Provider {
+            provider: provider.display_name.clone(),
+            reason: e.to_string(),
+        })
 }
 
 /// The profile of the account behind a new credential, with the calls it took.
-async fn read_account(reader: profile::Reader<'_>) -> Result<AccountProfile, ConnectError> {
+pub(super) async fn read_account(
+    reader: profile::Reader<'_>,
+) -> Result<AccountProfile, ConnectError> {
     let provider = reader.provider();
     reader
         .fetch()
@@ -375,7 +428,7 @@ pub enum Stored<'a> {
     ApiKey(&'a SecretString),
 }
 
-/// Upserts the client and its sealed secrets in one transaction.
+/// Upserts the client, its settings and its sealed secrets in one transaction.
 pub async fn save(
     state: &AppState,
     holder: &Holder,
@@ -383,8 +436,10 @@ pub async fn save(
     auth_type: AuthType,
     profile: &AccountProfile,
     stored: Stored<'_>,
+    values: &ConnectionValues,
 ) -> Result<(Client, bool), ConnectError> {
     let grant = Grant::of(state, provider, stored);
+    let connection_config = values.to_json();
     let end_user = holder.end_user_id().map(str::to_string);
     let (owner, provider_name, profile_calls, profile) = (
         holder.owner_user_id().to_string(),
@@ -405,11 +460,19 @@ pub async fn save(
                 auth_type,
                 profile: &profile.details,
                 scopes: &grant.scopes,
+                connection_config: &connection_config,
             };
             store_connection(conn, &vault, &connection, &grant, event_actor)
         })
     })
-    .await?;
+    .await?
+    .ok_or_else(|| {
+        ConnectError::Invalid(format!(
+            "this {} account is connected with OAuth, which takes precedence over an API \
+             key: nothing changed (disconnect it first to use a key)",
+            provider.display_name
+        ))
+    })?;
     state.tokens.forget(&saved.0.id);
     meter_profile_calls(state, profile_calls, &saved.0);
     Ok(saved)
@@ -430,17 +493,19 @@ impl Grant {
     /// has none and does not expire.
     fn of(state: &AppState, provider: &Provider, stored: Stored<'_>) -> Self {
         let now = crate::db::now();
-        let margin = super::lifecycle::margin(state);
+        let margin = super::schedule::margin(state);
         let (access, refresh, api_key, lifetime, scopes) = match stored {
             Stored::Tokens(tokens) => (
                 Some(tokens.access_token.clone()),
                 tokens.refresh_token.clone(),
                 None,
                 super::schedule::lifetime(now, tokens.expires_in, margin),
-                tokens
-                    .scope
-                    .clone()
-                    .unwrap_or_else(|| provider.scopes.join(" ")),
+                match &tokens.scope {
+                    Some(granted) => {
+                        super::token_answer::granted_scopes(granted, &provider.scope_separator)
+                    }
+                    None => provider.scopes.join(" "),
+                },
             ),
             Stored::ApiKey(key) => (
                 None,
@@ -450,11 +515,6 @@ impl Grant {
                 String::new(),
             ),
         };
-        let scopes = scopes
-            .split([' ', ','])
-            .filter(|s| !s.is_empty())
-            .collect::<Vec<_>>()
-            .join(" ");
         Self {
             access,
             refresh,
@@ -465,21 +525,31 @@ impl Grant {
     }
 }
 
-/// Inside the caller's transaction: the client row, its sealed secrets and the audit entry.
+/// Inside the caller's transaction: the client row, its sealed secrets and the audit
+/// entry; None when an API key would replace OAuth tokens (nothing is written).
 fn store_connection(
     conn: &mut crate::db::DbConnection,
     vault: &crate::vault::Vault,
     connection: &Connection,
     grant: &Grant,
     event_actor: Actor,
-) -> anyhow::Result<(Client, bool)> {
+) -> anyhow::Result<Option<(Client, bool)>> {
+    let upgraded = match clients::upgrade::change(conn, connection)? {
+        Change::Refused => return Ok(None),
+        change => change == Change::Upgrade,
+    };
     let (client, created) = clients::upsert(conn, connection)?;
     let event_type = if created {
         EventType::ConnectionCreated
     } else {
         EventType::ConnectionReconnected
     };
-    webhooks::connection(conn, event_type, &client, json!({}))?;
+    let data = if upgraded {
+        json!({"upgraded_from": "api_key"})
+    } else {
+        json!({})
+    };
+    webhooks::connection(conn, event_type, &client, data)?;
     let secrets = credentials::Secrets {
         access_token: grant.access.as_ref(),
         refresh_token: grant.refresh.as_ref(),
@@ -488,7 +558,10 @@ fn store_connection(
         refresh_at: grant.lifetime.refresh_at,
     };
     credentials::store(conn, vault, &client.id, &secrets)?;
-    let action = if connection.auth_type.is_api_key() {
+    let action = if upgraded {
+        // The key is gone now: `credentials::store` replaced it with the tokens.
+        "client_upgraded_to_oauth"
+    } else if connection.auth_type.is_api_key() {
         "api_key_stored"
     } else {
         "token_exchanged"
@@ -497,7 +570,7 @@ fn store_connection(
         conn,
         Event::new(event_actor, action).target("client", client.id.clone()),
     )?;
-    Ok((client, created))
+    Ok(Some((client, created)))
 }
 
 /// Reading the profile used the account's API (and its rate limit): metered like any call.
@@ -507,95 +580,4 @@ fn meter_profile_calls(state: &AppState, calls: Vec<crate::usage::Call>, client:
         call.user_id = client.owner_user_id.clone();
         state.usage.record(call);
     }
-}
-
-/// Connects with an API key: the key is checked against the provider before anything is
-/// stored.
-pub async fn connect_api_key(
-    state: &AppState,
-    holder: &Holder,
-    provider: &Provider,
-    api_key: SecretString,
-    origin: &Origin,
-) -> Result<Client, ConnectError> {
-    let Some(check_path) = &provider.api_key_check_path else {
-        return Err(ConnectError::Invalid(format!(
-            "{} does not accept API keys",
-            provider.display_name
-        )));
-    };
-    let key = api_key.expose_secret().trim();
-    if key.is_empty() || key.len() > 512 || key.chars().any(|c| c.is_whitespace() || c.is_control())
-    {
-        return Err(ConnectError::Invalid(
-            "enter the API key exactly as the provider shows it".into(),
-        ));
-    }
-    let api_key = SecretString::from(key.to_string());
-    let reader = profile::Reader::new(&state.http, &state.retry, provider, &api_key);
-    let checked = reader.get(check_path).await;
-    if let Err(error) = checked {
-        let reason = match error {
-            CallError::Rejected {
-                status: 401 | 403, ..
-            } => ConnectError::Provider {
-                provider: provider.display_name.clone(),
-                reason: "the API key was rejected".into(),
-            },
-            other => ConnectError::from_call(provider, "checking the key", other),
-        };
-        return Err(reason);
-    }
-    let profile = read_account(reader).await?;
-    let (client, created) = save(
-        state,
-        holder,
-        provider,
-        AuthType::ApiKey,
-        &profile,
-        Stored::ApiKey(&api_key),
-    )
-    .await?;
-    let event = holder
-        .event("api_key_connected")
-        .target("client", client.id.clone())
-        .origin(origin)
-        .details(json!({"provider": provider.name, "created": created}));
-    crate::db::run(&state.pool, move |conn| audit::append(conn, event)).await?;
-    Ok(client)
-}
-
-/// Connects a machine-to-machine provider with the client-credentials grant.
-pub async fn connect_client_credentials(
-    state: &AppState,
-    user: &User,
-    provider: &Provider,
-    origin: &Origin,
-) -> Result<Client, ConnectError> {
-    let app = provider
-        .app
-        .as_ref()
-        .filter(|_| provider.auth_type == AuthType::ClientCredentials)
-        .ok_or_else(|| ConnectError::NotConfigured(provider.display_name.clone()))?;
-    let tokens = token_client::client_credentials(&state.http, &state.retry, provider, app)
-        .await
-        .map_err(|e| ConnectError::from_call(provider, "the client-credentials grant", e))?;
-    let reader = profile::Reader::new(&state.http, &state.retry, provider, &tokens.access_token);
-    let profile = read_account(reader).await?;
-    let (client, _) = save(
-        state,
-        &Holder::of(user),
-        provider,
-        AuthType::ClientCredentials,
-        &profile,
-        Stored::Tokens(&tokens),
-    )
-    .await?;
-    let event = user
-        .event("oauth_completed")
-        .target("client", client.id.clone())
-        .origin(origin)
-        .details(json!({"provider": provider.name, "grant": "client_credentials"}));
-    crate::db::run(&state.pool, move |conn| audit::append(conn, event)).await?;
-    Ok(client)
 }

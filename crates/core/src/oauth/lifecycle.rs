@@ -5,12 +5,14 @@
 //! update. The cache and the per-client locks themselves are `token_cache`.
 
 use super::refresh_history::{self, NewAttempt, Trigger};
-use super::schedule;
+use super::stored::load;
 use super::token_cache::{CachedToken, FreshToken};
 use super::token_client::{self, TokenSet};
+pub use super::token_error::TokenError;
 use crate::audit::{self, Actor, Event};
 use crate::clients::{self, credentials, Client};
 use crate::db::DbError;
+use crate::provider_health::{self, Change, Outcome, Permit};
 use crate::provider_http::CallError;
 use crate::providers::{AuthType, Provider};
 use crate::state::AppState;
@@ -20,32 +22,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How long one instance may hold a client's refresh before others may take over.
-const LEASE: Duration = Duration::from_secs(30);
+pub(crate) const LEASE: Duration = Duration::from_secs(30);
 /// How often a caller looks again while another instance holds the lease.
 const LEASE_POLL: Duration = Duration::from_millis(100);
-
-#[derive(Debug, thiserror::Error)]
-pub enum TokenError {
-    #[error("the client has no stored credentials")]
-    Missing,
-    #[error("the client was disconnected")]
-    Disconnected,
-    #[error("the provider refused the refresh ({0}); reconnect the account")]
-    NeedsReauth(String),
-    #[error("the provider did not answer ({0})")]
-    Unavailable(String),
-    #[error("the provider refused the refresh ({0})")]
-    Failed(String),
-    #[error(transparent)]
-    Storage(#[from] DbError),
-}
-
-crate::from_run_error!(TokenError, Storage);
-
-pub(crate) fn margin(state: &AppState) -> chrono::TimeDelta {
-    chrono::TimeDelta::from_std(state.config.refresh_margin)
-        .unwrap_or(chrono::TimeDelta::minutes(5))
-}
 
 /// The stored token until it is due for refreshing (see `schedule`); then a refreshed one.
 pub async fn fresh_token(state: &AppState, client: &Client) -> Result<FreshToken, TokenError> {
@@ -70,16 +49,6 @@ fn check_status(client: &Client) -> Result<(), TokenError> {
     }
 }
 
-async fn load(state: &AppState, client_id: &str) -> Result<credentials::Opened, TokenError> {
-    let vault = state.vault.clone();
-    let id = client_id.to_string();
-    crate::db::run(&state.pool, move |conn| {
-        credentials::open(conn, &vault, &id)
-    })
-    .await?
-    .ok_or(TokenError::Missing)
-}
-
 /// The stored token when it is an API key or not yet due for refreshing. While refreshes
 /// back off after a failure, a token that still works is handed out as it is: callers must
 /// not make connecthub ask a provider that is down on every request.
@@ -96,6 +65,16 @@ fn usable(stored: &credentials::Opened) -> Option<FreshToken> {
         token: token.clone(),
         expires_at: stored.expires_at,
         refresh_at: stored.refresh_at,
+    })
+}
+
+/// The stored token when it never expires and cannot be refreshed.
+fn permanent(stored: &credentials::Opened) -> Option<FreshToken> {
+    let token = stored.access_token.as_ref()?;
+    (stored.expires_at.is_none() && stored.refresh_token.is_none()).then(|| FreshToken::Bearer {
+        token: token.clone(),
+        expires_at: None,
+        refresh_at: None,
     })
 }
 
@@ -117,7 +96,7 @@ pub async fn token_for_service(
         return Ok(None);
     };
     let token = fresh_token(state, &client).await?;
-    let entry = Arc::new(CachedToken { client, token });
+    let entry = Arc::new(CachedToken::new(client, token));
     state.tokens.remember(client_id, entry.clone(), seen);
     Ok(Some(entry))
 }
@@ -137,7 +116,7 @@ pub async fn refresh(
     trigger: Trigger,
 ) -> Result<FreshToken, TokenError> {
     check_status(client)?;
-    if client.auth_type == AuthType::ApiKey {
+    if client.auth_type.is_api_key() {
         // An API key neither expires nor refreshes: asking the provider for a refresh
         // could only fail and mark a working connection as needing reconnecting.
         return match load(state, &client.id).await?.api_key {
@@ -145,19 +124,75 @@ pub async fn refresh(
             None => Err(TokenError::Missing),
         };
     }
-    let lock = state.tokens.lock_for(&client.id);
-    let result = {
-        let _turn = lock.lock().await;
-        refresh_in_turn(state, client, trigger).await
+    if client.auth_type == AuthType::Oauth2 {
+        // The same for a token that never expires and came without a refresh token
+        // (GitHub OAuth apps): there is nothing to refresh it with.
+        if let Some(token) = permanent(&load(state, &client.id).await?) {
+            return Ok(token);
+        }
+    }
+    // Before the turn: while the provider is down, callers are answered without queueing.
+    let permit = match state.breakers.permit(&client.provider) {
+        Ok(permit) => permit,
+        Err(held) => {
+            return super::held_back::refresh_held_back(state, client, trigger, held).await
+        }
     };
-    state.tokens.release(&client.id, lock);
-    result
+    let lock = state.tokens.lock_for(&client.id);
+    let _turn = lock.mutex().lock().await;
+    refresh_in_turn(state, client, trigger, permit).await
+}
+
+/// The background refresher's refresh of a client whose lease it claimed with a batch
+/// (`refresh_queue::claim_due`). `interrupted`:
+/// the claim found an earlier holder's refresh mark.
+pub(crate) async fn refresh_claimed(
+    state: &AppState,
+    client: &Client,
+    interrupted: bool,
+) -> Result<FreshToken, TokenError> {
+    // While the provider is down the claim is deferred like any refresh, and its lease
+    // given back, so a hand-out meanwhile is told when to come back instead of waiting.
+    let permit = match state.breakers.permit(&client.provider) {
+        Ok(permit) => permit,
+        Err(held) => {
+            let deferred =
+                super::held_back::refresh_held_back(state, client, Trigger::Refresher, held).await;
+            let id = client.id.clone();
+            crate::db::run(&state.pool, move |conn| {
+                credentials::release_lease(conn, &id)
+            })
+            .await?;
+            return deferred;
+        }
+    };
+    // The claim's lease is the turn: no other caller, here or elsewhere, refreshes this
+    // client until it is stored or released. This process's single-flight lock is not
+    // waited for: a hand-out holding it waits, in turn, for this very lease.
+    let stored = load(state, &client.id).await?;
+    let id = client.id.clone();
+    let interrupted = match interrupted {
+        true => {
+            crate::db::run(&state.pool, move |conn| {
+                super::interrupted::report_own(conn, &id)
+            })
+            .await?
+        }
+        false => None,
+    };
+    let turn = Turn {
+        trigger: Trigger::Refresher,
+        interrupted,
+        permit,
+    };
+    refresh_with_lease(state, client, stored, turn).await
 }
 
 async fn refresh_in_turn(
     state: &AppState,
     client: &Client,
     trigger: Trigger,
+    permit: Permit<'_>,
 ) -> Result<FreshToken, TokenError> {
     let force = trigger.forces();
     let waited_since = Instant::now();
@@ -190,7 +225,12 @@ async fn refresh_in_turn(
                 super::interrupted::report_own(conn, &id)
             })
             .await?;
-            return refresh_with_lease(state, client, stored, trigger, interrupted).await;
+            let turn = Turn {
+                trigger,
+                interrupted,
+                permit,
+            };
+            return refresh_with_lease(state, client, stored, turn).await;
         }
         // Another instance is refreshing; wait for its result rather than refresh twice.
         if waited_since.elapsed() > LEASE * 2 {
@@ -202,17 +242,30 @@ async fn refresh_in_turn(
     }
 }
 
+/// A refresh whose turn came: what started it, an interrupted earlier one found under the
+/// lease, and the breaker's leave to call.
+struct Turn<'a> {
+    trigger: Trigger,
+    interrupted: Option<chrono::NaiveDateTime>,
+    permit: Permit<'a>,
+}
+
 /// Calls the provider and records the outcome; the lease is released by either write.
 async fn refresh_with_lease(
     state: &AppState,
     client: &Client,
     stored: credentials::Opened,
-    trigger: Trigger,
-    interrupted: Option<chrono::NaiveDateTime>,
+    turn: Turn<'_>,
 ) -> Result<FreshToken, TokenError> {
-    let provider = state.providers().get(&client.provider).ok_or_else(|| {
-        TokenError::Failed(format!("provider {} is not configured", client.provider))
-    })?;
+    let Turn {
+        trigger,
+        interrupted,
+        permit,
+    } = turn;
+    let provider = state
+        .providers()
+        .for_connection(&client.provider, &client.connection_values())
+        .map_err(|e| TokenError::Failed(e.to_string()))?;
     let id = client.id.clone();
     crate::db::run(&state.pool, move |conn| {
         credentials::mark_refresh_started(conn, &id)
@@ -226,18 +279,39 @@ async fn refresh_with_lease(
         .refresh_seconds
         .with_label_values(&[provider.name.as_str()])
         .observe(took.as_secs_f64());
+    match permit.settle(availability(&answer)) {
+        Change::Opened => state
+            .metrics
+            .breaker_opened
+            .with_label_values(&[provider.name.as_str()])
+            .inc(),
+        Change::Closed { recovery_spread } => {
+            super::held_back::release(state, &provider.name, recovery_spread).await
+        }
+        Change::Unchanged => {}
+    }
     match answer {
         Ok(tokens) => {
             let recovered =
                 stored.refresh_failures > 0 || client.status != clients::ClientStatus::Active;
             let attempt = NewAttempt::succeeded(trigger, took);
-            store(state, client, &provider, tokens, recovered, attempt).await
+            super::refreshed::store(state, client, &provider, tokens, recovered, attempt).await
         }
         Err(error) => {
             let failure = Failure { error, interrupted };
             let attempt = (trigger, took);
             Err(record_failure(state, client, &provider, &stored, failure, attempt).await?)
         }
+    }
+}
+
+/// What the answer says about the provider being up, for its breaker.
+fn availability<T>(answer: &Result<T, CallError>) -> Outcome {
+    match answer {
+        Ok(_) | Err(CallError::Rejected { .. }) => Outcome::Answered,
+        Err(error) if error.is_rate_limited() => Outcome::Unknown,
+        Err(CallError::Transient { .. }) => Outcome::Unavailable,
+        Err(CallError::InvalidResponse(_)) => Outcome::Unknown,
     }
 }
 
@@ -264,66 +338,6 @@ async fn call_provider(
     token_client::refresh(&state.http, &state.retry, provider, app, refresh_token).await
 }
 
-async fn store(
-    state: &AppState,
-    client: &Client,
-    provider: &Provider,
-    tokens: TokenSet,
-    recovered: bool,
-    attempt: NewAttempt,
-) -> Result<FreshToken, TokenError> {
-    let lifetime = schedule::lifetime(crate::db::now(), tokens.expires_in, margin(state));
-    let vault = state.vault.clone();
-    let id = client.id.clone();
-    let access = tokens.access_token.clone();
-    let handed_out = tokens.access_token.clone();
-    let rotated = tokens.refresh_token.is_some();
-    let event = Event::new(Actor::system(), "token_refreshed")
-        .target("client", client.id.clone())
-        .details(json!({"provider": provider.name, "rotated": rotated}));
-    let recovering = recovered.then(|| client.clone());
-    // The new tokens first, committed on their own: with rotation the old refresh token is
-    // already dead at the provider, so until this commit a crash loses the grant. The
-    // bookkeeping after it can be lost without harm (the audit chain stays valid).
-    crate::db::run(&state.pool, move |conn| {
-        credentials::store_refreshed(
-            conn,
-            &vault,
-            &id,
-            &access,
-            tokens.refresh_token.as_ref(),
-            lifetime.expires_at,
-            lifetime.refresh_at,
-        )
-    })
-    .await?;
-    let id = client.id.clone();
-    crate::db::run(&state.pool, move |conn| {
-        crate::db::transaction(conn, |conn| {
-            clients::mark_refreshed(conn, &id)?;
-            refresh_history::record(conn, &id, &attempt)?;
-            audit::append(conn, event)?;
-            if let Some(client) = &recovering {
-                webhooks::connection(conn, EventType::ConnectionRecovered, client, json!({}))?;
-            }
-            Ok::<_, anyhow::Error>(())
-        })
-    })
-    .await?;
-    state
-        .metrics
-        .refreshes
-        .with_label_values(&[provider.name.as_str(), "success"])
-        .inc();
-    state.tokens.schedule_changed.notify_one();
-    state.tokens.forget(&client.id);
-    Ok(FreshToken::Bearer {
-        token: handed_out,
-        expires_at: lifetime.expires_at,
-        refresh_at: lifetime.refresh_at,
-    })
-}
-
 /// A failed refresh call, and when an earlier refresh of the same client was interrupted
 /// (found under this lease), which explains an `invalid_grant` after a crash.
 struct Failure {
@@ -342,6 +356,7 @@ async fn record_failure(
     (trigger, took): (Trigger, Duration),
 ) -> Result<TokenError, DbError> {
     let error = failure.error;
+    let delay = retry_delay(state, &error, stored.refresh_failures);
     let (outcome, status, reason, token_error) = match &error {
         CallError::Rejected { code, .. } if code == "invalid_grant" => (
             "invalid_grant",
@@ -366,7 +381,11 @@ async fn record_failure(
                 "transient",
                 expired.then_some(clients::ClientStatus::Error),
                 format!("provider unavailable: {reason}"),
-                TokenError::Unavailable(reason.clone()),
+                TokenError::ProviderDown {
+                    provider: client.provider.clone(),
+                    reason: reason.clone(),
+                    retry_after_secs: delay.num_seconds().max(1) as u64,
+                },
             )
         }
         other => (
@@ -379,12 +398,7 @@ async fn record_failure(
     let attempt = NewAttempt::failed(trigger, outcome, took, &error);
     let id = client.id.clone();
     let current_status = client.status;
-    // 1, 2, 4 … minutes between background attempts, at most a day.
-    let backoff_minutes = 2_i64
-        .saturating_pow(stored.refresh_failures.clamp(0, 10) as u32)
-        .min(24 * 60);
-    let retry_after = (outcome != "invalid_grant")
-        .then(|| crate::db::now() + chrono::TimeDelta::minutes(backoff_minutes));
+    let retry_after = (outcome != "invalid_grant").then(|| crate::db::now() + delay);
     let event = Event::new(Actor::system(), "token_refresh_failed")
         .target("client", client.id.clone())
         .failed()
@@ -419,6 +433,21 @@ async fn record_failure(
     state.tokens.forget(&client.id);
     tracing::warn!(client_id = %client.id, provider = %provider.name, outcome, "token refresh failed");
     Ok(token_error)
+}
+
+/// How long a client waits before its next refresh after a failure (`provider_health`):
+/// growing with the streak, jittered, at most `REFRESH_BACKOFF_MAX` while the provider is
+/// unavailable (it will be back) and a day when it refused (someone must fix something);
+/// never sooner than a Retry-After it sent.
+fn retry_delay(state: &AppState, error: &CallError, failures: i32) -> chrono::TimeDelta {
+    let settings = state.breakers.settings();
+    let (cap, asked) = match error {
+        CallError::Transient { retry_after, .. } => (settings.backoff_max, *retry_after),
+        _ => (Duration::from_secs(86_400), None),
+    };
+    let wait = provider_health::backoff(failures, settings.backoff_base, cap)
+        .max(asked.unwrap_or_default().min(cap));
+    chrono::TimeDelta::from_std(wait).unwrap_or(chrono::TimeDelta::minutes(5))
 }
 
 /// The provider refused a credential connecthub had just handed it (HTTP 401 from its API):

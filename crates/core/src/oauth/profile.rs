@@ -2,10 +2,11 @@
 //! The calls it makes are metered like any other and recorded in usage once the client
 //! exists (they count against the account's rate limit too).
 
+use super::credential::Credential;
 use crate::provider_http::{CallError, RetryPolicy};
 use crate::providers::{ProfileSource, Provider};
 use crate::usage::Call;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde_json::{json, Value};
 use std::sync::Mutex;
 use std::time::Instant;
@@ -56,7 +57,7 @@ pub struct Reader<'a> {
     http: &'a reqwest::Client,
     retry: &'a RetryPolicy,
     provider: &'a Provider,
-    token: &'a SecretString,
+    credential: Credential<'a>,
     meter: Meter,
 }
 
@@ -71,8 +72,21 @@ impl<'a> Reader<'a> {
             http,
             retry,
             provider,
-            token,
+            credential: Credential(&provider.token_placement, token),
             meter: Meter::default(),
+        }
+    }
+
+    /// Reads with a key the user gave, placed as the provider says (not yet stored).
+    pub fn for_key(
+        http: &'a reqwest::Client,
+        retry: &'a RetryPolicy,
+        provider: &'a Provider,
+        key: &'a SecretString,
+    ) -> Self {
+        Self {
+            credential: Credential(&provider.key_placement, key),
+            ..Self::new(http, retry, provider, key)
         }
     }
 
@@ -105,10 +119,11 @@ impl<'a> Reader<'a> {
 
     async fn get_once(&self, url: &str, endpoint: &str) -> Result<Value, CallError> {
         let provider = self.provider;
+        let url = url::Url::parse(url)
+            .map_err(|_| CallError::InvalidResponse("the API URL is not valid".into()))?;
         let mut request = self
-            .http
-            .get(url)
-            .bearer_auth(self.token.expose_secret())
+            .credential
+            .apply(self.http.get(self.credential.url(&url)))
             .header("accept", "application/json");
         for (name, value) in &provider.headers {
             request = request.header(name.as_str(), value.as_str());
@@ -147,8 +162,10 @@ impl<'a> Reader<'a> {
                 account_name_field,
             } => {
                 // Configuration, not provider input, so it may sit outside the API base.
-                let endpoint = url.strip_prefix(provider.api_base_url.trim_end_matches('/'));
-                let endpoint = endpoint.unwrap_or("profile");
+                let endpoint = url
+                    .strip_prefix(provider.api_base_url.trim_end_matches('/'))
+                    .filter(|path| path.starts_with('/'))
+                    .unwrap_or("profile");
                 let body = self.get_json(url, endpoint).await?;
                 let id = text_at(&body, account_id_field).ok_or_else(|| {
                     CallError::InvalidResponse(format!("the profile has no {account_id_field}"))

@@ -39,6 +39,12 @@ pub fn lifetime(issued: NaiveDateTime, expires_in: Option<i64>, margin: TimeDelt
     }
 }
 
+/// The configured refresh margin (`TOKEN_REFRESH_MARGIN_SECS`).
+pub(crate) fn margin(state: &crate::state::AppState) -> chrono::TimeDelta {
+    chrono::TimeDelta::from_std(state.config.refresh_margin)
+        .unwrap_or(chrono::TimeDelta::minutes(5))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -20,6 +20,8 @@ pub struct PendingAuthorization {
     pub created_at: chrono::NaiveDateTime,
     pub expires_at: chrono::NaiveDateTime,
     pub consumed_at: Option<chrono::NaiveDateTime>,
+    /// The connection settings entered before the consent page (JSON).
+    pub connection_config: String,
 }
 
 pub fn insert(conn: &mut DbConnection, pending: &PendingAuthorization) -> QueryResult<()> {

@@ -1,43 +1,14 @@
-//! The token endpoint (RFC 6749 §4.1.3, §4.4, §6): form posts with the provider's client
-//! authentication, and the checks on what comes back.
+//! The token endpoint (RFC 6749 §4.1.3, §4.4, §6): posts (form or JSON, with the
+//! provider's extra parameters) with the provider's client authentication; the answer is
+//! read by `token_answer`.
 
 use crate::provider_http::{CallError, RetryPolicy};
-use crate::providers::{ClientAuth, OAuthApp, Provider};
+use crate::providers::{ClientAuth, OAuthApp, Provider, RequestFormat};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use secrecy::{ExposeSecret, SecretString};
 
-/// What a successful token response holds.
-pub struct TokenSet {
-    pub access_token: SecretString,
-    pub refresh_token: Option<SecretString>,
-    pub expires_in: Option<i64>,
-    /// The granted scopes when the provider says; otherwise the requested ones.
-    pub scope: Option<String>,
-}
-
-impl std::fmt::Debug for TokenSet {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenSet")
-            .field("access_token", &"[REDACTED]")
-            .field(
-                "refresh_token",
-                &self.refresh_token.as_ref().map(|_| "[REDACTED]"),
-            )
-            .field("expires_in", &self.expires_in)
-            .field("scope", &self.scope)
-            .finish()
-    }
-}
-
-#[derive(serde::Deserialize)]
-struct TokenResponse {
-    access_token: Option<String>,
-    token_type: Option<String>,
-    expires_in: Option<serde_json::Value>,
-    refresh_token: Option<String>,
-    scope: Option<String>,
-}
+pub use super::token_answer::TokenSet;
 
 /// Exchanges an authorization code (with the PKCE verifier when the provider uses PKCE).
 pub async fn exchange_code(
@@ -56,6 +27,7 @@ pub async fn exchange_code(
     if let Some(verifier) = verifier {
         form.push(("code_verifier", verifier.expose_secret().to_string()));
     }
+    with_token_params(&mut form, provider);
     // A code is single use, so only failures that never reached the provider's decision
     // (5xx, 429, timeouts) are retried.
     retry.run(|| post_token(http, provider, app, &form)).await
@@ -85,11 +57,19 @@ pub async fn refresh(
     app: &OAuthApp,
     refresh_token: &SecretString,
 ) -> Result<TokenSet, CallError> {
-    let form = vec![
+    let mut form = vec![
         ("grant_type", "refresh_token".to_string()),
         ("refresh_token", refresh_token.expose_secret().to_string()),
     ];
+    with_token_params(&mut form, provider);
     retry.run(|| post_token(http, provider, app, &form)).await
+}
+
+/// The provider's `token_params` (an `audience`, say), on code exchanges and refreshes.
+fn with_token_params<'a>(form: &mut Vec<(&'a str, String)>, provider: &'a Provider) {
+    for (name, value) in &provider.token_format.params {
+        form.push((name.as_str(), value.clone()));
+    }
 }
 
 /// Revokes a token at the provider (RFC 7009); any 2xx counts as done.
@@ -161,73 +141,23 @@ async fn post_token(
         .post(&provider.token_url)
         .header("accept", "application/json");
     let request = authenticate(request, provider, app, &mut form);
-    let body = crate::provider_http::send(request.form(&form)).await?;
-    parse_token_response(&body)
-}
-
-fn parse_token_response(body: &[u8]) -> Result<TokenSet, CallError> {
-    let parsed: TokenResponse = serde_json::from_slice(body)
-        .map_err(|_| CallError::InvalidResponse("the token response is not valid JSON".into()))?;
-    let access_token = parsed
-        .access_token
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| {
-            CallError::InvalidResponse("the token response has no access_token".into())
-        })?;
-    match parsed.token_type.as_deref() {
-        Some(kind) if kind.eq_ignore_ascii_case("bearer") => {}
-        Some(kind) => {
-            return Err(CallError::InvalidResponse(format!(
-                "the token type {:?} is not supported (only Bearer)",
-                crate::provider_http::sanitize(kind, 20)
-            )))
+    let request = match provider.token_format.request {
+        RequestFormat::Form => request.form(&form),
+        RequestFormat::Json => {
+            let object: serde_json::Map<String, serde_json::Value> = form
+                .into_iter()
+                .map(|(name, value)| (name.to_string(), value.into()))
+                .collect();
+            request.json(&object)
         }
-        None => {
-            return Err(CallError::InvalidResponse(
-                "the token response has no token_type".into(),
-            ))
-        }
-    }
-    // Some providers send expires_in as a string.
-    let expires_in = match parsed.expires_in {
-        Some(serde_json::Value::Number(n)) => n.as_i64(),
-        Some(serde_json::Value::String(s)) => s.parse().ok(),
-        _ => None,
     };
-    Ok(TokenSet {
-        access_token: SecretString::from(access_token),
-        refresh_token: parsed
-            .refresh_token
-            .filter(|t| !t.is_empty())
-            .map(SecretString::from),
-        expires_in,
-        scope: parsed.scope,
-    })
+    let body = crate::provider_http::send(request).await?;
+    super::token_answer::parse(&body, &provider.token_format)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn token_responses_are_checked() {
-        let ok = parse_token_response(br#"{"access_token":"a","token_type":"bearer","expires_in":"3600","refresh_token":"r","scope":"x y"}"#).unwrap();
-        assert_eq!(ok.expires_in, Some(3600));
-        assert_eq!(ok.scope.as_deref(), Some("x y"));
-        assert!(!format!("{ok:?}").contains("\"a\""));
-        for (body, message) in [
-            (&b"<html>"[..], "not valid JSON"),
-            (br#"{"token_type":"Bearer"}"#, "no access_token"),
-            (
-                br#"{"access_token":"a","token_type":"mac"}"#,
-                "\"mac\" is not supported",
-            ),
-            (br#"{"access_token":"a"}"#, "no token_type"),
-        ] {
-            let err = parse_token_response(body).unwrap_err();
-            assert!(err.to_string().contains(message), "{err}");
-        }
-    }
 
     #[test]
     fn basic_credentials_are_form_encoded_first() {

@@ -36,6 +36,9 @@ pub enum OpError {
     NotFound(&'static str),
     #[error("the provider is rate limiting this account")]
     RateLimited { retry_after: Option<u64> },
+    /// connecthub held the call back: its rate budget had no room in time.
+    #[error("{0}")]
+    OverBudget(crate::budgets::OverBudget),
     /// A 4xx other than 404 and 429, with the provider's own explanation.
     #[error("the provider refused the request (HTTP {status}): {detail}")]
     Rejected { status: u16, detail: String },
@@ -91,9 +94,10 @@ impl<'a> Caller<'a> {
                 actual: entry.client.provider.clone(),
             });
         }
-        let provider = state.providers().get(provider).ok_or_else(|| {
-            OpError::Unavailable(format!("the {provider} provider is not configured"))
-        })?;
+        let provider = state
+            .providers()
+            .for_connection(provider, &entry.client.connection_values())
+            .map_err(|e| OpError::Unavailable(e.to_string()))?;
         Ok(Self {
             state,
             entry,
@@ -107,9 +111,10 @@ impl<'a> Caller<'a> {
             .await?
             .ok_or(OpError::ClientNotFound)?;
         let name = entry.client.provider.clone();
-        let provider = state.providers().get(&name).ok_or_else(|| {
-            OpError::Unavailable(format!("the {name} provider is not configured"))
-        })?;
+        let provider = state
+            .providers()
+            .for_connection(&name, &entry.client.connection_values())
+            .map_err(|e| OpError::Unavailable(e.to_string()))?;
         Ok(Self {
             state,
             entry,
@@ -195,9 +200,12 @@ impl<'a> Caller<'a> {
             tail,
         )
         .await
-        .map_err(|e| {
-            tracing::warn!(provider = %self.provider.name, error = %e, "provider call failed");
-            OpError::Unavailable(format!("{} did not answer", self.provider.display_name))
+        .map_err(|e| match e {
+            proxy::ForwardError::OverBudget(over) => OpError::OverBudget(over),
+            proxy::ForwardError::Transport(e) => {
+                tracing::warn!(provider = %self.provider.name, error = %e, "provider call failed");
+                OpError::Unavailable(format!("{} did not answer", self.provider.display_name))
+            }
         })?;
         Ok(answer.response)
     }

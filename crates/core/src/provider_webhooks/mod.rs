@@ -2,7 +2,8 @@
 //! way the provider signs, the connection(s) are found from the account or org id in the
 //! payload, and the event is stored together with one `provider.webhook` event per
 //! connection (the outbox), so the answer goes back at once and forwarding runs on the
-//! job queue. A bad signature, an unknown provider, an oversized or unparseable body
+//! job queue. An event about a synced model (the sync definition's `webhook_events`)
+//! also queues an incremental run of that model for each connection. A bad signature, an unknown provider, an oversized or unparseable body
 //! store nothing.
 
 pub mod signature;
@@ -34,11 +35,19 @@ pub enum IncomingError {
 
 crate::from_run_error!(IncomingError, Storage);
 
-/// What was stored: the received event's id and the connections it was routed to.
+/// What was stored: the received event's id, the connections it was routed to and the
+/// sync runs it queued.
 #[derive(Debug, serde::Serialize)]
 pub struct Received {
     pub id: String,
     pub connection_ids: Vec<String>,
+    pub syncs_queued: Vec<QueuedSync>,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct QueuedSync {
+    pub connection_id: String,
+    pub model: String,
 }
 
 /// The variable holding a provider's webhook secret.
@@ -83,6 +92,37 @@ pub fn account_id(provider: &str, payload: &Value) -> Option<String> {
         .map(str::to_string)
 }
 
+/// The event types a payload carries: Klaviyo sends a batch of events, each with its
+/// `topic`; Kustomer one event with its `name`.
+pub fn event_types(provider: &str, payload: &Value) -> Vec<String> {
+    let text = |v: &Value| v.as_str().map(str::to_string);
+    match provider {
+        "klaviyo" => payload
+            .get("data")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|event| event.get("topic").and_then(text))
+            .collect(),
+        "kustomer" => payload.get("name").and_then(text).into_iter().collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The synced models of `provider` that the payload's events concern.
+fn changed_models(state: &AppState, provider: &str, payload: &Value) -> Vec<String> {
+    let events = event_types(provider, payload);
+    let Some(definition) = state.providers().get(provider) else {
+        return Vec::new();
+    };
+    definition
+        .syncs
+        .iter()
+        .filter(|sync| events.iter().any(|e| sync.wants_event(e)))
+        .map(|sync| sync.model.clone())
+        .collect()
+}
+
 /// Stores a verified event and queues its forwarding, in one transaction.
 pub async fn accept(
     state: &AppState,
@@ -91,6 +131,7 @@ pub async fn accept(
 ) -> Result<Received, IncomingError> {
     let provider = provider.to_string();
     let account = account_id(&provider, &payload);
+    let models = changed_models(state, &provider, &payload);
     let received = crate::db::run(&state.pool, move |conn| {
         crate::db::transaction(conn, |conn| {
             let clients = match &account {
@@ -99,13 +140,21 @@ pub async fn accept(
             };
             let ids: Vec<String> = clients.iter().map(|c| c.id.clone()).collect();
             let id = store::record(conn, &provider, &ids, &payload)?;
+            let mut syncs_queued = Vec::new();
             for client in &clients {
                 let extra = json!({"provider_event_id": id, "provider_event": payload});
                 webhooks::connection(conn, EventType::ProviderWebhook, client, extra)?;
+                for model in crate::syncs::request_for_webhook(conn, client, &models)? {
+                    syncs_queued.push(QueuedSync {
+                        connection_id: client.id.clone(),
+                        model,
+                    });
+                }
             }
             Ok::<_, diesel::result::Error>(Received {
                 id,
                 connection_ids: ids,
+                syncs_queued,
             })
         })
     })

@@ -44,11 +44,21 @@ pub struct SyncDef {
     pub incremental_query: Option<String>,
     /// How often the scheduler runs it (at least a minute).
     pub frequency: Duration,
+    /// Prefixes of the provider webhook event types (Klaviyo topics, Kustomer event
+    /// names) that mean this model changed: such a webhook queues an incremental run.
+    pub webhook_events: Vec<String>,
 }
 
 impl SyncDef {
     pub fn incremental(&self) -> bool {
         self.incremental_query.is_some()
+    }
+
+    /// Whether a provider webhook of this event type concerns the model.
+    pub fn wants_event(&self, event_type: &str) -> bool {
+        self.webhook_events
+            .iter()
+            .any(|prefix| event_type.starts_with(prefix.as_str()))
     }
 }
 
@@ -74,6 +84,8 @@ pub(super) struct SyncEntry {
     incremental_query: Option<String>,
     /// `5m`, `1h`, `90s`; at least one minute.
     frequency: String,
+    #[serde(default)]
+    webhook_events: Vec<String>,
 }
 
 fn default_records_path() -> String {
@@ -178,6 +190,15 @@ pub(super) fn build(entry: SyncEntry) -> Result<SyncDef, String> {
     if frequency < Duration::from_secs(60) {
         return Err(problem(&model, "frequency", "must be at least 1m"));
     }
+    let prefix_ok =
+        |p: &String| (1..=100).contains(&p.len()) && p.chars().all(|c| c.is_ascii_graphic());
+    if !entry.webhook_events.iter().all(prefix_ok) {
+        return Err(problem(
+            &model,
+            "webhook_events",
+            "must hold event type prefixes of 1-100 visible ASCII characters",
+        ));
+    }
     Ok(SyncDef {
         model,
         endpoint,
@@ -187,6 +208,7 @@ pub(super) fn build(entry: SyncEntry) -> Result<SyncDef, String> {
         updated_field: entry.updated_field,
         incremental_query: entry.incremental_query,
         frequency,
+        webhook_events: entry.webhook_events,
     })
 }
 
@@ -203,7 +225,14 @@ pub(super) fn build_all(entries: Vec<SyncEntry>) -> Result<Vec<SyncDef>, String>
     Ok(defs)
 }
 
-fn next_url(model: &str, endpoint: &str, updated: &str, since: &str, minutes: u64) -> SyncDef {
+fn next_url(
+    model: &str,
+    endpoint: &str,
+    updated: &str,
+    since: &str,
+    minutes: u64,
+    events: &[&str],
+) -> SyncDef {
     SyncDef {
         model: model.into(),
         endpoint: endpoint.into(),
@@ -215,21 +244,48 @@ fn next_url(model: &str, endpoint: &str, updated: &str, since: &str, minutes: u6
         updated_field: Some(updated.into()),
         incremental_query: (!since.is_empty()).then(|| since.into()),
         frequency: Duration::from_secs(minutes * 60),
+        webhook_events: events.iter().map(|e| e.to_string()).collect(),
     }
 }
 
 /// Klaviyo: lists and segments are small (full runs), profiles are incremental on
-/// `updated` with Klaviyo's filter syntax.
+/// `updated` with Klaviyo's filter syntax. Its system webhooks are metric events
+/// (`event:klaviyo.<metric>`); the consent ones (subscribed/unsubscribed) change a
+/// profile's subscriptions (and a list's members). `profile.`, `list.` and `segment.`
+/// catch topics named after the objects.
 pub(super) fn klaviyo() -> Vec<SyncDef> {
     vec![
-        next_url("lists", "api/lists/", "attributes.updated", "", 60),
-        next_url("segments", "api/segments/", "attributes.updated", "", 60),
+        next_url(
+            "lists",
+            "api/lists/",
+            "attributes.updated",
+            "",
+            60,
+            &[
+                "list.",
+                "event:klaviyo.subscribed_to_list",
+                "event:klaviyo.unsubscribed_from_list",
+            ],
+        ),
+        next_url(
+            "segments",
+            "api/segments/",
+            "attributes.updated",
+            "",
+            60,
+            &["segment."],
+        ),
         next_url(
             "profiles",
             "api/profiles/?page[size]=100",
             "attributes.updated",
             "filter=greater-than(updated,{since})",
             15,
+            &[
+                "profile.",
+                "event:klaviyo.subscribed_",
+                "event:klaviyo.unsubscribed_",
+            ],
         ),
     ]
 }
@@ -243,6 +299,7 @@ pub(super) fn kustomer() -> Vec<SyncDef> {
             "attributes.updatedAt",
             "filter[updated_at][gt]={since}",
             15,
+            &["kustomer.customer."],
         ),
         next_url(
             "conversations",
@@ -250,6 +307,7 @@ pub(super) fn kustomer() -> Vec<SyncDef> {
             "attributes.updatedAt",
             "filter[updated_at][gt]={since}",
             15,
+            &["kustomer.conversation."],
         ),
     ]
 }
@@ -332,6 +390,14 @@ mod tests {
                 GOOD.replace("updated_field = \"updated_at\"\n", ""),
                 "sync \"deals\": updated_field is required",
             ),
+            (
+                format!("{GOOD}webhook_events = [\"deal.\", \"\"]\n"),
+                "sync \"deals\": webhook_events must hold",
+            ),
+            (
+                format!("{GOOD}webhook_events = [\"deal \\u0000\"]\n"),
+                "sync \"deals\": webhook_events must hold",
+            ),
         ];
         for (text, expected) in cases {
             let err = entry(&text).unwrap_err();
@@ -351,5 +417,37 @@ mod tests {
                 .is_none_or(|q| q.contains("{since}")));
         }
         assert_eq!(klaviyo().iter().filter(|d| d.incremental()).count(), 1);
+    }
+
+    #[test]
+    fn webhook_events_match_by_prefix() {
+        let with = entry(&format!("{GOOD}webhook_events = [\"deal.\"]\n")).unwrap();
+        assert!(with[0].wants_event("deal.updated"));
+        assert!(!with[0].wants_event("contact.updated"));
+        assert!(!entry(GOOD).unwrap()[0].wants_event("deal.updated"));
+        let model_of = |defs: Vec<SyncDef>, event: &str| -> Vec<String> {
+            defs.into_iter()
+                .filter(|d| d.wants_event(event))
+                .map(|d| d.model)
+                .collect()
+        };
+        assert_eq!(
+            model_of(kustomer(), "kustomer.conversation.update"),
+            ["conversations"]
+        );
+        assert_eq!(
+            model_of(kustomer(), "kustomer.customer.create"),
+            ["customers"]
+        );
+        assert_eq!(
+            model_of(klaviyo(), "event:klaviyo.subscribed_to_list"),
+            ["lists", "profiles"]
+        );
+        assert_eq!(
+            model_of(klaviyo(), "event:klaviyo.unsubscribed_from_sms"),
+            ["profiles"]
+        );
+        assert_eq!(model_of(klaviyo(), "list.updated"), ["lists"]);
+        assert!(model_of(klaviyo(), "event:klaviyo.opened_email").is_empty());
     }
 }

@@ -3,7 +3,7 @@
 
 use super::states::{self, SyncState};
 use crate::clients::Client;
-use crate::db::schema::{clients, sync_states};
+use crate::db::schema::{clients, jobs, sync_states};
 use crate::db::DbConnection;
 use crate::providers::Provider;
 use diesel::prelude::*;
@@ -33,6 +33,8 @@ pub struct ModelSync {
     #[schema(value_type = Option<String>, format = DateTime)]
     pub next_run_at: Option<chrono::NaiveDateTime>,
     pub consecutive_failures: i32,
+    /// A run is waiting to start (or starting): "Sync now", a webhook or the schedule.
+    pub queued: bool,
 }
 
 /// Times in the API as RFC 3339 UTC (`2026-12-01T10:00:00.123456Z`).
@@ -56,17 +58,31 @@ pub fn for_client(
     let Some(provider) = provider else {
         return Ok(Vec::new());
     };
+    let keys: Vec<String> = provider
+        .syncs
+        .iter()
+        .map(|def| super::queue_key(&client.id, &def.model))
+        .collect();
+    let pending: Vec<Option<String>> = jobs::table
+        .filter(jobs::queue_key.eq_any(&keys))
+        .filter(jobs::state.eq_any(["queued", "running", "failed"]))
+        .select(jobs::queue_key)
+        .load(conn)?;
     Ok(provider
         .syncs
         .iter()
         .map(|def| {
             let state = stored.iter().find(|s| s.model == def.model);
-            view(
-                &def.model,
-                def.incremental(),
-                def.frequency.as_secs(),
-                state,
-            )
+            let key = super::queue_key(&client.id, &def.model);
+            ModelSync {
+                queued: pending.iter().any(|k| k.as_deref() == Some(key.as_str())),
+                ..view(
+                    &def.model,
+                    def.incremental(),
+                    def.frequency.as_secs(),
+                    state,
+                )
+            }
         })
         .collect())
 }
@@ -93,6 +109,7 @@ fn view(model: &str, incremental: bool, frequency_secs: u64, s: Option<&SyncStat
         last_error: s.and_then(|s| s.last_error.clone()),
         next_run_at: s.and_then(|s| s.next_run_at),
         consecutive_failures: s.map_or(0, |s| s.consecutive_failures),
+        queued: false,
     }
 }
 
@@ -141,14 +158,4 @@ pub fn list(
             sync: view(&state.model, false, 0, Some(&state)),
         })
         .collect())
-}
-
-/// The usage page's KPIs: success rate (None before any run) and mean run duration.
-pub fn kpis(conn: &mut DbConnection) -> QueryResult<(Option<f64>, Option<i64>)> {
-    let (ok, failed, total_ms) = states::totals(conn)?;
-    let runs = ok + failed;
-    if runs == 0 {
-        return Ok((None, None));
-    }
-    Ok((Some(ok as f64 / runs as f64), Some(total_ms / ok.max(1))))
 }

@@ -13,6 +13,7 @@ pub mod admin;
 mod paging;
 pub mod records;
 pub mod runner;
+pub mod runs;
 pub mod scheduler;
 pub mod settings;
 pub mod states;
@@ -48,15 +49,32 @@ pub struct RunRequest {
 }
 
 /// Queues a run unless one is already waiting for this connection and model; returns
-/// whether one was queued. Inside the caller's transaction when there is one.
+/// whether one was queued. A waiting run takes on what this request asks for more: a
+/// full run, or not being a scheduled one (which is skipped once another run made the
+/// sync not due, and would drop a webhook's or a person's request). Inside the caller's
+/// transaction when there is one.
 pub fn request_run(conn: &mut DbConnection, request: &RunRequest) -> QueryResult<bool> {
     let key = queue_key(&request.client_id, &request.model);
-    let waiting: i64 = jobs::table
+    let waiting: Option<(i64, String)> = jobs::table
         .filter(jobs::queue_key.eq(&key))
         .filter(jobs::state.eq_any(["queued", "failed"]))
-        .count()
-        .get_result(conn)?;
-    if waiting > 0 {
+        .order(jobs::id.asc())
+        .select((jobs::id, jobs::payload))
+        .first(conn)
+        .optional()?;
+    if let Some((id, payload)) = waiting {
+        if let Ok(queued) = serde_json::from_str::<RunRequest>(&payload) {
+            let merged = RunRequest {
+                full: queued.full || request.full,
+                scheduled: queued.scheduled && request.scheduled,
+                ..queued
+            };
+            if (merged.full, merged.scheduled) != (queued.full, queued.scheduled) {
+                diesel::update(jobs::table.find(id))
+                    .set(jobs::payload.eq(json!(merged).to_string()))
+                    .execute(conn)?;
+            }
+        }
         return Ok(false);
     }
     states::ensure(conn, &request.client_id, &request.model)?;
@@ -71,6 +89,33 @@ pub fn request_run(conn: &mut DbConnection, request: &RunRequest) -> QueryResult
         },
     )?;
     Ok(true)
+}
+
+/// A provider webhook said `models` changed for this connection: each gets an incremental
+/// run unless one is already waiting (a running one gets one follow-up, which waits
+/// behind it: the running run may have read past the change). A connection that needs
+/// reauthorisation gets none; reconnecting resumes its syncs. Returns the models queued.
+pub fn request_for_webhook(
+    conn: &mut DbConnection,
+    client: &crate::clients::Client,
+    models: &[String],
+) -> QueryResult<Vec<String>> {
+    if client.status == crate::clients::ClientStatus::NeedsReauth {
+        return Ok(Vec::new());
+    }
+    let mut queued = Vec::new();
+    for model in models {
+        let request = RunRequest {
+            client_id: client.id.clone(),
+            model: model.clone(),
+            full: false,
+            scheduled: false,
+        };
+        if request_run(conn, &request)? {
+            queued.push(model.clone());
+        }
+    }
+    Ok(queued)
 }
 
 /// A disconnect forgets the connection's records and sync states.

@@ -164,6 +164,7 @@ mod tests {
             updated_field: Some("updated".into()),
             incremental_query: Some("since={since}".into()),
             frequency: Duration::from_secs(60),
+            webhook_events: Vec::new(),
         }
     }
 

@@ -63,32 +63,22 @@ impl Counts {
     }
 }
 
-type Known = (String, String, Option<chrono::NaiveDateTime>);
-
-/// Writes a page: new ids are inserted, changed ones (or deleted ones seen again) updated,
-/// unchanged ones left alone. Ids repeated within the page count once (the last wins).
+/// Writes a page in one statement: new ids are inserted, changed ones (or deleted ones
+/// seen again) updated, unchanged ones left alone (the conflict's WHERE). Ids repeated
+/// within the page count once (the last wins). A record seen again after its deletion
+/// counts as added and is first seen anew. No look-up of the stored rows first: on a
+/// young PostgreSQL table (no statistics yet) the planner answered `external_id = ANY(…)`
+/// by filtering every record of the connection, one scan per page.
 pub fn write_page(
     conn: &mut DbConnection,
     client_id: &str,
     model: &str,
     page: &[Incoming],
 ) -> QueryResult<Counts> {
+    use diesel::dsl::case_when;
+    use diesel::query_dsl::methods::FilterDsl;
+    use diesel::upsert::excluded;
     let now = crate::db::now();
-    let ids: Vec<&str> = page.iter().map(|r| r.external_id.as_str()).collect();
-    let known: Vec<Known> = sync_records::table
-        .filter(sync_records::client_id.eq(client_id))
-        .filter(sync_records::model.eq(model))
-        .filter(sync_records::external_id.eq_any(&ids))
-        .select((
-            sync_records::external_id,
-            sync_records::hash,
-            sync_records::deleted_at,
-        ))
-        .load(conn)?;
-    let known: std::collections::HashMap<String, (String, Option<chrono::NaiveDateTime>)> =
-        known.into_iter().map(|(id, h, d)| (id, (h, d))).collect();
-    let mut counts = Counts::default();
-    let mut fresh = Vec::new();
     // Kept in the page's order (the records API lists in write order); of an id given
     // twice, the last one counts.
     let last: std::collections::HashMap<&str, usize> = page
@@ -96,53 +86,78 @@ pub fn write_page(
         .enumerate()
         .map(|(i, r)| (r.external_id.as_str(), i))
         .collect();
-    for (i, record) in page.iter().enumerate() {
-        if last.get(record.external_id.as_str()) != Some(&i) {
-            continue;
-        }
-        let hash = record.hash();
-        match known.get(&record.external_id) {
-            None => {
-                counts.added += 1;
-                fresh.push((
-                    sync_records::client_id.eq(client_id),
-                    sync_records::model.eq(model),
-                    sync_records::external_id.eq(record.external_id.clone()),
-                    sync_records::payload.eq(record.payload.clone()),
-                    sync_records::hash.eq(hash),
-                    sync_records::first_seen.eq(now),
-                    sync_records::last_modified.eq(now),
-                ));
-            }
-            Some((stored, deleted)) if *stored == hash && deleted.is_none() => {}
-            Some((_, deleted)) => {
-                if deleted.is_some() {
-                    counts.added += 1;
-                } else {
-                    counts.updated += 1;
-                }
-                diesel::update(
-                    sync_records::table
-                        .filter(sync_records::client_id.eq(client_id))
-                        .filter(sync_records::model.eq(model))
-                        .filter(sync_records::external_id.eq(&record.external_id)),
-                )
+    let rows: Vec<_> = page
+        .iter()
+        .enumerate()
+        .filter(|(i, r)| last.get(r.external_id.as_str()) == Some(i))
+        .map(|(_, r)| {
+            (
+                sync_records::client_id.eq(client_id),
+                sync_records::model.eq(model),
+                sync_records::external_id.eq(r.external_id.as_str()),
+                sync_records::payload.eq(r.payload.as_str()),
+                sync_records::hash.eq(r.hash()),
+                sync_records::first_seen.eq(now),
+                sync_records::last_modified.eq(now),
+            )
+        })
+        .collect();
+    if rows.is_empty() {
+        return Ok(Counts::default());
+    }
+    // The statement for some rows; the conflict's WHERE leaves unchanged records alone.
+    macro_rules! upsert {
+        ($values:expr) => {
+            diesel::insert_into(sync_records::table)
+                .values($values)
+                .on_conflict((
+                    sync_records::client_id,
+                    sync_records::model,
+                    sync_records::external_id,
+                ))
+                .do_update()
                 .set((
-                    sync_records::payload.eq(&record.payload),
-                    sync_records::hash.eq(hash),
-                    sync_records::last_modified.eq(now),
+                    sync_records::payload.eq(excluded(sync_records::payload)),
+                    sync_records::hash.eq(excluded(sync_records::hash)),
+                    sync_records::last_modified.eq(excluded(sync_records::last_modified)),
+                    sync_records::first_seen.eq(case_when(
+                        sync_records::deleted_at.is_not_null(),
+                        excluded(sync_records::first_seen),
+                    )
+                    .otherwise(sync_records::first_seen)),
                     sync_records::deleted_at.eq(None::<chrono::NaiveDateTime>),
                 ))
-                .execute(conn)?;
+                .filter(
+                    sync_records::hash
+                        .ne(excluded(sync_records::hash))
+                        .or(sync_records::deleted_at.is_not_null()),
+                )
+                .returning(sync_records::first_seen)
+        };
+    }
+    let first_seen: Vec<chrono::NaiveDateTime> = match conn {
+        DbConnection::Postgresql(c) => upsert!(&rows).get_results(c)?,
+        // diesel writes no multi-row upsert for SQLite; one statement per row costs no
+        // round trip there.
+        DbConnection::Sqlite(c) => {
+            let mut written = Vec::new();
+            for row in &rows {
+                written.extend(
+                    upsert!(row)
+                        .get_result::<chrono::NaiveDateTime>(c)
+                        .optional()?,
+                );
             }
+            written
         }
-    }
-    if !fresh.is_empty() {
-        crate::on_backend!(conn, |c| diesel::insert_into(sync_records::table)
-            .values(&fresh)
-            .execute(c))?;
-    }
-    Ok(counts)
+    };
+    // Rows written now with an earlier first sight were updates; the rest are new.
+    let added = first_seen.iter().filter(|at| **at == now).count() as i64;
+    Ok(Counts {
+        added,
+        updated: first_seen.len() as i64 - added,
+        deleted: 0,
+    })
 }
 
 /// Notes the ids a full run saw (it may resume after a crash with them).

@@ -260,6 +260,12 @@ impl Runner {
                     let wait = Duration::from_secs(retry_after.unwrap_or(5)).min(MAX_WAIT);
                     self.sleep(wait).await?;
                 }
+                // Our own pacing said when there is room: a sync waits for it.
+                Err(OpError::OverBudget(over)) if limited < MAX_RATE_LIMITED => {
+                    limited += 1;
+                    self.sleep(Duration::from_secs(over.retry_after).min(MAX_WAIT))
+                        .await?;
+                }
                 Err(e) => return Err(from_op(e)),
             }
         }

@@ -38,12 +38,6 @@ pub struct SyncState {
     pub last_error: Option<String>,
     pub next_run_at: Option<chrono::NaiveDateTime>,
     pub consecutive_failures: i32,
-    #[serde(skip)]
-    pub runs_succeeded: i64,
-    #[serde(skip)]
-    pub runs_failed: i64,
-    #[serde(skip)]
-    pub total_duration_ms: i64,
 }
 
 impl SyncState {
@@ -106,9 +100,6 @@ pub fn ensure(conn: &mut DbConnection, client_id: &str, model: &str) -> QueryRes
             sync_states::deleted.eq(0),
             sync_states::next_run_at.eq(crate::db::now()),
             sync_states::consecutive_failures.eq(0),
-            sync_states::runs_succeeded.eq(0_i64),
-            sync_states::runs_failed.eq(0_i64),
-            sync_states::total_duration_ms.eq(0_i64),
         ))
         .on_conflict_do_nothing()
         .execute(c))?;
@@ -153,7 +144,8 @@ pub fn save_checkpoint(
         .execute(conn)
 }
 
-/// A run ended well: counts, duration, next run, streak cleared, checkpoint gone.
+/// A run ended well: counts, duration, next run, streak cleared, checkpoint gone; the run
+/// is recorded.
 pub fn succeed(
     conn: &mut DbConnection,
     state: &SyncState,
@@ -176,13 +168,13 @@ pub fn succeed(
             sync_states::last_error.eq(None::<String>),
             sync_states::next_run_at.eq(next_run_at),
             sync_states::consecutive_failures.eq(0),
-            sync_states::runs_succeeded.eq(state.runs_succeeded + 1),
-            sync_states::total_duration_ms.eq(state.total_duration_ms + duration_ms),
         ))
-        .execute(conn)
+        .execute(conn)?;
+    super::runs::record(conn, &state.client_id, &state.model, true, duration_ms)
 }
 
-/// A run failed: the checkpoint stays (the next run resumes), the streak grows.
+/// A run failed: the checkpoint stays (the next run resumes), the streak grows; the run is
+/// recorded.
 pub fn fail(
     conn: &mut DbConnection,
     state: &SyncState,
@@ -199,25 +191,11 @@ pub fn fail(
             sync_states::last_error.eq(error),
             sync_states::next_run_at.eq(next_run_at),
             sync_states::consecutive_failures.eq(state.consecutive_failures + 1),
-            sync_states::runs_failed.eq(state.runs_failed + 1),
         ))
-        .execute(conn)
+        .execute(conn)?;
+    super::runs::record(conn, &state.client_id, &state.model, false, duration_ms)
 }
 
 pub fn delete_for_client(conn: &mut DbConnection, client_id: &str) -> QueryResult<usize> {
     diesel::delete(sync_states::table.filter(sync_states::client_id.eq(client_id))).execute(conn)
-}
-
-/// Success rate and mean duration over every run recorded (the usage page's KPIs).
-pub fn totals(conn: &mut DbConnection) -> QueryResult<(i64, i64, i64)> {
-    let rows: Vec<(i64, i64, i64)> = sync_states::table
-        .select((
-            sync_states::runs_succeeded,
-            sync_states::runs_failed,
-            sync_states::total_duration_ms,
-        ))
-        .load(conn)?;
-    Ok(rows
-        .into_iter()
-        .fold((0, 0, 0), |acc, r| (acc.0 + r.0, acc.1 + r.1, acc.2 + r.2)))
 }

@@ -72,7 +72,9 @@ impl EventType {
             EventType::ConnectionNeedsReauth => {
                 "the provider refused the grant: the account must be reconnected"
             }
-            EventType::ConnectionRecovered => "a refresh succeeded after failures",
+            EventType::ConnectionRecovered => {
+                "a refresh succeeded again after failures (the provider was down, say)"
+            }
             EventType::ConnectionDisconnected => {
                 "the connection was disconnected and its secrets destroyed"
             }

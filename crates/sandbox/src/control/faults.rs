@@ -48,6 +48,10 @@ pub struct Faults {
     pub(super) rate_limit: Option<RateLimitFault>,
     pub(super) authorize_error: Option<String>,
     pub(super) storm: super::storm::Storm,
+    /// Added to every token response until reset (Salesforce's `instance_url`).
+    pub token_fields: serde_json::Map<String, serde_json::Value>,
+    /// Answer 429 once a rate window is spent, as the real providers do.
+    pub(super) enforce_budgets: bool,
 }
 
 /// Takes one use of an armed fault, disarming it after its last use.
@@ -62,6 +66,10 @@ fn take<T: Clone>(slot: &mut Option<Armed<T>>) -> Option<T> {
 }
 
 impl Faults {
+    pub fn enforces_budgets(&self) -> bool {
+        self.enforce_budgets
+    }
+
     /// A 429 for a token call, when the rate-limit fault covers token calls.
     pub fn take_token_rate_limit(&mut self) -> Option<u64> {
         self.take_rate_limit(true)

@@ -1,6 +1,7 @@
 //! The control API under /sandbox/_control: fault injection, counters and reset. It has no
 //! authentication because it exists for tests and the demo only.
 
+mod grants;
 mod volume;
 mod webhooks;
 
@@ -28,7 +29,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/stats", web::get().to(stats))
         .route("/reset", web::post().to(reset))
         .route("/webhooks", web::post().to(webhooks::send))
-        .route("/volume", web::post().to(volume::set));
+        .route("/volume", web::post().to(volume::set))
+        .route("/grants", web::post().to(grants::mint))
+        .route("/grants", web::get().to(grants::report))
+        .route("/quirks", web::post().to(set_quirks))
+        .route("/keyed", web::get().to(keyed_stats));
 }
 
 /// Counts an API call and takes the fault it must answer with, if any.
@@ -61,6 +66,10 @@ struct FaultRequest {
     revoke_all: Option<bool>,
     /// Every failure kind at once, on token and API calls alike (`storm::StormRequest`).
     storm: Option<storm::StormRequest>,
+    /// Top-level fields added to every token response until reset.
+    token_fields: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Throttle API calls past the provider's published budgets (429 with Retry-After).
+    enforce_budgets: Option<bool>,
 }
 
 fn bad_request(message: impl Into<String>) -> HttpResponse {
@@ -142,6 +151,22 @@ fn apply(req: FaultRequest, state: &mut ProviderState) {
     if let Some(storm) = req.storm {
         state.faults.storm.arm(storm);
     }
+    if let Some(fields) = req.token_fields {
+        state.faults.token_fields = fields;
+    }
+    if let Some(enforce) = req.enforce_budgets {
+        state.faults.enforce_budgets = enforce;
+    }
+}
+
+/// Counts a call against its budgets' windows: Retry-After seconds when it is over one
+/// that is enforced.
+pub fn over_budget(state: &mut ProviderState, over: Option<u64>) -> Option<u64> {
+    let limited = over.filter(|_| state.faults.enforces_budgets());
+    if limited.is_some() {
+        state.stats.rate_limited += 1;
+    }
+    limited
 }
 
 async fn set_faults(sandbox: web::Data<Sandbox>, body: Bytes) -> HttpResponse {
@@ -155,6 +180,36 @@ async fn set_faults(sandbox: web::Data<Sandbox>, body: Bytes) -> HttpResponse {
     };
     sandbox.with(provider, |state| apply(req, state));
     json(StatusCode::OK, json!({"ok": true}))
+}
+
+/// The body of POST /sandbox/_control/quirks: the provider's token-endpoint behaviour,
+/// replacing what was set before (`{}` for none).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QuirksRequest {
+    provider: String,
+    quirks: super::quirks::Quirks,
+}
+
+async fn set_quirks(sandbox: web::Data<Sandbox>, body: Bytes) -> HttpResponse {
+    let req: QuirksRequest = match serde_json::from_slice(&body) {
+        Ok(req) => req,
+        Err(e) => return bad_request(format!("malformed quirks request: {e}")),
+    };
+    let Some(provider) = Provider::from_name(&req.provider) else {
+        return bad_request("provider must be \"klaviyo\" or \"kustomer\"");
+    };
+    if let Err(message) = req.quirks.check() {
+        return bad_request(message);
+    }
+    sandbox.with(provider, |state| state.quirks = req.quirks);
+    json(StatusCode::OK, json!({"ok": true}))
+}
+
+/// Calls answered and refused by the keyed API (/sandbox/keyed).
+async fn keyed_stats(sandbox: web::Data<Sandbox>) -> HttpResponse {
+    let stats = sandbox.lock().keyed;
+    json(StatusCode::OK, json!(stats))
 }
 
 /// The `provider` query parameter; `Ok(None)` when absent.
@@ -183,12 +238,13 @@ async fn stats(sandbox: web::Data<Sandbox>, req: HttpRequest) -> HttpResponse {
             "live_access_tokens": state.tokens.live_access_tokens(),
             "live_refresh_tokens": state.tokens.live_refresh_tokens(),
             "storm_served": state.faults.storm.served.clone(),
+            "org_calls": state.stats.org_calls.clone(),
         })
     });
     json(StatusCode::OK, body)
 }
 
-/// Clears faults, counters and rate windows (of one provider with `?provider=`, else of
+/// Clears faults, quirks, counters and rate windows (of one provider with `?provider=`, else of
 /// both). Issued tokens and Kustomer data stay.
 async fn reset(sandbox: web::Data<Sandbox>, req: HttpRequest) -> HttpResponse {
     let only = match provider_param(&req) {
@@ -196,12 +252,16 @@ async fn reset(sandbox: web::Data<Sandbox>, req: HttpRequest) -> HttpResponse {
         Err(response) => return response,
     };
     let mut state = sandbox.lock();
+    if only.is_none() {
+        state.keyed = Default::default();
+    }
     for provider in Provider::ALL {
         if only.is_none_or(|p| p == provider) {
             let provider_state = state.provider(provider);
             provider_state.faults = Faults::default();
             provider_state.stats = Stats::default();
             provider_state.windows.clear();
+            provider_state.quirks = Default::default();
             if provider == Provider::Kustomer {
                 state.kustomer_data.clear_note_windows();
             }

@@ -20,6 +20,8 @@ pub struct Stats {
     pub revocations: u64,
     pub api_calls: u64,
     pub rate_limited: u64,
+    /// Calls (OAuth and API) per Kustomer org, by the subdomain in their URL.
+    pub org_calls: std::collections::BTreeMap<String, u64>,
 }
 
 impl Stats {

@@ -25,6 +25,9 @@ pub struct SendRequest {
     /// Sign with a wrong key, as a forger would.
     #[serde(default)]
     forge: bool,
+    /// The event type: Klaviyo's topic (default `event:klaviyo.opened_email`), Kustomer's
+    /// event name (default `kustomer.conversation.create`).
+    event: Option<String>,
 }
 
 fn hex_hmac(secret: &[u8], parts: &[&[u8]]) -> String {
@@ -48,7 +51,7 @@ fn build(provider: Provider, req: &SendRequest) -> (String, Vec<(&'static str, S
         Provider::Klaviyo => {
             let body = json!({
                 "data": [{
-                    "topic": "event:klaviyo.opened_email",
+                    "topic": req.event.as_deref().unwrap_or("event:klaviyo.opened_email"),
                     "external_id": id,
                     "payload": {"type": "event", "id": id, "attributes": {"metric_id": "OpenedEmail", "datetime": now.to_rfc3339()}},
                 }],
@@ -67,7 +70,7 @@ fn build(provider: Provider, req: &SendRequest) -> (String, Vec<(&'static str, S
         Provider::Kustomer => {
             let body = json!({
                 "id": id,
-                "name": "kustomer.conversation.create",
+                "name": req.event.as_deref().unwrap_or("kustomer.conversation.create"),
                 "orgId": req.account_id,
                 "createdAt": now.to_rfc3339(),
                 "data": {"type": "conversation", "id": id, "attributes": {"name": "A new conversation", "channels": ["chat"]}},

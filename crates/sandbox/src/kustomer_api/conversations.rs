@@ -40,11 +40,11 @@ pub(super) async fn create_conversation(
 pub(super) async fn get_conversation(
     sandbox: web::Data<Sandbox>,
     req: HttpRequest,
-    id: web::Path<String>,
+    id: web::Path<super::IdParam>,
 ) -> HttpResponse {
     let call = authenticated!(sandbox, req);
     let state = sandbox.lock();
-    match state.kustomer_data.conversation(call.org.id, &id) {
+    match state.kustomer_data.conversation(call.org.id, &id.id) {
         Some(conversation) => call.json(
             StatusCode::OK,
             json!({"data": conversation_json(conversation)}),
@@ -57,7 +57,7 @@ pub(super) async fn get_conversation(
 pub(super) async fn update_conversation(
     sandbox: web::Data<Sandbox>,
     req: HttpRequest,
-    id: web::Path<String>,
+    id: web::Path<super::IdParam>,
     body: Bytes,
 ) -> HttpResponse {
     let call = authenticated!(sandbox, req);
@@ -93,7 +93,7 @@ pub(super) async fn update_conversation(
     let mut state = sandbox.lock();
     match state
         .kustomer_data
-        .update_conversation(call.org.id, &id, patch, &team_ids)
+        .update_conversation(call.org.id, &id.id, patch, &team_ids)
     {
         Ok(conversation) => call.json(
             StatusCode::OK,
@@ -107,7 +107,7 @@ pub(super) async fn update_conversation(
 pub(super) async fn add_message(
     sandbox: web::Data<Sandbox>,
     req: HttpRequest,
-    id: web::Path<String>,
+    id: web::Path<super::IdParam>,
     body: Bytes,
 ) -> HttpResponse {
     let call = authenticated!(sandbox, req);
@@ -129,7 +129,7 @@ pub(super) async fn add_message(
     let mut state = sandbox.lock();
     match state
         .kustomer_data
-        .add_message(call.org.id, &id, text, direction, channel)
+        .add_message(call.org.id, &id.id, text, direction, channel)
     {
         Ok(message) => call.json(StatusCode::CREATED, json!({"data": message_json(message)})),
         Err(err) => call.answer(store_error(err)),

@@ -122,14 +122,14 @@ pub(super) async fn search_customers(
 pub(super) async fn customer_notes(
     sandbox: web::Data<Sandbox>,
     req: HttpRequest,
-    id: web::Path<String>,
+    id: web::Path<super::IdParam>,
 ) -> HttpResponse {
     let call = authenticated!(sandbox, req);
     let state = sandbox.lock();
-    match state.kustomer_data.notes_of(call.org.id, &id) {
+    match state.kustomer_data.notes_of(call.org.id, &id.id) {
         Some(notes) => {
             let data = notes.into_iter().map(note_json).collect();
-            let path = format!("/v1/customers/{id}/notes");
+            let path = format!("/v1/customers/{}/notes", id.id);
             call.json(StatusCode::OK, list_body(&path, data))
         }
         None => call.answer(error(StatusCode::NOT_FOUND, None)),

@@ -12,8 +12,14 @@ use actix_web::web::{self, Bytes};
 use actix_web::{HttpRequest, HttpResponse};
 use serde_json::{json, Map, Value};
 
-/// Requests per minute per org (Kustomer's Enterprise plan).
-const ORG_LIMIT_PER_MINUTE: u32 = 1000;
+use super::KUSTOMER_ORG_RATE_PER_MINUTE as ORG_LIMIT_PER_MINUTE;
+
+/// The `{id}` of a path, by name: under `/sandbox/kustomer/org/{org}` the path has the
+/// org too.
+#[derive(serde::Deserialize)]
+pub(super) struct IdParam {
+    id: String,
+}
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/auth/tokens/current", web::get().to(token_current))
@@ -162,9 +168,15 @@ fn begin(sandbox: &Sandbox, req: &HttpRequest) -> Result<Call, HttpResponse> {
             (org, principal)
         }
     };
-    let rate = sandbox.with(Provider::Kustomer, |state| {
-        state.windows.hit(org.id, ORG_LIMIT_PER_MINUTE)
+    let (rate, limited) = sandbox.with(Provider::Kustomer, |state| {
+        let rate = state.windows.hit(org.id, ORG_LIMIT_PER_MINUTE);
+        let over = rate.exceeded.then_some(rate.reset_secs);
+        let limited = super::control::over_budget(state, over);
+        (rate, limited)
     });
+    if let Some(retry_after_secs) = limited {
+        return Err(fault_answer(ApiFault::RateLimited { retry_after_secs }));
+    }
     Ok(Call {
         org,
         principal,

@@ -5,6 +5,7 @@ use super::authorize;
 use super::control::TokenFault;
 use super::data;
 use super::http::{form_body, json, param, percent_decode, random_b64, secure_eq, Params};
+use super::quirks::{json_params, Quirks};
 use super::tokens::{GrantError, Issued};
 use super::{Provider, Sandbox};
 use actix_web::http::{header, StatusCode};
@@ -127,30 +128,14 @@ fn authenticate_client(
     Ok(())
 }
 
-/// Scopes of client-credentials tokens that asked for none.
-fn default_scopes(provider: Provider) -> Vec<String> {
-    match provider {
-        Provider::Klaviyo => [
-            "accounts:read",
-            "lists:read",
-            "segments:read",
-            "profiles:read",
-        ]
-        .map(String::from)
-        .to_vec(),
-        Provider::Kustomer => Vec::new(),
-    }
-}
-
-fn token_response(issued: Issued) -> HttpResponse {
-    let mut body = json!({
-        "access_token": issued.access_token,
-        "token_type": "Bearer",
-        "expires_in": issued.expires_in,
-        "scope": issued.scope,
-    });
-    if let Some(refresh) = issued.refresh_token {
-        body["refresh_token"] = json!(refresh);
+fn token_response(
+    quirks: &Quirks,
+    issued: Issued,
+    extra: serde_json::Map<String, serde_json::Value>,
+) -> HttpResponse {
+    let mut body = quirks.answer(issued);
+    for (name, value) in extra {
+        body[name] = value;
     }
     HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
@@ -239,6 +224,20 @@ enum Preflight {
     Fault(TokenFault),
 }
 
+/// The parameters of a JSON token request (a provider with `json_requests`); a form is
+/// refused as such a provider refuses it.
+fn json_body(req: &HttpRequest, body: &[u8]) -> Result<Params, String> {
+    let is_json = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().starts_with("application/json"));
+    if !is_json {
+        return Err("the body must be application/json".to_string());
+    }
+    json_params(body)
+}
+
 /// POST /oauth/token. The call is counted and faults are taken under one lock, so counts
 /// stay exact however many calls arrive at once.
 async fn token(
@@ -248,7 +247,12 @@ async fn token(
     body: Bytes,
 ) -> HttpResponse {
     let provider = **provider;
-    let params = form_body(&req, &body);
+    let quirks = sandbox.with(provider, |state| state.quirks.clone());
+    let params = if quirks.json_requests {
+        json_body(&req, &body)
+    } else {
+        form_body(&req, &body)
+    };
     let grant_type = params
         .as_ref()
         .ok()
@@ -275,10 +279,10 @@ async fn token(
             }
             match fault_response(provider, fault, expires_in) {
                 Some(broken) => Err(broken),
-                None => grant(&sandbox, provider, &req, params),
+                None => grant(&sandbox, provider, &req, params, &quirks),
             }
         }
-        Preflight::Normal => grant(&sandbox, provider, &req, params),
+        Preflight::Normal => grant(&sandbox, provider, &req, params, &quirks),
     };
     if outcome.is_err() {
         sandbox.with(provider, |state| state.stats.token_calls.failed += 1);
@@ -292,19 +296,27 @@ fn grant(
     provider: Provider,
     req: &HttpRequest,
     params: Result<Params, String>,
+    quirks: &Quirks,
 ) -> Result<HttpResponse, HttpResponse> {
     let params = params.map_err(|message| invalid_request(&message))?;
     authenticate_client(provider, req, &params)?;
     let client_id = provider.client_id();
-    let issued = match required(&params, "grant_type")? {
+    let grant_type = required(&params, "grant_type")?;
+    if matches!(grant_type, "authorization_code" | "refresh_token") {
+        if let Some(missing) = quirks.missing_param(&params) {
+            return Err(invalid_request(&missing));
+        }
+    }
+    let issued = match grant_type {
         "authorization_code" => {
             let code = required(&params, "code")?;
             let redirect_uri = required(&params, "redirect_uri")?;
             let verifier = required(&params, "code_verifier")?;
             sandbox.with(provider, |state| {
-                state
+                let issued = state
                     .tokens
-                    .redeem_code(code, client_id, redirect_uri, verifier)
+                    .redeem_code(code, client_id, redirect_uri, verifier)?;
+                Ok(state.quirks.adjust(&mut state.tokens, issued))
             })
         }
         "refresh_token" => {
@@ -317,7 +329,11 @@ fn grant(
                 None => None,
             };
             sandbox.with(provider, |state| {
-                state.tokens.refresh(token, client_id, scopes)
+                if let Some(only) = &state.quirks.grant_only {
+                    state.tokens.narrow(token, only);
+                }
+                let issued = state.tokens.refresh(token, client_id, scopes)?;
+                Ok(state.quirks.adjust(&mut state.tokens, issued))
             })
         }
         "client_credentials" => {
@@ -325,7 +341,7 @@ fn grant(
                 Some(raw) => authorize::parse_scopes(provider, raw).map_err(|message| {
                     oauth_error(StatusCode::BAD_REQUEST, "invalid_scope", &message)
                 })?,
-                None => default_scopes(provider),
+                None => provider.default_scopes(),
             };
             let grant = super::tokens::Grant {
                 client_id: client_id.to_string(),
@@ -342,7 +358,10 @@ fn grant(
             ))
         }
     };
-    issued.map(token_response).map_err(grant_error)
+    let extra = sandbox.with(provider, |state| state.faults.token_fields.clone());
+    issued
+        .map(|issued| token_response(quirks, issued, extra))
+        .map_err(grant_error)
 }
 
 /// POST /oauth/revoke (RFC 7009). Unknown tokens still get 200: revocation only promises

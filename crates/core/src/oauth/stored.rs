@@ -1,0 +1,19 @@
+//! A client's stored credentials, opened, for handing out or refreshing its token.
+
+use super::token_error::TokenError;
+use crate::clients::credentials;
+use crate::state::AppState;
+
+/// The client's credentials, opened; `Missing` when it has none.
+pub(super) async fn load(
+    state: &AppState,
+    client_id: &str,
+) -> Result<credentials::Opened, TokenError> {
+    let vault = state.vault.clone();
+    let id = client_id.to_string();
+    crate::db::run(&state.pool, move |conn| {
+        credentials::open(conn, &vault, &id)
+    })
+    .await?
+    .ok_or(TokenError::Missing)
+}

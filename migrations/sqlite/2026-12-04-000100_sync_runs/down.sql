@@ -1,0 +1,4 @@
+ALTER TABLE sync_states ADD COLUMN runs_succeeded BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE sync_states ADD COLUMN runs_failed BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE sync_states ADD COLUMN total_duration_ms BIGINT NOT NULL DEFAULT 0;
+DROP TABLE sync_runs;

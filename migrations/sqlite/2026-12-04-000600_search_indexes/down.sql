@@ -1,0 +1,14 @@
+DROP INDEX clients_search_text;
+DROP INDEX clients_list_updated;
+DROP INDEX clients_list_name;
+CREATE INDEX clients_display_name ON clients (display_name);
+DROP TRIGGER end_users_search_delete;
+DROP TRIGGER end_users_search_update;
+DROP TRIGGER end_users_search_insert;
+DROP TABLE end_users_search;
+DROP TABLE end_users_search_keys;
+DROP TRIGGER clients_search_delete;
+DROP TRIGGER clients_search_update;
+DROP TRIGGER clients_search_insert;
+DROP TABLE clients_search;
+DROP TABLE clients_search_keys;
