@@ -19,7 +19,9 @@ source scripts/bench-lib.sh
 
 rss_mb() { awk '/VmRSS/ {printf "%.0f", $2 / 1024}' "/proc/$1/status"; }
 
-# Starts the demo over the database; prints the seconds until it answered /healthz.
+# Starts the demo over the database; sets `startup_secs` to the seconds until it answered
+# /healthz. (Not printed: in a $(…) subshell the server would not be in `pids`, and
+# nothing would stop it.)
 start_demo() { # name url port
   local t0 t1
   t0=$(date +%s.%N)
@@ -27,7 +29,7 @@ start_demo() { # name url port
     SYNC_SCHEDULE=false "$bin" demo
   wait_until_up "http://localhost:$3/healthz"
   t1=$(date +%s.%N)
-  awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f", b - a}'
+  startup_secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f", b - a}')
 }
 
 # List and search traffic through the service API for `seconds`, one request at a time.
@@ -53,7 +55,7 @@ bench_backend() { # name database_url
   db=$(db_label "$name")
   p=$(port); base=http://localhost:$p; jar=$work/$name.jar
   # 1. Empty database: idle RSS, then one client connected through the sandbox.
-  start_demo "$name" "$url" "$p" >/dev/null
+  start_demo "$name" "$url" "$p"
   until grep -q Password "$work/$name.log"; do sleep 0.1; done
   sleep 5; idle=$(rss_mb "${pids[-1]}")
   password=$(awk '/Password/ {print $2}' "$work/$name.log")
@@ -69,7 +71,7 @@ bench_backend() { # name database_url
   started=$SECONDS
   DATABASE_URL=$url "$bin" seed --clients "$clients" >/dev/null
   echo "$name: seeded $clients clients in $((SECONDS - started)) s"
-  local startup; startup=$(start_demo "$name" "$url" "$p")
+  start_demo "$name" "$url" "$p"; local startup=$startup_secs
   sleep 5; seeded_idle=$(rss_mb "${pids[-1]}")
   # 3. A minute of load.
   load "$base" "$key" "$client" 60
