@@ -144,8 +144,8 @@ pub async fn refresh(
 }
 
 /// The background refresher's refresh of a client whose lease it claimed with a batch
-/// (`refresh_queue::claim_due`). `interrupted`:
-/// the claim found an earlier holder's refresh mark.
+/// (`refresh_queue::claim_due`). `interrupted`: the claim found an earlier holder's
+/// refresh mark.
 pub(crate) async fn refresh_claimed(
     state: &AppState,
     client: &Client,
