@@ -5,7 +5,7 @@
 //! update. The cache and the per-client locks themselves are `token_cache`.
 
 use super::refresh_history::{self, NewAttempt, Trigger};
-use super::stored::load;
+use super::stored::{load, release_lease};
 use super::token_cache::{CachedToken, FreshToken};
 use super::token_client::{self, TokenSet};
 pub use super::token_error::TokenError;
@@ -158,11 +158,7 @@ pub(crate) async fn refresh_claimed(
         Err(held) => {
             let deferred =
                 super::held_back::refresh_held_back(state, client, Trigger::Refresher, held).await;
-            let id = client.id.clone();
-            crate::db::run(&state.pool, move |conn| {
-                credentials::release_lease(conn, &id)
-            })
-            .await?;
+            release_lease(state, &client.id).await?;
             return deferred;
         }
     };
@@ -210,11 +206,7 @@ async fn refresh_in_turn(
         if !force {
             if let Some(token) = usable(&stored) {
                 if leased {
-                    let id = client.id.clone();
-                    crate::db::run(&state.pool, move |conn| {
-                        credentials::release_lease(conn, &id)
-                    })
-                    .await?;
+                    release_lease(state, &client.id).await?;
                 }
                 return Ok(token);
             }

@@ -75,7 +75,7 @@ async fn pass(
                 if *stop.borrow() || claimed_at.elapsed() >= CLAIM_FRESH_FOR {
                     // Not started: its lease is given back, or hand-outs of the client
                     // (here and elsewhere) would wait for it until it runs out.
-                    release(state, client.id).await;
+                    release(state, &client.id).await;
                 } else {
                     refresh_one(state, client, interrupted).await;
                 }
@@ -125,12 +125,8 @@ async fn with_clients(
         .collect())
 }
 
-async fn release(state: &AppState, client_id: String) {
-    let released = crate::db::run(&state.pool, move |conn| {
-        credentials::release_lease(conn, &client_id)
-    })
-    .await;
-    if let Err(e) = released {
+async fn release(state: &AppState, client_id: &str) {
+    if let Err(e) = super::stored::release_lease(state, client_id).await {
         tracing::warn!(error = %e, "could not give back a refresh lease; it runs out by itself");
     }
 }
