@@ -5,13 +5,15 @@
 # maximum of R requests each: curl's time to first byte on loopback, which is the server's
 # time (the page is rendered before its first byte is sent). The service API's list
 # (GET /api/v1/clients) is timed the same way. Baseline: GET /healthz in the same run.
+# LIST_SEEDED_SQLITE=<file URL> / LIST_SEEDED_POSTGRES=<URL> (with that database's
+# ENCRYPTION_KEY) reuse a database seeded before instead of seeding a new one.
 # Usage: scripts/bench-list.sh [clients] [requests]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 clients=${1:-1000000}
 requests=${2:-20}
-cargo build --release -q --bin connecthub
-bin=$PWD/target/release/connecthub
+if [[ -z ${BENCH_BIN:-} ]]; then cargo build --release -q --bin connecthub; fi
+bin=${BENCH_BIN:-$PWD/target/release/connecthub}   # BENCH_BIN: another build, to compare
 source scripts/bench-lib.sh
 
 # Seconds on stdin → "median max" in ms.
@@ -23,14 +25,20 @@ link_of() { # html_file rel
 }
 
 bench_backend() { # name database_url
-  local name=$1 url=$2 p base jar started
-  export DATABASE_URL=$url ENCRYPTION_KEY=$("$bin" key gen) LOG_LEVEL=warn
+  local name=$1 url=$2 p base jar started seeded=LIST_SEEDED_${1^^}
   started=$SECONDS
-  "$bin" seed --clients "$clients" >/dev/null
-  printf '%-9s seed --clients %s: %d s\n' "$name" "$clients" $((SECONDS - started))
-  echo "a-long-enough-password" | "$bin" user add --email bench@example.com --role admin --password-stdin >/dev/null
+  if [[ -n ${!seeded:-} ]]; then
+    # An already seeded database (its ENCRYPTION_KEY in the environment): no seed, no row.
+    export DATABASE_URL=${!seeded} LOG_LEVEL=warn
+    echo "a-long-enough-password" | "$bin" user add --email bench@example.com --role admin --password-stdin >/dev/null 2>&1 || true
+  else
+    export DATABASE_URL=$url ENCRYPTION_KEY=$("$bin" key gen) LOG_LEVEL=warn
+    "$bin" seed --clients "$clients" >/dev/null
+    printf '%-9s seed --clients %s: %d s\n' "$name" "$clients" $((SECONDS - started))
+    echo "a-long-enough-password" | "$bin" user add --email bench@example.com --role admin --password-stdin >/dev/null
+    bench_row "clients: seed --clients $clients" "$(db_label "$name")" "$((SECONDS - started)) s" "-" "-"
+  fi
   local key; key=$("$bin" api-key create --name bench --scope clients:read --owner bench@example.com)
-  bench_row "clients: seed --clients $clients" "$(db_label "$name")" "$((SECONDS - started)) s" "-" "-"
   p=$(port); base=http://127.0.0.1:$p; jar=$work/$name.jar
   start_server "$work/$name.log" env PUBLIC_URL="$base" BIND="127.0.0.1:$p" SYNC_SCHEDULE=false "$bin" serve
   wait_until_up "$base/healthz"

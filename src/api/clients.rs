@@ -85,9 +85,9 @@ pub struct ClientList {
     pub clients: Vec<ClientView>,
     /// Pass as `cursor` (with the same query) for the next page; null on the last one.
     pub next_cursor: Option<String>,
-    /// How many clients match, exact up to 10,000 (see `total_exact`).
+    /// How many clients match, exact up to 1,000 (see `total_exact`).
     pub total: i64,
-    /// False when more than `total` match: the count stops at 10,000.
+    /// False when more than `total` match: the count stops at 1,000.
     pub total_exact: bool,
 }
 

@@ -63,7 +63,7 @@ struct Row {
 struct AuditList {
     rows: Vec<Row>,
     filtered: bool,
-    /// Exact below 10,000, else "10,000+".
+    /// Exact up to `clients::COUNT_BOUND` (1,000), else "1,000+".
     total: String,
     first: i64,
     last: i64,
@@ -150,7 +150,7 @@ fn row(entry: Entry, now: chrono::NaiveDateTime) -> Row {
 }
 
 /// Loads one page of the view for this user. Next and Previous links carry the last and
-/// first entry's id (keyset); the count stops at 10,000 ("10,000+").
+/// first entry's id (keyset); the count stops at 1,000 ("1,000+").
 async fn load_list(
     state: &AppState,
     user: &User,

@@ -68,7 +68,7 @@ struct ClientList {
     rows: Vec<ClientRow>,
     show_owner: bool,
     query: ListQuery,
-    /// Exact up to `clients::COUNT_BOUND`, then "10,000+".
+    /// Exact up to `clients::COUNT_BOUND`, then "1,000+".
     total: clients::Total,
     first: i64,
     last: i64,

@@ -191,7 +191,12 @@ async fn check_after_kill(process: &TestProcess, figures: &mut Figures) {
             let rows = app
                 .db(|conn| diesel::sql_query("PRAGMA integrity_check").load::<Check>(conn))
                 .await;
-            rows.len() == 1 && rows[0].integrity_check == "ok"
+            let ok = rows.len() == 1 && rows[0].integrity_check == "ok";
+            if !ok {
+                let said: Vec<&str> = rows.iter().map(|r| r.integrity_check.as_str()).collect();
+                eprintln!("integrity_check after kill {}: {said:?}", figures.kills);
+            }
+            ok
         }
         Backend::Postgres => app.db(postgres_inconsistencies).await == 0,
     };

@@ -176,7 +176,7 @@ pub enum Start {
 
 /// One page of the matching entries, newest first, whether more follow it in the
 /// direction it was read, and how many match in all (exact up to the clients list's
-/// `COUNT_BOUND`, so a count over ten million entries reads at most 10,001 of them).
+/// `COUNT_BOUND`, so a count over ten million entries reads at most 1,001 of them).
 pub fn search(
     conn: &mut DbConnection,
     scope: &Scope,

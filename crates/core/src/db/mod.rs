@@ -199,11 +199,14 @@ fn refresh_statistics(conn: &mut DbConnection) -> QueryResult<()> {
     }
 }
 
-/// Gathers the planner's statistics now, after a bulk load (`connecthub seed`).
+/// Gathers the planner's statistics now, after a bulk load (`connecthub seed`). On
+/// PostgreSQL also VACUUM, which marks the new rows' pages all-visible as autovacuum
+/// would in time: until then every index-only scan reads the table too (the tag filter's
+/// scan over a million fresh clients took 224 ms, fetching 50,294 rows from the heap).
 pub fn analyze(conn: &mut DbConnection) -> QueryResult<()> {
     match conn {
         DbConnection::Sqlite(c) => c.batch_execute("PRAGMA analysis_limit = 1000; ANALYZE"),
-        DbConnection::Postgresql(c) => c.batch_execute("ANALYZE"),
+        DbConnection::Postgresql(c) => c.batch_execute("VACUUM (ANALYZE)"),
     }
 }
 

@@ -5,7 +5,7 @@ use crate::db::schema::users;
 use crate::db::DbConnection;
 use diesel::dsl::sql;
 use diesel::prelude::*;
-use diesel::sql_types::{Bool, Text};
+use diesel::sql_types::{Bool, Integer, Text};
 
 /// Searches shorter than this (in characters) match the start of the search text (the
 /// name): trigram indexes need three characters.
@@ -58,6 +58,37 @@ pub(super) fn like_pattern(text: &str) -> String {
 /// The SQLite FTS5 lookup of the clients whose search text holds the phrase.
 pub(super) const CLIENTS_PHRASE: &str = "clients.id IN (SELECT k.client_id FROM clients_search s \
      JOIN clients_search_keys k ON k.key = s.rowid WHERE clients_search MATCH ";
+
+/// Whether more than `COUNT_BOUND` clients' search text holds the phrase: a bounded read
+/// of the (SQLite) trigram table alone, without the joins that find the clients.
+pub(super) fn phrase_is_common(conn: &mut DbConnection, phrase: &str) -> QueryResult<bool> {
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let bound = super::COUNT_BOUND;
+    let counted: Count = diesel::sql_query(format!(
+        "SELECT COUNT(*) AS n FROM (SELECT 1 FROM clients_search WHERE clients_search MATCH ? \
+         LIMIT {}) bounded",
+        bound + 1
+    ))
+    .bind::<Text, _>(phrase)
+    .get_result(conn)?;
+    Ok(counted.n > bound)
+}
+
+/// Whether more than `COUNT_BOUND` clients carry the tag (its range of `client_tags`).
+pub(super) fn tag_is_common(conn: &mut DbConnection, tag: &str) -> QueryResult<bool> {
+    use crate::db::schema::client_tags;
+    let bound = super::COUNT_BOUND;
+    let counted: Vec<i32> = client_tags::table
+        .filter(client_tags::tag.eq(tag))
+        .select(sql::<Integer>("1"))
+        .limit(bound + 1)
+        .load(conn)?;
+    Ok(counted.len() as i64 > bound)
+}
 
 /// Owners whose email holds the search (the search box also finds clients by owner). The
 /// users table holds the people who sign in (thousands at most), so LIKE is fine here.
