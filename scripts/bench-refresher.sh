@@ -20,7 +20,15 @@
 #   - tokens that expired unrefreshed (must be 0)
 #   - the sandbox token endpoint's own capacity, hammered with wrk at the same concurrency
 #     with fresh refresh tokens (one per request) → ratio busiest-10-s rate / capacity.
-# Usage: scripts/bench-refresher.sh   (env: N, BURST, SPREAD, REFRESH_CONCURRENCY, BENCH_TABLE)
+# INSTANCES=2 (PostgreSQL only; the SQLite run is skipped): two instances share the work
+# on one database; at KILL_AFTER seconds (default: half way through the spread) the second
+# is killed with SIGKILL. Then also measured: each instance's share before the kill (its
+# connecthub_token_refreshes_total), the sandbox's own count of refreshes per grant (none
+# may be refreshed twice, no rotated refresh token may come back), and the lateness of the
+# refreshes due in the minute after the kill (the survivor takes the dead one's leases
+# once they run out: 30 s).
+# Usage: scripts/bench-refresher.sh   (env: N, BURST, SPREAD, REFRESH_CONCURRENCY, INSTANCES,
+#        KILL_AFTER, BENCH_TABLE)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-100000}
@@ -29,6 +37,8 @@ SPREAD=${SPREAD:-600}
 MARGIN=60
 LEAD=150
 concurrency=${REFRESH_CONCURRENCY:-8}
+instances=${INSTANCES:-1}
+kill_after=${KILL_AFTER:-$((MARGIN + LEAD + SPREAD / 2))}
 if [[ -z ${BENCH_BIN:-} ]]; then cargo build --release -q --bin connecthub; fi
 bin=${BENCH_BIN:-$PWD/target/release/connecthub}   # BENCH_BIN: another build, for a smoke run
 source scripts/bench-lib.sh
@@ -43,6 +53,24 @@ start_server "$work/provider.log" env -C "$work" DATABASE_URL="$work/provider.db
 wait_until_up "$provider/healthz"
 provider_pid=${pids[-1]}
 
+# Sets instance_url (not printed: in a $(…) subshell the server would not be tracked,
+# nor stopped at the end).
+start_instance() { # backend url name
+  local app_port app
+  app_port=$(port)
+  app=http://127.0.0.1:$app_port
+  start_server "$work/$1-$3.log" env -C "$work" DATABASE_URL="$2" BIND="127.0.0.1:$app_port" \
+    PUBLIC_URL="$app" ENCRYPTION_KEY="$key" LOG_LEVEL=warn SYNC_SCHEDULE=false \
+    TOKEN_REFRESH_MARGIN_SECS=$MARGIN REFRESH_CONCURRENCY="$concurrency" \
+    KLAVIYO_AUTHORIZE_URL="$provider/sandbox/klaviyo/oauth/authorize" \
+    KLAVIYO_TOKEN_URL="$provider/sandbox/klaviyo/oauth/token" \
+    KLAVIYO_REVOKE_URL="$provider/sandbox/klaviyo/oauth/revoke" \
+    KLAVIYO_API_BASE_URL="$provider/sandbox/klaviyo" KLAVIYO_ISSUER="$provider/sandbox/klaviyo" \
+    "$bin" demo
+  wait_until_up "$app/healthz"
+  instance_url=$app
+}
+
 sql() { # backend url query → rows, fields separated by |
   if [[ $1 == sqlite ]]; then sqlite3 "$2" "$3"; else psql "$2" -qAtc "$3"; fi
 }
@@ -54,6 +82,7 @@ seed() { # url count after within
 }
 
 statements() { curl -s "$1/metrics" | awk '/^connecthub_db_statements_total/ {print $2}'; }
+refreshed_by() { curl -s "$1/metrics" | awk '/^connecthub_token_refreshes_total/ && /outcome="success"/ {n += $2} END {print n + 0}'; }
 
 # p50 p99 max of seconds on stdin.
 percentiles() {
@@ -107,6 +136,10 @@ EOF
 bench() { # backend url
   local backend=$1 url=$2 name
   [[ $1 == sqlite ]] && name=SQLite || name=PostgreSQL
+  if ((instances > 1)) && [[ $backend == sqlite ]]; then
+    echo "SQLite: skipped (INSTANCES=$instances shares one PostgreSQL database)"
+    return
+  fi
   env DATABASE_URL="$url" ENCRYPTION_KEY="$key" "$bin" migrate >/dev/null
   local t0=$SECONDS
   seed "$url" "$N" $((MARGIN + LEAD)) $((MARGIN + LEAD + SPREAD))
@@ -115,24 +148,29 @@ bench() { # backend url
   seed "$url" "$BURST" $((2 * MARGIN + 1)) $((2 * MARGIN + 2))
   sql "$backend" "$url" "INSERT INTO bench_due SELECT client_id, refresh_at, expires_at, 1 FROM credentials
     WHERE client_id NOT IN (SELECT client_id FROM bench_due)"
-  local app_port app started before
-  app_port=$(port)
-  app=http://127.0.0.1:$app_port
-  start_server "$work/$backend.log" env -C "$work" DATABASE_URL="$url" BIND="127.0.0.1:$app_port" \
-    PUBLIC_URL="$app" ENCRYPTION_KEY="$key" LOG_LEVEL=warn SYNC_SCHEDULE=false \
-    TOKEN_REFRESH_MARGIN_SECS=$MARGIN REFRESH_CONCURRENCY="$concurrency" \
-    KLAVIYO_AUTHORIZE_URL="$provider/sandbox/klaviyo/oauth/authorize" \
-    KLAVIYO_TOKEN_URL="$provider/sandbox/klaviyo/oauth/token" \
-    KLAVIYO_REVOKE_URL="$provider/sandbox/klaviyo/oauth/revoke" \
-    KLAVIYO_API_BASE_URL="$provider/sandbox/klaviyo" KLAVIYO_ISSUER="$provider/sandbox/klaviyo" \
-    "$bin" demo
-  wait_until_up "$app/healthz"
+  local app started before
+  start_instance "$backend" "$url" a
+  app=$instance_url
+  local second="" second_pid="" killed_at="" share=""
+  if ((instances > 1)); then
+    start_instance "$backend" "$url" b
+    second=$instance_url
+    second_pid=${pids[-1]}
+  fi
   before=$(statements "$app")
-  local total=$((N + BURST)) done=0 deadline=$((SECONDS + MARGIN + LEAD + SPREAD + 300))
+  local total=$((N + BURST)) done=0 started=$SECONDS deadline=$((SECONDS + MARGIN + LEAD + SPREAD + 300))
   while ((done < total && SECONDS < deadline)); do
     sleep 5
     done=$(sql "$backend" "$url" "SELECT count(DISTINCT client_id) FROM refresh_attempts WHERE outcome = 'success'")
     echo "  $name: $done of $total refreshed"
+    if [[ -n $second && -z $killed_at ]] && ((SECONDS - started >= kill_after)); then
+      local by_a by_b
+      by_a=$(refreshed_by "$app"); by_b=$(refreshed_by "$second")
+      kill -KILL "$second_pid"
+      killed_at=$(date +%s.%N)
+      share="instance a $by_a, instance b $by_b refreshes before the kill"
+      echo "  $name: killed instance b (SIGKILL); $share"
+    fi
   done
   local after
   after=$(statements "$app")
@@ -155,6 +193,16 @@ bench() { # backend url
   local overall per
   overall=$(awk -v n="$refreshed" -v s="$span" 'BEGIN {printf "%.0f", (s > 0 ? n / s : 0)}')
   per=$(awk -v a="$after" -v b="$before" -v n="$refreshed" 'BEGIN {printf "%.1f", (n > 0 ? (a - b) / n : 0)}')
+  if [[ -n $second ]]; then
+    local counts after_kill
+    counts=$(curl -s "$provider/sandbox/_control/grants?provider=klaviyo")
+    after_kill=$(awk -F'|' -v k="$killed_at" '$4 == 0 && $1 != "" && $2 >= k && $2 < k + 60 {print $1 - $2}' "$work/$backend.times" | percentiles)
+    echo "$name: two instances: $share; instance a $(refreshed_by "$app") in all"
+    echo "$name: sandbox: $counts"
+    echo "$name: lateness of the refreshes due in the minute after the kill (p50/p99/max): $after_kill s"
+    bench_row "refresher, two instances, $N + $BURST, one killed at ${kill_after} s" "$name" \
+      "$share; sandbox $counts; due in the minute after the kill: p50/p99/max $after_kill s late" "-" "-"
+  fi
   local capacity ratio
   capacity=$(sandbox_capacity)
   ratio=$(awk -v p="$peak" -v c="$capacity" 'BEGIN {printf "%.2f", (c > 0 ? p / c : 0)}')

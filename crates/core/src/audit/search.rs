@@ -4,7 +4,9 @@
 use super::Entry;
 use crate::db::schema::audit_log;
 use crate::db::DbConnection;
+use diesel::dsl::sql;
 use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Timestamp};
 
 /// The most recent entries, newest first; `actor_id` limits them to one user's actions.
 pub fn recent(
@@ -174,6 +176,38 @@ pub enum Start {
     After(i64),
 }
 
+type Boxed = audit_log::BoxedQuery<'static, Backend>;
+
+/// The entries from `start` on, newest first: by id, or by time (then id) when the view
+/// is dated. A date range is a range of the time index read in its order; by id, a day in
+/// the middle of ten million entries meant reading five million ids down to it or sorting
+/// the day's 330,000 (760 ms on SQLite). Ids grow as entries are written, so both orders
+/// agree but for entries gathered over a while and written later (hand-outs).
+fn ordered(query: Boxed, filter: &Filter, start: Start) -> Boxed {
+    use audit_log::{at, id};
+    let by_time = filter.from.is_some() || filter.until.is_some();
+    // The time of the cursor's entry; its range half is an index range, the rest a filter.
+    let at_of = |entry: i64| {
+        sql::<Timestamp>("(SELECT a.at FROM audit_log a WHERE a.id = ")
+            .bind::<BigInt, _>(entry)
+            .sql(")")
+    };
+    match (start, by_time) {
+        (Start::Offset(offset), false) => query.order(id.desc()).offset(offset),
+        (Start::Offset(offset), true) => query.order((at.desc(), id.desc())).offset(offset),
+        (Start::Before(entry), false) => query.filter(id.lt(entry)).order(id.desc()),
+        (Start::Before(entry), true) => query
+            .filter(at.le(at_of(entry)))
+            .filter(at.lt(at_of(entry)).or(id.lt(entry)))
+            .order((at.desc(), id.desc())),
+        (Start::After(entry), false) => query.filter(id.gt(entry)).order(id.asc()),
+        (Start::After(entry), true) => query
+            .filter(at.ge(at_of(entry)))
+            .filter(at.gt(at_of(entry)).or(id.gt(entry)))
+            .order((at.asc(), id.asc())),
+    }
+}
+
 /// One page of the matching entries, newest first, whether more follow it in the
 /// direction it was read, and how many match in all (exact up to the clients list's
 /// `COUNT_BOUND`, so a count over ten million entries reads at most 1,001 of them).
@@ -193,16 +227,7 @@ pub fn search(
         count: (counted.len() as i64).min(bound),
         more: counted.len() as i64 > bound,
     };
-    let query = matching(scope, filter).select(Entry::as_select());
-    let query = match start {
-        Start::Offset(offset) => query.order(audit_log::id.desc()).offset(offset),
-        Start::Before(id) => query
-            .filter(audit_log::id.lt(id))
-            .order(audit_log::id.desc()),
-        Start::After(id) => query
-            .filter(audit_log::id.gt(id))
-            .order(audit_log::id.asc()),
-    };
+    let query = ordered(matching(scope, filter), filter, start).select(Entry::as_select());
     let mut entries: Vec<Entry> = query.limit(limit + 1).load(conn)?;
     let more = entries.len() as i64 > limit;
     entries.truncate(limit as usize);
@@ -221,12 +246,8 @@ pub fn page_before(
     before: Option<i64>,
     limit: i64,
 ) -> QueryResult<Vec<Entry>> {
-    let mut query = matching(scope, filter);
-    if let Some(before) = before {
-        query = query.filter(audit_log::id.lt(before));
-    }
-    query
-        .order(audit_log::id.desc())
+    let start = before.map_or(Start::Offset(0), Start::Before);
+    ordered(matching(scope, filter), filter, start)
         .limit(limit)
         .select(Entry::as_select())
         .load(conn)
