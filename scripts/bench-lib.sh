@@ -72,13 +72,18 @@ sign_in() { # base jar email password
 
 # Calls "function sqlite <path>" then "function postgres <url>"; stops the servers each
 # one started before the next begins, and drops the PostgreSQL database afterwards.
+# BENCH_ONLY=sqlite or BENCH_ONLY=postgres runs the one database only.
 on_both_databases() { # function name_prefix
   # Bash scopes are dynamic: the benchmark function can overwrite these locals, hence
   # names it will not use.
   local first_of_backend=${#pids[@]}
-  "$1" sqlite "$work/$2.db"
-  stop_servers "${pids[@]:first_of_backend}"
-  if psql "$pg_server/postgres" -qc 'select 1' >/dev/null 2>&1; then
+  if [[ ${BENCH_ONLY:-sqlite} == sqlite ]]; then
+    "$1" sqlite "$work/$2.db"
+    stop_servers "${pids[@]:first_of_backend}"
+  fi
+  if [[ ${BENCH_ONLY:-postgres} != postgres ]]; then
+    return
+  elif psql "$pg_server/postgres" -qc 'select 1' >/dev/null 2>&1; then
     local bench_database=connecthub_$2_$$
     databases+=("$bench_database")
     psql "$pg_server/postgres" -qc "CREATE DATABASE $bench_database"

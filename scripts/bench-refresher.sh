@@ -193,6 +193,7 @@ bench() { # backend url
   local overall per
   overall=$(awk -v n="$refreshed" -v s="$span" 'BEGIN {printf "%.0f", (s > 0 ? n / s : 0)}')
   per=$(awk -v a="$after" -v b="$before" -v n="$refreshed" 'BEGIN {printf "%.1f", (n > 0 ? (a - b) / n : 0)}')
+  [[ -z $second ]] || per="-"   # the killed instance's statements are not known
   if [[ -n $second ]]; then
     local counts after_kill
     counts=$(curl -s "$provider/sandbox/_control/grants?provider=klaviyo")
