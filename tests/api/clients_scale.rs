@@ -317,10 +317,7 @@ async fn common_searches_and_tags_count_what_a_plain_query_counts(app: TestApp) 
     let tagged = "id IN (SELECT client_id FROM client_tags WHERE tag = 'seed')";
     let cases: [(&str, &'static str); 7] = [
         ("?q=store", "search_text LIKE '%store%'"),
-        (
-            "?tag=seed",
-            "id IN (SELECT client_id FROM client_tags WHERE tag = 'seed')",
-        ),
+        ("?tag=seed", tagged),
         (
             "?q=store&provider=kustomer",
             "search_text LIKE '%store%' AND provider = 'kustomer'",

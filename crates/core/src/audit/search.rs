@@ -223,10 +223,7 @@ pub fn search(
         .select(audit_log::id)
         .limit(bound + 1)
         .load(conn)?;
-    let total = crate::clients::Total {
-        count: (counted.len() as i64).min(bound),
-        more: counted.len() as i64 > bound,
-    };
+    let total = crate::clients::Total::of_rows_read(counted.len());
     let query = ordered(matching(scope, filter), filter, start).select(Entry::as_select());
     let mut entries: Vec<Entry> = query.limit(limit + 1).load(conn)?;
     let more = entries.len() as i64 > limit;

@@ -75,7 +75,7 @@ pub(super) fn phrase_is_common(conn: &mut DbConnection, phrase: &str) -> QueryRe
     ))
     .bind::<Text, _>(phrase)
     .get_result(conn)?;
-    Ok(counted.n > bound)
+    Ok(super::Total::of_rows_read(counted.n as usize).more)
 }
 
 /// Whether more than `COUNT_BOUND` clients carry the tag (its range of `client_tags`).
@@ -87,7 +87,7 @@ pub(super) fn tag_is_common(conn: &mut DbConnection, tag: &str) -> QueryResult<b
         .select(sql::<Integer>("1"))
         .limit(bound + 1)
         .load(conn)?;
-    Ok(counted.len() as i64 > bound)
+    Ok(super::Total::of_rows_read(counted.len()).more)
 }
 
 /// Owners whose email holds the search (the search box also finds clients by owner). The

@@ -71,6 +71,17 @@ pub struct Total {
     pub more: bool,
 }
 
+impl Total {
+    /// The total of a count that read `read` rows, reading at most `COUNT_BOUND + 1`.
+    pub fn of_rows_read(read: usize) -> Self {
+        let read = read as i64;
+        Self {
+            count: read.min(COUNT_BOUND),
+            more: read > COUNT_BOUND,
+        }
+    }
+}
+
 impl std::fmt::Display for Total {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         if self.more {
@@ -388,10 +399,7 @@ fn count(
     .select(sql::<Integer>("1"))
     .limit(COUNT_BOUND + 1)
     .load(conn)?;
-    Ok(Total {
-        count: (counted.len() as i64).min(COUNT_BOUND),
-        more: counted.len() as i64 > COUNT_BOUND,
-    })
+    Ok(Total::of_rows_read(counted.len()))
 }
 
 /// The clients of `ids` with their owner's email and token expiry, in the order of `ids`.
