@@ -67,6 +67,7 @@ mod sync_browser;
 mod sync_crash;
 mod sync_kpis;
 mod sync_pause;
+mod sync_scheduler;
 mod sync_webhooks;
 mod syncs;
 mod token_quirks;

@@ -101,6 +101,32 @@ pub async fn spawn_app_with(backend: Backend, extra: &[(&str, &str)]) -> TestApp
     start_instance(backend, database, extra).await
 }
 
+/// A migrated database of its own and a pool on it, with no app: for domain functions
+/// whose tables a running app's background work (the job worker) would change meanwhile.
+pub struct BareDatabase {
+    pub pool: DbPool,
+    _database: TestDatabase,
+}
+
+impl BareDatabase {
+    pub fn create(backend: Backend) -> Self {
+        let database = TestDatabase::create(backend);
+        let url = connecthub::db::DatabaseUrl::parse(&database.url()).expect("a database URL");
+        let pool = connecthub::db::connect(&url, 2).expect("open the test database");
+        let mut conn = connecthub::db::checkout(&pool).expect("a connection");
+        connecthub::db::run_migrations(&mut conn).expect("migrations");
+        drop(conn);
+        Self {
+            pool,
+            _database: database,
+        }
+    }
+
+    pub fn conn(&self) -> connecthub::db::PooledConnection {
+        connecthub::db::checkout(&self.pool).expect("a connection")
+    }
+}
+
 /// An app on a database the test made itself: a SQLite path on a small disk, say.
 pub async fn spawn_app_at(backend: Backend, url: &str, extra: &[(&str, &str)]) -> TestApp {
     init_logs();

@@ -7,7 +7,6 @@
 use super::states::{self, status};
 use super::RunRequest;
 use crate::clients::ClientStatus;
-use crate::db::schema::clients;
 use crate::db::DbConnection;
 use crate::state::AppState;
 use actix_web::web;
@@ -49,49 +48,41 @@ fn models_by_provider(state: &AppState) -> HashMap<String, Vec<String>> {
         .collect()
 }
 
+/// At most this many syncs of one model are acted on in a pass; the rest wait for the next.
+const PASS_LIMIT: i64 = 10_000;
+
 /// One look at every connection's syncs; returns how many runs were queued.
 pub fn pass(conn: &mut DbConnection, models: &HashMap<String, Vec<String>>) -> QueryResult<usize> {
-    let names: Vec<&str> = models.keys().map(String::as_str).collect();
-    let connections: Vec<(String, String, String)> = clients::table
-        .filter(clients::provider.eq_any(&names))
-        .filter(clients::status.ne(ClientStatus::Disconnected.as_str()))
-        .select((clients::id, clients::provider, clients::status))
-        .load(conn)?;
-    let known: HashMap<(String, String), states::SyncState> = states::all(conn)?
-        .into_iter()
-        .map(|s| ((s.client_id.clone(), s.model.clone()), s))
-        .collect();
     let now = crate::db::now();
     let mut queued = 0;
-    for (client_id, provider, client_status) in connections {
-        let needs_reauth = client_status == ClientStatus::NeedsReauth.as_str();
-        for model in models.get(&provider).into_iter().flatten() {
-            let state = known.get(&(client_id.clone(), model.clone()));
-            let request = |scheduled| RunRequest {
-                client_id: client_id.clone(),
-                model: model.clone(),
-                full: false,
-                scheduled,
-            };
-            match state {
-                Some(s) if needs_reauth => {
-                    if s.status != status::PAUSED && s.status != status::RUNNING {
-                        states::set_status(conn, &client_id, model, status::PAUSED)?;
-                    }
-                }
-                None if needs_reauth => {}
-                None => queued += usize::from(super::request_run(conn, &request(true))?),
-                Some(s) if s.status == status::PAUSED => {
-                    queued += usize::from(super::request_run(conn, &request(false))?)
-                }
-                Some(s)
-                    if s.status != status::RUNNING && s.next_run_at.is_none_or(|at| at <= now) =>
-                {
-                    queued += usize::from(super::request_run(conn, &request(true))?)
-                }
-                Some(_) => {}
+    for (provider, models) in models {
+        for model in models {
+            for sync in states::needing_attention(conn, provider, model, now, PASS_LIMIT)? {
+                queued += act(conn, &sync, model)?;
             }
         }
     }
     Ok(queued)
+}
+
+/// Pauses, resumes or queues one sync `needing_attention` returned; 1 if a run was queued.
+fn act(conn: &mut DbConnection, sync: &states::Attention, model: &str) -> QueryResult<usize> {
+    let request = |scheduled| RunRequest {
+        client_id: sync.client_id.clone(),
+        model: model.to_string(),
+        full: false,
+        scheduled,
+    };
+    let needs_reauth = sync.client_status == ClientStatus::NeedsReauth.as_str();
+    let queued = match sync.status.as_deref() {
+        None if needs_reauth => false,
+        Some(_) if needs_reauth => {
+            states::set_status(conn, &sync.client_id, model, status::PAUSED)?;
+            false
+        }
+        // A resumed sync's run is not a scheduled one: it must not be skipped as not due.
+        Some(status::PAUSED) => super::request_run(conn, &request(false))?,
+        _ => super::request_run(conn, &request(true))?,
+    };
+    Ok(usize::from(queued))
 }
