@@ -235,6 +235,11 @@ fn serve(
             .wrap(from_fn(crate::web::middleware::request_log))
             .wrap(from_fn(crate::web::middleware::http_metrics))
     })
+    // Without it a streamed answer (a proxied call's) waited for the client's delayed ACK
+    // between its segments: Nagle's algorithm holds a small write back until the previous
+    // one is acknowledged, and a delayed ACK comes 40 ms later: 1-2 % of proxied calls
+    // took 40 ms at any concurrency. actix keeps the OS default unless told.
+    .tcp_nodelay(true)
     .listen(listener)?
     .shutdown_timeout(10)
     // `run_until_stopped` handles the signals: the refresher must stop before the server
