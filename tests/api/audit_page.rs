@@ -536,22 +536,22 @@ async fn a_dated_view_pages_through_its_days_entries_newest_first(app: TestApp) 
 
 /// Every pooled PostgreSQL connection runs without JIT: the bounded reads of the audit and
 /// clients pages are costed as whole-table reads, and compiling them took longer than
-/// running them.
+/// running them. Two connections held at once, so each is a connection of its own.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_connections_run_without_jit() {
     if !crate::helpers::postgres_available() {
         return;
     }
-    let app = crate::helpers::spawn_app(crate::helpers::Backend::Postgres).await;
+    let db = crate::helpers::BareDatabase::create(crate::helpers::Backend::Postgres);
     #[derive(diesel::QueryableByName)]
     struct Setting {
         #[diesel(sql_type = diesel::sql_types::Text)]
         jit: String,
     }
-    for _ in 0..3 {
-        let shown: Setting = app
-            .db(|conn| diesel::RunQueryDsl::get_result(diesel::sql_query("SHOW jit"), conn))
-            .await;
+    let (mut first, mut second) = (db.conn(), db.conn());
+    for conn in [&mut first, &mut second] {
+        let shown: Setting =
+            diesel::RunQueryDsl::get_result(diesel::sql_query("SHOW jit"), &mut **conn).unwrap();
         assert_eq!(shown.jit, "off");
     }
 }

@@ -104,7 +104,7 @@ pub async fn spawn_app_with(backend: Backend, extra: &[(&str, &str)]) -> TestApp
 /// A migrated database of its own and a pool on it, with no app: for domain functions
 /// whose tables a running app's background work (the job worker) would change meanwhile.
 pub struct BareDatabase {
-    pub pool: DbPool,
+    pool: DbPool,
     _database: TestDatabase,
 }
 

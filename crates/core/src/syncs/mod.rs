@@ -32,7 +32,14 @@ const RUN_MAX_ATTEMPTS: i32 = 50;
 
 /// The runs of one connection and model go one at a time.
 pub fn queue_key(client_id: &str, model: &str) -> String {
-    format!("sync:{client_id}:{model}")
+    let (prefix, suffix) = queue_key_around(model);
+    format!("{prefix}{client_id}{suffix}")
+}
+
+/// What stands before and after the client id in a model's queue keys (the scheduler
+/// writes the key in SQL around `clients.id`).
+pub(crate) fn queue_key_around(model: &str) -> (&'static str, String) {
+    ("sync:", format!(":{model}"))
 }
 
 /// What a `sync.run` job asks for.

@@ -111,33 +111,31 @@ pub fn needing_attention(
     use diesel::dsl::{not, sql};
     use diesel::sql_types::{Bool, Text};
     let reauth = ClientStatus::NeedsReauth.as_str();
-    // A run of this sync waits (its key is `super::queue_key`'s, written in SQL; diesel
-    // does not write a subquery that refers to the outer row).
+    // A run of this sync waits: its key (`super::queue_key`) written in SQL around the
+    // outer row's id, since diesel does not write a subquery that refers to the outer row.
+    let (prefix, suffix) = super::queue_key_around(model);
     let run_waiting = sql::<Bool>(
-        "EXISTS (SELECT 1 FROM jobs j WHERE j.state IN ('queued', 'failed') \
-         AND j.queue_key = 'sync:' || clients.id || ':' || ",
+        "EXISTS (SELECT 1 FROM jobs j WHERE j.state IN ('queued', 'failed') AND j.queue_key = ",
     )
-    .bind::<Text, _>(model.to_string())
+    .bind::<Text, _>(prefix)
+    .sql(" || clients.id || ")
+    .bind::<Text, _>(suffix)
     .sql(")");
     let settled = [status::PAUSED, status::RUNNING];
-    let is_new = sync_states::client_id
-        .is_null()
-        .and(clients::status.ne(reauth));
     let to_pause = clients::status
         .eq(reauth)
         .and(sync_states::status.ne_all(settled));
-    let to_resume = clients::status
-        .ne(reauth)
-        .and(sync_states::status.eq(status::PAUSED));
-    let due = clients::status
-        .ne(reauth)
-        .and(sync_states::status.ne_all(settled))
+    let is_new = sync_states::client_id.is_null();
+    let to_resume = sync_states::status.eq(status::PAUSED);
+    let due = sync_states::status
+        .ne_all(settled)
         .and(
             sync_states::next_run_at
                 .is_null()
                 .or(sync_states::next_run_at.le(now)),
         )
         .and(not(run_waiting));
+    let to_run = clients::status.ne(reauth).and(is_new.or(to_resume).or(due));
     clients::table
         .left_join(
             sync_states::table.on(sync_states::client_id
@@ -146,7 +144,7 @@ pub fn needing_attention(
         )
         .filter(clients::provider.eq(provider))
         .filter(clients::status.ne(ClientStatus::Disconnected.as_str()))
-        .filter(is_new.or(to_pause).or(to_resume).or(due))
+        .filter(to_pause.or(to_run))
         .select((clients::id, clients::status, sync_states::status.nullable()))
         .limit(limit)
         .load(conn)
