@@ -32,6 +32,7 @@ mod connections;
 mod crash;
 mod hot_path_bounds;
 mod instances;
+mod job_claim;
 mod klaviyo_operations;
 mod kustomer_operations;
 mod lifecycle;

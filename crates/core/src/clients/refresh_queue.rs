@@ -68,41 +68,16 @@ pub fn claim_due(
         .load(inner))
 }
 
-#[derive(QueryableByName)]
-struct SqlitePlanRow {
-    #[diesel(sql_type = Text)]
-    detail: String,
-}
-
-#[derive(QueryableByName)]
-struct PgPlanRow {
-    #[diesel(sql_type = Text)]
-    #[diesel(column_name = "QUERY PLAN")]
-    line: String,
-}
-
-/// The database's plan for the claim (`EXPLAIN QUERY PLAN` on SQLite, `EXPLAIN` on
-/// PostgreSQL), one line per step: to show that it walks `credentials_refresh_due`.
+/// The database's plan for the claim, one line per step: to show that it walks
+/// `credentials_refresh_due`.
 pub fn claim_plan(conn: &mut DbConnection) -> QueryResult<String> {
+    use crate::db::plan::{explain, Param};
     let now = crate::db::now();
     let sql = claim_sql(conn);
-    let lines: Vec<String> = match conn {
-        DbConnection::Sqlite(inner) => diesel::sql_query(format!("EXPLAIN QUERY PLAN {sql}"))
-            .bind::<Timestamp, _>(now)
-            .bind::<Timestamp, _>(now)
-            .bind::<BigInt, _>(100)
-            .load::<SqlitePlanRow>(inner)?
-            .into_iter()
-            .map(|row| row.detail)
-            .collect(),
-        DbConnection::Postgresql(inner) => diesel::sql_query(format!("EXPLAIN {sql}"))
-            .bind::<Timestamp, _>(now)
-            .bind::<Timestamp, _>(now)
-            .bind::<BigInt, _>(100)
-            .load::<PgPlanRow>(inner)?
-            .into_iter()
-            .map(|row| row.line)
-            .collect(),
-    };
-    Ok(lines.join("\n"))
+    let params = [
+        Param::Timestamp(now),
+        Param::Timestamp(now),
+        Param::BigInt(100),
+    ];
+    explain(conn, &sql, &params)
 }

@@ -7,7 +7,7 @@
 //! No crate fits: the maintained queues on crates.io are either async-sqlx (apalis,
 //! sqlxmq, underway) or PostgreSQL-only (fang, backie); none runs on diesel's SQLite and
 //! PostgreSQL `MultiConnection` inside the caller's transaction, which the webhook outbox
-//! needs. This one is a table, five queries and a loop.
+//! needs. This one is a table, a few queries and a loop.
 
 pub mod admin;
 mod store;
@@ -19,7 +19,7 @@ use diesel::prelude::*;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::Notify;
 
-pub use store::{claim, finish, next_due, relaxed_commit, renew, Finish};
+pub use store::{claim, claim_plans, finish, next_due, relaxed_commit, renew, Finish};
 
 /// Where a job is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
