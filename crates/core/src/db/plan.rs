@@ -12,6 +12,7 @@ use diesel::sql_types::{BigInt, HasSqlType, Text, Timestamp};
 pub enum Param {
     Timestamp(chrono::NaiveDateTime),
     BigInt(i64),
+    Text(String),
 }
 
 #[derive(QueryableByName)]
@@ -47,15 +48,17 @@ pub fn explain(conn: &mut DbConnection, sql: &str, params: &[Param]) -> QueryRes
 
 fn bound<DB>(sql: String, params: &[Param]) -> BoxedSqlQuery<'static, DB, SqlQuery>
 where
-    DB: Backend + HasSqlType<Timestamp> + HasSqlType<BigInt>,
+    DB: Backend + HasSqlType<Timestamp> + HasSqlType<BigInt> + HasSqlType<Text>,
     chrono::NaiveDateTime: ToSql<Timestamp, DB>,
     i64: ToSql<BigInt, DB>,
+    String: ToSql<Text, DB>,
 {
     let mut query = diesel::sql_query(sql).into_boxed();
     for param in params {
         query = match param {
             Param::Timestamp(at) => query.bind::<Timestamp, _>(*at),
             Param::BigInt(n) => query.bind::<BigInt, _>(*n),
+            Param::Text(text) => query.bind::<Text, _>(text.clone()),
         };
     }
     query

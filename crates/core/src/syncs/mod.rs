@@ -10,6 +10,7 @@
 //! de-duplicates conversations *created* in Kustomer, which is not a copy of records.
 
 pub mod admin;
+pub mod attention;
 mod paging;
 pub mod records;
 pub mod runner;
