@@ -12,6 +12,7 @@ use diesel::prelude::*;
 
 on_both_backends!(
     periods_count_the_right_days_and_pruning_keeps_roll_ups,
+    writes_add_to_the_roll_up_rows_they_share,
     the_page_narrows_to_a_client_or_a_user,
 );
 
@@ -89,6 +90,36 @@ async fn periods_count_the_right_days_and_pruning_keeps_roll_ups(app: TestApp) {
     assert_eq!(figure(&week, "total-calls"), "3");
     assert!(week.contains(r#"data-bars="7""#));
     pruning_keeps_the_daily_roll_ups(&app, &key).await;
+}
+
+/// The upsert adds to rows that exist and creates the rest, in one statement: a second
+/// batch sharing some keys with the first, and adding new ones, counts both.
+async fn writes_add_to_the_roll_up_rows_they_share(app: TestApp) {
+    app.login_as(Role::Admin).await;
+    let key = app.api_key(&[Scope::ClientsRead]).await;
+    let days = chrono::TimeDelta::days;
+    let first = vec![
+        call("c1", "u1", "lists", 200, days(2)),
+        call("c1", "u1", "lists", 500, days(2)),
+    ];
+    let second = vec![
+        call("c1", "u1", "lists", 429, days(2)),
+        call("c2", "u2", "accounts", 200, days(1)),
+    ];
+    app.db(move |conn| store::write(conn, &first)).await;
+    app.db(move |conn| store::write(conn, &second)).await;
+
+    let month = app.usage(&key, "days=30").await["stats"].clone();
+    assert_eq!(month["totalCalls"], 4);
+    assert_eq!(month["totalErrors"], 2);
+    assert_eq!(month["rateLimitHits"], 1);
+    assert_eq!(month["byEndpoint"]["lists"]["calls"], 3);
+    assert_eq!(month["byEndpoint"]["accounts"]["calls"], 1);
+    let rows: i64 = app
+        .db(|conn| api_usage_rollup::table.count().get_result(conn))
+        .await;
+    // Five grouping sets; c1's calls share one row in each, c2's call has its own.
+    assert_eq!(rows, 10);
 }
 
 async fn pruning_keeps_the_daily_roll_ups(app: &TestApp, key: &str) {

@@ -98,58 +98,96 @@ type RollupKey<'a> = (
     &'a str,
 );
 
-/// Adds the calls to their roll-up rows: create each row if missing, then increment it in
-/// SQL so that instances writing at the same time both count. Keys are visited in order
-/// so two writers never wait on each other's rows crosswise.
+/// Adds the calls to their roll-up rows in one upsert per chunk: a missing row is
+/// inserted, an existing one incremented in SQL (`ON CONFLICT … DO UPDATE`), so instances
+/// writing at the same time both count. It used to be an insert and an update per row: a
+/// batch spread over a day's hours and 200 clients (the seed's) sent 4,000 statements,
+/// and PostgreSQL took 66 s for 200,000 calls. Keys are visited in order so two writers
+/// never wait on each other's rows crosswise; each key appears once (a map), which
+/// PostgreSQL requires of one upsert.
 fn add_to_rollups(conn: &mut DbConnection, calls: &[Call]) -> QueryResult<()> {
+    use diesel::upsert::excluded;
     let mut groups: BTreeMap<RollupKey, Tally> = BTreeMap::new();
     for call in calls {
         for set in GroupingSet::ALL {
             groups.entry(set.key(call)).or_default().add(call);
         }
     }
-    for (key, tally) in groups {
-        let (set, starts_at, provider, endpoint, client_id, user_id) = key;
-        let row = (
-            rollup::grouping_set.eq(set),
-            rollup::starts_at.eq(starts_at),
-            rollup::provider.eq(provider),
-            rollup::endpoint.eq(endpoint),
-            rollup::client_id.eq(client_id),
-            rollup::user_id.eq(user_id),
-        );
+    let n = |count: i64| i32::try_from(count).unwrap_or(i32::MAX);
+    let rows: Vec<_> = groups
+        .iter()
+        .map(
+            |(&(set, starts_at, provider, endpoint, client_id, user_id), tally)| {
+                let h = tally.histogram.map(n);
+                (
+                    (
+                        rollup::grouping_set.eq(set),
+                        rollup::starts_at.eq(starts_at),
+                        rollup::provider.eq(provider),
+                        rollup::endpoint.eq(endpoint),
+                        rollup::client_id.eq(client_id),
+                        rollup::user_id.eq(user_id),
+                    ),
+                    (
+                        rollup::calls.eq(n(tally.calls)),
+                        rollup::errors.eq(n(tally.errors)),
+                        rollup::rate_limited.eq(n(tally.rate_limited)),
+                        rollup::duration_ms_sum.eq(tally.duration_ms_sum),
+                    ),
+                    (
+                        rollup::le_10.eq(h[0]),
+                        rollup::le_25.eq(h[1]),
+                        rollup::le_50.eq(h[2]),
+                        rollup::le_100.eq(h[3]),
+                        rollup::le_250.eq(h[4]),
+                        rollup::le_500.eq(h[5]),
+                        rollup::le_1000.eq(h[6]),
+                        rollup::le_2500.eq(h[7]),
+                        rollup::le_5000.eq(h[8]),
+                        rollup::le_10000.eq(h[9]),
+                        rollup::over_10000.eq(h[10]),
+                    ),
+                )
+            },
+        )
+        .collect();
+    for chunk in rows.chunks(ROLLUP_CHUNK) {
         crate::on_backend!(&mut *conn, |inner| diesel::insert_into(rollup::table)
-            .values(row)
-            .on_conflict_do_nothing()
+            .values(chunk)
+            .on_conflict((
+                rollup::grouping_set,
+                rollup::starts_at,
+                rollup::provider,
+                rollup::endpoint,
+                rollup::client_id,
+                rollup::user_id,
+            ))
+            .do_update()
+            .set((
+                rollup::calls.eq(rollup::calls + excluded(rollup::calls)),
+                rollup::errors.eq(rollup::errors + excluded(rollup::errors)),
+                rollup::rate_limited.eq(rollup::rate_limited + excluded(rollup::rate_limited)),
+                rollup::duration_ms_sum
+                    .eq(rollup::duration_ms_sum + excluded(rollup::duration_ms_sum)),
+                rollup::le_10.eq(rollup::le_10 + excluded(rollup::le_10)),
+                rollup::le_25.eq(rollup::le_25 + excluded(rollup::le_25)),
+                rollup::le_50.eq(rollup::le_50 + excluded(rollup::le_50)),
+                rollup::le_100.eq(rollup::le_100 + excluded(rollup::le_100)),
+                rollup::le_250.eq(rollup::le_250 + excluded(rollup::le_250)),
+                rollup::le_500.eq(rollup::le_500 + excluded(rollup::le_500)),
+                rollup::le_1000.eq(rollup::le_1000 + excluded(rollup::le_1000)),
+                rollup::le_2500.eq(rollup::le_2500 + excluded(rollup::le_2500)),
+                rollup::le_5000.eq(rollup::le_5000 + excluded(rollup::le_5000)),
+                rollup::le_10000.eq(rollup::le_10000 + excluded(rollup::le_10000)),
+                rollup::over_10000.eq(rollup::over_10000 + excluded(rollup::over_10000)),
+            ))
             .execute(inner))?;
-        increment(conn, key, &tally)?;
     }
     Ok(())
 }
 
-fn increment(conn: &mut DbConnection, key: RollupKey, tally: &Tally) -> QueryResult<usize> {
-    let n = |count: i64| i32::try_from(count).unwrap_or(i32::MAX);
-    let h = tally.histogram.map(n);
-    diesel::update(rollup::table.find(key))
-        .set((
-            rollup::calls.eq(rollup::calls + n(tally.calls)),
-            rollup::errors.eq(rollup::errors + n(tally.errors)),
-            rollup::rate_limited.eq(rollup::rate_limited + n(tally.rate_limited)),
-            rollup::duration_ms_sum.eq(rollup::duration_ms_sum + tally.duration_ms_sum),
-            rollup::le_10.eq(rollup::le_10 + h[0]),
-            rollup::le_25.eq(rollup::le_25 + h[1]),
-            rollup::le_50.eq(rollup::le_50 + h[2]),
-            rollup::le_100.eq(rollup::le_100 + h[3]),
-            rollup::le_250.eq(rollup::le_250 + h[4]),
-            rollup::le_500.eq(rollup::le_500 + h[5]),
-            rollup::le_1000.eq(rollup::le_1000 + h[6]),
-            rollup::le_2500.eq(rollup::le_2500 + h[7]),
-            rollup::le_5000.eq(rollup::le_5000 + h[8]),
-            rollup::le_10000.eq(rollup::le_10000 + h[9]),
-            rollup::over_10000.eq(rollup::over_10000 + h[10]),
-        ))
-        .execute(conn)
-}
+/// Roll-up rows per upsert: 21 parameters each, well under both backends' limits.
+const ROLLUP_CHUNK: usize = 1000;
 
 /// The scope's client, provider and owner filters on a usage table.
 macro_rules! scoped {
