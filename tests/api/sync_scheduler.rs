@@ -67,15 +67,16 @@ fn sync_jobs(db: &BareDatabase) -> Vec<(Option<String>, String, String)> {
         .unwrap()
 }
 
-/// How many syncs of each model the scheduler would act on now.
+/// How many syncs of each model the scheduler would act on now: due, or unsettled.
 fn attention(db: &BareDatabase) -> Vec<usize> {
     let now = connecthub::db::now();
+    let conn = &mut db.conn();
     MODELS
         .iter()
         .map(|model| {
-            attention::needing_attention(&mut db.conn(), "klaviyo", model, now, Scope::Every, 1000)
-                .unwrap()
-                .len()
+            let due = attention::due(conn, "klaviyo", model, now, 1000).unwrap();
+            let unsettled = attention::unsettled(conn, "klaviyo", model, Scope::Every, 1000);
+            due.len() + unsettled.unwrap().len()
         })
         .collect()
 }

@@ -3,7 +3,10 @@
 //! and the connections changed since the last pass (new ones, ones that need
 //! reauthorisation or were reconnected) through `clients_provider`. A sweep over all of a
 //! provider's connections remains, for the first pass and once an hour: at 1,000,000
-//! connections it took 4 s per model on PostgreSQL, and it was every pass's read.
+//! connections it took 4 s per model on PostgreSQL, and it was every pass's read. (Before
+//! that one statement per model found all four kinds; it had replaced a load of every
+//! connection and state with, for each due one, a query whether a run waited: 30,000
+//! statements a pass at 10,000 connections.)
 
 use super::states::status;
 use crate::clients::ClientStatus;
@@ -24,7 +27,7 @@ pub struct Attention {
     pub status: Option<String>,
 }
 
-/// Which connections `needing_attention` reads.
+/// Which connections `unsettled` reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
     /// All of the provider's connections.
@@ -33,48 +36,26 @@ pub enum Scope {
     ChangedSince(chrono::NaiveDateTime),
 }
 
-/// At most `limit` syncs of one provider's model, among the connections in `scope`, that
-/// the scheduler must act on: new connections (no state yet), syncs to pause (the
-/// connection needs reauthorisation) or to resume (it was reconnected), and due syncs with
-/// no run waiting. One statement per model (it used to load every connection and state and
-/// ask, for each due one, whether a run waited: 30,000 statements a pass at 10,000
-/// connections).
-pub fn needing_attention(
+/// At most `limit` syncs of one provider's model, among the connections in `scope`, whose
+/// state does not match their connection: none yet (a new connection), not paused while
+/// the connection needs reauthorisation, paused while it no longer does. What is due is
+/// `due`'s, whatever the scope: a backlog of due runs then never keeps a pass from being
+/// complete (and the watermark from moving).
+pub fn unsettled(
     conn: &mut DbConnection,
     provider: &str,
     model: &str,
-    now: chrono::NaiveDateTime,
     scope: Scope,
     limit: i64,
 ) -> QueryResult<Vec<Attention>> {
-    use diesel::dsl::{not, sql};
-    use diesel::sql_types::Bool;
     let reauth = ClientStatus::NeedsReauth.as_str();
-    // A run of this sync waits: its key (`super::queue_key`) written in SQL around the
-    // outer row's id, since diesel does not write a subquery that refers to the outer row.
-    let (prefix, suffix) = super::queue_key_around(model);
-    let run_waiting = sql::<Bool>(
-        "EXISTS (SELECT 1 FROM jobs j WHERE j.state IN ('queued', 'failed') AND j.queue_key = ",
-    )
-    .bind::<Text, _>(prefix)
-    .sql(" || clients.id || ")
-    .bind::<Text, _>(suffix)
-    .sql(")");
     let settled = [status::PAUSED, status::RUNNING];
     let to_pause = clients::status
         .eq(reauth)
         .and(sync_states::status.ne_all(settled));
     let is_new = sync_states::client_id.is_null();
     let to_resume = sync_states::status.eq(status::PAUSED);
-    let due = sync_states::status
-        .ne_all(settled)
-        .and(
-            sync_states::next_run_at
-                .is_null()
-                .or(sync_states::next_run_at.le(now)),
-        )
-        .and(not(run_waiting));
-    let to_run = clients::status.ne(reauth).and(is_new.or(to_resume).or(due));
+    let to_run = clients::status.ne(reauth).and(is_new.or(to_resume));
     let mut query = clients::table
         .left_join(
             sync_states::table.on(sync_states::client_id

@@ -114,12 +114,15 @@ const PASS_LIMIT: i64 = 10_000;
 pub struct Pass {
     /// Runs queued.
     pub queued: usize,
-    /// False when a read reached `PASS_LIMIT`: more waits for the next pass.
+    /// False when the read of unsettled syncs reached `PASS_LIMIT`: more waits for the
+    /// next pass, which reads the same connections again. (Due syncs left over are due
+    /// still, and found by any pass.)
     pub complete: bool,
 }
 
-/// One look at the syncs of the connections in `scope`; with `ChangedSince`, the due
-/// syncs of every connection too (first, so the second read skips those it queued).
+/// One look at the due syncs, and at the syncs of the connections in `scope` whose state
+/// does not match their connection (due ones first, so the second read skips those it
+/// queued).
 pub fn pass(
     conn: &mut DbConnection,
     models: &HashMap<String, Vec<String>>,
@@ -132,32 +135,26 @@ pub fn pass(
     };
     for (provider, models) in models {
         for model in models {
-            if let Scope::ChangedSince(_) = scope {
-                let due = attention::due(conn, provider, model, now, PASS_LIMIT)?;
-                act_on(conn, &due, model, &mut done)?;
-            }
-            let found =
-                attention::needing_attention(conn, provider, model, now, scope, PASS_LIMIT)?;
-            act_on(conn, &found, model, &mut done)?;
+            let due = attention::due(conn, provider, model, now, PASS_LIMIT)?;
+            done.queued += act_on(conn, &due, model)?;
+            let unsettled = attention::unsettled(conn, provider, model, scope, PASS_LIMIT)?;
+            done.complete &= unsettled.len() < PASS_LIMIT as usize;
+            done.queued += act_on(conn, &unsettled, model)?;
         }
     }
     Ok(done)
 }
 
-fn act_on(
-    conn: &mut DbConnection,
-    syncs: &[Attention],
-    model: &str,
-    done: &mut Pass,
-) -> QueryResult<()> {
-    done.complete &= syncs.len() < PASS_LIMIT as usize;
+/// Acts on each sync; how many runs were queued.
+fn act_on(conn: &mut DbConnection, syncs: &[Attention], model: &str) -> QueryResult<usize> {
+    let mut queued = 0;
     for sync in syncs {
-        done.queued += act(conn, sync, model)?;
+        queued += act(conn, sync, model)?;
     }
-    Ok(())
+    Ok(queued)
 }
 
-/// Pauses, resumes or queues one sync `needing_attention` returned; 1 if a run was queued.
+/// Pauses, resumes or queues one sync `attention` found; 1 if a run was queued.
 fn act(conn: &mut DbConnection, sync: &Attention, model: &str) -> QueryResult<usize> {
     let request = |scheduled| RunRequest {
         client_id: sync.client_id.clone(),
