@@ -22,7 +22,8 @@ bench_backend() { # name database_url
   key=$("$bin" api-key create --name bench --scope records:read --scope syncs:write --scope clients:read --owner bench@example.com)
   p=$(port); base=http://127.0.0.1:$p
   # `env` execs the server, so the pid is the server's own (its RSS is what is read).
-  start_server "$work/$name.log" env PUBLIC_URL="$base" BIND="127.0.0.1:$p" SYNC_SCHEDULE=false "$bin" demo
+  start_server "$work/$name.log" env PUBLIC_URL="$base" BIND="127.0.0.1:$p" SYNC_SCHEDULE=false \
+    PROVIDER_BUDGETS=${PROVIDER_BUDGETS:-off} "$bin" demo
   wait_until_up "$base/healthz"
   echo "== $name ($count profiles)"
   python3 scripts/bench_syncs.py "$base" "$key" "${pids[-1]}" "$count" bench@example.com "$password" | tee "$work/$name.out"
