@@ -1,0 +1,1 @@
+DROP STATISTICS audit_log_actor_label;
