@@ -16,24 +16,36 @@ macro_rules! not_held_back {
     };
 }
 
-/// Running jobs whose lease ran out (their instance died), walking the partial index
-/// `jobs_leased`. `$1` is now, `$2` the limit; the same text serves both backends
-/// (SQLite numbers `$N` parameters in order of first appearance) once `take` has filled
-/// in `{walk}`.
-const LAPSED: &str = concat!(
-    "SELECT j.id FROM jobs j{walk} WHERE j.state = 'running' AND j.lease_until < $1 AND ",
-    not_held_back!(),
-    " ORDER BY j.lease_until, j.id LIMIT $2"
-);
+/// One of the take's statements and the partial index it walks. `$1` is now, `$2` the
+/// limit; the same text serves both backends (SQLite numbers `$N` parameters in order of
+/// first appearance) once `in_dialect` has filled in `{walk}`.
+struct Take {
+    sql: &'static str,
+    index: &'static str,
+}
 
-/// Due jobs, oldest first, walking the partial index `jobs_waiting` in its order and
-/// stopping at the limit: the cost of a take does not grow with the jobs waiting (a
-/// scan of both states and a sort took 2 s on PostgreSQL at 1 M queued sync runs).
-const WAITING: &str = concat!(
-    "SELECT j.id FROM jobs j{walk} WHERE j.state IN ('queued', 'failed') AND j.run_at <= $1 AND ",
-    not_held_back!(),
-    " ORDER BY j.run_at, j.id LIMIT $2"
-);
+/// Running jobs whose lease ran out (their instance died).
+const LAPSED: Take = Take {
+    sql: concat!(
+        "SELECT j.id FROM jobs j{walk} WHERE j.state = 'running' AND j.lease_until < $1 AND ",
+        not_held_back!(),
+        " ORDER BY j.lease_until, j.id LIMIT $2"
+    ),
+    index: "jobs_leased",
+};
+
+/// Due jobs, oldest first, walking the index in its order and stopping at the limit: the
+/// cost of a take does not grow with the jobs waiting (a scan of both states and a sort
+/// took 2 s on PostgreSQL at 1 M queued sync runs).
+const WAITING: Take = Take {
+    sql: concat!(
+        "SELECT j.id FROM jobs j{walk} WHERE j.state IN ('queued', 'failed') \
+         AND j.run_at <= $1 AND ",
+        not_held_back!(),
+        " ORDER BY j.run_at, j.id LIMIT $2"
+    ),
+    index: "jobs_waiting",
+};
 
 #[derive(QueryableByName)]
 struct Id {
@@ -53,10 +65,10 @@ pub fn claim(
     crate::db::transaction(conn, |conn| {
         relaxed_commit(conn)?;
         let now = crate::db::now();
-        let mut ids = take(conn, LAPSED, "jobs_leased", now, limit)?;
+        let mut ids = take(conn, &LAPSED, now, limit)?;
         let left = limit - ids.len() as i64;
         if left > 0 {
-            ids.extend(take(conn, WAITING, "jobs_waiting", now, left)?);
+            ids.extend(take(conn, &WAITING, now, left)?);
         }
         if ids.is_empty() {
             return Ok(Vec::new());
@@ -78,16 +90,15 @@ pub fn claim(
     })
 }
 
-/// The ids `query` finds walking `index`, locked on PostgreSQL with `FOR UPDATE SKIP
-/// LOCKED` (instances take different jobs without waiting for each other).
+/// The ids the statement finds, locked on PostgreSQL with `FOR UPDATE SKIP LOCKED`
+/// (instances take different jobs without waiting for each other).
 fn take(
     conn: &mut DbConnection,
-    query: &str,
-    index: &str,
+    statement: &Take,
     now: chrono::NaiveDateTime,
     limit: i64,
 ) -> QueryResult<Vec<i64>> {
-    let sql = in_dialect(conn, query, index);
+    let sql = in_dialect(conn, statement);
     let rows: Vec<Id> = crate::on_backend!(conn, |c| diesel::sql_query(&sql)
         .bind::<Timestamp, _>(now)
         .bind::<BigInt, _>(limit)
@@ -98,12 +109,15 @@ fn take(
 /// SQLite is told which index to walk (`INDEXED BY`, an error if it could not): with the
 /// statistics of a table of mostly finished jobs it takes `(state, run_at)` instead and
 /// sorts every waiting job. PostgreSQL's planner walks the partial index on its own.
-fn in_dialect(conn: &DbConnection, query: &str, index: &str) -> String {
+fn in_dialect(conn: &DbConnection, statement: &Take) -> String {
+    let sql = statement.sql;
     match conn {
         DbConnection::Postgresql(_) => {
-            format!("{} FOR UPDATE SKIP LOCKED", query.replace("{walk}", ""))
+            format!("{} FOR UPDATE SKIP LOCKED", sql.replace("{walk}", ""))
         }
-        DbConnection::Sqlite(_) => query.replace("{walk}", &format!(" INDEXED BY {index}")),
+        DbConnection::Sqlite(_) => {
+            sql.replace("{walk}", &format!(" INDEXED BY {}", statement.index))
+        }
     }
 }
 
@@ -112,8 +126,8 @@ fn in_dialect(conn: &DbConnection, query: &str, index: &str) -> String {
 pub fn claim_plans(conn: &mut DbConnection) -> QueryResult<(String, String)> {
     use crate::db::plan::{explain, Param};
     let params = [Param::Timestamp(crate::db::now()), Param::BigInt(50)];
-    let lapsed = in_dialect(conn, LAPSED, "jobs_leased");
-    let waiting = in_dialect(conn, WAITING, "jobs_waiting");
+    let lapsed = in_dialect(conn, &LAPSED);
+    let waiting = in_dialect(conn, &WAITING);
     Ok((
         explain(conn, &lapsed, &params)?,
         explain(conn, &waiting, &params)?,
