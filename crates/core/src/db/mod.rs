@@ -5,6 +5,7 @@
 //! is synchronous.
 
 pub mod outage;
+pub mod params;
 pub mod plan;
 pub mod schema;
 

@@ -1,19 +1,11 @@
 //! The database's plan for a statement, so a test can show that a hot query walks its
 //! index instead of scanning and sorting a table that grows with the connections.
 
+use super::params::bound;
+pub use super::params::Param;
 use super::DbConnection;
-use diesel::backend::Backend;
 use diesel::prelude::*;
-use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
-use diesel::serialize::ToSql;
-use diesel::sql_types::{BigInt, HasSqlType, Text, Timestamp};
-
-/// A value bound to one of the statement's parameters, in order.
-pub enum Param {
-    Timestamp(chrono::NaiveDateTime),
-    BigInt(i64),
-    Text(String),
-}
+use diesel::sql_types::Text;
 
 #[derive(QueryableByName)]
 struct SqliteStep {
@@ -44,22 +36,4 @@ pub fn explain(conn: &mut DbConnection, sql: &str, params: &[Param]) -> QueryRes
             .collect(),
     };
     Ok(lines.join("\n"))
-}
-
-fn bound<DB>(sql: String, params: &[Param]) -> BoxedSqlQuery<'static, DB, SqlQuery>
-where
-    DB: Backend + HasSqlType<Timestamp> + HasSqlType<BigInt> + HasSqlType<Text>,
-    chrono::NaiveDateTime: ToSql<Timestamp, DB>,
-    i64: ToSql<BigInt, DB>,
-    String: ToSql<Text, DB>,
-{
-    let mut query = diesel::sql_query(sql).into_boxed();
-    for param in params {
-        query = match param {
-            Param::Timestamp(at) => query.bind::<Timestamp, _>(*at),
-            Param::BigInt(n) => query.bind::<BigInt, _>(*n),
-            Param::Text(text) => query.bind::<Text, _>(text.clone()),
-        };
-    }
-    query
 }

@@ -10,10 +10,11 @@
 
 use super::states::status;
 use crate::clients::ClientStatus;
+use crate::db::params::{bound, Param};
 use crate::db::schema::{clients, sync_states};
 use crate::db::DbConnection;
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Nullable, Text, Timestamp};
+use diesel::sql_types::{Nullable, Text};
 
 /// A sync the scheduler has something to do for: its connection's status and its own
 /// (None before its first run was queued).
@@ -110,30 +111,27 @@ pub fn due(
     limit: i64,
 ) -> QueryResult<Vec<Attention>> {
     let sql = due_sql(conn);
+    let params = due_params(provider, model, now, limit);
+    crate::on_backend!(conn, |c| bound(sql, &params).load(c))
+}
+
+/// `DUE`'s parameters, in its order.
+fn due_params(provider: &str, model: &str, now: chrono::NaiveDateTime, limit: i64) -> [Param; 6] {
     let (prefix, suffix) = super::queue_key_around(model);
-    crate::on_backend!(conn, |c| diesel::sql_query(&sql)
-        .bind::<Text, _>(model)
-        .bind::<Timestamp, _>(now)
-        .bind::<Text, _>(provider)
-        .bind::<Text, _>(prefix)
-        .bind::<Text, _>(&suffix)
-        .bind::<BigInt, _>(limit)
-        .load(c))
+    [
+        Param::Text(model.to_string()),
+        Param::Timestamp(now),
+        Param::Text(provider.to_string()),
+        Param::Text(prefix.to_string()),
+        Param::Text(suffix),
+        Param::BigInt(limit),
+    ]
 }
 
 /// The database's plan for `due`, one line per step: to show that it walks
 /// `sync_states_due`.
 pub fn due_plan(conn: &mut DbConnection, provider: &str, model: &str) -> QueryResult<String> {
-    use crate::db::plan::{explain, Param};
     let sql = due_sql(conn);
-    let (prefix, suffix) = super::queue_key_around(model);
-    let params = [
-        Param::Text(model.to_string()),
-        Param::Timestamp(crate::db::now()),
-        Param::Text(provider.to_string()),
-        Param::Text(prefix.to_string()),
-        Param::Text(suffix),
-        Param::BigInt(100),
-    ];
-    explain(conn, &sql, &params)
+    let params = due_params(provider, model, crate::db::now(), 100);
+    crate::db::plan::explain(conn, &sql, &params)
 }

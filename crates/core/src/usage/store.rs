@@ -13,7 +13,8 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Nullable};
 use std::collections::BTreeMap;
 
-/// Rows per INSERT: well under SQLite's and PostgreSQL's bind-parameter limits.
+/// Rows per INSERT (raw calls, 9 parameters each; roll-up rows, 21): well under SQLite's
+/// and PostgreSQL's bind-parameter limits.
 const INSERT_CHUNK: usize = 1000;
 
 /// Stores calls as raw rows and adds them to the roll-ups.
@@ -151,7 +152,7 @@ fn add_to_rollups(conn: &mut DbConnection, calls: &[Call]) -> QueryResult<()> {
             },
         )
         .collect();
-    for chunk in rows.chunks(ROLLUP_CHUNK) {
+    for chunk in rows.chunks(INSERT_CHUNK) {
         crate::on_backend!(&mut *conn, |inner| diesel::insert_into(rollup::table)
             .values(chunk)
             .on_conflict((
@@ -185,9 +186,6 @@ fn add_to_rollups(conn: &mut DbConnection, calls: &[Call]) -> QueryResult<()> {
     }
     Ok(())
 }
-
-/// Roll-up rows per upsert: 21 parameters each, well under both backends' limits.
-const ROLLUP_CHUNK: usize = 1000;
 
 /// The scope's client, provider and owner filters on a usage table.
 macro_rules! scoped {
