@@ -5,9 +5,11 @@
 //! has one writer at a time anyway). The statement walks the partial index
 //! `credentials_refresh_due` in refresh_at order and stops after the batch.
 
+use crate::db::params::{bound, Param};
 use crate::db::DbConnection;
+use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Nullable, Text, Timestamp};
+use diesel::sql_types::{Nullable, Text, Timestamp};
 
 /// The claim, written once for both backends. `CROSS JOIN` makes SQLite walk credentials
 /// first (its planner, without statistics, would otherwise scan every active client and
@@ -61,23 +63,23 @@ pub fn claim_due(
 ) -> QueryResult<Vec<Claimed>> {
     let now = crate::db::now();
     let sql = claim_sql(conn);
-    crate::on_backend!(conn, |inner| diesel::sql_query(&sql)
-        .bind::<Timestamp, _>(now + lease)
-        .bind::<Timestamp, _>(now)
-        .bind::<BigInt, _>(limit)
-        .load(inner))
+    let params = claim_params(now + lease, now, limit);
+    crate::on_backend!(conn, |inner| bound(sql, &params).load(inner))
+}
+
+/// `CLAIM`'s parameters, in its order.
+fn claim_params(lease_end: NaiveDateTime, now: NaiveDateTime, limit: i64) -> [Param; 3] {
+    [
+        Param::Timestamp(lease_end),
+        Param::Timestamp(now),
+        Param::BigInt(limit),
+    ]
 }
 
 /// The database's plan for the claim, one line per step: to show that it walks
 /// `credentials_refresh_due`.
 pub fn claim_plan(conn: &mut DbConnection) -> QueryResult<String> {
-    use crate::db::plan::{explain, Param};
     let now = crate::db::now();
     let sql = claim_sql(conn);
-    let params = [
-        Param::Timestamp(now),
-        Param::Timestamp(now),
-        Param::BigInt(100),
-    ];
-    explain(conn, &sql, &params)
+    crate::db::plan::explain(conn, &sql, &claim_params(now, now, 100))
 }

@@ -2,6 +2,7 @@
 //! and find when the next job falls due.
 
 use super::{Job, JobState};
+use crate::db::params::{bound, Param};
 use crate::db::schema::jobs;
 use crate::db::DbConnection;
 use diesel::prelude::*;
@@ -99,11 +100,14 @@ fn take(
     limit: i64,
 ) -> QueryResult<Vec<i64>> {
     let sql = in_dialect(conn, statement);
-    let rows: Vec<Id> = crate::on_backend!(conn, |c| diesel::sql_query(&sql)
-        .bind::<Timestamp, _>(now)
-        .bind::<BigInt, _>(limit)
-        .load(c))?;
+    let params = take_params(now, limit);
+    let rows: Vec<Id> = crate::on_backend!(conn, |c| bound(sql, &params).load(c))?;
     Ok(rows.into_iter().map(|row| row.id).collect())
+}
+
+/// A take statement's parameters, in its order.
+fn take_params(now: chrono::NaiveDateTime, limit: i64) -> [Param; 2] {
+    [Param::Timestamp(now), Param::BigInt(limit)]
 }
 
 /// SQLite is told which index to walk (`INDEXED BY`, an error if it could not): with the
@@ -124,8 +128,8 @@ fn in_dialect(conn: &DbConnection, statement: &Take) -> String {
 /// The database's plans for the take's two statements (lapsed, waiting), one line per
 /// step: to show that each walks its partial index.
 pub fn claim_plans(conn: &mut DbConnection) -> QueryResult<(String, String)> {
-    use crate::db::plan::{explain, Param};
-    let params = [Param::Timestamp(crate::db::now()), Param::BigInt(50)];
+    use crate::db::plan::explain;
+    let params = take_params(crate::db::now(), 50);
     let lapsed = in_dialect(conn, &LAPSED);
     let waiting = in_dialect(conn, &WAITING);
     Ok((
