@@ -33,6 +33,7 @@ pub mod rate_limit;
 pub mod state;
 pub mod syncs;
 pub mod telemetry;
+pub mod ttl_cache;
 pub mod usage;
 pub mod vault;
 pub mod webhook_settings;

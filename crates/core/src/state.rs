@@ -29,7 +29,7 @@ pub struct AppState {
     /// Service API keys seen recently (by hash), so a busy service does not cost a query
     /// per request. Revoking a key clears it here, and on other instances through
     /// `invalidation` (PostgreSQL), else within the TTL.
-    pub api_key_cache: mini_moka::sync::Cache<String, crate::api_keys::ApiKey>,
+    pub api_key_cache: crate::ttl_cache::TtlCache<crate::api_keys::ApiKey>,
     /// Bumped by `forget_api_keys`, so a key read before a revocation is not cached after it.
     pub api_key_generation: crate::cache_generation::Generation,
     /// Wrong service keys per address: limits them and reports each burst once.
@@ -57,10 +57,7 @@ impl AppState {
         Ok(Self {
             audit: Arc::new(crate::audit::Buffer::new(config.audit_handout_window)),
             usage: crate::usage::Recorder::default(),
-            api_key_cache: mini_moka::sync::Cache::builder()
-                .max_capacity(10_000)
-                .time_to_live(config.service_cache_ttl)
-                .build(),
+            api_key_cache: crate::ttl_cache::TtlCache::new(10_000, config.service_cache_ttl),
             api_key_generation: Default::default(),
             rejected_keys: crate::rate_limit::Failures::new(
                 config.service_key_limits.failure_window,
@@ -79,7 +76,10 @@ impl AppState {
             vault: Arc::new(Vault::from_config(&config)),
             http,
             retry: config.provider_retry.clone(),
-            tokens: TokenManager::new(config.service_cache_ttl, config.token_cache_capacity.into()),
+            tokens: TokenManager::new(
+                config.service_cache_ttl,
+                config.token_cache_capacity as usize,
+            ),
             metrics: Metrics::for_providers(config.providers.enabled().map(|p| p.name.as_str())),
             registry: RwLock::new(Arc::new(config.providers.clone())),
             registry_rebuild: tokio::sync::Mutex::default(),

@@ -16,7 +16,7 @@ use serde_json::Value;
 pub const MAX_PENDING: usize = 100_000;
 
 pub struct Buffer {
-    pending: std::sync::Mutex<std::collections::HashMap<String, Pending>>,
+    pending: std::sync::Mutex<Pendings>,
     /// After an entry is written, identical events are gathered this long before the next
     /// (`AUDIT_HANDOUT_WINDOW_SECS`, 60 by default).
     quiet_window: std::time::Duration,
@@ -43,7 +43,28 @@ impl Pending {
     }
 }
 
-type Pendings = std::collections::HashMap<String, Pending>;
+type Pendings = std::collections::HashMap<Same, Pending>;
+
+/// What makes two events identical: the same actor doing the same to the same target.
+/// A plain key (a formatted string before: its Debug formatting took 3 % of a hand-out).
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct Same {
+    actor_kind: &'static str,
+    actor_id: Option<String>,
+    action: &'static str,
+    target: Option<(&'static str, String)>,
+}
+
+impl Same {
+    fn of(event: &Event) -> Self {
+        Self {
+            actor_kind: event.actor.kind,
+            actor_id: event.actor.id.clone(),
+            action: event.action,
+            target: event.target.clone(),
+        }
+    }
+}
 
 impl Buffer {
     pub fn new(quiet_window: std::time::Duration) -> Self {
@@ -54,10 +75,7 @@ impl Buffer {
     }
 
     pub fn record(&self, event: Event) {
-        let key = format!(
-            "{}|{:?}|{}|{:?}",
-            event.actor.kind, event.actor.id, event.action, event.target
-        );
+        let key = Same::of(&event);
         let now = crate::db::now();
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
         pending

@@ -8,7 +8,7 @@ use secrecy::SecretString;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Clients whose last use waits to be written at most (the batch goes out every second).
 /// Uses past it, within one second, are not noted: "last used" is a hint, not a count.
@@ -36,8 +36,6 @@ pub struct CachedToken {
     pub token: FreshToken,
     /// When this entry's use was last noted for writing (Unix seconds; 0: never).
     noted_use: AtomicI64,
-    /// When `cached` stops serving it; set by `remember`.
-    stale_at: std::sync::OnceLock<Instant>,
 }
 
 impl CachedToken {
@@ -46,7 +44,6 @@ impl CachedToken {
             client,
             token,
             noted_use: AtomicI64::new(0),
-            stale_at: std::sync::OnceLock::new(),
         }
     }
 }
@@ -83,7 +80,7 @@ pub struct TokenManager {
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// When each client's token was last handed out, written to the database in batches.
     used: Mutex<HashMap<String, chrono::NaiveDateTime>>,
-    cache: mini_moka::sync::Cache<String, Arc<CachedToken>>,
+    cache: crate::ttl_cache::TtlCache<Arc<CachedToken>>,
     cache_ttl: Duration,
     /// Bumped by every `forget`, so `remember` cannot put back what one just dropped.
     generation: crate::cache_generation::Generation,
@@ -98,14 +95,11 @@ impl TokenManager {
     /// this instance drop the entry at once, and on PostgreSQL those of other instances
     /// too (`invalidation`); the TTL is the fallback. `capacity`: entries
     /// kept at most (`TOKEN_CACHE_CAPACITY`); past it the least used go first.
-    pub fn new(cache_ttl: Duration, capacity: u64) -> Self {
+    pub fn new(cache_ttl: Duration, capacity: usize) -> Self {
         Self {
             locks: Mutex::default(),
             used: Mutex::default(),
-            cache: mini_moka::sync::Cache::builder()
-                .max_capacity(capacity)
-                .time_to_live(cache_ttl)
-                .build(),
+            cache: crate::ttl_cache::TtlCache::new(capacity, cache_ttl),
             cache_ttl,
             generation: Default::default(),
             schedule_changed: tokio::sync::Notify::new(),
@@ -152,7 +146,7 @@ impl TokenManager {
     /// `invalidation`, on another instance).
     pub fn forget(&self, client_id: &str) {
         self.generation.bump();
-        self.cache.invalidate(&client_id.to_string());
+        self.cache.invalidate(client_id);
     }
 
     /// Drops every cached token.
@@ -168,19 +162,16 @@ impl TokenManager {
 
     /// A handed-out client and token this instance still holds in memory.
     pub fn cached(&self, client_id: &str) -> Option<Arc<CachedToken>> {
-        let entry = self.cache.get(&client_id.to_string())?;
-        let stale = entry.stale_at.get().is_some_and(|at| *at <= Instant::now());
-        (!stale).then_some(entry)
+        self.cache.get(client_id)
     }
 
     /// Caches an entry read when `generation()` was `seen`; drops it again if something
     /// was forgotten meanwhile (it may be this very client, stale already).
     pub fn remember(&self, client_id: &str, entry: Arc<CachedToken>, seen: u64) {
         let life = entry_life(self.cache_ttl);
-        let _ = entry.stale_at.set(Instant::now() + life);
-        self.cache.insert(client_id.to_string(), entry);
+        self.cache.insert_for(client_id.to_string(), entry, life);
         if !self.generation.unchanged_since(seen) {
-            self.cache.invalidate(&client_id.to_string());
+            self.cache.invalidate(client_id);
         }
     }
 

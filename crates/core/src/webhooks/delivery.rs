@@ -28,7 +28,7 @@ pub struct Deliverer {
     pub settings: WebhookSettings,
     /// Endpoints and their opened secrets for a second, so a run of one endpoint's
     /// deliveries reads them once; a delivery that disables its endpoint forgets it.
-    endpoints: mini_moka::sync::Cache<String, Arc<Signer>>,
+    endpoints: crate::ttl_cache::TtlCache<Arc<Signer>>,
 }
 
 /// An endpoint as a delivery needs it.
@@ -56,10 +56,7 @@ impl Deliverer {
         if !settings.allow_private {
             builder = builder.dns_resolver(Arc::new(super::url_safety::PublicOnly));
         }
-        let endpoints = mini_moka::sync::Cache::builder()
-            .max_capacity(1_000)
-            .time_to_live(ENDPOINT_CACHE)
-            .build();
+        let endpoints = crate::ttl_cache::TtlCache::new(1_000, ENDPOINT_CACHE);
         Ok(Self {
             pool,
             vault,
@@ -114,7 +111,7 @@ impl Deliverer {
             .ok_or_else(|| Outcome::Dead {
                 error: "the event no longer exists".into(),
             })?;
-        let signer = match self.endpoints.get(&endpoint_id.to_string()) {
+        let signer = match self.endpoints.get(endpoint_id) {
             Some(signer) => signer,
             None => {
                 let (id, vault) = (endpoint_id.to_string(), self.vault.clone());
@@ -274,7 +271,7 @@ impl Deliverer {
         })
         .await;
         match stored {
-            Ok(true) => self.endpoints.invalidate(&endpoint.to_string()),
+            Ok(true) => self.endpoints.invalidate(endpoint),
             Ok(false) => {}
             Err(e) => tracing::warn!(job_id, error = %e, "recording a webhook attempt failed"),
         }
