@@ -104,12 +104,13 @@ async fn hand_out(
             .map(str::to_string)
             .collect(),
     };
-    // Who took which client's token, never the token itself.
-    let event = Event::new(service.actor(), "token_handed_out")
-        .target("client", client.id.clone())
-        .details(json!({"provider": client.provider, "api_key_prefix": key.prefix}));
-    // Hand-outs are frequent: they are counted and written once a second, off the request path.
-    state.audit.record(event);
+    // Who took which client's token, never the token itself. Hand-outs are frequent: they
+    // are counted and written once a second, off the request path.
+    let event = Event::new(service.actor(), "token_handed_out").target("client", client.id.clone());
+    state.audit.record(
+        event,
+        || json!({"provider": client.provider, "api_key_prefix": key.prefix}),
+    );
     state.tokens.touch(&entry);
     state
         .metrics
