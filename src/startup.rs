@@ -218,18 +218,18 @@ fn serve(
                 web::PathConfig::default()
                     .error_handler(|_, _| crate::error::AppError::NotFound.into()),
             )
-            .configure(|cfg| {
-                if let Some(sandbox) = &sandbox {
-                    connecthub_sandbox::routes(cfg, sandbox.clone());
-                }
-            })
-            .configure(crate::api::routes)
-            .configure(crate::web::routes)
-            .wrap(from_fn(crate::web::csrf::guard))
-            .wrap(from_fn(crate::api::error::json_errors))
-            .wrap(from_fn(crate::web::middleware::anonymous_rate_limit))
-            .wrap(session_middleware(&state))
-            .wrap(from_fn(crate::api::error::outage_answers))
+            // The service API first, so its paths never reach the pages' catch-all scope: it
+            // goes without the session, CSRF and anonymous-limit layers, which do nothing for
+            // a caller with an API key and no cookie but cost a warm hand-out about 5 %.
+            .service(crate::api::service_scope().wrap(from_fn(crate::api::error::json_errors)))
+            .service(
+                crate::route_table::scope("", |cfg| pages(cfg, sandbox.as_ref()))
+                    .wrap(from_fn(crate::web::csrf::guard))
+                    .wrap(from_fn(crate::api::error::json_errors))
+                    .wrap(from_fn(crate::web::middleware::anonymous_rate_limit))
+                    .wrap(session_middleware(&state))
+                    .wrap(from_fn(crate::api::error::outage_answers)),
+            )
             .wrap(from_fn(crate::web::middleware::popup_opener_policy))
             .wrap(crate::web::middleware::security_headers())
             .wrap(from_fn(crate::web::middleware::request_log))
@@ -254,9 +254,20 @@ fn serve(
 pub fn route_table() -> Vec<crate::route_table::RouteEntry> {
     crate::route_table::listed(|| {
         let _ = App::new()
-            .configure(crate::api::routes)
-            .configure(crate::web::routes);
+            .service(crate::api::service_scope())
+            .configure(|cfg| pages(cfg, None));
     })
+}
+
+/// Everything but the service API: the admin pages, the browser-facing integration routes,
+/// the providers' webhooks and, in the demo, the sandbox provider. They share the session,
+/// CSRF and anonymous-limit middleware (`serve`).
+fn pages(cfg: &mut web::ServiceConfig, sandbox: Option<&Sandbox>) {
+    if let Some(sandbox) = sandbox {
+        connecthub_sandbox::routes(cfg, sandbox.clone());
+    }
+    cfg.configure(crate::api::provider_webhook_routes)
+        .configure(crate::web::routes);
 }
 
 /// Finished jobs and delivery attempts are kept this long (the admin pages show them).

@@ -21,17 +21,22 @@ use crate::route_table::{self, Table};
 use actix_web::http::Method;
 use actix_web::{web, HttpRequest, HttpResponse};
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.configure(provider_webhooks::routes);
-    cfg.service(
-        route_table::scope("/api/v1", service_routes)
-            // Every id in a service path is a client's: a malformed one is an unknown client.
-            .app_data(
-                web::PathConfig::default()
-                    .error_handler(|_, _| error::ApiError::not_found("client").into()),
-            )
-            .default_service(web::to(unknown_endpoint)),
-    );
+/// The service API under `/api/v1`. `startup` mounts it apart from the pages: its callers
+/// present API keys, never cookies, so it goes without the page middleware.
+pub fn service_scope() -> actix_web::Scope {
+    route_table::scope("/api/v1", service_routes)
+        // Every id in a service path is a client's: a malformed one is an unknown client.
+        .app_data(
+            web::PathConfig::default()
+                .error_handler(|_, _| error::ApiError::not_found("client").into()),
+        )
+        .default_service(web::to(unknown_endpoint))
+}
+
+/// `POST /webhooks/{provider}`: providers' own calls, mounted with the pages (anonymous
+/// callers, under the anonymous limit).
+pub fn provider_webhook_routes(cfg: &mut web::ServiceConfig) {
+    provider_webhooks::routes(cfg);
 }
 
 /// The service API, authenticated with API keys (`service_auth::ServiceKey`), not sessions.
