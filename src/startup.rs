@@ -230,6 +230,10 @@ fn serve(
                     .wrap(session_middleware(&state))
                     .wrap(from_fn(crate::api::error::outage_answers)),
             )
+            // A scope nested in the pages' scope (`/api/integrations/{provider}`) falls back
+            // to the App's default service, not its parent's: the same 404 page (it runs
+            // inside the pages' scope, with its middleware).
+            .default_service(web::to(crate::web::not_found))
             .wrap(from_fn(crate::web::middleware::popup_opener_policy))
             .wrap(crate::web::middleware::security_headers())
             .wrap(from_fn(crate::web::middleware::request_log))

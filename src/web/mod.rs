@@ -191,7 +191,8 @@ fn client_routes(cfg: &mut web::ServiceConfig) {
         );
 }
 
-async fn not_found() -> Result<HttpResponse, crate::error::AppError> {
+/// The 404 page (an unknown path or method).
+pub async fn not_found() -> Result<HttpResponse, crate::error::AppError> {
     Err(crate::error::AppError::NotFound)
 }
 

@@ -5,7 +5,7 @@ use crate::helpers::{location, second_instance, TestApp};
 use crate::on_both_backends;
 use connecthub::api_keys::Scope;
 use connecthub::auth::users::Role;
-use connecthub::db::schema::credentials;
+use connecthub::db::schema::{credentials, sessions};
 use diesel::prelude::*;
 use serde_json::json;
 
@@ -15,6 +15,7 @@ on_both_backends!(
     api_key_clients_get_their_key,
     errors_have_stable_codes,
     concurrent_requests_share_one_refresh,
+    a_service_call_leaves_a_browser_session_alone,
 );
 
 async fn connected_client(app: &TestApp) -> connecthub::clients::Client {
@@ -339,4 +340,32 @@ async fn openapi_document_describes_the_service_api() {
             "usage {field} is documented"
         );
     }
+}
+
+/// The service API goes without the page middleware: a call that happens to carry a
+/// signed-in browser's cookie neither sets a cookie nor extends that session in the
+/// database, and the session still works for the pages afterwards.
+async fn a_service_call_leaves_a_browser_session_alone(app: TestApp) {
+    let client = connected_client(&app).await;
+    let key = app.api_key(&[Scope::TokensRead]).await;
+    let expiries = || {
+        app.db(|conn| {
+            sessions::table
+                .select(sessions::expires_at)
+                .order(sessions::id)
+                .load::<chrono::NaiveDateTime>(conn)
+        })
+    };
+    let before = expiries().await;
+    assert!(!before.is_empty(), "the test client is signed in");
+    // Past the second, so an extended expiry would differ from the stored one.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let response = app.service_token(&key, &client.id).await;
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers().get("set-cookie").is_none(),
+        "a service answer sets no cookie"
+    );
+    assert_eq!(expiries().await, before, "no session was extended");
+    assert_eq!(app.get("/admin/clients").await.status(), 200);
 }
