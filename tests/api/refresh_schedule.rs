@@ -79,15 +79,19 @@ async fn two_second_tokens_are_refreshed_once_a_second_not_in_a_loop(backend: Ba
     // hundreds of refreshes.
     let seconds = started.elapsed().as_secs_f64();
     assert!(handed_out > 10, "{handed_out} hand-outs in {seconds:.1} s");
+    // The refresher goes on refreshing while these are read: entries first, then the
+    // sandbox's count, which is ahead by the one refresh in flight at most (the sandbox
+    // answers before the entry is written). Read the other way round, a refresh landing
+    // in between made one entry more than the count.
+    let entries = refreshed_entries(&app).await as i64;
     let calls = refresh_calls(&app).await;
     assert!(
         calls >= 3 && (calls as f64) <= 1.5 * seconds + 3.0,
         "about one refresh per second over {seconds:.1} s, not one per request or pass: {calls}"
     );
-    assert_eq!(
-        refreshed_entries(&app).await as i64,
-        calls,
-        "one audit entry each"
+    assert!(
+        entries <= calls && calls <= entries + 1,
+        "one audit entry each: {entries} entries, {calls} refreshes"
     );
     let client = app.clients().await.remove(0);
     assert_eq!(client.status.as_str(), "active", "every rotation was kept");
