@@ -35,9 +35,7 @@ pub fn service_scope() -> actix_web::Scope {
 
 /// `POST /webhooks/{provider}`: providers' own calls, mounted with the pages (anonymous
 /// callers, under the anonymous limit).
-pub fn provider_webhook_routes(cfg: &mut web::ServiceConfig) {
-    provider_webhooks::routes(cfg);
-}
+pub use provider_webhooks::routes as provider_webhook_routes;
 
 /// The service API, authenticated with API keys (`service_auth::ServiceKey`), not sessions.
 /// More `/api/v1` routes go here.
