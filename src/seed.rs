@@ -2,7 +2,7 @@
 //! Clients list, `--usage-rows 1000000` for the usage page. Seeded clients have no
 //! credentials (no token, real or fake), carry the tag `seed`, and belong to a handful of
 //! seed members; seeded usage is spread over existing clients and written like real calls
-//! (raw rows plus daily roll-ups).
+//! (into the hourly and daily roll-ups).
 
 use crate::auth::users::{self, Email, Role};
 use crate::clients::ClientStatus;

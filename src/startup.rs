@@ -278,7 +278,7 @@ fn pages(cfg: &mut web::ServiceConfig, sandbox: Option<&Sandbox>) {
 const JOB_RETENTION: chrono::TimeDelta = chrono::TimeDelta::days(30);
 
 /// Hourly housekeeping, first run at start: deletes expired sessions (they are also
-/// refused on load once expired), raw usage rows past the retention, and finished jobs,
+/// refused on load once expired), hourly usage roll-ups past the retention, and finished jobs,
 /// webhook attempts and webhook events older than `JOB_RETENTION`. Every minute: a WAL
 /// checkpoint, so SQLite's WAL file stays small, and connect sessions past their expiry
 /// are marked expired (and audited).

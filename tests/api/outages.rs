@@ -299,9 +299,9 @@ async fn assert_nothing_lost(app: &TestApp, traffic: &Traffic) {
     );
 }
 
-/// Hand-outs the audit log counts, and usage rows.
+/// Hand-outs the audit log counts, and calls usage counts.
 async fn written(app: &TestApp) -> (u64, u64) {
-    use connecthub::db::schema::{api_usage, audit_log};
+    use connecthub::db::schema::{api_usage_rollup, audit_log};
     // A pool of its own: the test's pool still holds connections from before the outage.
     let url = connecthub::db::DatabaseUrl::parse(&app.database_url).unwrap();
     let pool = connecthub::db::connect(&url, 1).expect("the database is back");
@@ -315,8 +315,11 @@ async fn written(app: &TestApp) -> (u64, u64) {
             .filter_map(|d| serde_json::from_str::<serde_json::Value>(d).ok())
             .filter_map(|d| d["count"].as_u64())
             .sum();
-        let usage: i64 = api_usage::table.count().get_result(conn)?;
-        Ok::<_, diesel::result::Error>((audited, usage as u64))
+        let usage: Option<i64> = api_usage_rollup::table
+            .filter(api_usage_rollup::grouping_set.eq("full_hour"))
+            .select(diesel::dsl::sum(api_usage_rollup::calls))
+            .first(conn)?;
+        Ok::<_, diesel::result::Error>((audited, usage.unwrap_or(0) as u64))
     })
     .await;
     counted.expect("count what was written")

@@ -1,6 +1,7 @@
 //! Usage beyond a handful of fresh calls: periods over daily roll-ups, the 24-hour view
-//! from raw rows, pruning after the retention (roll-ups stay), the page's client and user
-//! filters, and the seeding command used by the volume benchmark.
+//! over hourly ones (narrowed to a client or user too), pruning after the retention (daily
+//! roll-ups stay), the page's client and user filters, and the seeding command used by
+//! the volume benchmark.
 
 use crate::helpers::{instance_on_same_database, TestApp, GLOBEX_CONNECT_CALLS};
 use crate::on_both_backends;
@@ -118,14 +119,14 @@ async fn writes_add_to_the_roll_up_rows_they_share(app: TestApp) {
     let rows: i64 = app
         .db(|conn| api_usage_rollup::table.count().get_result(conn))
         .await;
-    // Five grouping sets; c1's calls share one row in each, c2's call has its own.
-    assert_eq!(rows, 10);
+    // Six grouping sets; c1's calls share one row in each, c2's call has its own.
+    assert_eq!(rows, 12);
 }
 
 async fn pruning_keeps_the_daily_roll_ups(app: &TestApp, key: &str) {
-    // An instance keeping raw rows 5 days prunes the 10-day-old ones when it starts.
+    // An instance keeping usage 5 days prunes the 10-day-old hourly roll-ups when it
+    // starts; the daily ones stay.
     let pruning = instance_on_same_database(app, &[("USAGE_RETENTION_DAYS", "5")]).await;
-    // Raw rows and hourly roll-ups older than 5 days go; daily roll-ups stay.
     let cutoff = connecthub::db::now() - chrono::TimeDelta::days(5);
     let old_sets = move |conn: &mut connecthub::db::DbConnection| {
         api_usage_rollup::table
@@ -136,22 +137,23 @@ async fn pruning_keeps_the_daily_roll_ups(app: &TestApp, key: &str) {
             .load::<String>(conn)
     };
     let daily_only = ["client_day", "endpoint_day", "full_day"];
-    let mut seen = (0, Vec::new());
+    let mut seen = Vec::new();
     for _ in 0..50 {
-        seen = (
-            pruning.db(store::raw_count).await,
-            pruning.db(old_sets).await,
-        );
-        if seen.0 == 3 && seen.1 == daily_only {
+        seen = pruning.db(old_sets).await;
+        if seen == daily_only {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    assert_eq!(seen.0, 3, "raw rows older than the retention are deleted");
-    assert_eq!(seen.1, daily_only, "hourly roll-ups go with them");
+    assert_eq!(
+        seen, daily_only,
+        "hourly roll-ups older than the retention go"
+    );
     let month = app.usage(key, "days=30").await["stats"].clone();
-    assert_eq!(month["totalCalls"], 6, "roll-ups stay");
+    assert_eq!(month["totalCalls"], 6, "daily roll-ups stay");
     assert_eq!(month["byEndpoint"]["segments"]["calls"], 1);
+    let day = app.usage(key, "days=1").await["stats"].clone();
+    assert_eq!(day["totalCalls"], 1, "recent hours stay");
 }
 
 async fn the_page_narrows_to_a_client_or_a_user(app: TestApp) {
@@ -202,6 +204,21 @@ async fn the_page_narrows_to_a_client_or_a_user(app: TestApp) {
         .await;
     assert_eq!(figure(&narrowed, "total-calls"), calls);
     assert!(narrowed.contains(r#"id="client-filter""#) && narrowed.contains("Show all clients"));
+    // Narrowed to one client or user, the last 24 hours come from the full_hour set.
+    for (query, expected) in [
+        (format!("client={client_id}"), calls.clone()),
+        (
+            format!("user={member_id}"),
+            (2 + GLOBEX_CONNECT_CALLS).to_string(),
+        ),
+        (format!("user={admin_id}"), "2".to_string()),
+    ] {
+        let page = app
+            .get_html(&format!("/admin/usage?period=24h&{query}"))
+            .await;
+        assert!(page.contains(r#"data-bars="24""#), "{query}: bars per hour");
+        assert_eq!(figure(&page, "total-calls"), expected, "{query}");
+    }
 
     // Members: their own usage, and nobody else's by asking.
     let own = member_browser.get_html("/admin/usage").await;
@@ -239,8 +256,8 @@ async fn connect_member_client(member: &TestApp) {
     assert_eq!(done.status(), 303);
 }
 
-/// `seed --usage-rows` writes raw rows and their roll-ups, and says so when there is no
-/// client to record calls for.
+/// `seed --usage-rows` records calls in the roll-ups, and says so when there is no client
+/// to record calls for.
 #[tokio::test]
 async fn seeding_usage_writes_rows_and_roll_ups() {
     let app = crate::helpers::spawn_app(crate::helpers::Backend::Sqlite).await;
@@ -256,7 +273,10 @@ async fn seeding_usage_writes_rows_and_roll_ups() {
     let empty = seed(&["--clients", "0", "--usage-rows", "10"]);
     assert!(!empty.status.success());
     assert!(String::from_utf8_lossy(&empty.stderr).contains("there are no clients"));
-    assert_eq!(app.db(store::raw_count).await, 0);
+    let rollups = |conn: &mut connecthub::db::DbConnection| {
+        api_usage_rollup::table.count().get_result::<i64>(conn)
+    };
+    assert_eq!(app.db(rollups).await, 0);
 
     let seeded = seed(&[
         "--clients",
@@ -273,7 +293,6 @@ async fn seeding_usage_writes_rows_and_roll_ups() {
     );
     assert!(String::from_utf8_lossy(&seeded.stdout)
         .contains("recorded 2500 made-up provider calls over 7 days"));
-    assert_eq!(app.db(store::raw_count).await, 2500);
     app.login_as(Role::Admin).await;
     let key = app.api_key(&[Scope::ClientsRead]).await;
     assert_eq!(app.usage(&key, "days=7").await["stats"]["totalCalls"], 2500);

@@ -134,7 +134,7 @@ pub struct Config {
     pub audit_handout_window: Duration,
     /// When set, `/metrics` wants it as a Bearer token.
     pub metrics_token: Option<secrecy::SecretString>,
-    /// How long raw usage rows are kept (daily roll-ups are kept for good).
+    /// How long hourly usage roll-ups are kept (daily ones are kept for good).
     pub usage_retention: chrono::TimeDelta,
     /// The built-in provider sandbox, mounted only by `demo` and tests.
     pub sandbox: Option<SandboxConfig>,
@@ -451,7 +451,7 @@ fn number(source: &dyn Source, name: &str, default: u32) -> Result<u32, ConfigEr
     }
 }
 
-/// The 24-hour usage view reads raw rows, so at least two days are kept.
+/// The 24-hour usage view reads hourly roll-ups, so at least two days are kept.
 fn usage_retention(source: &dyn Source) -> Result<chrono::TimeDelta, ConfigError> {
     let days = number(source, "USAGE_RETENTION_DAYS", 30)?;
     if days < 2 {

@@ -127,22 +127,7 @@ diesel::table! {
 }
 
 diesel::table! {
-    api_usage (id) {
-        id -> BigInt,
-        client_id -> Text,
-        user_id -> Text,
-        provider -> Text,
-        endpoint -> Text,
-        method -> Text,
-        status -> Integer,
-        duration_ms -> Integer,
-        rate_limited -> Bool,
-        at -> Timestamp,
-    }
-}
-
-diesel::table! {
-    /// Usage roll-ups as materialised grouping sets (see the 000007 migration): calls per
+    /// Usage roll-ups as materialised grouping sets (see the 000007 and 2026-12-08 migrations): calls per
     /// hour or day and provider, by endpoint, by client, or by both; `le_N` is a latency
     /// histogram bucket.
     api_usage_rollup (grouping_set, starts_at, provider, endpoint, client_id, user_id) {
@@ -244,7 +229,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     clients,
     credentials,
     api_keys,
-    api_usage,
     synced_conversations,
     api_usage_rollup,
     end_users,

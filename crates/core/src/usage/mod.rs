@@ -1,5 +1,5 @@
 //! API usage: every provider call made for a client (proxied or typed operations),
-//! recorded in batches as raw rows plus daily roll-ups, and the statistics the
+//! added in batches to hourly and daily roll-ups, and the statistics the
 //! requirements name (totalCalls, totalErrors, rateLimitHits, byEndpoint) with per-day or
 //! per-hour series and latency percentiles.
 
@@ -12,13 +12,10 @@ pub use scope::{Period, Scope};
 pub use stats::{stats, EndpointStats, Percentiles, PointStats, Stats};
 pub use tally::LATENCY_BOUNDS_MS;
 
-use crate::db::schema::api_usage;
-use diesel::prelude::{Insertable, Queryable, Selectable};
 use std::sync::Mutex;
 
-/// One call to a provider's API.
-#[derive(Debug, Clone, Insertable, Queryable, Selectable)]
-#[diesel(table_name = api_usage)]
+/// One call to a provider's API, until its batch is added to the roll-ups.
+#[derive(Debug, Clone)]
 pub struct Call {
     pub client_id: String,
     pub user_id: String,
@@ -116,31 +113,12 @@ impl Recorder {
     }
 }
 
-/// Deletes raw rows older than `before` in small batches (each its own transaction, so
-/// requests keep writing meanwhile), and the hourly roll-ups as old; daily ones stay.
+/// Deletes the hourly roll-ups older than `before`; daily ones stay.
 pub async fn prune(pool: &crate::db::DbPool, before: chrono::NaiveDateTime) {
-    const BATCH: i64 = 5000;
-    let mut total = 0;
-    loop {
-        match crate::db::run(pool, move |conn| store::prune(conn, before, BATCH)).await {
-            Ok(deleted) => {
-                total += deleted;
-                if (deleted as i64) < BATCH {
-                    break;
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "usage pruning failed");
-                break;
-            }
-        }
-    }
     match crate::db::run(pool, move |conn| store::prune_hourly(conn, before)).await {
-        Ok(hourly) => total += hourly,
+        Ok(0) => {}
+        Ok(rows) => tracing::info!(rows, %before, "pruned hourly usage roll-ups"),
         Err(e) => tracing::warn!(error = %e, "pruning hourly usage roll-ups failed"),
-    }
-    if total > 0 {
-        tracing::info!(rows = total, %before, "pruned raw usage rows and hourly roll-ups");
     }
 }
 

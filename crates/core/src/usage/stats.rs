@@ -1,11 +1,10 @@
 //! The statistics of the calls in scope, read from the smallest roll-up set that answers
-//! them (raw rows only for one client's or user's last 24 hours), so their cost does not
-//! grow with the number of calls. Latency percentiles come from a histogram either way.
+//! them, so their cost does not grow with the number of calls. Latency percentiles come
+//! from a histogram.
 
 use super::scope::{Period, Scope};
 use super::store::{self, GroupingSet};
 use super::tally::Tally;
-use super::Call;
 use crate::db::DbConnection;
 use chrono::NaiveDateTime;
 use diesel::QueryResult;
@@ -112,22 +111,13 @@ fn points(groups: Vec<(String, i64, i64)>) -> Vec<PointStats> {
 pub fn stats(conn: &mut DbConnection, scope: &Scope) -> QueryResult<Stats> {
     let since = scope.period.start(crate::db::now());
     let narrowed = scope.client_id.is_some() || scope.user_id.is_some();
-    match scope.period {
-        // One client's or user's last hours: few raw rows, read through their indexes.
-        Period::Hours24 if narrowed => Ok(from_calls(&store::calls_since(conn, scope, since)?)),
-        Period::Hours24 => {
-            let (by_endpoint, by_client) = (GroupingSet::EndpointHour, GroupingSet::ClientHour);
-            from_rollups(conn, scope, since, by_endpoint, by_client)
-        }
-        Period::Days(_) => {
-            let (by_endpoint, by_client) = if narrowed {
-                (GroupingSet::FullDay, GroupingSet::FullDay)
-            } else {
-                (GroupingSet::EndpointDay, GroupingSet::ClientDay)
-            };
-            from_rollups(conn, scope, since, by_endpoint, by_client)
-        }
-    }
+    let (by_endpoint, by_client) = match (scope.period, narrowed) {
+        (Period::Hours24, true) => (GroupingSet::FullHour, GroupingSet::FullHour),
+        (Period::Hours24, false) => (GroupingSet::EndpointHour, GroupingSet::ClientHour),
+        (Period::Days(_), true) => (GroupingSet::FullDay, GroupingSet::FullDay),
+        (Period::Days(_), false) => (GroupingSet::EndpointDay, GroupingSet::ClientDay),
+    };
+    from_rollups(conn, scope, since, by_endpoint, by_client)
 }
 
 /// Totals, endpoints and the series from the `by_endpoint` set, clients from `by_client`.
@@ -162,41 +152,11 @@ fn from_rollups(
     Ok(stats)
 }
 
-/// The statistics of raw calls, hour by hour.
-fn from_calls(calls: &[Call]) -> Stats {
-    let mut totals = Tally::default();
-    let mut by_endpoint: BTreeMap<String, (i64, i64)> = BTreeMap::new();
-    let mut by_client: BTreeMap<String, (i64, i64)> = BTreeMap::new();
-    let mut by_hour: BTreeMap<String, (i64, i64)> = BTreeMap::new();
-    for call in calls {
-        totals.add(call);
-        let error = i64::from(call.is_error());
-        for (map, key) in [
-            (&mut by_endpoint, call.endpoint.clone()),
-            (&mut by_client, call.client_id.clone()),
-            (&mut by_hour, call.at.format(SERIES_HOUR).to_string()),
-        ] {
-            let entry = map.entry(key).or_default();
-            entry.0 += 1;
-            entry.1 += error;
-        }
-    }
-    let flat = |map: BTreeMap<String, (i64, i64)>| {
-        map.into_iter()
-            .map(|(key, (calls, errors))| (key, calls, errors))
-            .collect::<Vec<_>>()
-    };
-    let mut stats = Stats::with_totals(&totals);
-    stats.by_endpoint = counted(flat(by_endpoint));
-    stats.by_client = counted(flat(by_client));
-    stats.per_hour = points(flat(by_hour));
-    stats
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::usage::tally::BUCKETS;
+    use crate::usage::Call;
 
     fn call(endpoint: &str, status: i32, duration_ms: i32, hour: u32, client: &str) -> Call {
         Call {
@@ -216,38 +176,19 @@ mod tests {
     }
 
     #[test]
-    fn statistics_add_up() {
-        let stats = from_calls(&[
+    fn totals_become_statistics() {
+        let mut tally = Tally::default();
+        for c in [
             call("lists", 200, 10, 9, "a"),
             call("lists", 429, 30, 9, "a"),
             call("customers", 500, 20, 10, "b"),
-        ]);
+        ] {
+            tally.add(&c);
+        }
+        let stats = Stats::with_totals(&tally);
         assert_eq!(
             (stats.total_calls, stats.total_errors, stats.rate_limit_hits),
             (3, 2, 1)
-        );
-        assert_eq!(
-            stats.by_endpoint["lists"],
-            EndpointStats {
-                calls: 2,
-                errors: 1
-            }
-        );
-        assert_eq!(stats.by_client["a"].calls, 2);
-        assert_eq!(
-            stats.per_hour,
-            vec![
-                PointStats {
-                    start: "2026-11-23T09:00".into(),
-                    calls: 2,
-                    errors: 1
-                },
-                PointStats {
-                    start: "2026-11-23T10:00".into(),
-                    calls: 1,
-                    errors: 1
-                }
-            ]
         );
         assert_eq!(stats.average_duration_ms, 20.0);
         // 10 ms is in the ≤10 bucket, 20 ms in ≤25, 30 ms in ≤50.

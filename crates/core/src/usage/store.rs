@@ -1,11 +1,11 @@
-//! Usage rows in the database: raw calls (`api_usage`, pruned after the retention) and
-//! roll-ups (`api_usage_rollup`: hourly ones pruned with the raw rows, daily ones kept),
-//! written together in one transaction.
+//! Usage in the database: roll-ups (`api_usage_rollup`: hourly ones pruned after the
+//! retention, daily ones kept). No row per call is stored: the 2026-12-08 migration turned
+//! the raw rows into the `full_hour` set, which answers what they did.
 
 use super::scope::{self, Scope};
 use super::tally::Tally;
 use super::Call;
-use crate::db::schema::{api_usage, api_usage_rollup as rollup};
+use crate::db::schema::api_usage_rollup as rollup;
 use crate::db::DbConnection;
 use chrono::NaiveDateTime;
 use diesel::dsl::{sql, sum};
@@ -13,20 +13,13 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Nullable};
 use std::collections::BTreeMap;
 
-/// Rows per INSERT (raw calls, 9 parameters each; roll-up rows, 21): well under SQLite's
-/// and PostgreSQL's bind-parameter limits.
+/// Roll-up rows per upsert (21 parameters each): well under SQLite's and PostgreSQL's
+/// bind-parameter limits.
 const INSERT_CHUNK: usize = 1000;
 
-/// Stores calls as raw rows and adds them to the roll-ups.
+/// Adds calls to the roll-ups, in one transaction.
 pub fn write(conn: &mut DbConnection, calls: &[Call]) -> QueryResult<()> {
-    crate::db::transaction(conn, |conn| {
-        for chunk in calls.chunks(INSERT_CHUNK) {
-            crate::on_backend!(&mut *conn, |inner| diesel::insert_into(api_usage::table)
-                .values(chunk)
-                .execute(inner))?;
-        }
-        add_to_rollups(conn, calls)
-    })
+    crate::db::transaction(conn, |conn| add_to_rollups(conn, calls))
 }
 
 /// The grouping sets kept in `api_usage_rollup`: each view of the usage page reads the
@@ -37,18 +30,22 @@ pub enum GroupingSet {
     EndpointDay,
     ClientHour,
     ClientDay,
+    /// Endpoint and client per hour: one client's or user's last 24 hours.
+    FullHour,
     /// Endpoint and client per day: for views narrowed to a client or user.
     FullDay,
 }
 
 impl GroupingSet {
-    const ALL: [Self; 5] = [
+    const ALL: [Self; 6] = [
         Self::EndpointHour,
         Self::EndpointDay,
         Self::ClientHour,
         Self::ClientDay,
+        Self::FullHour,
         Self::FullDay,
     ];
+    const HOURLY: [Self; 3] = [Self::EndpointHour, Self::ClientHour, Self::FullHour];
 
     fn name(self) -> &'static str {
         match self {
@@ -56,12 +53,13 @@ impl GroupingSet {
             Self::EndpointDay => "endpoint_day",
             Self::ClientHour => "client_hour",
             Self::ClientDay => "client_day",
+            Self::FullHour => "full_hour",
             Self::FullDay => "full_day",
         }
     }
 
     pub fn is_hourly(self) -> bool {
-        matches!(self, Self::EndpointHour | Self::ClientHour)
+        Self::HOURLY.contains(&self)
     }
 
     /// The start of the hour or day holding `at`.
@@ -205,21 +203,6 @@ macro_rules! scoped {
     }};
 }
 
-/// Raw calls in scope since `since` (the 24-hour view).
-pub fn calls_since(
-    conn: &mut DbConnection,
-    scope: &Scope,
-    since: NaiveDateTime,
-) -> QueryResult<Vec<Call>> {
-    scoped!(
-        api_usage::table.filter(api_usage::at.ge(since)),
-        api_usage,
-        scope
-    )
-    .select(Call::as_select())
-    .load(conn)
-}
-
 /// The summed histogram columns, slowest last.
 type Histogram = (
     Option<i64>,
@@ -332,33 +315,13 @@ impl<'a> Rollups<'a> {
     }
 }
 
-/// Deletes up to `batch` raw rows older than `before`; returns how many went. Daily
-/// roll-ups stay. Small batches keep each transaction (and SQLite's write lock) short.
-pub fn prune(
-    conn: &mut DbConnection,
-    before: chrono::NaiveDateTime,
-    batch: i64,
-) -> QueryResult<usize> {
-    let oldest: Vec<i64> = api_usage::table
-        .filter(api_usage::at.lt(before))
-        .select(api_usage::id)
-        .limit(batch)
-        .load(conn)?;
-    diesel::delete(api_usage::table.filter(api_usage::id.eq_any(oldest))).execute(conn)
-}
-
 /// Deletes the hourly roll-ups older than `before` (only the 24-hour view reads them).
 pub fn prune_hourly(conn: &mut DbConnection, before: NaiveDateTime) -> QueryResult<usize> {
-    let hourly = [GroupingSet::EndpointHour, GroupingSet::ClientHour].map(GroupingSet::name);
+    let hourly = GroupingSet::HOURLY.map(GroupingSet::name);
     diesel::delete(
         rollup::table
             .filter(rollup::grouping_set.eq_any(hourly))
             .filter(rollup::starts_at.lt(before)),
     )
     .execute(conn)
-}
-
-/// Raw rows held (what retention pruning shrinks).
-pub fn raw_count(conn: &mut DbConnection) -> QueryResult<i64> {
-    api_usage::table.count().get_result(conn)
 }
