@@ -24,6 +24,7 @@ pub mod metrics;
 pub mod oauth;
 pub mod operations;
 pub mod provider_admin;
+pub mod provider_clients;
 pub mod provider_health;
 pub mod provider_http;
 pub mod provider_webhooks;

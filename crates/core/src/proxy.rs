@@ -208,7 +208,7 @@ pub async fn forward_metered(
         }
     }
     let started = Instant::now();
-    let answer = forward(&state.http, &state.retry, provider, &entry.token, outgoing).await;
+    let answer = forward(state.http(), &state.retry, provider, &entry.token, outgoing).await;
     if let Ok(answer) = &answer {
         let response = &answer.response;
         state

@@ -19,8 +19,8 @@ pub struct AppState {
     /// Requests of visitors who are not signed in, per address.
     pub anonymous_limiter: crate::rate_limit::PerAddress,
     pub vault: Arc<Vault>,
-    /// For provider calls: no redirects followed (a token must not follow one elsewhere).
-    pub http: reqwest::Client,
+    /// For provider calls: see `http`.
+    http: crate::provider_clients::ProviderClients,
     pub retry: RetryPolicy,
     pub tokens: TokenManager,
     pub metrics: Metrics,
@@ -49,11 +49,7 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(config: Config, pool: DbPool) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(config.provider_retry.timeout)
-            .user_agent(concat!("connecthub/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+        let http = crate::provider_clients::ProviderClients::new(config.provider_retry.timeout)?;
         Ok(Self {
             audit: Arc::new(crate::audit::Buffer::new(config.audit_handout_window)),
             usage: crate::usage::Recorder::default(),
@@ -85,6 +81,11 @@ impl AppState {
             registry_rebuild: tokio::sync::Mutex::default(),
             config: Arc::new(config),
         })
+    }
+
+    /// The HTTP client for provider calls made on this thread (`provider_clients`).
+    pub fn http(&self) -> &reqwest::Client {
+        self.http.get()
     }
 
     /// Drops every cached service key (one was revoked or changed).

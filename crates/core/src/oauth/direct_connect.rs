@@ -36,7 +36,7 @@ pub async fn connect_api_key(
     let provider = &provider
         .for_connection(values)
         .map_err(|e| ConnectError::Invalid(e.to_string()))?;
-    let reader = profile::Reader::for_key(&state.http, &state.retry, provider, &api_key);
+    let reader = profile::Reader::for_key(state.http(), &state.retry, provider, &api_key);
     let checked = reader.get(check_path).await;
     if let Err(error) = checked {
         let reason = match error {
@@ -90,10 +90,10 @@ pub async fn connect_client_credentials(
     let provider = &provider
         .for_connection(&values)
         .map_err(|e| ConnectError::Invalid(e.to_string()))?;
-    let tokens = token_client::client_credentials(&state.http, &state.retry, provider, app)
+    let tokens = token_client::client_credentials(state.http(), &state.retry, provider, app)
         .await
         .map_err(|e| ConnectError::from_call(provider, "the client-credentials grant", e))?;
-    let reader = profile::Reader::new(&state.http, &state.retry, provider, &tokens.access_token);
+    let reader = profile::Reader::new(state.http(), &state.retry, provider, &tokens.access_token);
     let profile = read_account(reader).await?;
     let (client, _) = save(
         state,

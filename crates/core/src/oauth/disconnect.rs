@@ -43,7 +43,7 @@ pub async fn disconnect(
             ] {
                 if let Some(token) = token {
                     if let Err(e) = token_client::revoke(
-                        &state.http,
+                        state.http(),
                         &state.retry,
                         &provider,
                         app,

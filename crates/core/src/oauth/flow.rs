@@ -368,7 +368,7 @@ async fn finish(
         .map_err(|e| DbError::Other(e.into()))?;
     let verifier = provider.pkce.then_some(&verifier);
     let tokens =
-        token_client::exchange_code(&state.http, &state.retry, &exchange, app, &code, verifier)
+        token_client::exchange_code(state.http(), &state.retry, &exchange, app, &code, verifier)
             .await
             .map_err(|e| ConnectError::from_call(provider, "the code exchange", e))?;
     let answers = Answers {
@@ -380,7 +380,7 @@ async fn finish(
     let reading = provider
         .for_profile(&values)
         .map_err(|e| ConnectError::Invalid(e.to_string()))?;
-    let reader = profile::Reader::new(&state.http, &state.retry, &reading, &tokens.access_token);
+    let reader = profile::Reader::new(state.http(), &state.retry, &reading, &tokens.access_token);
     let profile = read_account(reader).await?;
     let answers = Answers {
         profile: Some(&profile.details),

@@ -317,7 +317,7 @@ async fn call_provider(
         CallError::InvalidResponse(format!("{} OAuth not configured", provider.display_name))
     })?;
     if client.auth_type == AuthType::ClientCredentials {
-        return token_client::client_credentials(&state.http, &state.retry, provider, app).await;
+        return token_client::client_credentials(state.http(), &state.retry, provider, app).await;
     }
     let refresh_token = stored
         .refresh_token
@@ -327,7 +327,7 @@ async fn call_provider(
             code: "invalid_grant".into(),
             description: Some("no refresh token was issued".into()),
         })?;
-    token_client::refresh(&state.http, &state.retry, provider, app, refresh_token).await
+    token_client::refresh(state.http(), &state.retry, provider, app, refresh_token).await
 }
 
 /// A failed refresh call, and when an earlier refresh of the same client was interrupted

@@ -513,7 +513,7 @@ pub async fn add_from_toml(
 pub async fn check(state: &AppState, name: &str) -> Result<check::Report, AdminError> {
     let registry = state.providers();
     let listed = registry.find(name).ok_or(AdminError::NotFound)?;
-    Ok(check::run(&state.http, &state.retry, &listed.provider).await)
+    Ok(check::run(state.http(), &state.retry, &listed.provider).await)
 }
 
 #[cfg(test)]
