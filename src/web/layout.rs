@@ -69,6 +69,11 @@ impl Flash {
     }
 
     pub fn take(session: &Session) -> Option<Self> {
+        // Removing marks the session changed even when the key is absent, and a changed
+        // session is written whole: look first, so a page without a message writes nothing.
+        if let Ok(None) = session.get::<Flash>(FLASH_KEY) {
+            return None;
+        }
         session.remove_as::<Flash>(FLASH_KEY).and_then(Result::ok)
     }
 

@@ -18,6 +18,7 @@ on_both_backends!(
     repeated_failures_are_slowed_down,
     disabled_user_cannot_sign_in_and_loses_sessions,
     expired_sessions_are_refused,
+    page_views_extend_the_session_in_steps_of_a_minute,
     auth_events_are_audited_in_an_intact_chain,
     signed_in_pages_are_never_stored_by_the_browser,
     a_malformed_email_is_answered_like_an_unknown_one,
@@ -364,6 +365,40 @@ async fn disabled_user_cannot_sign_in_and_loses_sessions(app: TestApp) {
     );
     let again = app.new_browser();
     assert_eq!(again.login(&user.email, &user.password).await.status(), 401);
+}
+
+/// Every page view keeps the session alive, but the row is written only when that moves
+/// its expiry by more than a minute: a burst of page views writes it once.
+async fn page_views_extend_the_session_in_steps_of_a_minute(app: TestApp) {
+    app.login_as(Role::Member).await;
+    let expiry = || {
+        app.db(|conn| {
+            sessions::table
+                .select(sessions::expires_at)
+                .first::<chrono::NaiveDateTime>(conn)
+        })
+    };
+    // Idle for 10 of its 120 minutes.
+    let idle = connecthub::db::now() + chrono::TimeDelta::minutes(110);
+    app.db(move |conn| {
+        diesel::update(sessions::table)
+            .set(sessions::expires_at.eq(idle))
+            .execute(conn)
+    })
+    .await;
+    assert_eq!(app.get("/admin/clients").await.status(), 200);
+    let extended = expiry().await;
+    assert!(
+        extended > idle + chrono::TimeDelta::minutes(9),
+        "extended to two hours from now: {extended} after {idle}"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(app.get("/admin/clients").await.status(), 200);
+    assert_eq!(
+        expiry().await,
+        extended,
+        "a second later: not written again"
+    );
 }
 
 async fn expired_sessions_are_refused(app: TestApp) {

@@ -86,6 +86,12 @@ fn user_id_of(state: &SessionState) -> Option<String> {
         .and_then(|raw| serde_json::from_str::<String>(raw).ok())
 }
 
+/// Every signed-in request extends its session, but the row is written only when that
+/// moves the expiry by more than this: a page view a second after the last costs a read,
+/// not a write (on PostgreSQL a new row version and its WAL each time). The idle timeout
+/// is honoured to within this step.
+const TTL_EXTENSION_STEP: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
+
 fn expiry(ttl: &Duration) -> chrono::NaiveDateTime {
     crate::db::now() + chrono::TimeDelta::seconds(ttl.whole_seconds())
 }
@@ -200,6 +206,7 @@ impl SessionStore for DbSessionStore {
         let (id, expires_at) = (hashed(key), expiry(ttl));
         blocking(&self.pool, move |conn| {
             diesel::update(sessions::table.find(id))
+                .filter(sessions::expires_at.lt(expires_at - TTL_EXTENSION_STEP))
                 .set(sessions::expires_at.eq(expires_at))
                 .execute(conn)
         })
