@@ -223,12 +223,6 @@ fn made_up_call(client: &crate::clients::Client, at: chrono::NaiveDateTime) -> c
         user_id: client.owner_user_id.clone(),
         provider: client.provider.clone(),
         endpoint: endpoints[rand::random::<usize>() % endpoints.len()].to_string(),
-        method: if roll.is_multiple_of(4) {
-            "POST"
-        } else {
-            "GET"
-        }
-        .to_string(),
         status,
         duration_ms: 20 + (rand::random::<u32>() % 400) as i32,
         rate_limited,

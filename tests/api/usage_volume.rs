@@ -23,7 +23,6 @@ fn call(client: &str, user: &str, endpoint: &str, status: i32, ago: chrono::Time
         user_id: user.into(),
         provider: "klaviyo".into(),
         endpoint: endpoint.into(),
-        method: "GET".into(),
         status,
         duration_ms: 40,
         rate_limited: status == 429,

@@ -219,11 +219,10 @@ pub async fn forward_metered(
         .as_ref()
         .map_or(502, |a| a.response.status().as_u16());
     let rate_limited = answer.as_ref().is_ok_and(|a| a.rate_limited);
-    let method = outgoing.method.as_str();
     state.usage.record(usage::Call {
         client_id: entry.client.id.clone(),
         user_id: entry.client.owner_user_id.clone(),
-        ..usage::Call::ended(&provider.name, path, method, status, rate_limited, started)
+        ..usage::Call::ended(&provider.name, path, status, rate_limited, started)
     });
     state.tokens.touch(entry);
     Ok(answer?)

@@ -31,14 +31,7 @@ struct Meter(Mutex<Vec<Call>>);
 
 impl Meter {
     fn record(&self, provider: &Provider, endpoint: &str, status: u16, started: Instant) {
-        let call = Call::ended(
-            &provider.name,
-            endpoint,
-            "GET",
-            status,
-            status == 429,
-            started,
-        );
+        let call = Call::ended(&provider.name, endpoint, status, status == 429, started);
         self.0.lock().unwrap_or_else(|p| p.into_inner()).push(call);
     }
 

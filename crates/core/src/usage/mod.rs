@@ -21,7 +21,6 @@ pub struct Call {
     pub user_id: String,
     pub provider: String,
     pub endpoint: String,
-    pub method: String,
     pub status: i32,
     pub duration_ms: i32,
     pub rate_limited: bool,
@@ -29,12 +28,11 @@ pub struct Call {
 }
 
 impl Call {
-    /// A call of `method` on the provider path `path` that began at `started` and has just
-    /// ended with `status`; whose call it was (client and user) is the caller's to fill in.
+    /// A call to the provider path `path` that began at `started` and has just ended with
+    /// `status`; whose call it was (client and user) is the caller's to fill in.
     pub fn ended(
         provider: &str,
         path: &str,
-        method: &str,
         status: u16,
         rate_limited: bool,
         started: std::time::Instant,
@@ -44,7 +42,6 @@ impl Call {
             user_id: String::new(),
             provider: provider.to_string(),
             endpoint: normalise_endpoint(path),
-            method: method.to_string(),
             status: i32::from(status),
             duration_ms: i32::try_from(started.elapsed().as_millis()).unwrap_or(i32::MAX),
             rate_limited,

@@ -164,7 +164,6 @@ mod tests {
             user_id: "u".into(),
             provider: "klaviyo".into(),
             endpoint: endpoint.into(),
-            method: "GET".into(),
             status,
             duration_ms,
             rate_limited: status == 429,
