@@ -31,7 +31,7 @@ plan=(
   "bench-memory|1000000|100000"
   "bench-handout||"
   "bench-refresher||"
-  "bench-outage|10 1000|3 1000"
+  "bench-outage|10 100000|3 1000"
 )
 failed=()
 for entry in "${plan[@]}"; do
